@@ -1,0 +1,123 @@
+"""Argument checks shared by the public constructors.
+
+Every failure raises ``ValueError`` or ``TypeError`` whose message names the
+argument, what was expected and what was given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from linfa._ops import is_symbolic
+
+__all__ = [
+    "as_generator",
+    "as_matrix",
+    "batch_shape_of",
+    "check_symmetric_psd",
+    "shape_str",
+]
+
+
+def shape_str(shape: Sequence[Any]) -> str:
+    """Render a shape such as ``(*batch, 3, 4)`` or ``(K, 3, 'n1')``."""
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def as_matrix(
+    name: str,
+    a: Any,
+    rows: int | None = None,
+    cols: int | None = None,
+    *,
+    allow_symbolic: bool = False,
+) -> Any:
+    """Return ``a`` as a float64 array of shape ``(*batch, rows, cols)``.
+
+    Parameters
+    ----------
+    name : str
+        Argument name used in error messages.
+    a : array_like, shape (*batch, rows, cols)
+        The matrix (or batch of matrices).
+    rows, cols : int, optional
+        Required trailing dimensions; ``None`` accepts any.
+    allow_symbolic : bool
+        Pass sympy matrices through unchanged (shape still checked).
+
+    Raises
+    ------
+    TypeError
+        If ``a`` is not numeric.
+    ValueError
+        If ``a`` has fewer than two axes, the wrong trailing shape, or
+        non-finite entries.
+    """
+    want = shape_str(["*batch", rows if rows is not None else "m", cols if cols is not None else "n"])
+    if is_symbolic(a):
+        if not allow_symbolic:
+            raise TypeError(f"{name}: expected a numeric array, got a sympy {type(a).__name__}")
+        shape = tuple(a.shape)
+        if (rows is not None and shape[0] != rows) or (cols is not None and shape[1] != cols):
+            raise ValueError(f"{name}: expected shape {want}, got {shape_str(shape)}")
+        return a
+    try:
+        arr = np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: expected a real numeric array, got {type(a).__name__}") from exc
+    if arr.ndim < 2:
+        raise ValueError(
+            f"{name}: expected a matrix of shape {want}, got shape {shape_str(arr.shape)}"
+        )
+    if (rows is not None and arr.shape[-2] != rows) or (cols is not None and arr.shape[-1] != cols):
+        raise ValueError(f"{name}: expected shape {want}, got {shape_str(arr.shape)}")
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name}: expected finite entries, got {bad} NaN or infinite value(s)")
+    return arr
+
+
+def check_symmetric_psd(name: str, a: np.ndarray, *, rtol: float = 1e-10) -> None:
+    """Raise ``ValueError`` unless each matrix in ``a`` is symmetric PSD.
+
+    Both tests are relative to the largest absolute entry, so that
+    rounding in a matrix built as ``X.T @ X / n`` passes.
+    """
+    if a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"{name}: expected a square matrix, got shape {shape_str(a.shape)}")
+    scale = max(float(np.max(np.abs(a), initial=0.0)), np.finfo(float).tiny)
+    asym = float(np.max(np.abs(a - np.swapaxes(a, -1, -2)), initial=0.0))
+    if asym > rtol * scale * 10:
+        raise ValueError(
+            f"{name}: expected a symmetric matrix, got max |a - a^T| = {asym:.3g} "
+            f"(relative {asym / scale:.3g})"
+        )
+    lam = np.linalg.eigvalsh(0.5 * (a + np.swapaxes(a, -1, -2)))
+    lo = float(np.min(lam, initial=np.inf))
+    if lo < -rtol * scale * max(a.shape[-1], 1) * 100:
+        raise ValueError(
+            f"{name}: expected a positive semi-definite matrix, got smallest eigenvalue {lo:.3g}"
+        )
+
+
+def batch_shape_of(name: str, a: Any, core_ndim: int = 2) -> tuple[int, ...]:
+    """Leading (batch) shape of an array whose last ``core_ndim`` axes are its core."""
+    if is_symbolic(a):
+        return ()
+    shape = np.shape(a)
+    if len(shape) < core_ndim:
+        raise ValueError(f"{name}: expected at least {core_ndim} axes, got shape {shape_str(shape)}")
+    return tuple(shape[: len(shape) - core_ndim])
+
+
+def as_generator(name: str, rng: Any) -> np.random.Generator:
+    """Require a ``numpy.random.Generator`` (no global or implicit randomness)."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"{name}: expected a numpy.random.Generator (e.g. numpy.random.default_rng(seed)), "
+            f"got {type(rng).__name__}"
+        )
+    return rng

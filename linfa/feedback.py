@@ -1,0 +1,132 @@
+"""Fixed random feedback matrices for feedback alignment (FA) and direct FA (DFA).
+
+For a network of widths ``(n0, ..., nL)``:
+
+* FA uses ``B_l`` of shape ``(n_{l-1}, n_l)`` for ``l = 2..L``, standing in for
+  ``W_l^T`` on the backward pass (:func:`fa`);
+* DFA uses ``B_l`` of shape ``(n_l, n_L)`` for ``l = 1..L-1``, sending the output
+  error straight to layer ``l`` (:func:`dfa`).
+
+Samplers (``kind``):
+
+``"gaussian"``
+    i.i.d. ``N(0, scale²)``; default ``scale = 1/sqrt(n_cols)``.
+``"uniform"``
+    i.i.d. ``U[-scale, scale]``; default ``scale = sqrt(3/n_cols)`` (same variance).
+``"orthogonal"``
+    ``scale`` times a Haar-random matrix with orthonormal columns
+    (``B^T B = I``) when ``n_rows >= n_cols``, orthonormal rows otherwise;
+    default ``scale = 1``.
+``"row_normalized"``
+    Gaussian rows rescaled to Euclidean norm ``scale``; default ``scale = 1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from linfa._validate import as_generator, shape_str
+from linfa.tasks import haar_orthonormal
+
+__all__ = ["KINDS", "dfa", "fa", "sample"]
+
+KINDS = ("gaussian", "uniform", "orthogonal", "row_normalized")
+
+
+def sample(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    *,
+    kind: str = "gaussian",
+    scale: float | None = None,
+    batch: tuple[int, ...] = (),
+) -> np.ndarray:
+    """Draw one feedback matrix (or a batch of them).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    shape : (n_rows, n_cols)
+    kind : {"gaussian", "uniform", "orthogonal", "row_normalized"}
+    scale : float, optional
+        See the module docstring for the meaning and default per kind.
+    batch : tuple of int
+        Leading batch shape.
+
+    Returns
+    -------
+    ndarray, shape (*batch, n_rows, n_cols)
+    """
+    rng = as_generator("rng", rng)
+    rows, cols = (int(s) for s in shape)
+    if rows < 1 or cols < 1:
+        raise ValueError(f"shape: expected two positive sizes, got {shape_str(shape)}")
+    if kind not in KINDS:
+        raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
+    if scale is not None and (not np.isfinite(scale) or scale <= 0):
+        raise ValueError(f"scale: expected a finite positive number, got {scale!r}")
+    full = (*tuple(batch), rows, cols)
+    if kind == "gaussian":
+        s = 1.0 / np.sqrt(cols) if scale is None else scale
+        return s * rng.standard_normal(full)
+    if kind == "uniform":
+        s = np.sqrt(3.0 / cols) if scale is None else scale
+        return rng.uniform(-s, s, size=full)
+    s = 1.0 if scale is None else scale
+    if kind == "orthogonal":
+        if rows >= cols:
+            return s * haar_orthonormal(rng, rows, cols, tuple(batch))
+        return s * np.swapaxes(haar_orthonormal(rng, cols, rows, tuple(batch)), -1, -2)
+    g = rng.standard_normal(full)
+    return s * g / np.linalg.norm(g, axis=-1, keepdims=True)
+
+
+def _widths(widths: Sequence[int]) -> tuple[int, ...]:
+    w = tuple(int(n) for n in widths)
+    if len(w) < 2 or any(n < 1 for n in w):
+        raise ValueError(f"widths: expected (n0, ..., nL) with L >= 1 positive sizes, got {widths!r}")
+    return w
+
+
+def fa(
+    widths: Sequence[int],
+    rng: np.random.Generator,
+    *,
+    kind: str = "gaussian",
+    scale: float | None = None,
+    batch: tuple[int, ...] = (),
+) -> tuple[np.ndarray, ...]:
+    """Feedback matrices ``(B_2, ..., B_L)`` for :class:`linfa.FA`.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``B_l`` of shape ``(*batch, n_{l-1}, n_l)``; empty for ``L = 1``.
+    """
+    w = _widths(widths)
+    return tuple(
+        sample(rng, (w[l - 1], w[l]), kind=kind, scale=scale, batch=batch) for l in range(2, len(w))
+    )
+
+
+def dfa(
+    widths: Sequence[int],
+    rng: np.random.Generator,
+    *,
+    kind: str = "gaussian",
+    scale: float | None = None,
+    batch: tuple[int, ...] = (),
+) -> tuple[np.ndarray, ...]:
+    """Feedback matrices ``(B_1, ..., B_{L-1})`` for :class:`linfa.DFA`.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``B_l`` of shape ``(*batch, n_l, n_L)``; empty for ``L = 1``.
+    """
+    w = _widths(widths)
+    return tuple(
+        sample(rng, (w[l], w[-1]), kind=kind, scale=scale, batch=batch) for l in range(1, len(w) - 1)
+    )

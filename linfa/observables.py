@@ -1,0 +1,386 @@
+"""Observables of a learning state, all batched.
+
+Every observable has the signature ``obs(rule, task, state) -> ndarray`` with
+leading batch axes ``(*batch, ...)``, so it can be handed to
+:func:`linfa.solve` (``observe={"loss": loss}``) or called directly.
+Angles are in degrees, in ``[0, 180]``; an angle involving a vanishing vector
+is undefined and returned as NaN.
+
+Notation (DESIGN.md): ``W = W_L ⋯ W_1``, ``W_{>l} = W_L ⋯ W_{l+1}``, the error
+covariance
+
+.. math::
+
+    \\Sigma_{ee} = \\langle e e^T\\rangle
+      = \\Sigma_{yy} - W\\Sigma_{yx}^T - \\Sigma_{yx}W^T + W\\Sigma_{xx}W^T,
+
+and ``M_l`` the rule's backward matrix (:mod:`linfa.rules`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from linfa.rules import BP, FA, AbstractRule, KolenPollack, prefix_products
+from linfa.tasks import Task
+
+__all__ = [
+    "alignment",
+    "alignment_condition_numbers",
+    "alignment_matrices",
+    "alignment_residuals",
+    "angle",
+    "conserved_quantities",
+    "conserved_quantity",
+    "error_covariance",
+    "layer_alignment",
+    "loss",
+    "nse",
+    "signal_angle",
+    "signal_angles",
+    "suffix_products",
+    "update_angles",
+    "weight_alignment",
+]
+
+State = tuple[np.ndarray, ...]
+Observable = Callable[[AbstractRule, Task, State], np.ndarray]
+
+
+def _t(a: np.ndarray) -> np.ndarray:
+    return np.swapaxes(a, -1, -2)
+
+
+def _tr(a: np.ndarray) -> np.ndarray:
+    return np.trace(a, axis1=-2, axis2=-1)
+
+
+def _inner(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Frobenius inner product over the last two axes."""
+    return np.einsum("...ij,...ij->...", a, b)
+
+
+def angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle in degrees between ``a`` and ``b`` in the Frobenius inner product.
+
+    Parameters
+    ----------
+    a, b : ndarray, shape (*batch, m, n)
+
+    Returns
+    -------
+    ndarray, shape (*batch,)
+        ``arccos(<a, b> / (‖a‖ ‖b‖))``; NaN where either vanishes.
+    """
+    return _angle_from(_inner(a, b), _inner(a, a), _inner(b, b))
+
+
+def _angle_from(ab: np.ndarray, aa: np.ndarray, bb: np.ndarray) -> np.ndarray:
+    den = np.sqrt(aa * bb)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.where(den > 0, ab / np.where(den > 0, den, 1.0), np.nan)
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def suffix_products(weights: Sequence[np.ndarray]) -> list[np.ndarray | None]:
+    """``W_{>l} = W_L ⋯ W_{l+1}`` for ``l = 1..L`` (entry ``L-1`` is ``None`` = identity)."""
+    out: list[np.ndarray | None] = [None]
+    for w in reversed(weights[1:]):
+        out.append(w if out[-1] is None else out[-1] @ w)
+    out.reverse()
+    return out
+
+
+def error_covariance(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+    """Error covariance ``Σee = <(y - ŷ)(y - ŷ)^T>``; shape ``(*batch, nL, nL)``."""
+    w = prefix_products(rule.weights(state))[-1]
+    wsyx = w @ _t(task.syx)
+    out = task.syy - wsyx - _t(wsyx) + w @ task.sxx @ _t(w)
+    return 0.5 * (out + _t(out))
+
+
+def loss(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+    """Population loss ``L = ½ <‖y - ŷ‖²> = ½ tr Σee``; shape ``batch``.
+
+    .. math::
+
+        L = \\tfrac12\\operatorname{tr}\\Sigma_{yy} - \\operatorname{tr}(W^T\\Sigma_{yx})
+            + \\tfrac12\\operatorname{tr}(W\\Sigma_{xx}W^T)
+    """
+    w = prefix_products(rule.weights(state))[-1]
+    return 0.5 * _tr(task.syy) - _inner(w, task.syx) + 0.5 * _inner(w @ task.sxx, w)
+
+
+def nse(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+    """Normalised squared error ``<‖e‖²> / <‖y‖²> = 2L / tr Σyy``; shape ``batch``."""
+    return 2.0 * loss(rule, task, state) / _tr(task.syy)
+
+
+def update_angles(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+    """Angle between each layer's update under ``rule`` and under BP.
+
+    Returns
+    -------
+    ndarray, shape (*batch, L)
+        Degrees; NaN where either update vanishes (e.g. BP at zero weights).
+    """
+    weights = rule.weights(state)
+    mine = rule.dstate(task, state)[: len(weights)]
+    bp = BP().dstate(task, weights)
+    return np.stack([angle(a, b) for a, b in zip(mine, bp, strict=True)], axis=-1)
+
+
+def _backward_and_bp(rule: AbstractRule, state: State) -> tuple[tuple[np.ndarray, ...], list[Any]]:
+    weights = rule.weights(state)
+    return rule.backward_matrices(state), suffix_products(weights)
+
+
+def alignment(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+    """Population alignment ``<e^T W_{>l} M_l e> = tr(W_{>l} M_l Σee)`` per hidden layer.
+
+    For two layers under FA (``M_1 = B``, ``W_{>1} = W_2``) this is the
+    ``<e^T W B e>`` of Lillicrap et al.; positive means the hidden signal
+    ``M_l e`` is on average within 90° of the BP signal ``W_{>l}^T e``.
+
+    Returns
+    -------
+    ndarray, shape (*batch, L-1)
+    """
+    see = error_covariance(rule, task, state)
+    ms, sufs = _backward_and_bp(rule, state)
+    out = [_tr(s @ m @ see) for m, s in zip(ms, sufs[:-1], strict=True)]
+    return np.stack(out, axis=-1) if out else np.zeros((*see.shape[:-2], 0))
+
+
+def signal_angles(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+    """Population angle between the hidden signals ``M_l e`` and ``W_{>l}^T e``.
+
+    The angle between ``M_l Σee^{1/2}`` and ``W_{>l}^T Σee^{1/2}`` in the
+    Frobenius inner product:
+
+    .. math::
+
+        \\cos\\theta_l = \\frac{\\operatorname{tr}(W_{>l} M_l \\Sigma_{ee})}
+          {\\sqrt{\\operatorname{tr}(M_l\\Sigma_{ee}M_l^T)\\,
+                  \\operatorname{tr}(W_{>l}^T\\Sigma_{ee}W_{>l})}}.
+
+    Returns
+    -------
+    ndarray, shape (*batch, L-1)
+        Degrees; below 90 exactly when :func:`alignment` is positive.
+    """
+    see = error_covariance(rule, task, state)
+    ms, sufs = _backward_and_bp(rule, state)
+    out = []
+    for m, s in zip(ms, sufs[:-1], strict=True):
+        assert s is not None
+        st = _t(s)
+        out.append(_angle_from(_tr(s @ m @ see), _tr(m @ see @ _t(m)), _tr(st @ see @ s)))
+    return np.stack(out, axis=-1) if out else np.zeros((*see.shape[:-2], 0))
+
+
+def signal_angle(feedback: np.ndarray, w: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Angle between ``B e`` and ``W^T e`` for explicit error vectors (fact 1).
+
+    Parameters
+    ----------
+    feedback : ndarray, shape (*batch, n_h, n_out)
+        ``B``.
+    w : ndarray, shape (*batch, n_out, n_h)
+        The output weights ``W``.
+    e : ndarray, shape (*batch, n_out)
+        Error vectors.
+
+    Returns
+    -------
+    ndarray, shape (*batch,)
+        Degrees; below 90 iff ``e^T W B e > 0``.
+    """
+    be = np.einsum("...ij,...j->...i", feedback, e)
+    we = np.einsum("...ji,...j->...i", w, e)
+    return _angle_from(
+        np.einsum("...i,...i->...", be, we),
+        np.einsum("...i,...i->...", be, be),
+        np.einsum("...i,...i->...", we, we),
+    )
+
+
+def weight_alignment(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+    """Cosine between the BP backward path ``W_{>l}^T`` and the rule's ``M_l``.
+
+    For DFA this is the alignment of ``(W_L ⋯ W_{l+1})^T`` with ``B_l``; for
+    two-layer FA it is ``cos(W_2^T, B_2)``.
+
+    Returns
+    -------
+    ndarray, shape (*batch, L-1)
+        Cosines in ``[-1, 1]``; NaN where either matrix vanishes.
+    """
+    ms, sufs = _backward_and_bp(rule, state)
+    out = [np.cos(np.radians(angle(_t(s), m))) for m, s in zip(ms, sufs[:-1], strict=True)]
+    batch = np.broadcast_shapes(*(np.shape(w)[:-2] for w in rule.weights(state)))
+    return np.stack(out, axis=-1) if out else np.zeros((*batch, 0))
+
+
+def layer_alignment(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+    """Layer-wise cosine ``cos(W_l^T, B_l)``, ``l = 2..L``, for FA and Kolen–Pollack.
+
+    Returns
+    -------
+    ndarray, shape (*batch, L-1)
+    """
+    weights = rule.weights(state)
+    if isinstance(rule, KolenPollack):
+        fb = rule.feedback_of(state)
+    elif isinstance(rule, FA):
+        fb = rule.feedback
+    else:
+        raise TypeError(f"rule: layer_alignment needs FA or KolenPollack, got {type(rule).__name__}")
+    out = [np.cos(np.radians(angle(_t(w), b))) for w, b in zip(weights[1:], fb, strict=True)]
+    batch = np.broadcast_shapes(*(np.shape(w)[:-2] for w in weights))
+    return np.stack(out, axis=-1) if out else np.zeros((*batch, 0))
+
+
+# --------------------------------------------------------------------------
+# Alignment matrices (DESIGN.md fact 5)
+
+
+def alignment_matrices(
+    rule: AbstractRule, task: Task, state: State
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Least-squares alignment matrices ``A_l`` of the zero-init factor structure.
+
+    With the rule's backward matrices ``M_l`` (``n_l × n_L``; ``M_l = B_l`` for
+    DFA, ``B_{l+1} ⋯ B_L`` for FA), from zero init
+
+    .. math::
+
+        W_1 = M_1 A_1,\\quad W_l = M_l A_l M_{l-1}^T,\\quad W_L = A_L M_{L-1}^T.
+
+    Each ``A_l`` is recovered by pseudo-inverses (the least-squares fit) and
+    its relative residual ``‖W_l - fit‖_F / ‖W_l‖_F`` reported.
+
+    Returns
+    -------
+    matrices : tuple of ndarray
+        ``A_1`` of shape ``(*batch, nL, n0)``, then ``A_l`` of shape
+        ``(*batch, nL, nL)`` for ``l = 2..L``.
+    residuals : ndarray, shape (*batch, L)
+        Zero (to rounding) exactly when the structure holds; NaN for a
+        vanishing layer.
+    """
+    weights = rule.weights(state)
+    ms = rule.backward_matrices(state)
+    depth = len(weights)
+    if depth < 2:
+        raise ValueError("state: alignment matrices need depth L >= 2")
+    pinv = [np.linalg.pinv(m) for m in ms]
+    mats, res = [], []
+    for l in range(1, depth + 1):
+        w = weights[l - 1]
+        if l == 1:
+            a = pinv[0] @ w
+            fit = ms[0] @ a
+        elif l == depth:
+            a = w @ _t(pinv[l - 2])
+            fit = a @ _t(ms[l - 2])
+        else:
+            a = pinv[l - 1] @ w @ _t(pinv[l - 2])
+            fit = ms[l - 1] @ a @ _t(ms[l - 2])
+        mats.append(a)
+        nw = np.sqrt(_inner(w, w))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            res.append(np.where(nw > 0, np.sqrt(_inner(w - fit, w - fit)) / np.where(nw > 0, nw, 1), np.nan))
+    return tuple(mats), np.stack(res, axis=-1)
+
+
+def alignment_residuals(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+    """Relative residuals of the alignment-matrix fit; shape ``(*batch, L)``."""
+    return alignment_matrices(rule, task, state)[1]
+
+
+def alignment_condition_numbers(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+    """Condition numbers ``σ_max / σ_min`` of the alignment matrices ``A_l``.
+
+    Returns
+    -------
+    ndarray, shape (*batch, L)
+        ``inf`` where an ``A_l`` is singular (e.g. at zero init).
+    """
+    mats, _ = alignment_matrices(rule, task, state)
+    out = []
+    for a in mats:
+        s = np.linalg.svd(a, compute_uv=False)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out.append(np.where(s[..., -1] > 0, s[..., 0] / np.where(s[..., -1] > 0, s[..., -1], 1), np.inf))
+    return np.stack(out, axis=-1)
+
+
+# --------------------------------------------------------------------------
+# Conservation laws (DESIGN.md fact 2)
+
+
+def conserved_quantities(rule: AbstractRule, state: State) -> tuple[np.ndarray, ...]:
+    """Quantities conserved by the flow, one per hidden layer ``l = 1..L-1``.
+
+    * BP (balancedness): :math:`Q_l = W_l W_l^T - W_{l+1}^T W_{l+1}`;
+    * FA: :math:`Q_l = W_l W_l^T - B_{l+1} W_{l+1} - W_{l+1}^T B_{l+1}^T`
+      (for two layers ``A A^T - B W - W^T B^T``).
+
+    Both hold for any initialisation and any ``Σxx``.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``Q_l`` of shape ``(*batch, n_l, n_l)``.
+
+    Raises
+    ------
+    TypeError
+        For a rule with no known conservation law.
+    """
+    weights = rule.weights(state)
+    if type(rule) is BP:
+        return tuple(
+            weights[l] @ _t(weights[l]) - _t(weights[l + 1]) @ weights[l + 1]
+            for l in range(len(weights) - 1)
+        )
+    if type(rule) is FA:
+        out = []
+        for l in range(len(weights) - 1):
+            bw = rule.feedback[l] @ weights[l + 1]
+            out.append(weights[l] @ _t(weights[l]) - bw - _t(bw))
+        return tuple(out)
+    raise TypeError(f"rule: no conservation law is known for {type(rule).__name__} (BP and FA have one)")
+
+
+def conserved_quantity(layer: int) -> Observable:
+    """Observable ``Q_l`` of :func:`conserved_quantities` for one hidden layer ``l``.
+
+    Captures no arrays (so it stays valid when an integrator slices the
+    batch); compare its values along a trajectory with its first value.
+
+    Parameters
+    ----------
+    layer : int
+        ``l`` in ``1..L-1``.
+
+    Returns
+    -------
+    callable
+        ``obs(rule, task, state) -> ndarray (*batch, n_l, n_l)``.
+    """
+    if int(layer) != layer or layer < 1:
+        raise ValueError(f"layer: expected a hidden layer index l >= 1, got {layer!r}")
+
+    def q(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+        qs = conserved_quantities(rule, state)
+        if layer > len(qs):
+            raise ValueError(f"layer: expected l in 1..{len(qs)}, got {layer}")
+        return qs[layer - 1]
+
+    q.__name__ = f"conserved_quantity_{layer}"
+    return q
