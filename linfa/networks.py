@@ -13,7 +13,7 @@ from linfa.tasks import Task, haar_orthonormal
 __all__ = ["INITIALISERS", "DeepLinear"]
 
 Weights = tuple[np.ndarray, ...]
-INITIALISERS = ("zeros", "gaussian", "balanced", "orthogonal", "aligned")
+INITIALISERS = ("zeros", "gaussian", "uniform", "balanced", "orthogonal", "aligned")
 
 
 class DeepLinear:
