@@ -299,7 +299,8 @@ def alignment(
     *,
     ax: Axes | None = None,
     label: str | None = None,
-    symlog: bool = False,
+    yscale: str = "linear",
+    linthresh: float | None = None,
     quantiles: Sequence[float] = (0.1, 0.9),
     **line_kw: Any,
 ) -> Axes:
@@ -316,8 +317,11 @@ def alignment(
         observable name ``"alignment"``).
     ax : matplotlib Axes, optional
     label : str, optional
-    symlog : bool
-        Symmetric log y scale (values span decades while changing sign).
+    yscale : {"linear", "log", "symlog"}
+        ``"symlog"`` shows values that span decades and change sign.
+    linthresh : float, optional
+        Half-width of the linear region of ``"symlog"``; default
+        ``1e-6 · max |values|``.
     quantiles : (lo, hi)
 
     Returns
@@ -329,9 +333,16 @@ def alignment(
     t, v = _series(ts, values, "alignment", per_layer=True)
     _per_layer(ax, t, v, first_layer=1, label=label, quantiles=_check_quantiles(quantiles), **line_kw)
     ax.axhline(0.0, color="0.4", linestyle=":", linewidth=1, label="_nolegend_", gid="zero")
-    if symlog:
-        finite = np.abs(v[np.isfinite(v) & (v != 0)])
-        ax.set_yscale("symlog", linthresh=float(np.min(finite)) if finite.size else 1.0)
+    if yscale == "symlog":
+        if linthresh is None:
+            finite = np.abs(v[np.isfinite(v)])
+            top = float(finite.max()) if finite.size else 0.0
+            linthresh = 1e-6 * top if top > 0 else 1.0
+        ax.set_yscale("symlog", linthresh=linthresh)
+    elif yscale in ("linear", "log"):
+        ax.set_yscale(yscale)
+    else:
+        raise ValueError(f"yscale: expected 'linear', 'log' or 'symlog', got {yscale!r}")
     return _finish(ax, xlabel="t", ylabel=r"$\langle e^T W B e\rangle$", legend=True)
 
 

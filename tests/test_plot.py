@@ -141,8 +141,9 @@ def test_update_angles_label_prefix_and_batch():
 def test_alignment_zero_line_and_symlog():
     ts = np.linspace(0, 1, 4)
     vals = np.array([[-1e-3], [0.0], [1e-1], [10.0]])
-    ax = plot.alignment(ts, vals, ax=_ax(), symlog=True)
+    ax = plot.alignment(ts, vals, ax=_ax(), yscale="symlog")
     assert ax.get_yscale() == "symlog"
+    assert ax.yaxis.get_transform().linthresh == pytest.approx(1e-5)
     (zero,) = [ln for ln in ax.get_lines() if ln.get_gid() == "zero"]
     np.testing.assert_allclose(zero.get_ydata(), [0.0, 0.0])
     np.testing.assert_allclose(_data_lines(ax)[0].get_ydata(), vals[:, 0])
@@ -219,6 +220,7 @@ def test_ax_none_draws_on_current_axes():
         (lambda: plot.learning_curves(np.arange(2.0), np.ones(2), ax="axes"), TypeError, "ax: expected"),
         (lambda: plot.update_angles(_solution([0.0], nse=np.ones(1))), ValueError, "not 'update_angles'"),
         (lambda: plot.ep_error([0.0, 1.0], [1.0, 2.0]), ValueError, "betas"),
+        (lambda: plot.alignment(np.arange(2.0), np.ones((2, 1)), yscale="loglog"), ValueError, "yscale"),
         (lambda: plot.mode_strengths(np.arange(2.0), np.ones((2, 2)), exact=np.ones((2, 3))), ValueError, "exact"),
     ],
 )
