@@ -1,0 +1,43 @@
+"""Sweeps at scale: a check over many seeded instances, resumable, serial or distributed.
+
+>>> from linfa.sweep import sweep, summarize                          # doctest: +SKIP
+>>> s = sweep("lillicrap2016.zero_init_alignment", 100_000, seed=0,
+...           out="alignment.sqlite", workers=2)                       # doctest: +SKIP
+>>> print(summarize("alignment.sqlite"))                               # doctest: +SKIP
+
+* :mod:`~linfa.sweep.seeds`: instance ``i`` comes from ``SeedSequence(seed).spawn(N)[i]``;
+* :mod:`~linfa.sweep.targets`: what runs (catalogue checks, per-instance or batched functions);
+* :mod:`~linfa.sweep.store`: the SQLite results file, one row per instance;
+* :mod:`~linfa.sweep.executors`: serial, local processes, Dask (imported only when asked);
+* :mod:`~linfa.sweep.run`: :func:`sweep`; :mod:`~linfa.sweep.summary`: :func:`summarize`.
+"""
+
+from linfa.sweep.executors import AbstractExecutor, DaskExecutor, ProcessExecutor, SerialExecutor, get_executor
+from linfa.sweep.run import sweep
+from linfa.sweep.seeds import chunked, instance_seed, instance_seeds
+from linfa.sweep.store import ResultStore, StoreError
+from linfa.sweep.summary import Summary, summarize
+from linfa.sweep.targets import AbstractTarget, Batched, PerInstance, Record, as_target, replay, run_chunk
+
+__all__ = [
+    "AbstractExecutor",
+    "AbstractTarget",
+    "Batched",
+    "DaskExecutor",
+    "PerInstance",
+    "ProcessExecutor",
+    "Record",
+    "ResultStore",
+    "SerialExecutor",
+    "StoreError",
+    "Summary",
+    "as_target",
+    "chunked",
+    "get_executor",
+    "instance_seed",
+    "instance_seeds",
+    "replay",
+    "run_chunk",
+    "summarize",
+    "sweep",
+]

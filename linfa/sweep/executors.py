@@ -1,0 +1,207 @@
+"""Where chunks run: in this process, in local processes, or on a Dask cluster.
+
+An executor maps a function over tasks and yields the results as they
+complete, keeping a bounded number of tasks in flight, so that results reach
+the store as they arrive and a sweep of a million instances does not queue a
+million tasks. Dask is imported only by :class:`DaskExecutor`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any
+
+__all__ = ["AbstractExecutor", "DaskExecutor", "ProcessExecutor", "SerialExecutor", "get_executor"]
+
+_INSTALL = "pip install 'linfa[distributed]'"
+
+
+class AbstractExecutor:
+    """Runs ``fn(*task)`` for each task; :meth:`imap_unordered` yields results as they complete.
+
+    Executors are context managers; leaving the context cancels what is still queued.
+    """
+
+    #: Tasks kept in flight per worker.
+    per_worker = 2
+
+    @property
+    def workers(self) -> int:
+        """Number of tasks that can run at once."""
+        return 1
+
+    def imap_unordered(self, fn: Callable[..., Any], tasks: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
+        """Yield ``fn(*task)`` for every task, in completion order."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release workers (idempotent)."""
+
+    def __enter__(self) -> AbstractExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(workers={self.workers})"
+
+
+class SerialExecutor(AbstractExecutor):
+    """Run every task in this process, in order (the default)."""
+
+    def imap_unordered(self, fn: Callable[..., Any], tasks: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
+        for task in tasks:
+            yield fn(*task)
+
+
+def _bounded(submit: Callable[[tuple[Any, ...]], Future[Any]], tasks: Iterable[tuple[Any, ...]],
+             window: int) -> Iterator[Any]:
+    pending: set[Future[Any]] = set()
+    it = iter(tasks)
+    try:
+        while True:
+            for task in it:
+                pending.add(submit(task))
+                if len(pending) >= window:
+                    break
+            if not pending:
+                return
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                yield fut.result()
+    finally:
+        for fut in pending:
+            fut.cancel()
+
+
+class ProcessExecutor(AbstractExecutor):
+    """Run tasks in ``workers`` local processes (:class:`concurrent.futures.ProcessPoolExecutor`).
+
+    Parameters
+    ----------
+    workers : int
+        Number of processes.
+    start_method : {"spawn", "forkserver", "fork"}
+        How processes start; ``"spawn"`` (default) is safe when threads are
+        running. Functions and targets must be importable (module level).
+    """
+
+    def __init__(self, workers: int, *, start_method: str = "spawn") -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers: expected a positive integer, got {workers!r}")
+        self._workers = workers
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(start_method))
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    def imap_unordered(self, fn: Callable[..., Any], tasks: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
+        return _bounded(lambda t: self._pool.submit(fn, *t), tasks, self.per_worker * self._workers)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ImportError(
+            f"linfa.sweep: running on a Dask cluster needs dask.distributed ({exc}); install it with: {_INSTALL}"
+        ) from None
+    return distributed
+
+
+class DaskExecutor(AbstractExecutor):
+    """Run tasks on a Dask distributed cluster.
+
+    Parameters
+    ----------
+    client : distributed.Client or str
+        A client (left open on :meth:`close`), or a scheduler address such as
+        ``"tcp://10.0.0.5:8786"`` (a client is made and closed here).
+    """
+
+    def __init__(self, client: Any) -> None:
+        distributed = _import_distributed()
+        self._owns = isinstance(client, str)
+        if self._owns:
+            self.client = distributed.Client(client)
+        elif isinstance(client, distributed.Client):
+            self.client = client
+        else:
+            raise TypeError(f"scheduler: expected a dask.distributed.Client or an address, got {type(client).__name__}")
+        self._distributed = distributed
+
+    @property
+    def workers(self) -> int:
+        return max(1, sum(self.client.nthreads().values()))
+
+    def imap_unordered(self, fn: Callable[..., Any], tasks: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
+        window = self.per_worker * self.workers
+        ac = self._distributed.as_completed()
+        it = iter(tasks)
+        n_pending = 0
+
+        def top_up() -> None:
+            nonlocal n_pending
+            for task in it:
+                ac.add(self.client.submit(fn, *task, pure=False))
+                n_pending += 1
+                if n_pending >= window:
+                    break
+
+        top_up()
+        try:
+            while n_pending:
+                fut = next(ac)
+                n_pending -= 1
+                result = fut.result()
+                fut.release()
+                top_up()
+                yield result
+        finally:
+            for fut in list(ac.futures):
+                fut.cancel()
+
+    def close(self) -> None:
+        if self._owns:
+            self.client.close()
+            self._owns = False
+
+
+def get_executor(*, workers: int | None = None, scheduler: Any = None,
+                 executor: AbstractExecutor | None = None) -> tuple[AbstractExecutor, bool]:
+    """Choose an executor from the sweep options.
+
+    Parameters
+    ----------
+    workers : int, optional
+        Local processes (``None`` or ``1``: serial).
+    scheduler : distributed.Client or str, optional
+        A Dask client or scheduler address.
+    executor : AbstractExecutor, optional
+        An executor built by the caller.
+
+    Returns
+    -------
+    (executor, owned)
+        ``owned`` tells whether the caller should close it.
+    """
+    given = [name for name, v in (("workers", workers), ("scheduler", scheduler), ("executor", executor))
+             if v is not None]
+    if len(given) > 1:
+        raise ValueError(f"{', '.join(given)}: give at most one of workers, scheduler and executor")
+    if executor is not None:
+        if not isinstance(executor, AbstractExecutor):
+            raise TypeError(f"executor: expected a linfa.sweep executor, got {type(executor).__name__}")
+        return executor, False
+    if scheduler is not None:
+        return DaskExecutor(scheduler), True
+    if workers is None or workers == 1:
+        return SerialExecutor(), True
+    return ProcessExecutor(workers), True

@@ -1,0 +1,377 @@
+"""The results store: one SQLite file per sweep, one row per instance.
+
+Layout (schema version :data:`SCHEMA_VERSION`, recorded in the file header as
+``PRAGMA user_version``; ``PRAGMA application_id`` marks the file as linfa's)::
+
+    sweep(key TEXT PRIMARY KEY, value TEXT)          -- target, config, seed, n_instances, ...
+    instances(idx INTEGER PRIMARY KEY, status, holds, margin, size, params, error, replay, instance BLOB)
+    metrics(idx, name, value REAL, PRIMARY KEY (idx, name))
+
+Every chunk of results is written in one transaction, so a process killed at any
+moment leaves the file holding whole chunks only; ``idx`` is the primary key, so
+an instance is recorded at most once. The file is in WAL mode: while a sweep
+runs (or after it was killed) a ``PATH-wal`` file sits beside it and holds the
+latest chunks until the next open folds them in.
+
+Opening a file that is not an SQLite database, an SQLite database that is not
+a linfa sweep, a damaged one, one of a newer schema, or the results of a
+different sweep (another target, configuration or seed) raises
+:class:`StoreError` naming the path and what was found; such a file is never
+modified.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from linfa.sweep.targets import Record
+
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "ResultStore", "StoreError"]
+
+#: Schema version written to new stores; stores of another version are refused.
+SCHEMA_VERSION = 1
+#: ``PRAGMA application_id`` of linfa sweep stores (ASCII "lnfs").
+APPLICATION_ID = 0x6C6E6673
+_MAGIC = b"SQLite format 3\x00"
+
+_SCHEMA = """
+CREATE TABLE sweep (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE instances (
+    idx INTEGER PRIMARY KEY,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'fail', 'error')),
+    holds INTEGER,
+    margin REAL,
+    size INTEGER,
+    params TEXT NOT NULL DEFAULT '{}',
+    error TEXT,
+    replay TEXT,
+    instance BLOB
+);
+CREATE INDEX instances_status ON instances (status);
+CREATE TABLE metrics (
+    idx INTEGER NOT NULL REFERENCES instances (idx),
+    name TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (idx, name)
+) WITHOUT ROWID;
+"""
+
+
+class StoreError(Exception):
+    """A results file that cannot be used: foreign, damaged, newer, or another sweep's."""
+
+
+def _float_or_none(x: float | None) -> float | None:
+    # SQLite stores NaN as NULL; keep None for "no value" and read NULL back as NaN for metrics.
+    return None if x is None or math.isnan(x) else x
+
+
+class ResultStore:
+    """A sweep's results on disk (use :meth:`open`, or :meth:`open` in read-only mode).
+
+    Parameters
+    ----------
+    path : path-like
+    conn : sqlite3.Connection
+    meta : dict of str to str
+        The ``sweep`` table.
+    """
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, meta: dict[str, str]) -> None:
+        self.path = path
+        self._conn = conn
+        self.meta = meta
+
+    # ------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, identity: Mapping[str, Any] | None = None,
+             readonly: bool = False) -> ResultStore:
+        """Open (or, with ``identity`` and not ``readonly``, create) a results store.
+
+        Parameters
+        ----------
+        path : path-like
+            The results file.
+        identity : mapping, optional
+            ``{"target": id, "config": {...}, "seed": S}`` of the sweep about to
+            run. A new file is initialised with it; an existing file must hold
+            the same sweep.
+        readonly : bool
+            Open for reading only (for summaries); the file must exist.
+
+        Raises
+        ------
+        StoreError
+            If the file is not a linfa results store, is damaged, has another
+            schema version, or holds a different sweep.
+        """
+        p = Path(path)
+        exists = p.exists() and p.stat().st_size > 0
+        if p.exists() and p.is_dir():
+            raise StoreError(f"{p}: is a directory, expected a linfa sweep results file")
+        if readonly and not exists:
+            raise StoreError(f"{p}: no such results file")
+        if exists:
+            with open(p, "rb") as fh:
+                head = fh.read(len(_MAGIC))
+            if head != _MAGIC:
+                raise StoreError(
+                    f"{p}: not a linfa sweep results file (not an SQLite database: it starts with {head[:8]!r}); "
+                    "refusing to touch it: choose another output path"
+                )
+        elif identity is None:
+            raise StoreError(f"{p}: no such results file")
+        try:
+            if readonly:
+                conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                                       check_same_thread=False)
+            else:
+                conn = sqlite3.connect(p, isolation_level=None, timeout=60.0, check_same_thread=False)
+            return cls._init(p, conn, exists, identity, readonly)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{p}: damaged or unreadable SQLite file ({exc}); it was left as it is") from None
+
+    @classmethod
+    def _init(cls, p: Path, conn: sqlite3.Connection, exists: bool, identity: Mapping[str, Any] | None,
+              readonly: bool) -> ResultStore:
+        try:
+            app = conn.execute("PRAGMA application_id").fetchone()[0]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if app != APPLICATION_ID:
+                if tables or readonly or identity is None:
+                    raise StoreError(
+                        f"{p}: an SQLite database that is not a linfa sweep results file "
+                        f"(application_id {app:#x}, tables {sorted(tables)}); refusing to touch it: "
+                        "choose another output path"
+                    )
+                cls._create(conn, identity)
+            else:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version != SCHEMA_VERSION:
+                    newer = "a newer" if version > SCHEMA_VERSION else "an older"
+                    raise StoreError(
+                        f"{p}: a linfa sweep results file of schema version {version}, written by {newer} linfa; "
+                        f"this linfa reads version {SCHEMA_VERSION}; it was left as it is"
+                    )
+                check = conn.execute("PRAGMA quick_check").fetchone()[0]
+                if check != "ok":
+                    raise StoreError(f"{p}: damaged linfa sweep results file (sqlite quick_check: {check}); "
+                                     "it was left as it is")
+            meta = dict(conn.execute("SELECT key, value FROM sweep").fetchall())
+            if not readonly:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            conn.close()
+            raise
+        store = cls(p, conn, meta)
+        if identity is not None:
+            try:
+                store._check_identity(identity)
+            except BaseException:
+                conn.close()
+                raise
+        return store
+
+    @staticmethod
+    def _create(conn: sqlite3.Connection, identity: Mapping[str, Any]) -> None:
+        import linfa
+
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            rows = {
+                "format": "linfa.sweep",
+                "target": str(identity["target"]),
+                "config": json.dumps(identity.get("config", {}), sort_keys=True),
+                "seed": str(int(identity["seed"])),
+                "n_instances": "0",
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "linfa_version": linfa.__version__,
+            }
+            conn.executemany("INSERT INTO sweep (key, value) VALUES (?, ?)", rows.items())
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _check_identity(self, identity: Mapping[str, Any]) -> None:
+        want = {
+            "target": str(identity["target"]),
+            "config": json.dumps(identity.get("config", {}), sort_keys=True),
+            "seed": str(int(identity["seed"])),
+        }
+        diff = [k for k, v in want.items() if self.meta.get(k) != v]
+        if diff:
+            have = ", ".join(f"{k} {self.meta.get(k)!r}" for k in diff)
+            asked = ", ".join(f"{k} {want[k]!r}" for k in diff)
+            raise StoreError(
+                f"{self.path}: holds the results of a different sweep ({have}), not of this one ({asked}); "
+                "it was left as it is: choose another output path"
+            )
+
+    # ------------------------------------------------------------- access
+    def close(self) -> None:
+        """Close the file (folding the write-ahead log into it)."""
+        self._conn.close()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def target(self) -> str:
+        """Id of the swept target."""
+        return self.meta.get("target", "")
+
+    @property
+    def seed(self) -> int:
+        """The sweep's seed."""
+        return int(self.meta.get("seed", "0"))
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The target's configuration."""
+        out: dict[str, Any] = json.loads(self.meta.get("config", "{}"))
+        return out
+
+    @property
+    def n_instances(self) -> int:
+        """Largest number of instances asked for so far."""
+        return int(self.meta.get("n_instances", "0"))
+
+    def request(self, n_instances: int, chunk_size: int) -> None:
+        """Record that instances ``0..n_instances-1`` are asked for (the count only grows)."""
+        n = max(self.n_instances, int(n_instances))
+        with self._transaction():
+            self._conn.executemany("INSERT OR REPLACE INTO sweep (key, value) VALUES (?, ?)",
+                                   [("n_instances", str(n)), ("chunk_size", str(int(chunk_size)))])
+        self.meta["n_instances"] = str(n)
+        self.meta["chunk_size"] = str(int(chunk_size))
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._conn)
+
+    def recorded(self, below: int | None = None) -> np.ndarray:
+        """Sorted indices already recorded (those ``< below`` if given)."""
+        sql = "SELECT idx FROM instances" + ("" if below is None else " WHERE idx < ?") + " ORDER BY idx"
+        rows = self._conn.execute(sql, () if below is None else (int(below),)).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def missing(self, n_instances: int) -> list[int]:
+        """Indices in ``range(n_instances)`` not yet recorded, in order."""
+        have = self.recorded(below=n_instances)
+        mask = np.ones(int(n_instances), dtype=bool)
+        mask[have] = False
+        return [int(i) for i in np.flatnonzero(mask)]
+
+    def write(self, records: Iterable[Record]) -> int:
+        """Write records in one transaction; an index already recorded is kept as it was.
+
+        Returns
+        -------
+        int
+            How many records were new.
+        """
+        new = 0
+        with self._transaction():
+            for r in records:
+                cur = self._conn.execute(
+                    "INSERT OR IGNORE INTO instances (idx, status, holds, margin, size, params, error, replay, "
+                    "instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (r.index, r.status, None if r.holds is None else int(r.holds), _float_or_none(r.margin),
+                     r.size, json.dumps(dict(r.params), sort_keys=True), r.error, r.replay, r.instance),
+                )
+                if cur.rowcount:
+                    new += 1
+                    self._conn.executemany(
+                        "INSERT INTO metrics (idx, name, value) VALUES (?, ?, ?)",
+                        [(r.index, k, _float_or_none(v)) for k, v in r.metrics.items()],
+                    )
+        return new
+
+    def count(self, status: str | None = None) -> int:
+        """Number of recorded instances (of one status if given)."""
+        if status is None:
+            return int(self._conn.execute("SELECT count(*) FROM instances").fetchone()[0])
+        return int(self._conn.execute("SELECT count(*) FROM instances WHERE status = ?", (status,)).fetchone()[0])
+
+    def counts(self) -> dict[str, int]:
+        """Recorded instances per status (every status present, possibly 0)."""
+        out = dict.fromkeys(("ok", "fail", "error"), 0)
+        for status, n in self._conn.execute("SELECT status, count(*) FROM instances GROUP BY status"):
+            out[status] = int(n)
+        return out
+
+    def record(self, index: int) -> Record:
+        """The stored record of instance ``index`` (``KeyError`` if not recorded)."""
+        rows = list(self._records("WHERE idx = ?", (int(index),)))
+        if not rows:
+            raise KeyError(f"index: instance {index} is not recorded in {self.path}")
+        return rows[0]
+
+    def records(self, status: str | None = None) -> Iterator[Record]:
+        """All stored records in index order (of one status if given)."""
+        if status is None:
+            return self._records("", ())
+        return self._records("WHERE status = ?", (status,))
+
+    def _records(self, where: str, args: tuple[Any, ...]) -> Iterator[Record]:
+        cur = self._conn.execute(
+            "SELECT idx, status, holds, margin, size, params, error, replay, instance FROM instances "
+            f"{where} ORDER BY idx", args)
+        for idx, status, holds, margin, size, params, error, replay, blob in cur.fetchall():
+            metrics = {
+                name: (math.nan if value is None else float(value))
+                for name, value in self._conn.execute(
+                    "SELECT name, value FROM metrics WHERE idx = ? ORDER BY name", (idx,))
+            }
+            yield Record(index=idx, status=status, holds=None if holds is None else bool(holds), margin=margin,
+                         metrics=metrics, params=json.loads(params), size=size,
+                         instance=None if blob is None else bytes(blob), error=error, replay=replay)
+
+    def column(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(indices, values)`` of the margin (``name="margin"``) or a metric, NaN for missing values."""
+        if name == "margin":
+            rows = self._conn.execute("SELECT idx, margin FROM instances WHERE margin IS NOT NULL ORDER BY idx")
+        else:
+            rows = self._conn.execute("SELECT idx, value FROM metrics WHERE name = ? ORDER BY idx", (name,))
+        data = rows.fetchall()
+        idx = np.array([r[0] for r in data], dtype=np.int64)
+        val = np.array([np.nan if r[1] is None else r[1] for r in data], dtype=float)
+        return idx, val
+
+    def metric_names(self) -> list[str]:
+        """Names of the recorded metrics."""
+        return [r[0] for r in self._conn.execute("SELECT DISTINCT name FROM metrics ORDER BY name")]
+
+    def first(self, sql_where: str, order: str) -> Record | None:
+        """The first record matching a fixed ``WHERE`` clause in a fixed order (for summaries)."""
+        row = self._conn.execute(f"SELECT idx FROM instances WHERE {sql_where} ORDER BY {order} LIMIT 1").fetchone()
+        return None if row is None else self.record(row[0])
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")

@@ -1,0 +1,171 @@
+"""What a sweep found, read back from its results store without re-running anything."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from linfa.sweep.store import ResultStore
+from linfa.sweep.targets import Record
+
+__all__ = ["QUANTILES", "Summary", "summarize"]
+
+#: Quantiles reported for the margin and every metric.
+QUANTILES = (0.0, 0.01, 0.5, 0.99, 1.0)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Counts, worst margins, quantiles and the smallest counterexample of a sweep.
+
+    Attributes
+    ----------
+    path : str
+        The results file.
+    target : str
+        Id of the swept target.
+    seed : int
+    n_instances : int
+        Instances asked for.
+    counts : dict of str to int
+        Recorded instances per status ``"ok"``, ``"fail"``, ``"error"``.
+    worst : tuple of (int, float)
+        ``(index, margin)`` of the instances with the smallest margins, smallest first.
+    quantiles : dict of str to dict of float to float
+        For ``"margin"`` and every metric: quantile level → value (NaNs ignored).
+    counterexample : Record or None
+        The smallest failing instance (by ``size``, then index), with its ``.npz``
+        and replay command.
+    first_error : Record or None
+        The error of lowest index, with its traceback and replay command.
+    n_run : int
+        Instances computed by the call that returned this summary (0 when read back).
+    seconds : float
+        Wall time of that call.
+    """
+
+    path: str
+    target: str
+    seed: int
+    n_instances: int
+    counts: dict[str, int]
+    worst: tuple[tuple[int, float], ...] = ()
+    quantiles: dict[str, dict[float, float]] = field(default_factory=dict)
+    counterexample: Record | None = None
+    first_error: Record | None = None
+    n_run: int = 0
+    seconds: float = 0.0
+
+    @property
+    def n_recorded(self) -> int:
+        """Instances recorded (any status)."""
+        return sum(self.counts.values())
+
+    @property
+    def complete(self) -> bool:
+        """Whether every instance asked for is recorded."""
+        return self.n_recorded >= self.n_instances
+
+    @property
+    def holds(self) -> bool:
+        """Complete, with no failure and no error."""
+        return self.complete and self.counts.get("fail", 0) == 0 and self.counts.get("error", 0) == 0
+
+    @property
+    def rate(self) -> float:
+        """Instances per second of the call that returned this summary."""
+        return self.n_run / self.seconds if self.seconds > 0 else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-serialisable) for reports."""
+
+        def rec(r: Record | None) -> dict[str, Any] | None:
+            if r is None:
+                return None
+            return {"index": r.index, "status": r.status, "margin": r.margin, "size": r.size,
+                    "metrics": dict(r.metrics), "params": dict(r.params), "error": r.error, "replay": r.replay}
+
+        return {
+            "path": self.path, "target": self.target, "seed": self.seed, "n_instances": self.n_instances,
+            "counts": dict(self.counts), "worst": [list(w) for w in self.worst],
+            "quantiles": {k: {str(q): v for q, v in d.items()} for k, d in self.quantiles.items()},
+            "counterexample": rec(self.counterexample), "first_error": rec(self.first_error),
+            "n_run": self.n_run, "seconds": self.seconds,
+        }
+
+    def __str__(self) -> str:
+        c = self.counts
+        missing = max(self.n_instances - self.n_recorded, 0)
+        verdict = "holds" if self.holds else ("FAILS" if c.get("fail", 0) else
+                                             ("errors" if c.get("error", 0) else "incomplete"))
+        lines = [
+            f"{self.target} (seed {self.seed}): {verdict} on {self.n_recorded}/{self.n_instances} instances "
+            f"[ok {c.get('ok', 0)}, fail {c.get('fail', 0)}, error {c.get('error', 0)}, missing {missing}]",
+            f"  results: {self.path}",
+        ]
+        if self.n_run:
+            lines.append(f"  this run: {self.n_run} instances in {self.seconds:.1f} s ({self.rate:.1f}/s)")
+        if self.worst:
+            lines.append("  worst margins: " + ", ".join(f"#{i} {m:.3g}" for i, m in self.worst))
+        for name, qs in self.quantiles.items():
+            lines.append(f"  {name}: " + "  ".join(f"q{q:g}={v:.4g}" for q, v in qs.items()))
+        if self.counterexample is not None:
+            r = self.counterexample
+            size = "" if r.size is None else f", size {r.size}"
+            margin = "" if r.margin is None else f", margin {r.margin:.3g}"
+            lines += [f"  smallest counterexample: instance {r.index}{size}{margin}", f"    replay: {r.replay}"]
+        if self.first_error is not None:
+            r = self.first_error
+            last = (r.error or "").strip().splitlines()[-1:] or [""]
+            lines += [f"  first error: instance {r.index}: {last[0]}", f"    replay: {r.replay}"]
+        return "\n".join(lines)
+
+
+def _quantiles(values: np.ndarray) -> dict[float, float]:
+    v = values[~np.isnan(values)]
+    if v.size == 0:
+        return {}
+    return {q: float(x) for q, x in zip(QUANTILES, np.quantile(v, QUANTILES), strict=True)}
+
+
+def from_store(store: ResultStore, *, n_worst: int = 5, n_run: int = 0, seconds: float = 0.0) -> Summary:
+    """Summarise an open :class:`ResultStore`."""
+    idx, margins = store.column("margin")
+    worst: tuple[tuple[int, float], ...] = ()
+    quantiles: dict[str, dict[float, float]] = {}
+    if margins.size:
+        ok = ~np.isnan(margins)
+        order = np.lexsort((idx[ok], margins[ok]))[:n_worst]
+        worst = tuple((int(idx[ok][j]), float(margins[ok][j])) for j in order)
+        quantiles["margin"] = _quantiles(margins)
+    for name in store.metric_names():
+        quantiles[name] = _quantiles(store.column(name)[1])
+    return Summary(
+        path=str(store.path), target=store.target, seed=store.seed, n_instances=store.n_instances,
+        counts=store.counts(), worst=worst, quantiles={k: v for k, v in quantiles.items() if v},
+        counterexample=store.first("status = 'fail'", "size IS NULL, size, idx"),
+        first_error=store.first("status = 'error'", "idx"),
+        n_run=n_run, seconds=seconds,
+    )
+
+
+def summarize(path: str | os.PathLike[str], *, n_worst: int = 5) -> Summary:
+    """Read the summary of a sweep back from its results file, without running anything.
+
+    Parameters
+    ----------
+    path : path-like
+        A results file written by :func:`linfa.sweep.sweep`.
+    n_worst : int
+        How many of the smallest margins to report.
+
+    Raises
+    ------
+    linfa.sweep.StoreError
+        If the file is missing, foreign or damaged.
+    """
+    with ResultStore.open(path, readonly=True) as store:
+        return from_store(store, n_worst=n_worst)

@@ -1,0 +1,44 @@
+"""Module-level sweep targets for tests/test_sweep*.py (importable by worker processes)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from linfa.sweep import Batched, PerInstance
+from linfa.sweep.examples import fa_alignment
+
+
+def noisy_claim(rng: np.random.Generator) -> dict[str, Any]:
+    """Per instance: a claim that fails on about 10% of instances, errors on about 5%."""
+    x = rng.standard_normal(3)
+    n = int(rng.integers(1, 5))
+    if x[0] > 1.64:
+        raise FloatingPointError(f"bad draw {x[0]:.3f}")
+    margin = x[1] + 1.28
+    return {"holds": margin > 0, "margin": margin, "size": n, "norm": float(np.linalg.norm(x)),
+            "params": {"n": n}, "instance": {"x": x}}
+
+
+def fa_or_raise(seeds: Sequence[np.random.SeedSequence], **kw: Any) -> dict[str, Any]:
+    """Batched FA check that raises for the whole batch if any instance is 'bad'."""
+    bad = [np.random.default_rng(s).random() < 0.1 for s in seeds]
+    if any(bad):
+        raise RuntimeError("a bad instance in this batch")
+    return fa_alignment(seeds, **kw)
+
+
+def slow_fa(seeds: Sequence[np.random.SeedSequence]) -> dict[str, Any]:
+    """The FA check, slowed down so a test can kill a sweep mid-way."""
+    time.sleep(float(os.environ.get("LINFA_TEST_SLEEP", "0.05")))
+    return fa_alignment(seeds, steps=20)
+
+
+FA_SMALL = Batched(fa_alignment, steps=20)
+FA_OR_RAISE = Batched(fa_or_raise, steps=20)
+SLOW_FA = Batched(slow_fa)
+NOISY = PerInstance(noisy_claim)
