@@ -1,0 +1,114 @@
+"""Per-instance stopping conditions for the generic integrator.
+
+An :class:`Event` is a function ``g(t, y, args) -> (K,)`` that measures the
+distance to a stopping region. With ``direction=-1`` (the default) an
+instance stops at the first time ``g <= 0``; with ``+1`` at the first time
+``g >= 0``; with ``0`` at the first sign change. The time is located on the
+method's dense-output interpolant by a bracketing root finder, so it is
+accurate to the interpolant, not to the step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from linfa.integrate._solution import Status
+
+__all__ = ["Event", "flow_below", "norm_above"]
+
+EventFn = Callable[..., np.ndarray]
+
+
+@dataclass(frozen=True)
+class Event:
+    """A stopping condition, evaluated for every instance after every step.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(t, y, args) -> ndarray (K,)`` with ``t`` of shape ``(K,)``,
+        ``y`` the tuple of state leaves ``(K, *core)`` and ``args`` the
+        tuple of arguments ``(K, ...)``. With ``flow=True`` it is called as
+        ``fn(t, y, args, dy)`` with ``dy`` the vector field at ``(t, y)``.
+    direction : {-1, 0, 1}
+        ``-1``: stop when ``g`` falls to ``<= 0``; ``+1``: when it rises to
+        ``>= 0``; ``0``: at any sign change. For ``±1`` an instance already
+        in the stopping region at ``t0`` stops at ``t0``.
+    status : Status
+        Status given to an instance this event stops (``event`` or ``diverged``).
+    flow : bool
+        Whether ``fn`` needs the vector field.
+    name : str
+        For messages.
+    """
+
+    fn: EventFn
+    direction: int = -1
+    status: Status = Status.event
+    flow: bool = False
+    name: str = "event"
+
+    def __post_init__(self) -> None:
+        if not callable(self.fn):
+            raise TypeError(f"fn: expected a callable g(t, y, args), got {type(self.fn).__name__}")
+        if self.direction not in (-1, 0, 1):
+            raise ValueError(f"direction: expected -1, 0 or 1, got {self.direction!r}")
+        if Status(self.status) not in (Status.event, Status.diverged):
+            raise ValueError(f"status: expected Status.event or Status.diverged, got {self.status!r}")
+
+    def __call__(self, t: np.ndarray, y: tuple[np.ndarray, ...], args: tuple[Any, ...],
+                 dy: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
+        if self.flow:
+            return np.asarray(self.fn(t, y, args, dy), dtype=np.float64)
+        return np.asarray(self.fn(t, y, args), dtype=np.float64)
+
+
+def _sq_norm(leaves: tuple[np.ndarray, ...]) -> np.ndarray:
+    total: Any = 0.0
+    for a in leaves:
+        flat = a.reshape(a.shape[0], -1)
+        total = total + np.einsum("ij,ij->i", flat, flat)
+    return np.asarray(total)
+
+
+def norm_above(bound: float) -> Event:
+    """Divergence: stop with status ``diverged`` once ``‖y‖ >= bound``.
+
+    ``‖y‖`` is the Euclidean norm of the whole state (all leaves).
+
+    .. math:: g = \\text{bound} - \\lVert y \\rVert
+    """
+    bound = _positive("bound", bound)
+
+    def g(t: np.ndarray, y: tuple[np.ndarray, ...], args: tuple[Any, ...]) -> np.ndarray:
+        return bound - np.sqrt(_sq_norm(y))
+
+    return Event(g, direction=-1, status=Status.diverged, name=f"norm_above({bound:g})")
+
+
+def flow_below(tol: float) -> Event:
+    """Steady state: stop once the vector field's norm ``‖f(t, y)‖ <= tol``.
+
+    .. math:: g = \\lVert f(t, y) \\rVert - \\text{tol}
+    """
+    tol = _positive("tol", tol)
+
+    def g(t: np.ndarray, y: tuple[np.ndarray, ...], args: tuple[Any, ...],
+          dy: tuple[np.ndarray, ...]) -> np.ndarray:
+        return np.sqrt(_sq_norm(dy)) - tol
+
+    return Event(g, direction=-1, flow=True, name=f"flow_below({tol:g})")
+
+
+def _positive(name: str, x: float) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected a positive number, got {type(x).__name__}") from None
+    if not np.isfinite(v) or v <= 0:
+        raise ValueError(f"{name}: expected a finite positive number, got {x!r}")
+    return v

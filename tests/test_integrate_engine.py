@@ -1,0 +1,333 @@
+"""The generic batched integrator on analytic ODEs (each problem beside its exact solution)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from linfa.integrate import (
+    Event,
+    IntegrationError,
+    Status,
+    flow_below,
+    integrate,
+    norm_above,
+)
+
+ADAPTIVE = ["dopri5", "dop853", "scipy:RK45", "scipy:DOP853", "scipy:LSODA"]
+
+# --------------------------------------------------------------------------
+# Problems: vector field, initial state, args, exact solution.
+
+
+def fun_decay(t, y, args):
+    return (-args[0][:, None] * y[0],)
+
+
+def sol_decay(t, y0, args):
+    return y0[:, None, :] * np.exp(-args[0][:, None, None] * t[None, :, None])
+
+
+def fun_rotation(t, y, args):
+    (z,) = y
+    w = args[0][:, None]
+    return (np.concatenate([w * z[:, 1:2], -w * z[:, 0:1]], axis=1),)
+
+
+def sol_rotation(t, y0, args):
+    w = args[0][:, None]
+    c, s = np.cos(w * t), np.sin(w * t)
+    return np.stack([c * y0[:, :1] + s * y0[:, 1:], -s * y0[:, :1] + c * y0[:, 1:]], axis=-1)
+
+
+def fun_forced(t, y, args):
+    # Each instance has its own time: dy/dt = cos(t) (a matrix-valued leaf).
+    return (np.broadcast_to(np.cos(t)[:, None, None], y[0].shape).copy(),)
+
+
+def sol_forced(t, y0, args):
+    return y0[:, None] + np.sin(t)[None, :, None, None]
+
+
+def fun_riccati(t, y, args):
+    return (y[0] * (args[0][:, None] - y[0]),)
+
+
+def sol_riccati(t, y0, args):
+    s = args[0][:, None, None]
+    u0 = y0[:, None, :]
+    e = np.exp(s * t[None, :, None])
+    return s * e / (e - 1 + s / u0)
+
+
+PROBLEMS = {
+    "decay": (fun_decay, np.array([[1.0], [2.0], [0.5]]), (np.array([1.0, 2.0, 3.0]),), sol_decay),
+    "rotation": (fun_rotation, np.array([[1.0, 0.0], [0.3, -2.0]]), (np.array([1.0, 3.0]),), sol_rotation),
+    "forced": (fun_forced, np.arange(8.0).reshape(2, 2, 2), (np.zeros((2, 1)),), sol_forced),
+    "riccati": (fun_riccati, np.array([[1e-3], [0.5], [3.0]]), (np.array([2.0, 1.0, 1.5]),), sol_riccati),
+}
+
+
+@pytest.mark.parametrize("method", ADAPTIVE)
+@pytest.mark.parametrize("name", sorted(PROBLEMS))
+def test_analytic_problems(name, method):
+    fun, y0, args, exact = PROBLEMS[name]
+    ts = np.linspace(0.0, 5.0, 11)
+    sol = integrate(fun, (y0,), 5.0, args=args, batch_shape=(y0.shape[0],), saveat=ts,
+                    method=method, rtol=1e-10, atol=1e-12)
+    assert (sol.status == Status.success).all()
+    np.testing.assert_allclose(sol.ts, ts)
+    want = exact(ts, y0, args)
+    tol = 1e-6 if method == "scipy:LSODA" else 1e-8
+    np.testing.assert_allclose(sol.states[0], want, rtol=tol, atol=tol)
+    np.testing.assert_allclose(sol.t_final, 5.0)
+    np.testing.assert_allclose(sol.state_final[0], want[:, -1], rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("method", ["dopri5", "dop853"])
+def test_error_falls_with_tolerance(method):
+    fun, y0, args, exact = PROBLEMS["riccati"]
+    errs = []
+    for rtol in (1e-4, 1e-7, 1e-10):
+        sol = integrate(fun, (y0,), 5.0, args=args, batch_shape=(3,), method=method,
+                        rtol=rtol, atol=rtol * 1e-3)
+        errs.append(np.abs(sol.states[0][:, -1] - exact(np.array([5.0]), y0, args)[:, -1]).max())
+    assert errs[0] > errs[1] > errs[2]
+    assert errs[2] < 1e-8
+
+
+def test_dopri5_matches_scipy_rk45_step_for_step():
+    fun, y0, args, _ = PROBLEMS["riccati"]
+    a = integrate(fun, (y0,), 5.0, args=args, batch_shape=(3,), rtol=1e-6, atol=1e-9)
+    b = integrate(fun, (y0,), 5.0, args=args, batch_shape=(3,), rtol=1e-6, atol=1e-9,
+                  method="scipy:RK45")
+    np.testing.assert_array_equal(a.stats["num_accepted"], b.stats["num_accepted"])
+    np.testing.assert_allclose(a.states[0], b.states[0], rtol=1e-12)
+    # Six new stages per step, plus f(t0, y0) and one evaluation to choose the first step.
+    np.testing.assert_array_equal(a.stats["num_flow_evals"], 6 * a.stats["num_steps"] + 2)
+
+
+def test_euler_is_discrete_gradient_descent():
+    lam = np.array([1.0, 3.0])
+    y0 = np.array([[1.0], [2.0]])
+    dt, n = 0.01, 50
+    sol = integrate(fun_decay, (y0,), n * dt, args=(lam,), batch_shape=(2,), method="euler",
+                    dt0=dt, saveat=np.arange(n + 1) * dt)
+    want = y0[:, None, :] * (1 - lam[:, None, None] * dt) ** np.arange(n + 1)[None, :, None]
+    np.testing.assert_allclose(sol.states[0], want, rtol=1e-13)
+    np.testing.assert_array_equal(sol.stats["num_steps"], [n, n])
+
+
+def test_batched_equals_single_instances():
+    rng = np.random.default_rng(1)
+    s = rng.uniform(0.5, 3.0, 6)
+    y0 = rng.uniform(1e-3, 1.0, (6, 1))
+    ts = np.linspace(0, 4, 9)
+    batched = integrate(fun_riccati, (y0,), 4.0, args=(s,), batch_shape=(6,), saveat=ts,
+                        rtol=1e-9, atol=1e-12)
+    for k in range(6):
+        one = integrate(fun_riccati, (y0[k : k + 1],), 4.0, args=(s[k : k + 1],),
+                        batch_shape=(1,), saveat=ts, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(batched.states[0][k], one.states[0][0], rtol=1e-12)
+        assert batched.stats["num_steps"][k] == one.stats["num_steps"][0]
+
+
+def test_multiple_batch_axes_and_shared_args():
+    y0 = np.ones((2, 3, 1))
+    lam = np.array([[[1.0], [2.0], [3.0]]])  # (1, 3, 1): shared over the first axis
+    fun = lambda t, y, a: (-a[0] * y[0],)
+    sol = integrate(fun, (y0,), 1.0, args=(lam,), batch_shape=(2, 3))
+    assert sol.states[0].shape == (2, 3, 1, 1)
+    np.testing.assert_allclose(sol.states[0][:, :, 0, 0], np.exp(-np.array([[1.0, 2.0, 3.0]] * 2)),
+                               rtol=1e-7)
+
+
+def test_t0_identity_and_nonzero_t0():
+    fun, y0, args, _exact = PROBLEMS["forced"]
+    sol = integrate(fun, (y0,), 3.0, t0=1.0, args=args, batch_shape=(2,), saveat=[1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(sol.states[0][:, 0], y0)
+    want = y0[:, None] + (np.sin([1.0, 2.0, 3.0]) - np.sin(1.0))[None, :, None, None]
+    np.testing.assert_allclose(sol.states[0], want, rtol=1e-7, atol=1e-7)
+    same = integrate(fun, (y0,), 1.0, t0=1.0, args=args, batch_shape=(2,))
+    np.testing.assert_array_equal(same.states[0][:, 0], y0)
+    assert (same.status == Status.success).all()
+
+
+@pytest.mark.parametrize("method", ["dopri5", "dop853"])
+def test_restart_consistency(method):
+    fun, y0, args, _ = PROBLEMS["riccati"]
+    kw = dict(args=args, batch_shape=(3,), method=method, rtol=1e-11, atol=1e-13)
+    direct = integrate(fun, (y0,), 6.0, **kw)
+    first = integrate(fun, (y0,), 2.5, **kw)
+    second = integrate(fun, first.state_final, 6.0, t0=2.5, **kw)
+    np.testing.assert_allclose(second.state_final[0], direct.state_final[0], rtol=1e-9)
+
+
+# --------------------------------------------------------------------------
+# Stopping conditions
+
+
+@pytest.mark.parametrize("method", ["dopri5", "dop853", "scipy:RK45", "scipy:LSODA"])
+def test_event_time_is_located(method):
+    y0 = np.array([[1.0], [2.0], [4.0]])
+    lam = np.ones(3)
+    half = Event(lambda t, y, a: y[0][:, 0] - 0.5, name="half")
+    sol = integrate(fun_decay, (y0,), 10.0, args=(lam,), batch_shape=(3,), until=half,
+                    method=method, rtol=1e-10, atol=1e-12, saveat=np.linspace(0, 10, 21))
+    assert (sol.status == Status.event).all()
+    np.testing.assert_array_equal(sol.event, [0, 0, 0])
+    tol = 1e-6 if method == "scipy:LSODA" else 1e-8
+    np.testing.assert_allclose(sol.t_final, np.log(2 * y0[:, 0]), rtol=tol)
+    np.testing.assert_allclose(sol.t_event, sol.t_final)
+    np.testing.assert_allclose(sol.state_final[0][:, 0], 0.5, rtol=tol)
+    # Save points after the event are NaN, those before are on the trajectory.
+    after = sol.ts[None, :] > sol.t_final[:, None]
+    assert np.isnan(sol.states[0][after]).all()
+    want = y0[:, None, 0] * np.exp(-sol.ts[None, :])
+    np.testing.assert_allclose(sol.states[0][~after][:, 0], want[~after], rtol=tol)
+
+
+def test_event_already_met_at_t0_and_directions():
+    y0 = np.array([[0.2], [2.0]])
+    half = Event(lambda t, y, a: y[0][:, 0] - 0.5)
+    sol = integrate(fun_decay, (y0,), 5.0, args=(np.ones(2),), batch_shape=(2,), until=half)
+    assert sol.status.tolist() == [Status.event, Status.event]
+    np.testing.assert_allclose(sol.t_final, [0.0, np.log(4.0)], atol=1e-8)
+    # Rising: y grows as e^t from 1, stop when it passes 3.
+    up = Event(lambda t, y, a: y[0][:, 0] - 3.0, direction=1)
+    sol = integrate(fun_decay, (np.ones((1, 1)),), 5.0, args=(-np.ones(1),), batch_shape=(1,),
+                    until=up)
+    np.testing.assert_allclose(sol.t_final, [np.log(3.0)], rtol=1e-8)
+    # Any crossing: a rotation crosses y_0 = 0 at t = π/2.
+    cross = Event(lambda t, y, a: y[0][:, 0], direction=0)
+    sol = integrate(fun_rotation, (np.array([[1.0, 0.0]]),), 5.0, args=(np.ones(1),),
+                    batch_shape=(1,), until=cross, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(sol.t_final, [np.pi / 2], rtol=1e-9)
+
+
+def test_steady_state_event():
+    y0 = np.array([[1.0], [3.0]])
+    sol = integrate(fun_decay, (y0,), 50.0, args=(np.ones(2),), batch_shape=(2,),
+                    until=flow_below(1e-3), rtol=1e-10, atol=1e-13)
+    assert (sol.status == Status.event).all()
+    np.testing.assert_allclose(sol.t_final, np.log(y0[:, 0] / 1e-3), rtol=1e-8)
+
+
+def fun_blowup(t, y, args):
+    return (args[0][:, None] * y[0] ** 2,)
+
+
+@pytest.mark.parametrize("method", ["dopri5", "dop853", "scipy:LSODA"])
+def test_diverging_instance_stops_while_batch_finishes(method):
+    a = np.array([0.1, 1.0, 0.2])  # y = 1/(1/y0 - a t): the middle one blows up at t = 1
+    y0 = np.ones((3, 1))
+    ts = np.linspace(0, 2, 5)
+    sol = integrate(fun_blowup, (y0,), 2.0, args=(a,), batch_shape=(3,), saveat=ts,
+                    until=norm_above(1e6), method=method, rtol=1e-10, atol=1e-12)
+    assert sol.status.tolist() == [Status.success, Status.diverged, Status.success]
+    assert "diverged" in sol.messages[1]
+    np.testing.assert_allclose(sol.t_final[1], 1 - 1e-6, rtol=1e-7)
+    assert np.isnan(sol.states[0][1, ts > 1]).all()
+    exact = 1 / (1 - a[[0, 2], None] * ts[None, :])
+    np.testing.assert_allclose(sol.states[0][[0, 2], :, 0], exact, rtol=1e-8)
+
+
+def test_non_finite_instance_gets_status_and_nan():
+    def fun(t, y, args):
+        # The second instance's flow turns NaN after t = 1.
+        bad = (args[0] > 0) & (t > 1.0)
+        return (np.where(bad[:, None], np.nan, -y[0]),)
+
+    ts = np.linspace(0, 3, 7)
+    sol = integrate(fun, (np.ones((2, 1)),), 3.0, args=(np.array([0.0, 1.0]),), batch_shape=(2,),
+                    saveat=ts, observe={"y": lambda t, y, a: y[0][..., 0]})
+    assert sol.status.tolist() == [Status.success, Status.non_finite]
+    assert sol.t_final[1] <= 1.0 + 1e-6
+    assert np.isnan(sol.states[0][1, ts > 1.0]).all()
+    assert np.isnan(sol.observed["y"][1, ts > 1.0]).all()
+    np.testing.assert_allclose(sol.observed["y"][0], np.exp(-ts), rtol=1e-7)
+    before = ts <= sol.t_final[1]
+    assert before.sum() >= 2
+    np.testing.assert_allclose(sol.observed["y"][1, before], np.exp(-ts[before]), rtol=1e-7)
+    with pytest.raises(IntegrationError, match="non_finite"):
+        integrate(fun, (np.ones((2, 1)),), 3.0, args=(np.array([0.0, 1.0]),), batch_shape=(2,),
+                  throw=True)
+
+
+def test_max_steps_status_and_throw():
+    y0 = np.ones((2, 1))
+    sol = integrate(fun_rotation, (np.array([[1.0, 0.0], [0.0, 1.0]]),), 10.0,
+                    args=(np.array([1.0, 100.0]),), batch_shape=(2,), max_steps=1000)
+    assert sol.status.tolist() == [Status.success, Status.max_steps]
+    assert "max_steps" in sol.messages[1]
+    assert sol.stats["num_steps"][1] == 1000
+    assert sol.stats["num_steps"][0] < 1000
+    with pytest.raises(IntegrationError, match="max_steps"):
+        integrate(fun_decay, (y0,), 10.0, args=(np.ones(2),), batch_shape=(2,), max_steps=3,
+                  throw=True)
+    with pytest.raises(IntegrationError):
+        sol.raise_for_status()
+
+
+def test_observe_is_evaluated_at_save_points():
+    fun, y0, args, _exact = PROBLEMS["decay"]
+    ts = np.linspace(0, 1, 4)
+    sol = integrate(fun, (y0,), 1.0, args=args, batch_shape=(3,), saveat=ts,
+                    observe={"sq": lambda t, y, a: y[0][..., 0] ** 2 + 0 * a[0],
+                             "t": lambda t, y, a: t})
+    np.testing.assert_allclose(sol.observed["sq"], sol.states[0][..., 0] ** 2)
+    np.testing.assert_allclose(sol.observed["t"], np.broadcast_to(ts, (3, 4)))
+
+
+# --------------------------------------------------------------------------
+# Arguments
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(t1=-1.0), "t1"),
+        (dict(saveat=[0.5, 0.2]), "saveat"),
+        (dict(saveat=[0.0, 2.0]), "saveat"),
+        (dict(rtol=0.0), "rtol"),
+        (dict(atol=-1.0), "atol"),
+        (dict(method="rk4"), "method"),
+        (dict(method="scipy:Euler"), "method"),
+        (dict(method="euler"), "dt0"),
+        (dict(max_steps=0), "max_steps"),
+        (dict(dt0=-0.1), "dt0"),
+        (dict(batch_shape=(3,)), "y0"),
+        (dict(args=(np.ones(5),)), "args"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    call = dict(t1=1.0, args=(np.ones(2),), batch_shape=(2,))
+    call.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        integrate(fun_decay, (np.ones((2, 1)),), **call)
+
+
+def test_bad_vector_field_output():
+    with pytest.raises(ValueError, match="vf"):
+        integrate(lambda t, y, a: (y[0], y[0]), (np.ones((2, 1)),), 1.0, batch_shape=(2,))
+    with pytest.raises(ValueError, match="vf"):
+        integrate(lambda t, y, a: (np.ones((2, 3)),), (np.ones((2, 1)),), 1.0, batch_shape=(2,))
+
+
+# --------------------------------------------------------------------------
+# Property: batched linear systems against the matrix exponential.
+
+
+@settings(deadline=None, max_examples=15)
+@given(seed=st.integers(0, 2**31 - 1), k=st.integers(1, 4), n=st.integers(1, 4))
+def test_linear_systems_match_expm(seed, k, n):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((k, n, n)) / np.sqrt(n)
+    y0 = rng.standard_normal((k, n))
+    fun = lambda t, y, args: (np.einsum("kij,kj->ki", args[0], y[0]),)
+    sol = integrate(fun, (y0,), 2.0, args=(a,), batch_shape=(k,), rtol=1e-10, atol=1e-12)
+    want = np.stack([scipy.linalg.expm(2.0 * a[i]) @ y0[i] for i in range(k)])
+    np.testing.assert_allclose(sol.state_final[0], want, rtol=1e-7, atol=1e-9)
