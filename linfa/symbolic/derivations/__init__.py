@@ -1,0 +1,27 @@
+"""One builder per fact of DESIGN.md, each returning a :class:`~linfa.symbolic.Derivation`.
+
+The catalogue (:mod:`linfa.theorems`) attaches these to its claims; the
+scripts in ``proofs/`` run them.
+"""
+
+from linfa.symbolic.derivations.alignment import alignment_condition
+from linfa.symbolic.derivations.conservation import bp_balancedness, fa_conservation, fa_discrete_drift
+from linfa.symbolic.derivations.kolen_pollack import kolen_pollack_decay
+
+__all__ = [
+    "ALL",
+    "alignment_condition",
+    "bp_balancedness",
+    "fa_conservation",
+    "fa_discrete_drift",
+    "kolen_pollack_decay",
+]
+
+#: Every builder, by the name of its proof script.
+ALL = {
+    "alignment_condition": alignment_condition,
+    "fa_conservation": fa_conservation,
+    "bp_balancedness": bp_balancedness,
+    "fa_discrete_drift": fa_discrete_drift,
+    "kolen_pollack_decay": kolen_pollack_decay,
+}

@@ -1,0 +1,90 @@
+r"""Fact 1: the FA hidden update is within 90° of BP's iff :math:`e^TWBe > 0`.
+
+Two layers ``h = A x``, ``ŷ = W h``, one sample ``(x, y)``, error
+``e = y − W A x``. Read off the flows on the single-sample moments
+(:math:`\Sigma_{xx} = xx^T`, :math:`\Sigma_{yx} = yx^T`):
+
+.. math::
+
+    \dot A_{FA} = B e x^T, \qquad \dot A_{BP} = W^T e x^T, \qquad
+    \langle \dot A_{FA}, \dot A_{BP}\rangle_F = \lVert x\rVert^2\, e^T W B e,
+
+and the norms factor as :math:`\lVert x\rVert\lVert Be\rVert`,
+:math:`\lVert x\rVert\lVert W^Te\rVert`. Hence the cosine of the angle
+between the updates equals that between the signals :math:`Be` and
+:math:`W^Te` and has the sign of :math:`e^TWBe` (hypotheses: :math:`x`,
+:math:`Be`, :math:`W^Te` non-zero, else the angle is undefined).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import linfa
+from linfa.observables import signal_angle, update_angles
+from linfa.symbolic.derivation import Derivation
+from linfa.symbolic.derivations._common import dims, gaussian, lambdified
+from linfa.symbolic.matrices import frobenius, matrix, scalar, sq_norm, symbols, task, vector
+from linfa.symbolic.numeric import CheckResult
+from linfa.tasks import Task
+
+__all__ = ["alignment_condition"]
+
+
+def _check(rng: np.random.Generator) -> CheckResult:
+    n0, n1, n2 = dims(rng, 3, 3, 8)
+    k = 64
+    a, w, b = gaussian(rng, (n1, n0), (n2, n1), (n1, n2), scale=1.0)
+    ewbe = lambdified(lambda W, B, e: e.T @ W @ B @ e, "W B e", (n2, n1), (n1, n2), (n2, 1))
+    mismatches, worst = 0, 0.0
+    for _ in range(k):
+        x = rng.standard_normal((n0, 1))
+        y = rng.standard_normal((n2, 1))
+        e = y - w @ a @ x
+        tk = Task(x @ x.T, y @ x.T, y @ y.T)
+        th_update = float(update_angles(linfa.FA((b,)), tk, (a, w))[0])
+        th_signal = float(signal_angle(b, w, e[:, 0]))
+        worst = max(worst, abs(th_update - th_signal))
+        if (th_update < 90.0) != (float(ewbe(w, b, e)[0, 0]) > 0):
+            mismatches += 1
+    ok = mismatches == 0 and worst < 1e-6
+    return CheckResult("angle(FA, BP update) < 90° ⇔ e^T W B e > 0 (observables)", ok, worst, 1e-6,
+                       f"widths ({n0},{n1},{n2}), {k} samples, {mismatches} sign mismatches")
+
+
+def alignment_condition() -> Derivation:
+    """Lillicrap et al.'s alignment condition, from FA.flow and BP.flow on one sample."""
+    A, W, B, x, y = symbols("A W B x y", (3, 2), (2, 3), (3, 2), (2, 1), (2, 1))
+    tk = task(x @ x.T, y @ x.T, y @ y.T)
+    e = y - W @ A @ x
+    fa, bp = linfa.FA((B,)).dstate(tk, (A, W)), linfa.BP().dstate(tk, (A, W))
+    d = Derivation(
+        "Alignment condition",
+        r"\angle\big(\dot A_{FA}, \dot A_{BP}\big) < 90^\circ \iff e^TWBe > 0",
+        hypotheses=(r"h = Ax,\ \hat y = Wh,\ e = y - WAx", r"x \neq 0,\ Be \neq 0,\ W^Te \neq 0"),
+        reference="Lillicrap et al. 2016; DESIGN.md fact 1",
+        conclusion=r"$\cos\angle(\dot A_{FA}, \dot A_{BP}) = \cos\angle(Be, W^Te) = "
+                   r"e^TWBe / (\lVert Be\rVert\lVert W^Te\rVert)$, whose denominator is positive.",
+    )
+    d.add("fa-update", fa[0], B @ e @ x.T, reason="FA.flow on one sample: E = (y − WAx) x^T = e x^T",
+          show=r"\dot A_{FA} = B e x^T")
+    d.add("bp-update", bp[0], W.T @ e @ x.T, reason="BP.flow on one sample", show=r"\dot A_{BP} = W^T e x^T")
+    # explicit dims: e is any vector here
+    Bm, Wm, xv, ev = matrix("B", 3, 2), matrix("W", 2, 3), vector("x", 2), vector("e", 2)
+    ufa, ubp = Bm * ev * xv.T, Wm.T * ev * xv.T
+    ip = frobenius(ufa, ubp)
+    dims_ = "n0=2, n1=3, n2=2"
+    d.add("inner", ip, sq_norm(xv) * scalar(ev.T * Wm * Bm * ev),
+          reason="Frobenius product of rank-one matrices", dims=dims_,
+          show=r"\langle Bex^T, W^Tex^T\rangle_F = \lVert x\rVert^2\, e^TWBe")
+    d.add("norm-fa", sq_norm(ufa), sq_norm(xv) * sq_norm(Bm * ev), reason="rank-one norm", dims=dims_,
+          show=r"\lVert Bex^T\rVert^2 = \lVert x\rVert^2\lVert Be\rVert^2")
+    d.add("norm-bp", sq_norm(ubp), sq_norm(xv) * sq_norm(Wm.T * ev), reason="rank-one norm", dims=dims_,
+          show=r"\lVert W^Tex^T\rVert^2 = \lVert x\rVert^2\lVert W^Te\rVert^2")
+    d.add("signals", frobenius(Bm * ev, Wm.T * ev), scalar(ev.T * Wm * Bm * ev),
+          reason="⟨Be, W^Te⟩ = e^T W B e", dims=dims_, show=r"\langle Be, W^Te\rangle = e^TWBe")
+    den = sq_norm(xv) ** 2 * sq_norm(Bm * ev) * sq_norm(Wm.T * ev)
+    d.add("denominator", den, 0, ">=", reason="product of sums of squares; > 0 under the hypotheses",
+          dims=dims_, show=r"\lVert x\rVert^4\lVert Be\rVert^2\lVert W^Te\rVert^2 \geq 0")
+    d.checks["update angle vs e^T W B e at random samples"] = _check
+    return d
