@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from linfa.sweep import Batched, PerInstance
+from linfa.sweep import Batched, PerInstance, ResultStore
 from linfa.sweep.examples import fa_alignment
 
 
@@ -42,3 +44,16 @@ FA_SMALL = Batched(fa_alignment, steps=20)
 FA_OR_RAISE = Batched(fa_or_raise, steps=20)
 SLOW_FA = Batched(slow_fa)
 NOISY = PerInstance(noisy_claim)
+
+
+def fingerprint(path: Path) -> list[tuple[Any, ...]]:
+    """Everything recorded per instance, floats as exact bit patterns (timings and tracebacks aside)."""
+    with ResultStore.open(path, readonly=True) as store:
+        out = []
+        for r in store.records():
+            arrays = {k: v.tobytes() for k, v in r.arrays().items()}
+            out.append((r.index, r.status, r.holds, None if r.margin is None else float(r.margin).hex(),
+                        tuple(sorted((k, float(v).hex()) for k, v in r.metrics.items())),
+                        json.dumps(r.params, sort_keys=True), r.size, tuple(sorted(arrays.items())),
+                        None if r.error is None else r.error.strip().splitlines()[-1], r.replay))
+        return out

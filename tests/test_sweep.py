@@ -15,6 +15,7 @@ from typing import Any
 import _sweep_targets as tt
 import numpy as np
 import pytest
+from _sweep_targets import fingerprint
 
 from linfa.sweep import (
     Batched,
@@ -33,19 +34,6 @@ from linfa.sweep.store import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
-
-
-def fingerprint(path: Path) -> list[tuple[Any, ...]]:
-    """Everything recorded per instance, floats as exact bit patterns (timings and tracebacks aside)."""
-    with ResultStore.open(path, readonly=True) as store:
-        out = []
-        for r in store.records():
-            arrays = {k: v.tobytes() for k, v in r.arrays().items()}
-            out.append((r.index, r.status, r.holds, None if r.margin is None else float(r.margin).hex(),
-                        tuple(sorted((k, float(v).hex()) for k, v in r.metrics.items())),
-                        json.dumps(r.params, sort_keys=True), r.size, tuple(sorted(arrays.items())),
-                        None if r.error is None else r.error.strip().splitlines()[-1], r.replay))
-        return out
 
 
 def _env() -> dict[str, str]:

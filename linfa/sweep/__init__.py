@@ -9,9 +9,11 @@
 * :mod:`~linfa.sweep.targets`: what runs (catalogue checks, per-instance or batched functions);
 * :mod:`~linfa.sweep.store`: the SQLite results file, one row per instance;
 * :mod:`~linfa.sweep.executors`: serial, local processes, Dask (imported only when asked);
-* :mod:`~linfa.sweep.run`: :func:`sweep`; :mod:`~linfa.sweep.summary`: :func:`summarize`.
+* :mod:`~linfa.sweep.run`: :func:`sweep`; :mod:`~linfa.sweep.summary`: :func:`summarize`;
+* :mod:`~linfa.sweep.cli`: ``linfa sweep`` (:func:`add_parser`, found by :mod:`linfa.cli`).
 """
 
+from linfa.sweep.cli import add_parser
 from linfa.sweep.executors import AbstractExecutor, DaskExecutor, ProcessExecutor, SerialExecutor, get_executor
 from linfa.sweep.run import sweep
 from linfa.sweep.seeds import chunked, instance_seed, instance_seeds
@@ -31,6 +33,7 @@ __all__ = [
     "SerialExecutor",
     "StoreError",
     "Summary",
+    "add_parser",
     "as_target",
     "chunked",
     "get_executor",

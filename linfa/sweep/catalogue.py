@@ -61,7 +61,8 @@ class Catalogue(AbstractTarget):
         return f"Catalogue({self.id!r})"
 
     def config(self) -> dict[str, Any]:
-        return {"kind": "catalogue", "group_size": self.group_size, "theorem_kind": self.theorem.kind}
+        return {"kind": "catalogue", "group_size": self.group_size, "theorem_kind": self.theorem.kind,
+                "fraction": float(self.theorem.fraction)}
 
     def reference(self) -> tuple[str, str]:
         return "linfa.sweep", f"s.catalogue.Catalogue({self.id!r})"

@@ -34,11 +34,15 @@ def add_workers_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``sweep`` sub-command to ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
+    """Add the ``sweep`` sub-command to ``subparsers`` (from ``ArgumentParser.add_subparsers``).
+
+    Sets ``func=run`` as a parser default, as :mod:`linfa.cli` expects.
+    """
     p: argparse.ArgumentParser = subparsers.add_parser(
         "sweep", help="check a claim on many seeded instances, resumably, locally or on a Dask cluster",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     _fill(p)
+    p.set_defaults(func=run)
     return p
 
 
@@ -101,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             signal.signal(signal.SIGTERM, old)
         _print_summary(summary, args.json)
-        return 0 if summary.holds else 1
+        return 0 if summary.passed else 1
     except (StoreError, ValueError, TypeError, KeyError, ImportError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"linfa sweep: error: {msg}", file=sys.stderr)

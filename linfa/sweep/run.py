@@ -88,7 +88,7 @@ def sweep(
     ...     return {"holds": x * x >= 0, "margin": x * x}
     >>> with tempfile.TemporaryDirectory() as d:
     ...     s = sweep(f, 100, out=os.path.join(d, "r.sqlite"), seed=1, chunk_size=16)
-    ...     s.counts, s.holds
+    ...     s.counts, s.passed
     ({'ok': 100, 'fail': 0, 'error': 0}, True)
     """
     t0 = time.perf_counter()

@@ -45,6 +45,10 @@ class Summary:
         Instances computed by the call that returned this summary (0 when read back).
     seconds : float
         Wall time of that call.
+    kind : {"theorem", "empirical", "existential"}
+        How instances decide the claim (catalogue entries say; other targets are theorems).
+    fraction : float
+        Fraction of instances that must hold for an empirical claim.
     """
 
     path: str
@@ -58,6 +62,8 @@ class Summary:
     first_error: Record | None = None
     n_run: int = 0
     seconds: float = 0.0
+    kind: str = "theorem"
+    fraction: float = 1.0
 
     @property
     def n_recorded(self) -> int:
@@ -70,9 +76,20 @@ class Summary:
         return self.n_recorded >= self.n_instances
 
     @property
-    def holds(self) -> bool:
-        """Complete, with no failure and no error."""
-        return self.complete and self.counts.get("fail", 0) == 0 and self.counts.get("error", 0) == 0
+    def passed(self) -> bool:
+        """Complete, without error, and the claim met its criterion.
+
+        A theorem must hold on every instance, an empirical claim on at least
+        :attr:`fraction` of them, and an existential claim on one (a witness).
+        """
+        ok, fail, err = (self.counts.get(k, 0) for k in ("ok", "fail", "error"))
+        if not self.complete or err:
+            return False
+        if self.kind == "existential":
+            return ok >= 1
+        if self.kind == "empirical":
+            return ok >= self.fraction * (ok + fail) - 1e-9
+        return fail == 0
 
     @property
     def rate(self) -> float:
@@ -93,14 +110,25 @@ class Summary:
             "counts": dict(self.counts), "worst": [list(w) for w in self.worst],
             "quantiles": {k: {str(q): v for q, v in d.items()} for k, d in self.quantiles.items()},
             "counterexample": rec(self.counterexample), "first_error": rec(self.first_error),
-            "n_run": self.n_run, "seconds": self.seconds,
+            "n_run": self.n_run, "seconds": self.seconds, "kind": self.kind, "fraction": self.fraction,
+            "passed": self.passed,
         }
 
     def __str__(self) -> str:
         c = self.counts
         missing = max(self.n_instances - self.n_recorded, 0)
-        verdict = "holds" if self.holds else ("FAILS" if c.get("fail", 0) else
-                                             ("errors" if c.get("error", 0) else "incomplete"))
+        if not self.complete:
+            verdict = "incomplete"
+        elif self.kind == "theorem" and c.get("fail", 0):
+            verdict = "FAILS"
+        elif c.get("error", 0):
+            verdict = "ERRORS"
+        elif self.kind == "existential":
+            verdict = "witness found" if self.passed else "NO WITNESS"
+        elif self.kind == "empirical":
+            verdict = ("holds" if self.passed else "FAILS") + f" (needs {self.fraction:.0%} of instances)"
+        else:
+            verdict = "holds" if self.passed else "FAILS"
         lines = [
             f"{self.target} (seed {self.seed}): {verdict} on {self.n_recorded}/{self.n_instances} instances "
             f"[ok {c.get('ok', 0)}, fail {c.get('fail', 0)}, error {c.get('error', 0)}, missing {missing}]",
@@ -148,7 +176,8 @@ def from_store(store: ResultStore, *, n_worst: int = 5, n_run: int = 0, seconds:
         counts=store.counts(), worst=worst, quantiles={k: v for k, v in quantiles.items() if v},
         counterexample=store.first("status = 'fail'", "size IS NULL, size, idx"),
         first_error=store.first("status = 'error'", "idx"),
-        n_run=n_run, seconds=seconds,
+        n_run=n_run, seconds=seconds, kind=str(store.config.get("theorem_kind", "theorem")),
+        fraction=float(store.config.get("fraction", 1.0)),
     )
 
 
