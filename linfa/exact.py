@@ -1,0 +1,350 @@
+"""Closed-form oracles for the learning dynamics (DESIGN.md facts 3, 5, 6, 8).
+
+* :func:`saxe_mode`, :func:`saxe_weights` — Saxe et al.'s mode dynamics of
+  backprop with whitened inputs and a mode-aligned, balanced initialisation;
+* :func:`fa_zero_init_structure`, :func:`dfa_zero_init_structure` — the
+  factor structures that feedback alignment and direct feedback alignment
+  keep when started from zero, as predicates with residuals;
+* :func:`bp_fixed_point` — the least-squares solution ``Σyx Σxx^{-1}``;
+* :func:`kolen_pollack_mismatch` — ``W_k - B_k^T`` decaying as ``e^{-λt}``.
+
+All functions broadcast over leading batch axes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from linfa.tasks import Task
+
+__all__ = [
+    "FactorStructure",
+    "bp_fixed_point",
+    "dfa_zero_init_structure",
+    "fa_zero_init_structure",
+    "kolen_pollack_mismatch",
+    "saxe_mode",
+    "saxe_weights",
+]
+
+
+def saxe_mode(t: Any, s: Any, u0: Any, *, depth: int = 2, tau: float = 1.0) -> np.ndarray:
+    """Strength ``u(t)`` of one input–output mode under backprop (Saxe et al. 2014).
+
+    With ``Σxx = I``, ``Σyx = U S V^T`` and a balanced initialisation aligned
+    to the modes, each mode's end-to-end strength ``u`` (the product of the
+    per-layer strengths ``a = u^{1/L}``) obeys
+
+    .. math::
+
+        \\tau \\frac{du}{dt} = L\\, u^{2 - 2/L} (s - u),
+
+    which for two layers (``L = 2``) integrates to
+
+    .. math::
+
+        u(t) = \\frac{s\\, e^{2st/\\tau}}{e^{2st/\\tau} - 1 + s/u_0}.
+
+    For ``L = 2`` this is evaluated in a form stable for large ``t`` and for
+    ``s → 0`` (where ``u = u_0 / (1 + 2 u_0 t/τ)``). For ``L > 2`` the implicit
+    solution ``t(u) = τ ∫_{u0}^{u} dv / (L v^{2-2/L} (s - v))`` is inverted
+    numerically (quadrature and bracketing), independently of :mod:`linfa.integrate`.
+
+    Parameters
+    ----------
+    t : array_like
+        Times ``>= 0``.
+    s : array_like
+        Singular values ``>= 0`` of ``Σyx``.
+    u0 : array_like
+        Initial strengths ``> 0``.
+    depth : int
+        Number of layers ``L >= 2``.
+    tau : float
+        Time constant (``1`` for the flows of :mod:`linfa.rules`).
+
+    Returns
+    -------
+    ndarray
+        ``u(t)``, the broadcast shape of ``t``, ``s``, ``u0``.
+    """
+    t, s, u0 = (np.asarray(a, dtype=np.float64) for a in (t, s, u0))
+    if np.any(u0 <= 0):
+        raise ValueError("u0: expected positive initial mode strengths")
+    if np.any(s < 0):
+        raise ValueError("s: expected non-negative singular values")
+    if int(depth) != depth or depth < 2:
+        raise ValueError(f"depth: expected an integer >= 2, got {depth!r}")
+    if depth == 2:
+        x = 2 * s * t / tau
+        # u = 1 / (e^{-x}/u0 + (1 - e^{-x})/s), with (1 - e^{-x})/s -> 2t/τ as s -> 0.
+        safe_s = np.where(s > 0, s, 1.0)
+        growth = np.where(s > 0, -np.expm1(-x) / safe_s, 2 * t / tau)
+        return 1.0 / (np.exp(-x) / u0 + growth)
+    return _deep_mode(t, s, u0, int(depth), tau)
+
+
+def _deep_mode(t: np.ndarray, s: np.ndarray, u0: np.ndarray, L: int, tau: float) -> np.ndarray:
+    from scipy.integrate import quad
+    from scipy.optimize import brentq
+
+    p = 2.0 - 2.0 / L
+
+    def time_to(u: float, s_: float, u0_: float) -> float:
+        val, _ = quad(lambda v: tau / (L * v**p * (s_ - v)), u0_, u, epsabs=0.0, epsrel=1e-13,
+                      limit=200)
+        return val
+
+    def one(t_: float, s_: float, u0_: float) -> float:
+        if t_ == 0 or u0_ == s_:
+            return u0_
+        # u moves monotonically from u0 towards s; bracket between u0 and s.
+        lo, hi = (u0_, s_) if u0_ < s_ else (s_, u0_)
+        span = hi - lo
+        a, b = lo + 1e-300, hi - span * 1e-15
+        f = lambda u: time_to(u, s_, u0_) - t_
+        if u0_ < s_:
+            if f(b) <= 0:
+                return b
+            return brentq(f, u0_, b, xtol=1e-15 * s_, rtol=1e-14)
+        if f(a) <= 0:
+            return a
+        return brentq(f, a, u0_, xtol=1e-15 * s_, rtol=1e-14)
+
+    import warnings
+
+    from scipy.integrate import IntegrationWarning
+
+    with warnings.catch_warnings():
+        # The integrand is singular at v = s, an endpoint only in the limit t -> inf.
+        warnings.simplefilter("ignore", IntegrationWarning)
+        return np.vectorize(one, otypes=[np.float64])(t, s, u0)
+
+
+def saxe_weights(task: Task, t: Any, u0: Any, widths: Sequence[int]) -> tuple[np.ndarray, ...]:
+    """The exact backprop trajectory from the mode-aligned initialisation.
+
+    Starting from :meth:`linfa.DeepLinear.aligned` (``rng=None``) with
+    ``Σxx = I``, the weights stay aligned and only the mode strengths move:
+
+    .. math::
+
+        W_1(t) = R_1 D(t) V^T,\\; W_l(t) = R_l D(t) R_{l-1}^T,\\;
+        W_L(t) = U D(t) R_{L-1}^T,\\quad D(t) = \\operatorname{diag}(u(t)^{1/L}),
+
+    with ``u(t)`` from :func:`saxe_mode` for each singular value of ``Σyx``.
+
+    Parameters
+    ----------
+    task : Task
+        With ``sxx = I`` (not checked here; the closed form needs it).
+    t : float or array_like, shape (T,)
+    u0 : float or array_like, shape (r,)
+        Initial strengths, ``r = min(widths)``.
+    widths : sequence of int
+        ``(n0, ..., nL)``.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``W_l`` of shape ``(*batch, n_l, n_{l-1})`` for scalar ``t``, else
+        ``(*batch, T, n_l, n_{l-1})``.
+    """
+    widths = tuple(int(w) for w in widths)
+    L = len(widths) - 1
+    r = min(widths)
+    batch = task.batch_shape
+    uu, sv, vt = np.linalg.svd(np.broadcast_to(task.syx, (*batch, *task.syx.shape[-2:])))
+    U = uu[..., :, :r]
+    V = np.swapaxes(vt, -1, -2)[..., :, :r]
+    s = sv[..., :r]
+    tt = np.asarray(t, dtype=np.float64)
+    scalar = tt.ndim == 0
+    tt = np.atleast_1d(tt)
+    u0 = np.broadcast_to(np.asarray(u0, dtype=np.float64), (r,))
+    u = saxe_mode(tt[:, None], s[..., None, :], u0, depth=L)  # (*batch, T, r)
+    d = u ** (1.0 / L)
+    frames = [V[..., None, :, :]]
+    for n in widths[1:-1]:
+        frames.append(np.eye(n)[:, :r])
+    frames.append(U[..., None, :, :])
+    out = tuple(
+        (frames[l] * d[..., None, :]) @ np.swapaxes(frames[l - 1], -1, -2) for l in range(1, L + 1)
+    )
+    if scalar:
+        out = tuple(w[..., 0, :, :] for w in out)
+    return tuple(np.ascontiguousarray(w) for w in out)
+
+
+def bp_fixed_point(task: Task) -> np.ndarray:
+    """The end-to-end map backprop converges to: :math:`W^* = \\Sigma_{yx}\\Sigma_{xx}^{-1}`.
+
+    Returns
+    -------
+    ndarray, shape (*batch, nL, n0)
+
+    Raises
+    ------
+    ValueError
+        If ``Σxx`` is singular (then the minimiser is not unique).
+    """
+    sxx = np.asarray(task.sxx, dtype=np.float64)
+    syx = np.asarray(task.syx, dtype=np.float64)
+    try:
+        # W Σxx = Σyx  <=>  Σxx W^T = Σyx^T (Σxx symmetric).
+        wt = np.linalg.solve(sxx, np.swapaxes(syx, -1, -2))
+    except np.linalg.LinAlgError:
+        raise ValueError("task: Σxx is singular; the fixed point Σyx Σxx^{-1} is not unique") from None
+    return np.swapaxes(wt, -1, -2)
+
+
+def kolen_pollack_mismatch(t: Any, mismatch0: Any, decay: float) -> np.ndarray:
+    """Kolen–Pollack's ``W_k(t) - B_k(t)^T = e^{-λt} (W_k(0) - B_k(0)^T)`` (fact 8).
+
+    Parameters
+    ----------
+    t : array_like, shape (T,) or scalar
+    mismatch0 : ndarray, shape (*batch, n_k, n_{k-1})
+    decay : float
+        ``λ``.
+
+    Returns
+    -------
+    ndarray, shape (*batch, T, n_k, n_{k-1}) (or ``(*batch, n_k, n_{k-1})`` for scalar ``t``)
+    """
+    m0 = np.asarray(mismatch0, dtype=np.float64)
+    tt = np.asarray(t, dtype=np.float64)
+    if tt.ndim == 0:
+        return np.exp(-decay * tt) * m0
+    return np.exp(-decay * tt)[:, None, None] * m0[..., None, :, :]
+
+
+@dataclass(frozen=True)
+class FactorStructure:
+    """A factor-structure predicate: the fitted factors and how well they fit.
+
+    Attributes
+    ----------
+    factors : dict of str to ndarray
+        The fitted small matrices (``M``, ``N`` for FA; ``A_1..A_L`` for DFA).
+    residuals : dict of str to ndarray
+        Relative residual of each identity, each of shape ``batch``
+        (``‖X - X̂‖_F / ‖X‖_F``, and ``0`` where ``X = 0``).
+    """
+
+    factors: dict[str, np.ndarray]
+    residuals: dict[str, np.ndarray]
+
+    @property
+    def max_residual(self) -> np.ndarray:
+        """Largest residual over the identities, shape ``batch``."""
+        return np.max(np.stack(list(self.residuals.values())), axis=0)
+
+    def holds(self, tol: float = 1e-8) -> np.ndarray:
+        """Whether every identity holds to relative tolerance ``tol``; shape ``batch``."""
+        return self.max_residual <= tol
+
+
+def _rel(x: np.ndarray, fit: np.ndarray) -> np.ndarray:
+    num = np.linalg.norm(x - fit, axis=(-2, -1))
+    den = np.linalg.norm(x, axis=(-2, -1))
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), num)
+
+
+def _t(a: np.ndarray) -> np.ndarray:
+    return np.swapaxes(a, -1, -2)
+
+
+def fa_zero_init_structure(weights: Sequence[Any], feedback: Sequence[Any]) -> FactorStructure:
+    """Feedback alignment from zero, two layers (fact 3): ``A = B M``, ``W = N B^T``, ``N + N^T = M M^T``.
+
+    With ``h = A x``, ``ŷ = W h``, fixed ``B`` (``n1 × n2``) in place of
+    ``W^T`` and ``A(0) = 0``, ``W(0) = 0``, the flow ``dA/dt = B E``,
+    ``dW/dt = E A^T`` gives ``M = ∫E dt`` and ``N = ∫ E M^T dt``, so
+
+    .. math::
+
+        A = B M, \\qquad W = N B^T, \\qquad N + N^T = M M^T .
+
+    ``M = B^+ A`` and ``N = W (B^T)^+`` are fitted by pseudo-inverse (unique
+    when ``B`` has full column rank, ``n2 <= n1``) and the residuals of the
+    three identities returned.
+
+    Parameters
+    ----------
+    weights : (A, W)
+        Shapes ``(*batch, n1, n0)`` and ``(*batch, n2, n1)``.
+    feedback : (B,)
+        ``B`` of shape ``(*batch, n1, n2)`` (as for :class:`linfa.FA`).
+    """
+    if len(weights) != 2 or len(feedback) != 1:
+        raise ValueError(
+            f"weights, feedback: expected two layers (A, W) and one feedback matrix (B,), "
+            f"got {len(weights)} and {len(feedback)}"
+        )
+    A, W = (np.asarray(w, dtype=np.float64) for w in weights)
+    B = np.asarray(feedback[0], dtype=np.float64)
+    M = np.linalg.pinv(B) @ A
+    N = W @ np.linalg.pinv(_t(B))
+    MMt = M @ _t(M)
+    return FactorStructure(
+        factors={"M": M, "N": N},
+        residuals={
+            "A = B M": _rel(A, B @ M),
+            "W = N B^T": _rel(W, N @ _t(B)),
+            "N + N^T = M M^T": _rel(MMt, N + _t(N)),
+        },
+    )
+
+
+def dfa_zero_init_structure(weights: Sequence[Any], feedback: Sequence[Any]) -> FactorStructure:
+    """Direct feedback alignment from zero (fact 5): weights factor through the feedback.
+
+    With ``B_l`` (``n_l × n_L``) the DFA feedback of layer ``l < L``, training
+    from zero keeps
+
+    .. math::
+
+        W_1 = B_1 A_1, \\qquad W_l = B_l A_l B_{l-1}^T \\;(1 < l < L), \\qquad
+        W_L = A_L B_{L-1}^T,
+
+    with small "alignment matrices" ``A_l`` (``A_1``: ``n_L × n_0``, the
+    others ``n_L × n_L``), fitted here by pseudo-inverses.
+
+    Parameters
+    ----------
+    weights : (W_1, ..., W_L)
+    feedback : (B_1, ..., B_{L-1})
+        As for :class:`linfa.DFA`.
+    """
+    ws = [np.asarray(w, dtype=np.float64) for w in weights]
+    bs = [np.asarray(b, dtype=np.float64) for b in feedback]
+    L = len(ws)
+    if L < 2 or len(bs) != L - 1:
+        raise ValueError(
+            f"feedback: expected L - 1 = {L - 1} matrices for {L} layers, got {len(bs)}"
+        )
+    pinv = [np.linalg.pinv(b) for b in bs]
+    pinv_t = [np.linalg.pinv(_t(b)) for b in bs]
+    factors, residuals = {}, {}
+    for l in range(1, L + 1):
+        w = ws[l - 1]
+        if l == 1:
+            a = pinv[0] @ w
+            fit = bs[0] @ a
+            label = "W_1 = B_1 A_1"
+        elif l < L:
+            a = pinv[l - 1] @ w @ pinv_t[l - 2]
+            fit = bs[l - 1] @ a @ _t(bs[l - 2])
+            label = f"W_{l} = B_{l} A_{l} B_{l - 1}^T"
+        else:
+            a = w @ pinv_t[L - 2]
+            fit = a @ _t(bs[L - 2])
+            label = f"W_{L} = A_{L} B_{L - 1}^T"
+        factors[f"A_{l}"] = a
+        residuals[label] = _rel(w, fit)
+    return FactorStructure(factors=factors, residuals=residuals)
