@@ -57,3 +57,14 @@ def fingerprint(path: Path) -> list[tuple[Any, ...]]:
                         json.dumps(r.params, sort_keys=True), r.size, tuple(sorted(arrays.items())),
                         None if r.error is None else r.error.strip().splitlines()[-1], r.replay))
         return out
+
+
+def draw_zero_init(rng: np.random.Generator) -> Any:
+    """A two-layer FA instance from zero weights with Gaussian feedback (for the conjecture target)."""
+    from linfa.theorems import Instance
+
+    n0, nh, nout = (int(v) for v in rng.integers(1, 4, size=3))
+    w_star = rng.standard_normal((nout, n0))
+    arrays = {"sxx": np.eye(n0), "syx": w_star, "syy": w_star @ w_star.T + np.eye(nout),
+              "W1": np.zeros((nh, n0)), "W2": np.zeros((nout, nh)), "B2": rng.standard_normal((nh, nout))}
+    return Instance(arrays, {"rule": "FA", "widths": [n0, nh, nout]})

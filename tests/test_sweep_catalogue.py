@@ -55,3 +55,16 @@ def _write(tmp_path: Path, blob: bytes | None) -> str:
     with open(path, "wb") as fh:
         fh.write(io.BytesIO(blob).getvalue())
     return path
+
+
+def test_run_checks_in_processes_equals_serial(entry: object) -> None:
+    from linfa.sweep.checks import run_checks
+
+    ids = [t.id for t in theorems.catalogue()[:3]] + [ENTRY]
+    kw = {"instances": 16, "seed": 2, "derivation": False}
+    parallel = list(run_checks(ids, workers=2, **kw))
+    assert [r.theorem.id for r in parallel] == ids
+    for r in parallel:
+        s = theorems.run(r.theorem, **kw)
+        assert (r.holding, r.passed, r.worst_margin, r.witness, r.failures) == (
+            s.holding, s.passed, s.worst_margin, s.witness, s.failures)

@@ -6,14 +6,19 @@
 >>> print(summarize("alignment.sqlite"))                               # doctest: +SKIP
 
 * :mod:`~linfa.sweep.seeds`: instance ``i`` comes from ``SeedSequence(seed).spawn(N)[i]``;
-* :mod:`~linfa.sweep.targets`: what runs (catalogue checks, per-instance or batched functions);
+* :mod:`~linfa.sweep.targets`: what runs (per-instance or batched functions), with
+  :mod:`~linfa.sweep.catalogue` (catalogue entries) and :mod:`~linfa.sweep.conjecture` (conjectures);
 * :mod:`~linfa.sweep.store`: the SQLite results file, one row per instance;
 * :mod:`~linfa.sweep.executors`: serial, local processes, Dask (imported only when asked);
 * :mod:`~linfa.sweep.run`: :func:`sweep`; :mod:`~linfa.sweep.summary`: :func:`summarize`;
-* :mod:`~linfa.sweep.cli`: ``linfa sweep`` (:func:`add_parser`, found by :mod:`linfa.cli`).
+* :mod:`~linfa.sweep.cli`: ``linfa sweep`` (:func:`add_parser`, found by :mod:`linfa.cli`);
+* :mod:`~linfa.sweep.checks`: :func:`run_checks`, catalogue checks in parallel (``linfa check --workers``).
 """
 
+from linfa.sweep.catalogue import Catalogue
+from linfa.sweep.checks import run_checks
 from linfa.sweep.cli import add_parser
+from linfa.sweep.conjecture import Conjecture
 from linfa.sweep.executors import AbstractExecutor, DaskExecutor, ProcessExecutor, SerialExecutor, get_executor
 from linfa.sweep.run import sweep
 from linfa.sweep.seeds import chunked, instance_seed, instance_seeds
@@ -25,6 +30,8 @@ __all__ = [
     "AbstractExecutor",
     "AbstractTarget",
     "Batched",
+    "Catalogue",
+    "Conjecture",
     "DaskExecutor",
     "PerInstance",
     "ProcessExecutor",
@@ -40,6 +47,7 @@ __all__ = [
     "instance_seed",
     "instance_seeds",
     "replay",
+    "run_checks",
     "run_chunk",
     "summarize",
     "sweep",
