@@ -82,13 +82,18 @@ def lambdify(expr: Any, args: Sequence[Any]) -> Callable[..., Any]:
 
     Matrix-valued results come back as ndarrays.
     """
-    f = sp.lambdify(list(args), expr, modules="numpy")
+    if isinstance(expr, sp.Basic) and expr.has(sp.Trace):
+        expr = expr.replace(lambda e: isinstance(e, sp.Trace), lambda e: _np_trace(e.arg))
+    f = sp.lambdify(list(args), expr, modules=[{"_np_trace": np.trace}, "numpy"])
 
     def g(*vals: Any) -> Any:
         out = f(*vals)
         return np.asarray(out) if isinstance(out, np.ndarray | list) else out
 
     return g
+
+
+_np_trace = sp.Function("_np_trace")
 
 
 def _draw_scalar(s: sp.Symbol, rng: np.random.Generator) -> float:

@@ -6,7 +6,9 @@ scripts in ``proofs/`` run them.
 
 from linfa.symbolic.derivations.alignment import alignment_condition
 from linfa.symbolic.derivations.conservation import bp_balancedness, fa_conservation, fa_discrete_drift
+from linfa.symbolic.derivations.factorization import fa_factorization
 from linfa.symbolic.derivations.kolen_pollack import kolen_pollack_decay
+from linfa.symbolic.derivations.zero_init import fa_zero_init
 
 __all__ = [
     "ALL",
@@ -14,6 +16,8 @@ __all__ = [
     "bp_balancedness",
     "fa_conservation",
     "fa_discrete_drift",
+    "fa_factorization",
+    "fa_zero_init",
     "kolen_pollack_decay",
 ]
 
@@ -23,5 +27,7 @@ ALL = {
     "fa_conservation": fa_conservation,
     "bp_balancedness": bp_balancedness,
     "fa_discrete_drift": fa_discrete_drift,
+    "fa_zero_init": fa_zero_init,
+    "fa_factorization": fa_factorization,
     "kolen_pollack_decay": kolen_pollack_decay,
 }
