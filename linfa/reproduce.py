@@ -184,16 +184,6 @@ def _dfa(fast: bool, seed: int) -> dict[str, np.ndarray]:
     }
 
 
-def saxe_closed_form(ts: np.ndarray, s: np.ndarray, u0: float) -> np.ndarray:
-    r"""Saxe et al.'s mode strengths ``u(t) = s e^{2st} / (e^{2st} - 1 + s/u_0)``; shape ``(S, r)``.
-
-    Written as :math:`s / (1 + (s/u_0 - 1) e^{-2st})` to stay finite for large ``t``.
-    """
-    t = np.asarray(ts, dtype=float)[:, None]
-    s = np.asarray(s, dtype=float)[None, :]
-    return s / (1.0 + (s / u0 - 1.0) * np.exp(-2.0 * s * t))
-
-
 # --------------------------------------------------------------------------
 # figures: compute
 
@@ -244,6 +234,7 @@ def _dfa_condition_numbers(fast: bool, seed: int) -> Bundle:
 
 
 def _saxe_modes(fast: bool, seed: int) -> Bundle:
+    from linfa.exact import saxe_mode
     from linfa.integrate import solve
     from linfa.networks import DeepLinear
     from linfa.rules import BP
@@ -261,7 +252,7 @@ def _saxe_modes(fast: bool, seed: int) -> Bundle:
     uu, _, vt = np.linalg.svd(task.syx)
     w = sol.states[1] @ sol.states[0]
     u = np.einsum("ir,sij,rj->sr", uu[:, :4], w, vt[:4])
-    exact = saxe_closed_form(ts, s, u0)
+    exact = saxe_mode(ts[:, None], s, u0)
     return Bundle("t", ts, {"measured": u, "closed_form": exact}, {
         "singular_values": s.tolist(), "u0": u0, "widths": list(widths),
         "max_abs_error": float(np.max(np.abs(u - exact))),

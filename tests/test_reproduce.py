@@ -79,15 +79,6 @@ def test_saxe_modes_follow_the_closed_form(bundles):
     np.testing.assert_allclose(exact[-1, :3], b.extra["singular_values"][:3], rtol=1e-3)
 
 
-def test_saxe_closed_form_solves_the_mode_ode():
-    ts = np.linspace(0.0, 2.0, 2001)
-    s = np.array([2.0, 0.5])
-    u = rp.saxe_closed_form(ts, s, 0.1)
-    du = np.gradient(u, ts, axis=0)
-    np.testing.assert_allclose(du[1:-1], (2 * u * (s - u))[1:-1], atol=1e-5)
-    np.testing.assert_allclose(u[0], 0.1)
-
-
 def test_ep_error_slopes_one_and_two(bundles):
     b = bundles["ep_beta"]
     assert abs(b.extra["slope_one_sided"] - 1.0) < 0.05
