@@ -1,0 +1,335 @@
+"""The ``linfa`` command line: ``linfa check``, ``linfa list``, ``linfa replay``, and extensions.
+
+::
+
+    linfa check [IDS ...] [--instances N] [--seed S] [--json PATH] [--fast] [--no-derivations] [--quiet]
+    linfa list [--json]
+    linfa replay PATH
+
+``linfa check`` runs the catalogue (:mod:`linfa.theorems`): each entry's
+derivation (:mod:`linfa.symbolic`) and its numerical check on seeded random
+instances. ``IDS`` are entry ids (``saxe2014.mode_dynamics``) or paper keys
+(``saxe2014``); none means all. It prints a table and exits with
+
+* ``0`` when every selected claim met its criterion (a theorem on every
+  instance, an empirical claim on its stated fraction, an existential claim
+  with a witness found, and no derivation failed);
+* ``1`` when some claim did not (or its check raised);
+* ``2`` on a usage error (unknown id, bad option).
+
+``--json PATH`` writes the results as JSON following :data:`JSON_SCHEMA`.
+
+Sub-commands are added by modules exposing ``add_parser(subparsers)`` that
+sets ``func`` (``args.func(args) -> int``) as a parser default: the built-in
+ones here, and those listed in :data:`EXTENSIONS` (``linfa reproduce``,
+``linfa sweep``), which are skipped if their module does not exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["EXTENSIONS", "JSON_SCHEMA", "build_parser", "main", "render_table"]
+
+#: Modules providing further sub-commands through ``add_parser(subparsers)``.
+EXTENSIONS: tuple[str, ...] = ("linfa.reproduce", "linfa.sweep")
+
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+_SEED_INFO = {
+    "type": "object",
+    "required": ["entropy", "spawn_key", "group", "index", "margin"],
+    "properties": {
+        "entropy": {"type": "integer", "minimum": 0},
+        "spawn_key": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "group": {"type": "integer", "minimum": 0},
+        "index": {"type": "integer", "minimum": 0},
+        "margin": {"type": "number"},
+    },
+}
+
+#: JSON Schema (draft 2020-12) of ``linfa check --json`` output.
+JSON_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "linfa check results",
+    "type": "object",
+    "required": ["linfa_version", "seed", "fast", "instances", "seconds", "passed", "results"],
+    "additionalProperties": False,
+    "properties": {
+        "linfa_version": {"type": "string"},
+        "seed": {"type": "integer", "minimum": 0},
+        "fast": {"type": "boolean"},
+        "instances": {"type": ["integer", "null"], "minimum": 1,
+                      "description": "--instances, or null for each entry's default"},
+        "seconds": {"type": "number", "minimum": 0},
+        "passed": {"type": "boolean", "description": "every selected claim met its criterion"},
+        "results": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["id", "paper", "title", "kind", "statement", "reference", "hypotheses", "tolerance",
+                             "tolerance_reason", "required_fraction", "instances", "holding", "passed",
+                             "worst_margin", "seconds", "witness", "failures", "derivation", "error", "details"],
+                "properties": {
+                    "id": {"type": "string", "pattern": r"^[A-Za-z0-9_]+\.[A-Za-z0-9_]+$"},
+                    "paper": {"type": "string"},
+                    "title": {"type": "string"},
+                    "kind": {"enum": ["theorem", "empirical", "existential"]},
+                    "statement": {"type": "string", "description": "LaTeX"},
+                    "reference": {"type": "string"},
+                    "hypotheses": {"type": "array", "items": {"type": "string"}},
+                    "tolerance": {"type": "number"},
+                    "tolerance_reason": {"type": "string"},
+                    "required_fraction": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1},
+                    "instances": {"type": "integer", "minimum": 0},
+                    "holding": {"type": "integer", "minimum": 0},
+                    "passed": {"type": "boolean"},
+                    "worst_margin": {**_NUMBER_OR_NULL,
+                                     "description": "smallest margin; the best witness's if existential"},
+                    "seconds": {"type": "number", "minimum": 0},
+                    "witness": {"oneOf": [{"type": "null"}, _SEED_INFO]},
+                    "failures": {"type": "array", "items": _SEED_INFO, "maxItems": 5},
+                    "derivation": {
+                        "type": "object",
+                        "required": ["name", "status"],
+                        "additionalProperties": False,
+                        "properties": {"name": {"type": ["string", "null"]}, "status": {"type": "string"}},
+                    },
+                    "error": {"type": ["string", "null"]},
+                    "details": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {"min": {"type": "number"}, "median": {"type": "number"},
+                                           "max": {"type": "number"}},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+# ------------------------------------------------------------------------ check
+def _add_check(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "check", help="check the catalogue of published claims on random instances",
+        description="Run each claim's derivation and numerical check; print a table; exit 1 if a claim fails.",
+    )
+    p.add_argument("ids", nargs="*", metavar="ID", help="entry ids or paper keys (default: all; see `linfa list`)")
+    p.add_argument("--instances", type=_positive_int, default=None, metavar="N",
+                   help="instances per entry (default: each entry's own)")
+    p.add_argument("--seed", type=_non_negative_int, default=0, metavar="S", help="run seed (default: 0)")
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON to PATH")
+    p.add_argument("--fast", action="store_true", help="fewer instances per entry")
+    p.add_argument("--no-derivations", action="store_true", help="skip the symbolic derivations (no sympy)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_check)
+
+
+def _positive_int(s: str) -> int:
+    v = int(s)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s}")
+    return v
+
+
+def _non_negative_int(s: str) -> int:
+    v = int(s)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {s}")
+    return v
+
+
+def _fmt_margin(x: float) -> str:
+    return "—" if x != x else f"{x:.3g}"
+
+
+def render_table(results: Sequence[Any]) -> str:
+    """The table ``linfa check`` prints, one row per :class:`~linfa.theorems.Result`."""
+    header = ("id", "paper", "kind", "instances", "holds", "worst margin", "seconds", "derivation")
+    rows = []
+    for r in results:
+        t = r.theorem
+        if r.error is not None:
+            holds = "ERROR"
+        else:
+            holds = f"{'yes' if r.passed else 'NO'} ({r.holding}/{r.instances})"
+        deriv = {"none": "—", "skipped": "skipped", "verified": "verified"}.get(r.derivation, r.derivation[:24])
+        rows.append((t.id, t.paper, t.kind, str(r.instances), holds, _fmt_margin(r.worst_margin),
+                     f"{r.seconds:.2f}", deriv))
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
+    right = {3, 5, 6}
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths,
+                                                                                                  strict=True)))
+
+    out = [line(header), line(["-" * w for w in widths])]
+    out += [line(row) for row in rows]
+    return "\n".join(s.rstrip() for s in out)
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from linfa import __version__, theorems
+
+    try:
+        chosen = theorems.catalogue(list(args.ids))
+    except KeyError as exc:
+        print(f"linfa check: {exc.args[0]}", file=sys.stderr)
+        return 2
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    results = []
+    bar = tqdm(chosen, desc="linfa check", unit="claim", file=sys.stderr, disable=True if args.quiet else None,
+               leave=False)
+    for thm in bar:
+        bar.set_postfix_str(thm.id)
+        results.append(theorems.run(thm, instances=args.instances, seed=args.seed, fast=args.fast,
+                                    derivation=not args.no_derivations))
+    bar.close()
+    elapsed = time.perf_counter() - start
+    print(render_table(results))
+    failed = [r for r in results if not r.passed]
+    for r in failed:
+        why = r.error or (f"derivation {r.derivation}" if r.derivation.startswith("failed") else None)
+        if why is None:
+            where = r.failures[0] if r.failures else None
+            why = (f"{r.holding}/{r.instances} held" + (f"; first failure: group {where['group']}, index "
+                                                         f"{where['index']}, margin {where['margin']:.3g}"
+                                                         if where else ""))
+        print(f"FAILED {r.theorem.id}: {why}  (replay: linfa check {r.theorem.id} --seed {args.seed}"
+              + (f" --instances {args.instances}" if args.instances else "") + ")")
+    print(f"{len(results) - len(failed)}/{len(results)} claims hold; {elapsed:.1f} s (seed {args.seed})")
+    if args.json:
+        doc = {
+            "linfa_version": __version__,
+            "seed": args.seed,
+            "fast": bool(args.fast),
+            "instances": args.instances,
+            "seconds": elapsed,
+            "passed": not failed,
+            "results": [r.to_json() for r in results],
+        }
+        directory = os.path.dirname(os.path.abspath(args.json))
+        os.makedirs(directory, exist_ok=True)
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=2, allow_nan=False)
+            fh.write("\n")
+    return 1 if failed else 0
+
+
+# ------------------------------------------------------------------------- list
+def _add_list(subparsers: Any) -> None:
+    p = subparsers.add_parser("list", help="list the catalogue", description="List the catalogue's entries.")
+    p.add_argument("ids", nargs="*", metavar="ID", help="entry ids or paper keys (default: all)")
+    p.add_argument("--verbose", "-v", action="store_true", help="also print statement, reference and hypotheses")
+    p.set_defaults(func=_run_list)
+
+
+def _run_list(args: argparse.Namespace) -> int:
+    from linfa import theorems
+
+    try:
+        chosen = theorems.catalogue(list(args.ids))
+    except KeyError as exc:
+        print(f"linfa list: {exc.args[0]}", file=sys.stderr)
+        return 2
+    width = max((len(t.id) for t in chosen), default=0)
+    for t in chosen:
+        print(f"{t.id:<{width}}  {t.kind:<11}  {t.title}")
+        if args.verbose:
+            print(f"    statement:  {t.statement}")
+            print(f"    reference:  {t.reference}")
+            for h in t.hypotheses:
+                print(f"    hypothesis: {h}")
+            print(f"    tolerance:  {t.tolerance:g} ({t.tolerance_reason})")
+            if t.kind == "empirical":
+                print(f"    must hold on at least {t.fraction:.0%} of instances")
+            if t.derivation:
+                print(f"    derivation: linfa.symbolic.derivations.{t.derivation}")
+    return 0
+
+
+# ----------------------------------------------------------------------- replay
+def _add_replay(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "replay", help="re-run a saved instance (a counterexample or a catalogue instance)",
+        description="Load an instance .npz written by linfa.testing.conjecture or Instance.save and re-check it.",
+    )
+    p.add_argument("path", metavar="PATH", help="the .npz file")
+    p.add_argument("--predicate", default=None, metavar="MODULE:NAME",
+                   help="the conjecture's predicate (default: the one recorded in the file)")
+    p.set_defaults(func=_run_replay)
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    from linfa.theorems import Instance, get
+
+    try:
+        inst = Instance.load(args.path)
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"linfa replay: {exc}", file=sys.stderr)
+        return 2
+    if "predicate" in inst.params or args.predicate:
+        from linfa.testing import replay
+
+        outcome = replay(inst, predicate=args.predicate)
+        print(outcome)
+        return 0 if outcome.holds else 1
+    try:
+        thm = get(inst.name)
+    except KeyError as exc:
+        print(f"linfa replay: {exc.args[0]}", file=sys.stderr)
+        return 2
+    verdict = thm.check(inst)
+    holds = bool(verdict.holds.all())
+    print(f"{thm.id}: holds={holds} margin={float(verdict.margin.min()):.6g}")
+    for k, v in verdict.details.items():
+        print(f"  {k} = {v}")
+    return 0 if holds else 1
+
+
+# ------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    """The ``linfa`` argument parser with every available sub-command."""
+    parser = argparse.ArgumentParser(prog="linfa", description="Verify theory about learning in linear networks.")
+    from linfa import __version__
+
+    parser.add_argument("--version", action="version", version=f"linfa {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_check(subparsers)
+    _add_list(subparsers)
+    _add_replay(subparsers)
+    for name in EXTENSIONS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        add = getattr(module, "add_parser", None)
+        if callable(add):
+            add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``linfa`` script and ``python -m linfa``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    status: int = args.func(args)
+    return status

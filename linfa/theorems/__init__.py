@@ -1,0 +1,49 @@
+"""The catalogue of published claims, each with a numerical check (``linfa check``).
+
+Importing this package registers every entry. See :mod:`linfa.theorems._core`
+for :class:`Theorem`, :class:`Verdict` and how instances are seeded, and
+:class:`Instance` for the reproducible instances checks run on.
+
+Examples
+--------
+>>> from linfa import theorems
+>>> thm = theorems.get("lillicrap2016.alignment_condition")
+>>> thm.kind
+'theorem'
+>>> theorems.run(thm, instances=4, derivation=False).passed
+True
+"""
+
+from linfa.theorems._core import (
+    KINDS,
+    Result,
+    Theorem,
+    Verdict,
+    catalogue,
+    get,
+    group_seed,
+    register,
+    replay,
+    run,
+    unregister,
+)
+from linfa.theorems._instance import RULES, Instance
+
+__all__ = [
+    "KINDS",
+    "RULES",
+    "Instance",
+    "Result",
+    "Theorem",
+    "Verdict",
+    "catalogue",
+    "get",
+    "group_seed",
+    "register",
+    "replay",
+    "run",
+    "unregister",
+]
+
+# Entries register themselves on import, in this order (the order of `linfa list`).
+from linfa.theorems import lillicrap2016  # noqa: F401

@@ -1,0 +1,482 @@
+"""The catalogue's machinery: :class:`Theorem`, :class:`Verdict`, the registry and the runner.
+
+A catalogue entry is a published claim made checkable:
+
+* its *statement* (LaTeX), *reference* and *hypotheses*;
+* its *kind*: ``"theorem"`` (must hold on every valid instance),
+  ``"empirical"`` (must hold on at least a stated ``fraction`` of instances)
+  or ``"existential"`` (a separation or a counterexample: a search that
+  passes when it finds a witness, which it reports);
+* a *tolerance* and the reason for it;
+* ``draw(rng, size)``, which draws ``size`` instances sharing their
+  dimensions as one batched :class:`~linfa.theorems.Instance`, and
+  ``check(instance) -> Verdict``, which decides them all at once (one batched
+  integration per group of instances);
+* optionally the name of a derivation in :mod:`linfa.symbolic.derivations`.
+
+Seeding: group ``g`` of entry ``id`` under ``--seed S`` is drawn from
+``SeedSequence(S, spawn_key=(crc32(id), g))``. Groups have a fixed size per
+entry, so instance ``j`` is the same whatever the number of instances asked
+for and whichever other entries run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import time
+import zlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from linfa.theorems._instance import Instance
+
+__all__ = [
+    "KINDS",
+    "Result",
+    "Theorem",
+    "Verdict",
+    "catalogue",
+    "get",
+    "group_seed",
+    "register",
+    "run",
+    "unregister",
+]
+
+Kind = Literal["theorem", "empirical", "existential"]
+KINDS: tuple[str, ...] = ("theorem", "empirical", "existential")
+
+
+@dataclass(frozen=True, eq=False)
+class Verdict:
+    """Outcome of a check on a batch of instances.
+
+    Parameters
+    ----------
+    holds : array_like of bool, shape (K,)
+        Whether the claim holds on each instance (within tolerance).
+    margin : array_like of float, shape (K,)
+        Signed slack: ``>= 0`` where the claim holds, larger is safer; for
+        a bound ``x <= tol`` it is ``tol - x``. NaN is not allowed.
+    details : dict
+        Per-instance diagnostics (arrays of shape ``(K,)``) and scalars, e.g.
+        the measured error, the final loss.
+
+    For an unbatched instance :meth:`Theorem.check` returns shape ``()``.
+    """
+
+    holds: np.ndarray
+    margin: np.ndarray
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        holds = np.asarray(self.holds, dtype=bool)
+        margin = np.asarray(self.margin, dtype=np.float64)
+        if holds.shape != margin.shape:
+            raise ValueError(f"margin: expected the shape of holds, {holds.shape}, got {margin.shape}")
+        if np.any(np.isnan(margin)):
+            raise ValueError("margin: expected numbers, got NaN (a check must decide every instance)")
+        object.__setattr__(self, "holds", holds)
+        object.__setattr__(self, "margin", margin)
+        object.__setattr__(self, "details", dict(self.details))
+
+    def squeeze(self) -> Verdict:
+        """The verdict of a batch of one as an unbatched verdict."""
+        return Verdict(
+            self.holds.reshape(()),
+            self.margin.reshape(()),
+            {k: (np.asarray(v)[0] if np.ndim(v) >= 1 and np.shape(v)[0] == 1 else v) for k, v in self.details.items()},
+        )
+
+
+DrawFn = Callable[[np.random.Generator, int], Instance]
+CheckFn = Callable[[Instance], Verdict]
+
+
+@dataclass(frozen=True, eq=False)
+class Theorem:
+    """A published claim with a numerical check.
+
+    Parameters
+    ----------
+    id : str
+        ``paper.claim``, e.g. ``"lillicrap2016.zero_init_alignment"``.
+    paper : str
+        Short citation, e.g. ``"Lillicrap et al. 2016"``.
+    title : str
+        One line.
+    statement : str
+        The claim in LaTeX.
+    reference : str
+        Paper, venue, section or figure.
+    hypotheses : tuple of str
+        Conditions the instances satisfy (and the claim needs).
+    kind : {"theorem", "empirical", "existential"}
+    tolerance : float
+        The threshold the check compares against.
+    tolerance_reason : str
+        Why this tolerance (integrator accuracy, rounding, horizon, ...).
+    draw : callable
+        ``draw(rng, size) -> Instance`` with ``size`` instances batched.
+    check : callable
+        ``check(instance) -> Verdict`` on a batched instance.
+    fraction : float
+        Required fraction of holding instances for ``"empirical"`` claims.
+    derivation : str or None
+        Name of a builder in :mod:`linfa.symbolic.derivations`.
+    group_size : int
+        Instances per batched draw.
+    instances : int
+        Default number of instances; ``fast_instances`` with ``--fast``.
+    """
+
+    id: str
+    paper: str
+    title: str
+    statement: str
+    reference: str
+    hypotheses: tuple[str, ...]
+    kind: Kind
+    tolerance: float
+    tolerance_reason: str
+    draw: DrawFn
+    check_batch: CheckFn
+    fraction: float = 1.0
+    derivation: str | None = None
+    group_size: int = 16
+    instances: int = 32
+    fast_instances: int = 8
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or self.id.count(".") != 1 or not all(p for p in self.id.split(".")):
+            raise ValueError(f"id: expected 'paper.claim', got {self.id!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind: expected one of {KINDS}, got {self.kind!r}")
+        if not 0.0 < self.fraction <= 1.0:
+            raise ValueError(f"fraction: expected a number in (0, 1], got {self.fraction!r}")
+        if self.kind == "theorem" and self.fraction != 1.0:
+            raise ValueError("fraction: a theorem must hold on every instance (fraction 1)")
+        for name in ("group_size", "instances", "fast_instances"):
+            v = getattr(self, name)
+            if int(v) != v or v < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+        if not callable(self.draw) or not callable(self.check_batch):
+            raise TypeError("draw, check_batch: expected callables")
+        object.__setattr__(self, "hypotheses", tuple(self.hypotheses))
+
+    @property
+    def module(self) -> str:
+        """The paper key, the part of the id before the dot."""
+        return self.id.split(".")[0]
+
+    def check(self, instance: Instance) -> Verdict:
+        """Decide the claim on one instance or a batch of them.
+
+        Parameters
+        ----------
+        instance : Instance
+            As drawn by :attr:`draw` (batched) or one of them
+            (:meth:`Instance.take`, or :meth:`Instance.load` of a saved one).
+
+        Returns
+        -------
+        Verdict
+            Arrays of shape ``(K,)`` for a batch of ``K``, ``()`` for one.
+        """
+        if not isinstance(instance, Instance):
+            raise TypeError(f"instance: expected a linfa.theorems.Instance, got {type(instance).__name__}")
+        if instance.size is None:
+            batched = Instance({k: a[None] for k, a in instance.arrays.items()}, instance.params,
+                               instance.seed, 1, instance.name)
+            return self._checked(batched).squeeze()
+        return self._checked(instance)
+
+    def _checked(self, instance: Instance) -> Verdict:
+        verdict = self.check_batch(instance)
+        if not isinstance(verdict, Verdict):
+            raise TypeError(f"{self.id}: check returned {type(verdict).__name__}, expected a Verdict")
+        if verdict.holds.shape != (instance.size,):
+            raise ValueError(f"{self.id}: check returned shape {verdict.holds.shape}, expected ({instance.size},)")
+        return verdict
+
+    def passes(self, holding: int, total: int) -> bool:
+        """Whether ``holding`` of ``total`` instances meet this claim's criterion."""
+        if total == 0:
+            return False
+        if self.kind == "existential":
+            return holding >= 1
+        if self.kind == "theorem":
+            return holding == total
+        return holding >= math.ceil(self.fraction * total - 1e-9)
+
+    def load_derivation(self) -> Any:
+        """The :mod:`linfa.symbolic` derivation object, or None (imports sympy)."""
+        if self.derivation is None:
+            return None
+        module = importlib.import_module("linfa.symbolic.derivations")
+        return getattr(module, self.derivation)()
+
+    def __repr__(self) -> str:
+        return f"Theorem({self.id!r}, kind={self.kind!r})"
+
+
+# --------------------------------------------------------------------------- registry
+_REGISTRY: dict[str, Theorem] = {}
+
+
+def register(theorem: Theorem, *, replace: bool = False) -> Theorem:
+    """Add ``theorem`` to the catalogue and return it.
+
+    Raises
+    ------
+    ValueError
+        If its id is taken and ``replace`` is false.
+    """
+    if not isinstance(theorem, Theorem):
+        raise TypeError(f"theorem: expected a Theorem, got {type(theorem).__name__}")
+    if theorem.id in _REGISTRY and not replace:
+        raise ValueError(f"theorem: id {theorem.id!r} is already registered (pass replace=True)")
+    _REGISTRY[theorem.id] = theorem
+    return theorem
+
+
+def unregister(id: str) -> Theorem:
+    """Remove and return the entry ``id``."""
+    try:
+        return _REGISTRY.pop(id)
+    except KeyError:
+        raise KeyError(f"id: no catalogue entry {id!r}") from None
+
+
+def get(id: str) -> Theorem:
+    """The entry ``id``; ``KeyError`` naming close matches otherwise."""
+    try:
+        return _REGISTRY[id]
+    except KeyError:
+        close = [k for k in _REGISTRY if id in k or k.startswith(id.split(".")[0] + ".")]
+        hint = f"; did you mean one of {close[:5]}?" if close else "; see `linfa list`"
+        raise KeyError(f"id: no catalogue entry {id!r}{hint}") from None
+
+
+def catalogue(ids: list[str] | None = None) -> list[Theorem]:
+    """Entries in registration order; ``ids`` selects exact ids or whole papers (``"saxe2014"``)."""
+    if not ids:
+        return list(_REGISTRY.values())
+    out: list[Theorem] = []
+    for key in ids:
+        if key in _REGISTRY:
+            chosen = [_REGISTRY[key]]
+        else:
+            chosen = [t for t in _REGISTRY.values() if t.module == key]
+            if not chosen:
+                get(key)  # raises with a hint
+        out.extend(t for t in chosen if t not in out)
+    return out
+
+
+# --------------------------------------------------------------------------- runner
+def group_seed(theorem_id: str, seed: int, group: int) -> np.random.SeedSequence:
+    """Seed of instance group ``group`` of entry ``theorem_id`` under run seed ``seed``."""
+    return np.random.SeedSequence(int(seed), spawn_key=(zlib.crc32(theorem_id.encode()), int(group)))
+
+
+def draw_groups(theorem: Theorem, n: int, seed: int) -> Iterator[tuple[int, Instance]]:
+    """Draw ``n`` instances of ``theorem`` in groups of ``theorem.group_size``."""
+    g = 0
+    remaining = n
+    while remaining > 0:
+        size = min(theorem.group_size, remaining)
+        ss = group_seed(theorem.id, seed, g)
+        inst = theorem.draw(np.random.default_rng(ss), theorem.group_size)
+        if inst.size != theorem.group_size:
+            raise ValueError(f"{theorem.id}: draw returned {inst.size} instances, expected {theorem.group_size}")
+        if size < theorem.group_size:
+            inst = Instance({k: a[:size] for k, a in inst.arrays.items()}, inst.params, inst.seed, size, inst.name)
+        seed_info = {"entropy": int(seed), "spawn_key": [int(k) for k in ss.spawn_key], "group": g}
+        yield g, Instance(inst.arrays, inst.params, seed_info, inst.size, theorem.id)
+        remaining -= size
+        g += 1
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """What running one entry on ``instances`` instances found.
+
+    ``worst_margin`` is the smallest margin over instances, except for
+    existential claims, where it is the margin of the best witness.
+    ``witness`` locates that witness (existential) or the worst instance
+    (others): ``{"group", "index", "entropy", "spawn_key", "margin"}``.
+    """
+
+    theorem: Theorem
+    instances: int
+    holding: int
+    passed: bool
+    worst_margin: float
+    seconds: float
+    witness: dict[str, Any] | None = None
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    derivation: str = "none"
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as JSON data (see :data:`linfa.cli.JSON_SCHEMA`)."""
+        t = self.theorem
+        return {
+            "id": t.id,
+            "paper": t.paper,
+            "title": t.title,
+            "kind": t.kind,
+            "statement": t.statement,
+            "reference": t.reference,
+            "hypotheses": list(t.hypotheses),
+            "tolerance": t.tolerance,
+            "tolerance_reason": t.tolerance_reason,
+            "required_fraction": t.fraction if t.kind == "empirical" else (1.0 if t.kind == "theorem" else None),
+            "instances": self.instances,
+            "holding": self.holding,
+            "passed": self.passed,
+            "worst_margin": _finite_or_none(self.worst_margin),
+            "seconds": self.seconds,
+            "witness": self.witness,
+            "failures": self.failures,
+            "derivation": {"name": t.derivation, "status": self.derivation},
+            "error": self.error,
+            "details": self.details,
+        }
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+def _summary(values: list[np.ndarray]) -> dict[str, float]:
+    flat = np.concatenate([np.ravel(v) for v in values]).astype(np.float64)
+    flat = flat[np.isfinite(flat)]
+    if flat.size == 0:
+        return {}
+    return {"min": float(flat.min()), "median": float(np.median(flat)), "max": float(flat.max())}
+
+
+_DERIVATION_CACHE: dict[str, str] = {}
+
+
+def verify_derivation(theorem: Theorem) -> str:
+    """Build and verify the entry's derivation: ``"verified"``, ``"failed: ..."`` or ``"none"``."""
+    if theorem.derivation is None:
+        return "none"
+    if theorem.derivation in _DERIVATION_CACHE:
+        return _DERIVATION_CACHE[theorem.derivation]
+    try:
+        derivation = theorem.load_derivation()
+        report = derivation.verify()
+        if report is None or bool(report):
+            status = "verified"
+        else:
+            status = "failed: " + ", ".join(str(n) for n in getattr(report, "failed", ["verification"]))
+    except (ImportError, AttributeError) as exc:
+        status = f"unavailable: {exc}"
+    except Exception as exc:  # a failing step raises; report it, don't crash the run
+        status = f"failed: {type(exc).__name__}: {exc}"
+    _DERIVATION_CACHE[theorem.derivation] = status
+    return status
+
+
+def run(
+    theorem: Theorem,
+    *,
+    instances: int | None = None,
+    seed: int = 0,
+    fast: bool = False,
+    derivation: bool = True,
+) -> Result:
+    """Check ``theorem`` on ``instances`` seeded random instances.
+
+    Parameters
+    ----------
+    theorem : Theorem
+    instances : int, optional
+        Defaults to ``theorem.instances`` (``theorem.fast_instances`` if ``fast``).
+    seed : int
+        Run seed; see the module docstring for how groups are seeded.
+    fast : bool
+        Use the fast default number of instances.
+    derivation : bool
+        Also build and verify the symbolic derivation (imports sympy).
+
+    Returns
+    -------
+    Result
+        An exception raised by the check is caught and reported in
+        ``Result.error`` (and the entry fails).
+    """
+    if not isinstance(theorem, Theorem):
+        raise TypeError(f"theorem: expected a Theorem, got {type(theorem).__name__}")
+    n = (theorem.fast_instances if fast else theorem.instances) if instances is None else instances
+    if int(n) != n or n < 1:
+        raise ValueError(f"instances: expected a positive integer, got {instances!r}")
+    if int(seed) != seed or seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    start = time.perf_counter()
+    holding = 0
+    total = 0
+    best: tuple[float, dict[str, Any]] | None = None
+    worst: tuple[float, dict[str, Any]] | None = None
+    failures: list[dict[str, Any]] = []
+    detail_values: dict[str, list[np.ndarray]] = {}
+    error = None
+    try:
+        for g, inst in draw_groups(theorem, int(n), int(seed)):
+            verdict = theorem.check(inst)
+            assert inst.seed is not None
+            for i, (ok, m) in enumerate(zip(verdict.holds, verdict.margin, strict=True)):
+                where = {**inst.seed, "group": g, "index": i, "margin": float(m)}
+                if best is None or m > best[0]:
+                    best = (float(m), where)
+                if worst is None or m < worst[0]:
+                    worst = (float(m), where)
+                if not ok and len(failures) < 5:
+                    failures.append(where)
+            holding += int(np.sum(verdict.holds))
+            total += int(verdict.holds.size)
+            for k, v in verdict.details.items():
+                arr = np.asarray(v)
+                if arr.dtype.kind in "fiub":
+                    detail_values.setdefault(k, []).append(arr)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    deriv = verify_derivation(theorem) if derivation else "skipped"
+    passed = error is None and theorem.passes(holding, total) and not deriv.startswith("failed")
+    if theorem.kind == "existential":
+        margin, witness = (best[0], best[1]) if best is not None else (math.nan, None)
+        if witness is not None and not passed:
+            witness = None
+    else:
+        margin, witness = (worst[0], worst[1]) if worst is not None else (math.nan, None)
+    return Result(
+        theorem=theorem,
+        instances=total,
+        holding=holding,
+        passed=passed,
+        worst_margin=margin,
+        seconds=time.perf_counter() - start,
+        witness=witness,
+        failures=failures,
+        derivation=deriv,
+        error=error,
+        details={k: _summary(v) for k, v in detail_values.items()},
+    )
+
+
+def replay(theorem: Theorem, seed_info: Mapping[str, Any]) -> Instance:
+    """Redraw the single instance ``seed_info`` (a :attr:`Result.witness` or failure) of ``theorem``."""
+    ss = np.random.SeedSequence(int(seed_info["entropy"]), spawn_key=tuple(int(k) for k in seed_info["spawn_key"]))
+    inst = theorem.draw(np.random.default_rng(ss), theorem.group_size)
+    seed = {"entropy": int(seed_info["entropy"]), "spawn_key": list(ss.spawn_key), "group": seed_info.get("group")}
+    batch = Instance(inst.arrays, inst.params, seed, inst.size, theorem.id)
+    return batch.take(int(seed_info["index"]))

@@ -1,0 +1,79 @@
+"""Drawing batched learning-dynamics instances for the catalogue (seeded numpy only)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from linfa import feedback as fb
+from linfa.networks import DeepLinear
+from linfa.tasks import Task, spd_with_condition
+from linfa.theorems._instance import Instance
+
+__all__ = ["integers", "linear_instance", "random_sxx", "teacher_task"]
+
+
+def integers(rng: np.random.Generator, lo: int, hi: int, n: int | None = None) -> Any:
+    """Uniform integers in ``[lo, hi]`` (one, or ``n`` of them as a tuple)."""
+    if n is None:
+        return int(rng.integers(lo, hi + 1))
+    return tuple(int(v) for v in rng.integers(lo, hi + 1, size=n))
+
+
+def random_sxx(rng: np.random.Generator, n: int, size: int, *, max_condition: float = 10.0) -> np.ndarray:
+    """Random SPD input moments ``(size, n, n)``, trace ``n``, condition number in ``[1, max_condition]``."""
+    cond = float(rng.uniform(1.0, max_condition))
+    return spd_with_condition(rng, n, cond, batch=(size,))
+
+
+def teacher_task(
+    rng: np.random.Generator, n_in: int, n_out: int, size: int, *, whitened: bool = False, noise: float = 0.0
+) -> Task:
+    """A batch of linear-teacher tasks; non-whitened input unless ``whitened``."""
+    sxx = None if whitened else random_sxx(rng, n_in, size)
+    return Task.random_teacher(rng, n_in, n_out, sxx=sxx, noise=noise, batch=(size,))
+
+
+def linear_instance(
+    task: Task,
+    weights: Sequence[np.ndarray],
+    *,
+    rule: str,
+    feedback: Sequence[np.ndarray] = (),
+    size: int,
+    **params: Any,
+) -> Instance:
+    """Pack a batched learning-dynamics instance (naming of :mod:`linfa.theorems._instance`)."""
+    depth = len(weights)
+    arrays: dict[str, np.ndarray] = {
+        "sxx": np.broadcast_to(task.sxx, (size, *task.sxx.shape[-2:])),
+        "syx": np.broadcast_to(task.syx, (size, *task.syx.shape[-2:])),
+        "syy": np.broadcast_to(task.syy, (size, *task.syy.shape[-2:])),
+    }
+    for l, w in enumerate(weights, start=1):
+        arrays[f"W{l}"] = np.broadcast_to(w, (size, *w.shape[-2:]))
+    first = 1 if rule == "DFA" else 2
+    for l, b in zip(range(first, first + len(feedback)), feedback, strict=True):
+        arrays[f"B{l}"] = np.broadcast_to(b, (size, *b.shape[-2:]))
+    widths = [int(weights[0].shape[-1]), *(int(w.shape[-2]) for w in weights)]
+    assert len(widths) == depth + 1
+    return Instance(arrays, {"rule": rule, "widths": widths, **params}, size=size)
+
+
+def network(widths: Sequence[int]) -> DeepLinear:
+    """Shorthand for :class:`~linfa.DeepLinear`."""
+    return DeepLinear(tuple(widths))
+
+
+def fa_feedback(rng: np.random.Generator, widths: Sequence[int], size: int, kind: str = "gaussian",
+                scale: float | None = None) -> tuple[np.ndarray, ...]:
+    """FA feedback ``(B_2, ..., B_L)`` batched over ``size``."""
+    return fb.fa(widths, rng, kind=kind, scale=scale, batch=(size,))
+
+
+def dfa_feedback(rng: np.random.Generator, widths: Sequence[int], size: int, kind: str = "gaussian",
+                 scale: float | None = None) -> tuple[np.ndarray, ...]:
+    """DFA feedback ``(B_1, ..., B_{L-1})`` batched over ``size``."""
+    return fb.dfa(widths, rng, kind=kind, scale=scale, batch=(size,))

@@ -1,0 +1,61 @@
+"""Shared numerics of the catalogue checks: one batched trajectory call and small matrix helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from linfa.rules import AbstractRule
+from linfa.tasks import Task
+
+__all__ = ["rel", "sym", "t", "trajectory"]
+
+Observable = Callable[[AbstractRule, Task, tuple[np.ndarray, ...]], np.ndarray]
+
+#: Integrator tolerances of every catalogue trajectory (``dopri5``).
+RTOL = 1e-9
+ATOL = 1e-11
+
+
+def t(a: np.ndarray) -> np.ndarray:
+    """Transpose of the last two axes."""
+    return np.swapaxes(a, -1, -2)
+
+
+def sym(a: np.ndarray) -> np.ndarray:
+    """Symmetric part ``(a + a^T) / 2``."""
+    return 0.5 * (a + t(a))
+
+
+def fro(a: np.ndarray) -> np.ndarray:
+    """Frobenius norm over the last two axes."""
+    return np.sqrt(np.einsum("...ij,...ij->...", a, a))
+
+
+def rel(err: np.ndarray, scale: np.ndarray, floor: float = 1e-300) -> np.ndarray:
+    """``‖err‖_F / max(‖scale‖_F, floor)`` over the last two axes."""
+    return fro(err) / np.maximum(fro(scale), floor)
+
+
+def trajectory(
+    rule: AbstractRule,
+    task: Task,
+    state0: tuple[np.ndarray, ...],
+    t1: float,
+    *,
+    saveat: np.ndarray,
+    observe: Mapping[str, Observable],
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """Integrate a batch with :func:`linfa.integrate.solve` and return ``(ts, observed, ok)``.
+
+    ``observed[name]`` has shape ``(K, S, ...)``; ``ok`` (shape ``(K,)``) is
+    false for instances whose integration failed (their values are NaN).
+    """
+    from linfa.integrate import Status, solve
+
+    sol = solve(rule, task, state0, t1, saveat=np.asarray(saveat, dtype=float), observe=dict(observe),
+                rtol=RTOL, atol=ATOL)
+    ok = np.isin(np.asarray(sol.status), [int(Status.success), int(Status.event)])
+    return np.asarray(sol.ts), dict(sol.observed), ok
+

@@ -1,0 +1,487 @@
+"""Lillicrap, Cownden, Tweed & Akerman (2016): random synaptic feedback weights support learning.
+
+Feedback alignment (FA) on two-layer linear networks ``h = A x``, ``ŷ = W h``:
+the hidden layer learns with a fixed random ``B`` in place of ``W^T``,
+
+.. math::
+
+    \\dot A = B E, \\qquad \\dot W = E A^T, \\qquad E = \\Sigma_{yx} - W A \\Sigma_{xx}.
+
+Entries: the alignment condition (DESIGN.md fact 1), the FA conservation law
+and its SGD drift (fact 2), the zero-init structure, alignment and Lyapunov
+function (fact 3), a counterexample for general feedback, and the linear
+function-approximation task of the paper's Fig. 2 (empirical).
+
+Reference: T. P. Lillicrap, D. Cownden, D. B. Tweed, C. J. Akerman, *Random
+synaptic feedback weights support error backpropagation for deep learning*,
+Nature Communications 7, 13276 (2016).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from linfa import observables as obs
+from linfa.rules import FA, AbstractRule, prefix_products
+from linfa.tasks import Task
+from linfa.theorems import _draw
+from linfa.theorems._core import Theorem, Verdict, register
+from linfa.theorems._instance import Instance
+from linfa.theorems._numerics import fro, sym, t, trajectory
+
+__all__: list[str] = []
+
+PAPER = "Lillicrap et al. 2016"
+REF = "Lillicrap, Cownden, Tweed & Akerman, Nat. Commun. 7:13276 (2016)"
+
+State = tuple[np.ndarray, ...]
+
+
+def _saveat(inst: Instance, *, skip_zero: bool = False) -> tuple[float, np.ndarray]:
+    t1 = float(inst.params["t1"])  # type: ignore[arg-type]
+    n = int(inst.params["n_save"])  # type: ignore[arg-type]
+    ts = np.linspace(0.0, t1, n + 1)
+    return t1, (ts[1:] if skip_zero else ts)
+
+
+# ----------------------------------------------------------------------------- fact 1
+def _draw_alignment(rng: np.random.Generator, size: int) -> Instance:
+    n0, nh, nout = _draw.integers(rng, 1, 6, 3)
+    widths = (n0, nh, nout)
+    task = _draw.teacher_task(rng, n0, nout, size)
+    weights = _draw.network(widths).gaussian(rng, 1.0 / np.sqrt(nh), batch=(size,))
+    feedback = _draw.fa_feedback(rng, widths, size)
+    inst = _draw.linear_instance(task, weights, rule="FA", feedback=feedback, size=size)
+    e = rng.standard_normal((size, 64, nout))
+    return Instance({**inst.arrays, "e": e}, inst.params, size=size)
+
+
+def _check_alignment(inst: Instance) -> Verdict:
+    rule, task, state = inst.problem()
+    assert isinstance(rule, FA)
+    w, b = state[1], rule.feedback[0]
+    e = inst.arrays["e"]
+    # the claim is homogeneous in e: normalise so that tiny errors do not underflow the products
+    norm = np.linalg.norm(e, axis=-1, keepdims=True)
+    e = np.where(norm > 0, e / np.where(norm > 0, norm, 1.0), 0.0)
+    be = np.einsum("kij,kpj->kpi", b, e)
+    wte = np.einsum("kji,kpj->kpi", w, e)
+    ewbe = np.einsum("kpi,kpi->kp", be, wte)
+    den = np.linalg.norm(be, axis=-1) * np.linalg.norm(wte, axis=-1)
+    theta = obs.signal_angle(b[:, None], w[:, None], e)
+    cos_pred = ewbe / np.where(den > 0, den, 1.0)
+    gap = np.where(den > 0, np.abs(np.cos(np.radians(np.nan_to_num(theta, nan=90.0))) - cos_pred), 0.0)
+    agree = np.where(np.abs(cos_pred) > 1e-9, (theta < 90.0) == (ewbe > 0), True)
+    # population version: <e^T W B e> and the population signal angle
+    align = obs.alignment(rule, task, state)[..., 0]
+    pangle = obs.signal_angles(rule, task, state)[..., 0]
+    see = obs.error_covariance(rule, task, state)
+    pden = np.sqrt(np.trace(b @ see @ t(b), axis1=-2, axis2=-1) * np.trace(w @ t(w) @ see, axis1=-2, axis2=-1))
+    pgap = np.abs(np.cos(np.radians(np.nan_to_num(pangle, nan=90.0))) - align / np.where(pden > 0, pden, 1.0))
+    pagree = np.where(np.abs(align) > 1e-9 * pden, (pangle < 90.0) == (align > 0), True)
+    worst = np.maximum(gap.max(axis=-1), pgap)
+    margin = TOL_ALIGN - worst
+    holds = (margin >= 0) & agree.all(axis=-1) & pagree
+    return Verdict(holds, np.where(holds, margin, np.minimum(margin, -worst)),
+                   {"cos_gap": worst, "fraction_positive": (ewbe > 0).mean(axis=-1)})
+
+
+TOL_ALIGN = 1e-9
+
+register(Theorem(
+    id="lillicrap2016.alignment_condition",
+    paper=PAPER,
+    title="FA hidden signal is within 90° of BP's iff e^T W B e > 0",
+    statement=(r"\angle(B e,\, W^T e) < 90^\circ \iff e^T W B e > 0, \qquad "
+               r"\cos\angle(Be, W^Te) = \frac{e^T W B e}{\lVert Be\rVert\,\lVert W^T e\rVert}"),
+    reference=f"{REF}, main text (the condition e^T W B e > 0) and Supplementary Note",
+    hypotheses=("two layers h = A x, ŷ = W h", "any B, any W, any error vector e",
+                "population form with Σee = <e e^T>: tr(W B Σee) > 0"),
+    kind="theorem",
+    tolerance=TOL_ALIGN,
+    tolerance_reason="an identity between cos θ (recovered from the arccos angle) and the normalised inner "
+                     "product; only rounding separates them",
+    draw=_draw_alignment,
+    check_batch=_check_alignment,
+    instances=64, fast_instances=16, group_size=32,
+))
+
+
+# ----------------------------------------------------------------------------- fact 2
+def _draw_conservation(rng: np.random.Generator, size: int) -> Instance:
+    depth = _draw.integers(rng, 2, 3)
+    widths = _draw.integers(rng, 1, 5, depth + 1)
+    task = _draw.teacher_task(rng, widths[0], widths[-1], size)
+    weights = _draw.network(widths).gaussian(rng, 0.5, batch=(size,))
+    feedback = _draw.fa_feedback(rng, widths, size)
+    return _draw.linear_instance(task, weights, rule="FA", feedback=feedback, size=size, t1=2.0, n_save=8)
+
+
+def conservation_drift(inst: Instance) -> Verdict:
+    """Shared check: every ``Q_l`` of :func:`linfa.observables.conserved_quantities` stays at its start."""
+    rule, task, state = inst.problem()
+    depth = len(rule.weights(state))
+    t1, ts = _saveat(inst)
+    observe = {f"Q{l}": obs.conserved_quantity(l) for l in range(1, depth)}
+    observe["scale"] = _conservation_scale
+    _, out, ok = trajectory(rule, task, state, t1, saveat=ts, observe=observe)
+    drift = np.zeros(ok.shape)
+    for l in range(1, depth):
+        q = out[f"Q{l}"]
+        drift = np.maximum(drift, np.nanmax(fro(q - q[:, :1]), axis=1))
+    scale = np.nanmax(out["scale"], axis=1)
+    err = drift / np.maximum(scale, 1e-300)
+    margin = np.where(ok, TOL_CONSERVED - err, -1.0)
+    return Verdict(ok & (margin >= 0), np.nan_to_num(margin, nan=-1.0), {"relative_drift": err})
+
+
+def _conservation_scale(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+    """Size of the terms of the conserved quantities: ``Σ_l ‖W_l‖² + 2‖W_{l+1}‖ ‖M‖``."""
+    ws = rule.weights(state)
+    total = np.zeros(np.shape(ws[0])[:-2])
+    for l in range(len(ws) - 1):
+        other = rule.feedback[l] if isinstance(rule, FA) else ws[l + 1]
+        total = total + fro(ws[l]) ** 2 + 2 * fro(ws[l + 1]) * fro(other)
+    return total
+
+
+TOL_CONSERVED = 1e-6
+_WHY_CONSERVED = ("dopri5 at rtol 1e-9, atol 1e-11 over t <= 2; the drift is global integration error, "
+                  "~1e-8 of the terms' size")
+
+register(Theorem(
+    id="lillicrap2016.fa_conservation",
+    paper=PAPER,
+    title="FA conserves A A^T − B W − W^T B^T",
+    statement=(r"\frac{d}{dt}\left(W_l W_l^T - B_{l+1} W_{l+1} - W_{l+1}^T B_{l+1}^T\right) = 0"
+               r"\quad(\text{two layers: } A A^T - B W - W^T B^T)"),
+    reference=f"{REF}; conservation law as derived in DESIGN.md fact 2 (cf. the paper's Supplementary Note)",
+    hypotheses=("FA, depth 2 or 3", "any initialisation", "any Σxx (non-whitened instances drawn)"),
+    kind="theorem",
+    tolerance=TOL_CONSERVED,
+    tolerance_reason=_WHY_CONSERVED,
+    draw=_draw_conservation,
+    check_batch=conservation_drift,
+))
+
+
+def _draw_sgd(rng: np.random.Generator, size: int) -> Instance:
+    depth = _draw.integers(rng, 2, 3)
+    widths = _draw.integers(rng, 1, 5, depth + 1)
+    task = _draw.teacher_task(rng, widths[0], widths[-1], size, noise=0.1)
+    weights = _draw.network(widths).gaussian(rng, 0.5, batch=(size,))
+    feedback = _draw.fa_feedback(rng, widths, size)
+    inst = _draw.linear_instance(task, weights, rule="FA", feedback=feedback, size=size, eta=0.05)
+    x, y = task.sample(rng, 4)
+    return Instance({**inst.arrays, "X": x, "Y": y}, inst.params, size=size)
+
+
+def _check_sgd(inst: Instance) -> Verdict:
+    rule, task, state = inst.problem()
+    assert isinstance(rule, FA)
+    minibatch = Task.from_samples(inst.arrays["X"], inst.arrays["Y"])
+    step = rule.dstate(minibatch, state)
+    eta = float(inst.params["eta"])  # type: ignore[arg-type]
+    q0 = obs.conserved_quantities(rule, state)
+    eps = np.finfo(float).eps
+    worst_psd = np.full(inst.size or 1, np.inf)
+    worst_gap = np.zeros(inst.size or 1)
+    for h in (eta, eta / 2):
+        new = tuple(w + h * d for w, d in zip(state, step, strict=True))
+        scale = _conservation_scale(rule, task, new)
+        for l, (qa, qb) in enumerate(zip(q0, obs.conserved_quantities(rule, new), strict=True)):
+            drift = sym(qb - qa)
+            exact = h**2 * step[l] @ t(step[l])  # η² ΔW_l ΔW_l^T with ΔW_l the unit-step update
+            # allowed error: TOL_SGD of the drift plus rounding of the O(scale) terms it is a difference of
+            allowed = TOL_SGD * fro(exact) + 100 * eps * scale
+            worst_psd = np.minimum(worst_psd, np.linalg.eigvalsh(drift)[..., 0] / allowed)
+            worst_gap = np.maximum(worst_gap, fro(drift - exact) / allowed)
+    margin = np.minimum(1.0 + worst_psd, 1.0 - worst_gap)
+    return Verdict(margin >= 0, margin, {"min_eig_over_allowed": worst_psd, "gap_over_allowed": worst_gap})
+
+
+TOL_SGD = 1e-8
+
+register(Theorem(
+    id="lillicrap2016.fa_conservation_sgd",
+    paper=PAPER,
+    title="Under SGD the FA conserved quantity drifts by a PSD term of order η²",
+    statement=(r"Q_l(W + \eta\,\Delta W) - Q_l(W) = \eta^2\, \Delta W_l \Delta W_l^T \succeq 0, \qquad "
+               r"Q_l = W_l W_l^T - B_{l+1}W_{l+1} - W_{l+1}^T B_{l+1}^T"),
+    reference=f"{REF}; DESIGN.md fact 2 (discrete-time counterpart of the conservation law)",
+    hypotheses=("FA, depth 2 or 3, any initialisation", "one SGD step on a minibatch of 4 samples",
+                "step sizes η and η/2 (the drift scales as η² exactly)"),
+    kind="theorem",
+    tolerance=TOL_SGD,
+    tolerance_reason="an algebraic identity of one step: allowed error 1e-8 of the drift plus 100 ulp of the "
+                     "O(‖W‖²) terms the drift is the difference of (cancellation); margin = 1 − error/allowed",
+    draw=_draw_sgd,
+    check_batch=_check_sgd,
+    instances=64, fast_instances=16, group_size=32,
+))
+
+
+# ----------------------------------------------------------------------------- fact 3
+def _draw_zero_init(rng: np.random.Generator, size: int, *, orthogonal: bool, whitened: bool,
+                    single_output: bool = False, full_rank: bool = True) -> Instance:
+    """Two-layer FA from zero weights; ``n_h >= n_out`` when ``full_rank`` (B of full column rank)."""
+    nout = 1 if single_output else _draw.integers(rng, 1 if full_rank else 2, 4)
+    n0 = _draw.integers(rng, 1, 4)
+    nh = _draw.integers(rng, nout if full_rank else 1, 5)
+    widths = (n0, nh, nout)
+    task = _draw.teacher_task(rng, n0, nout, size, whitened=whitened)
+    weights = _draw.network(widths).zeros(batch=(size,))
+    if orthogonal:
+        c = float(rng.uniform(0.25, 4.0))
+        feedback = _draw.fa_feedback(rng, widths, size, kind="orthogonal", scale=np.sqrt(c))
+    else:
+        feedback = _draw.fa_feedback(rng, widths, size)
+    return _draw.linear_instance(task, weights, rule="FA", feedback=feedback, size=size, t1=4.0, n_save=16)
+
+
+def zero_init_factors(rule: FA, state: State) -> tuple[np.ndarray, np.ndarray]:
+    """``(M, N)`` with ``A = B M`` and ``W = N B^T`` by least squares (``B`` of full column rank)."""
+    a, w = state
+    b = rule.feedback[0]
+    gram_inv = np.linalg.inv(t(b) @ b)
+    return gram_inv @ t(b) @ a, w @ b @ gram_inv
+
+
+def _structure_residual(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+    assert isinstance(rule, FA)
+    a, w = state
+    b = rule.feedback[0]
+    m, n = zero_init_factors(rule, state)
+    mm = m @ t(m)
+    return np.stack([
+        fro(a - b @ m) / np.maximum(fro(a), 1e-300),
+        fro(w - n @ t(b)) / np.maximum(fro(w), 1e-300),
+        fro(n + t(n) - mm) / np.maximum(fro(mm), 1e-300),
+    ], axis=-1)
+
+
+def _check_structure(inst: Instance) -> Verdict:
+    rule, task, state = inst.problem()
+    t1, ts = _saveat(inst, skip_zero=True)
+    _, out, ok = trajectory(rule, task, state, t1, saveat=ts, observe={"res": _structure_residual})
+    err = np.nanmax(out["res"], axis=(1, 2))
+    margin = np.where(ok, TOL_STRUCTURE - err, -1.0)
+    return Verdict(margin >= 0, np.nan_to_num(margin, nan=-1.0), {"relative_residual": err})
+
+
+TOL_STRUCTURE = 1e-6
+_WHY_STRUCTURE = ("the structure is exact; the residual is integration error relative to the weights "
+                  "(dopri5, rtol 1e-9) amplified by cond(B^T B)")
+
+register(Theorem(
+    id="lillicrap2016.zero_init_structure",
+    paper=PAPER,
+    title="FA from zero init: A = B M, W = N B^T, N + N^T = M M^T",
+    statement=(r"A(0)=0,\ W(0)=0 \implies A = B M,\quad W = N B^T,\quad N + N^T = M M^T,"
+               r"\quad M = \int_0^t E,\ N = \int_0^t E M^T"),
+    reference=f"{REF}; zero-initialisation analysis as in DESIGN.md fact 3",
+    hypotheses=("FA, two layers, zero initial weights", "B of full column rank (n_h >= n_out)", "any Σxx"),
+    kind="theorem",
+    tolerance=TOL_STRUCTURE,
+    tolerance_reason=_WHY_STRUCTURE,
+    draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=False, whitened=False),
+    check_batch=_check_structure,
+))
+
+
+def _wb_min_eig(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+    """``λ_min(Sym(W B)) / ‖W B‖``: negative iff some ``e`` has ``e^T W B e < 0``."""
+    assert isinstance(rule, FA)
+    wb = state[-1] @ rule.feedback[-1]
+    lam = np.linalg.eigvalsh(sym(wb))[..., 0]
+    return lam / np.maximum(fro(wb), 1e-300)
+
+
+def _check_zero_init_alignment(inst: Instance) -> Verdict:
+    rule, task, state = inst.problem()
+    t1, ts = _saveat(inst, skip_zero=True)
+    _, out, ok = trajectory(rule, task, state, t1, saveat=ts,
+                            observe={"lam": _wb_min_eig, "align": obs.alignment})
+    lam = np.nanmin(out["lam"], axis=1)
+    margin = np.where(ok, TOL_PSD + lam, -1.0)
+    return Verdict(margin >= 0, np.nan_to_num(margin, nan=-1.0),
+                   {"min_eig_sym_WB_relative": lam, "min_alignment": np.nanmin(out["align"], axis=(1, 2))})
+
+
+TOL_PSD = 1e-7
+
+register(Theorem(
+    id="lillicrap2016.zero_init_alignment",
+    paper=PAPER,
+    title="FA from zero init with B^T B = cI: e^T W B e >= 0 for every e, at all times",
+    statement=(r"B^T B = c I,\ A(0) = W(0) = 0 \implies e^T W B e = \tfrac{c}{2}\lVert M^T e\rVert^2 \ge 0"
+               r"\quad \forall e,\ \forall t"),
+    reference=f"{REF}; zero-initialisation analysis as in DESIGN.md fact 3",
+    hypotheses=("FA, two layers, zero initial weights", "B^T B = c I (orthogonal feedback, c drawn in [0.25, 4])",
+                "any Σxx"),
+    kind="theorem",
+    tolerance=TOL_PSD,
+    tolerance_reason="λ_min(Sym(WB)) is exactly 0 when M M^T is singular (n_out > n_0); rounding and "
+                     "integration error then leave ~1e-10 of ‖WB‖",
+    draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=True, whitened=False),
+    check_batch=_check_zero_init_alignment,
+))
+
+
+def _draw_general_b(rng: np.random.Generator, size: int) -> Instance:
+    return _draw_zero_init(rng, size, orthogonal=False, whitened=True, full_rank=False)
+
+
+def _check_general_b(inst: Instance) -> Verdict:
+    rule, task, state = inst.problem()
+    t1, ts = _saveat(inst, skip_zero=True)
+    _, out, ok = trajectory(rule, task, state, t1, saveat=ts, observe={"lam": _wb_min_eig})
+    lam = np.nanmin(out["lam"], axis=1)
+    margin = np.where(ok, -lam - TOL_WITNESS, -1.0)
+    return Verdict(margin > 0, np.nan_to_num(margin, nan=-1.0), {"min_eig_sym_WB_relative": lam})
+
+
+TOL_WITNESS = 1e-3
+
+register(Theorem(
+    id="lillicrap2016.general_feedback_counterexample",
+    paper=PAPER,
+    title="For general B, e^T W B e can be negative from zero init (the conjecture is false)",
+    statement=r"\exists\, B, \Sigma, t, e:\ A(0)=W(0)=0 \ \text{and}\ e^T W(t) B e < 0",
+    reference=f"{REF}; DESIGN.md fact 3: without B^T B = cI the sign of e^T W B e is not guaranteed",
+    hypotheses=("FA, two layers, zero initial weights, Σxx = I", "Gaussian B (B^T B not a multiple of I)",
+                "n_out >= 2"),
+    kind="existential",
+    tolerance=TOL_WITNESS,
+    tolerance_reason="a witness must have λ_min(Sym(WB)) below −1e-3 ‖WB‖, far beyond integration error",
+    draw=_draw_general_b,
+    check_batch=_check_general_b,
+    instances=16, fast_instances=8, group_size=8,
+))
+
+
+def _dldt(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+    """``(dL/dt, formula)``: the loss derivative along the flow and ``−c‖E M^T‖² − (c/2)‖M^T E‖²``."""
+    assert isinstance(rule, FA)
+    a, w = state
+    b = rule.feedback[0]
+    da, dw = rule.dstate(task, state)
+    e = task.syx - prefix_products(state)[-1] @ task.sxx
+    dl = -np.einsum("...ij,...ij->...", e, dw @ a + w @ da)
+    c = np.trace(t(b) @ b, axis1=-2, axis2=-1) / b.shape[-1]
+    m = t(b) @ a / c[..., None, None]
+    formula = -c * fro(e @ t(m)) ** 2 - 0.5 * c * fro(t(m) @ e) ** 2
+    return np.stack([dl, formula], axis=-1)
+
+
+def _check_lyapunov(inst: Instance) -> Verdict:
+    rule, task, state = inst.problem()
+    t1, ts = _saveat(inst, skip_zero=True)
+    _, out, ok = trajectory(rule, task, state, t1, saveat=ts, observe={"dl": _dldt, "loss": obs.loss})
+    dl, formula = out["dl"][..., 0], out["dl"][..., 1]
+    scale = np.nanmax(np.abs(formula), axis=1)
+    gap = np.nanmax(np.abs(dl - formula), axis=1) / np.maximum(scale, 1e-300)
+    rise = np.nanmax(np.diff(out["loss"], axis=1), axis=1) / np.maximum(out["loss"][:, 0], 1e-300)
+    margin = np.where(ok, np.minimum(TOL_LYAP - gap, TOL_LYAP - np.maximum(rise, 0.0)), -1.0)
+    return Verdict(margin >= 0, np.nan_to_num(margin, nan=-1.0), {"formula_gap": gap, "loss_rise": rise})
+
+
+TOL_LYAP = 1e-6
+
+register(Theorem(
+    id="lillicrap2016.zero_init_lyapunov",
+    paper=PAPER,
+    title="FA from zero init, B^T B = cI, Σxx = I: the loss is a Lyapunov function",
+    statement=(r"\frac{dL}{dt} = -c\,\lVert E M^T\rVert_F^2 - \tfrac{c}{2}\lVert M^T E\rVert_F^2 \le 0"),
+    reference=f"{REF}; zero-initialisation analysis as in DESIGN.md fact 3",
+    hypotheses=("FA, two layers, zero initial weights", "B^T B = c I", "Σxx = I"),
+    kind="theorem",
+    tolerance=TOL_LYAP,
+    tolerance_reason="dL/dt is evaluated from the flow and from the formula at integrated states; they agree "
+                     "to rounding plus integration error of M (dopri5, rtol 1e-9)",
+    draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=True, whitened=True),
+    check_batch=_check_lyapunov,
+))
+
+
+def _single_output_cos(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+    assert isinstance(rule, FA)
+    return np.cos(np.radians(obs.angle(t(state[-1]), rule.feedback[-1])))
+
+
+def _check_single_output(inst: Instance) -> Verdict:
+    rule, task, state = inst.problem()
+    t1, ts = _saveat(inst, skip_zero=True)
+    _, out, ok = trajectory(rule, task, state, t1, saveat=ts, observe={"cos": _single_output_cos})
+    gap = np.nanmax(1.0 - out["cos"], axis=1)
+    margin = np.where(ok, TOL_COS - gap, -1.0)
+    return Verdict(margin >= 0, np.nan_to_num(margin, nan=-1.0), {"one_minus_cos": gap})
+
+
+TOL_COS = 1e-9
+
+register(Theorem(
+    id="lillicrap2016.single_output_alignment",
+    paper=PAPER,
+    title="FA from zero init with one output: W^T is a non-negative multiple of B",
+    statement=r"n_{out} = 1,\ A(0)=W(0)=0 \implies W^T = \kappa B,\ \kappa = \tfrac12 M M^T \ge 0",
+    reference=f"{REF}; zero-initialisation analysis as in DESIGN.md fact 3",
+    hypotheses=("FA, two layers, zero initial weights", "a single output", "any B, any Σxx"),
+    kind="theorem",
+    tolerance=TOL_COS,
+    tolerance_reason="1 − cos(W^T, B) is exactly 0; rounding of the cosine is ~1e-16 and the integration "
+                     "keeps W^T in span(B) to rtol",
+    draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=False, whitened=False, single_output=True),
+    check_batch=_check_single_output,
+))
+
+
+# ------------------------------------------------------------------- Fig. 2 (empirical)
+def _draw_linear_task(rng: np.random.Generator, size: int) -> Instance:
+    widths = (30, 20, 10)
+    teacher = rng.uniform(-1.0, 1.0, size=(size, 10, 30))
+    task = Task.teacher(teacher)
+    weights = _draw.network(widths).uniform(rng, 0.01, batch=(size,))
+    feedback = _draw.fa_feedback(rng, widths, size, kind="uniform", scale=0.5)
+    return _draw.linear_instance(task, weights, rule="FA", feedback=feedback, size=size, t1=6.0, n_save=60)
+
+
+def _check_linear_task(inst: Instance) -> Verdict:
+    rule, task, state = inst.problem()
+    t1, ts = _saveat(inst)
+    _, out, ok = trajectory(rule, task, state, t1, saveat=ts,
+                            observe={"angle": obs.signal_angles, "nse": obs.nse})
+    angle = out["angle"][..., 0]
+    nse = out["nse"]
+    learning = nse > NSE_FLOOR  # angles of a vanishing error are not meaningful
+    late = (ts >= T_BELOW)[None, :] & learning
+    worst = np.max(np.where(late, np.nan_to_num(angle, nan=180.0), -np.inf), axis=1)
+    above = (angle >= 90.0) | np.isnan(angle)
+    last_above = np.array([ts[np.flatnonzero(r)[-1]] if r.any() else -1.0 for r in above & learning])
+    margin = np.where(ok & np.isfinite(worst), 90.0 - worst, -90.0)
+    return Verdict(margin > 0, margin, {"last_time_at_or_above_90": last_above, "max_angle_after": worst,
+                                        "final_nse": nse[:, -1], "nse_at_t_below": nse[:, np.argmax(ts >= T_BELOW)]})
+
+
+T_BELOW = 1.0
+NSE_FLOOR = 1e-9
+
+register(Theorem(
+    id="lillicrap2016.linear_task_angle",
+    paper=PAPER,
+    title="From small init the FA hidden-signal angle falls below 90° and stays there (30-20-10 task)",
+    statement=(r"\angle(B e, W^T e) < 90^\circ\ \ \forall t \in [1, 6] "
+               r"\quad(\text{population signal angle; the NSE at } t = 1 \text{ is still } \sim 0.1)"),
+    reference=f"{REF}, Fig. 2 (linear function approximation)",
+    hypotheses=("widths 30-20-10, teacher T ~ U[-1, 1], Σxx = I", "initial weights U[-0.01, 0.01]",
+                "feedback B ~ U[-0.5, 0.5]", "population flow (not SGD) on t in [0, 6], 61 saved times",
+                f"angles counted while NSE > {NSE_FLOOR:g}"),
+    kind="empirical",
+    fraction=0.9,
+    tolerance=0.0,
+    tolerance_reason="a strict inequality (< 90°) on the saved grid (every 0.1 time units); the margin is 90° "
+                     "minus the largest angle over t in [1, 6] while learning (NSE > 1e-9)",
+    draw=_draw_linear_task,
+    check_batch=_check_linear_task,
+    instances=16, fast_instances=4, group_size=8,
+))
