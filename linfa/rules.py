@@ -68,7 +68,12 @@ def prefix_products(weights: Sequence[Any]) -> list[Any]:
 
 
 def error(task: Task, w_total: Any) -> Any:
-    """Error–input correlation ``E = Σyx − W Σxx``; shape ``(*batch, nL, n0)``."""
+    """Error–input correlation ``E = Σyx − W Σxx``; shape ``(*batch, nL, n0)``.
+
+    When ``task.whitened`` (``Σxx = I`` exactly) the product is skipped.
+    """
+    if task.whitened:
+        return task.syx - w_total
     return task.syx - matmul(w_total, task.sxx)
 
 

@@ -94,6 +94,15 @@ class Task:
         object.__setattr__(self, "sxx", sxx)
         object.__setattr__(self, "syx", syx)
         object.__setattr__(self, "syy", syy)
+        object.__setattr__(self, "_whitened", bool(np.array_equal(sxx, np.broadcast_to(np.eye(n0), sxx.shape))))
+
+    @property
+    def whitened(self) -> bool:
+        """True when ``Σxx`` is exactly the identity (for every instance).
+
+        The flows then skip the product ``W Σxx`` (bit-identical result).
+        """
+        return bool(getattr(self, "_whitened", False))
 
     # ------------------------------------------------------------------ shape
     @property
@@ -119,16 +128,19 @@ class Task:
         return (self.sxx, self.syx, self.syy)
 
     @classmethod
-    def tree_unflatten(cls, leaves: Sequence[Any]) -> Task:
+    def tree_unflatten(cls, leaves: Sequence[Any], *, whitened: bool = False) -> Task:
         """Rebuild a task from :meth:`tree_flatten` leaves, without validation.
 
         Also the way to hold sympy matrices (see :mod:`linfa.symbolic`).
+        Pass ``whitened=True`` only when ``sxx`` is exactly the identity (for
+        example, a slice of a task whose :attr:`whitened` is true).
         """
         obj = object.__new__(cls)
         sxx, syx, syy = leaves
         object.__setattr__(obj, "sxx", sxx)
         object.__setattr__(obj, "syx", syx)
         object.__setattr__(obj, "syy", syy)
+        object.__setattr__(obj, "_whitened", bool(whitened))
         return obj
 
     # -------------------------------------------------------------- derived

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -17,7 +19,7 @@ widths_st = st.lists(st.integers(1, 6), min_size=2, max_size=5).map(tuple)
 @given(widths=widths_st, seed=st.integers(0, 2**32 - 1))
 def test_balanced_init_is_balanced(widths, seed):
     ws = linfa.DeepLinear(widths).balanced(np.random.default_rng(seed), 0.8, batch=(2,))
-    for a, b in zip(ws[:-1], ws[1:], strict=True):
+    for a, b in itertools.pairwise(ws):
         np.testing.assert_allclose(a @ np.swapaxes(a, -1, -2), np.swapaxes(b, -1, -2) @ b, atol=1e-12)
 
 
@@ -37,10 +39,10 @@ def test_aligned_init_has_end_to_end_map_on_the_task_modes(widths):
     u0 = np.array([0.1, 0.02, 0.003])[: min(widths)]
     net = linfa.DeepLinear(widths)
     ws = net.aligned(task, u0, rng=rng)
-    U, s, Vt = np.linalg.svd(task.syx)
+    U, _s, Vt = np.linalg.svd(task.syx)
     r = min(widths)
     np.testing.assert_allclose(net.product(ws), (U[:, :r] * u0) @ Vt[:r], atol=1e-12)
-    for a, b in zip(ws[:-1], ws[1:], strict=True):
+    for a, b in itertools.pairwise(ws):
         np.testing.assert_allclose(a @ a.T, b.T @ b, atol=1e-12)
 
 

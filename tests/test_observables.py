@@ -113,7 +113,7 @@ def test_conserved_quantities_have_zero_derivative_along_the_flow(name, seed):
 
 
 def test_dfa_conservation_law_is_not_claimed():
-    rng, task, ws = _setup(4)
+    rng, _task, ws = _setup(4)
     with pytest.raises(TypeError, match="no conservation law is known for DFA"):
         obs.conserved_quantities(linfa.DFA(linfa.feedback.dfa((4, 5, 3), rng)), ws)
 

@@ -60,7 +60,7 @@ def test_fa_flow_matches_hand_formula(depth):
     task = _task(rng, widths[0], widths[-1])
     ws = linfa.DeepLinear(widths).gaussian(rng, 0.5)
     bs = linfa.feedback.fa(widths, rng)
-    below, total = _hand_products(ws)
+    _below, total = _hand_products(ws)
     e = task.syx - total @ task.sxx
     if depth == 2:
         (b2,) = bs
@@ -245,4 +245,16 @@ def test_feedback_of_wrong_length_or_shape_is_rejected():
     with pytest.raises(ValueError, match="decay"):
         linfa.KolenPollack(-1.0)
     with pytest.raises(ValueError, match=r"state: expected 2L-1 = 5 entries"):
-        linfa.KolenPollack(0.1).validate(task, ws + (np.zeros((4, 5)),))
+        linfa.KolenPollack(0.1).validate(task, (*ws, np.zeros((4, 5))))
+
+
+def test_whitened_fast_path_is_bit_identical():
+    rng = np.random.default_rng(21)
+    widths = (4, 5, 3)
+    task = Task.random_teacher(rng, 4, 3, batch=(3,))
+    assert task.whitened and not _task(rng, 4, 3).whitened
+    general = Task.tree_unflatten(task.tree_flatten(), whitened=False)
+    ws = linfa.DeepLinear(widths).gaussian(rng, 0.5, batch=(3,))
+    rule = linfa.FA(linfa.feedback.fa(widths, rng))
+    for a, b in zip(rule.dstate(task, ws), rule.dstate(general, ws), strict=True):
+        np.testing.assert_array_equal(a, b)

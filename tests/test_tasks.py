@@ -103,7 +103,7 @@ def test_bad_moments_are_rejected_with_the_argument_named():
         Task("abc", np.zeros((2, 3)), np.eye(2))
     with pytest.raises(ValueError, match="batch shapes do not broadcast"):
         Task(np.broadcast_to(eye, (2, 3, 3)), np.zeros((3, 2, 3)), np.eye(2))
-    with pytest.raises(TypeError, match="rng: expected a numpy.random.Generator"):
+    with pytest.raises(TypeError, match=r"rng: expected a numpy\.random\.Generator"):
         Task.random_teacher(0, 3, 2)
     with pytest.raises(ValueError, match="singular_values"):
         Task.random_teacher(np.random.default_rng(0), 3, 2, singular_values=[1, 2, 3])

@@ -53,9 +53,10 @@ def prepare(
     y0 = tuple(np.broadcast_to(s, (*batch, *s.shape[-2:])) for s in state)
     args = tuple(np.reshape(a, (1,) * (nb + 2 - a.ndim) + a.shape) for a in leaves)
     rule_cls = type(rule)
+    whitened = task.whitened  # invariant under slicing the batch
 
     def unpack(a: tuple[Any, ...]) -> tuple[AbstractRule, Task]:
-        return rule_cls.tree_unflatten(aux, a[3:]), Task.tree_unflatten(a[:3])
+        return rule_cls.tree_unflatten(aux, a[3:]), Task.tree_unflatten(a[:3], whitened=whitened)
 
     return y0, args, batch, unpack
 
