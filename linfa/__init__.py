@@ -8,9 +8,11 @@ flows on population second moments (see ``DESIGN.md`` in the project).
 :mod:`linfa.symbolic`, :mod:`linfa.plot` and :mod:`linfa.testing`.
 """
 
-from linfa import feedback, observables
+from linfa import exact, feedback, integrate, observables
+from linfa.integrate import IntegrationError, Solution, Status, solve
 from linfa.networks import DeepLinear
 from linfa.rules import BP, DFA, FA, AbstractRule, KolenPollack, SignSymmetry
+from linfa.sgd import sgd
 from linfa.tasks import Task, factors, spd_with_condition
 
 __version__ = "0.1.0"
@@ -21,12 +23,19 @@ __all__ = [
     "FA",
     "AbstractRule",
     "DeepLinear",
+    "IntegrationError",
     "KolenPollack",
     "SignSymmetry",
+    "Solution",
+    "Status",
     "Task",
     "__version__",
+    "exact",
     "factors",
     "feedback",
+    "integrate",
     "observables",
+    "sgd",
+    "solve",
     "spd_with_condition",
 ]
