@@ -284,9 +284,18 @@ def test_bad_arguments_name_themselves(tmp_path: Path) -> None:
         sweep(42, 1, out=tmp_path / "a")
     with pytest.raises(ValueError, match=r"result\['margin'\]: expected leading axis K = 1, got shape \(4,\)"):
         replay(Batched(_bad_batched), seed=0, index=0)  # K = 1 here: message names the key
+    with pytest.raises(StoreError, match="does not exist"):
+        sweep(tt.FA_SMALL, 1, out=tmp_path / "no" / "such" / "dir.sqlite")
     assert PerInstance(tt.noisy_claim).id == "_sweep_targets:noisy_claim"
+    by_seed = PerInstance(_first_state, arg="seed", id="first-state")
+    assert "arg='seed', id='first-state'" in by_seed.replay_command(0, 1)
+    assert replay(by_seed, seed=7, index=2).metrics["value"] == float(instance_seed(7, 2).generate_state(1)[0])
     assert FA_ALIGNMENT.id == "linfa.sweep.examples:fa_alignment"
 
 
 def _bad_batched(seeds: list[np.random.SeedSequence]) -> dict[str, Any]:
     return {"margin": np.zeros(len(seeds) + 3)}
+
+
+def _first_state(seed: np.random.SeedSequence) -> float:
+    return float(seed.generate_state(1)[0])

@@ -120,6 +120,8 @@ class ResultStore:
             raise StoreError(f"{p}: is a directory, expected a linfa sweep results file")
         if readonly and not exists:
             raise StoreError(f"{p}: no such results file")
+        if not p.parent.is_dir():
+            raise StoreError(f"{p}: the directory {p.parent} does not exist")
         if exists:
             with open(p, "rb") as fh:
                 head = fh.read(len(_MAGIC))

@@ -162,14 +162,18 @@ class _FunctionTarget(AbstractTarget):
         self.fn = fn
         self.params = dict(params)
         module, qual = _fn_name(fn)
+        self._custom_id = id
         self.id = id if id is not None else f"{module}:{qual}"
+
+    def _extra_args(self) -> dict[str, Any]:
+        return {} if self._custom_id is None else {"id": self._custom_id}
 
     def config(self) -> dict[str, Any]:
         return {"kind": self.kind, "params": _jsonable(self.params)}
 
     def reference(self) -> tuple[str, str]:
         module, qual = _fn_name(self.fn)
-        args = "".join(f", {k}={v!r}" for k, v in sorted(self.params.items()))
+        args = "".join(f", {k}={v!r}" for k, v in sorted({**self._extra_args(), **self.params}.items()))
         return module, f"s.{type(self).__name__}({module}.{qual}{args})"
 
     def __repr__(self) -> str:
@@ -212,6 +216,9 @@ class PerInstance(_FunctionTarget):
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "arg": self.arg}
+
+    def _extra_args(self) -> dict[str, Any]:
+        return {**super()._extra_args(), **({} if self.arg == "rng" else {"arg": self.arg})}
 
     def run(self, seed: int, indices: Sequence[int]) -> list[Any]:
         seeds = instance_seeds(seed, indices)
