@@ -80,8 +80,12 @@ def compare(name: str, got: Any, want: Any, *, tol: float = 1e-8, detail: str = 
 def lambdify(expr: Any, args: Sequence[Any]) -> Callable[..., Any]:
     """A numpy function of ``args`` (matrix or scalar symbols) evaluating ``expr``.
 
-    Matrix-valued results come back as ndarrays.
+    Matrix-valued results come back as ndarrays; a list or tuple of
+    expressions gives a list of results.
     """
+    if isinstance(expr, list | tuple):
+        fs = [lambdify(e, args) for e in expr]
+        return lambda *vals: [f(*vals) for f in fs]
     if isinstance(expr, sp.Basic) and expr.has(sp.Trace):
         expr = expr.replace(lambda e: isinstance(e, sp.Trace), lambda e: _np_trace(e.arg))
     f = sp.lambdify(list(args), expr, modules=[{"_np_trace": np.trace}, "numpy"])

@@ -6,6 +6,7 @@ scripts in ``proofs/`` run them.
 
 from linfa.symbolic.derivations.alignment import alignment_condition
 from linfa.symbolic.derivations.conservation import bp_balancedness, fa_conservation, fa_discrete_drift
+from linfa.symbolic.derivations.deep_alignment import deep_zero_init, kantorovich_bound
 from linfa.symbolic.derivations.factorization import fa_factorization
 from linfa.symbolic.derivations.kolen_pollack import kolen_pollack_decay
 from linfa.symbolic.derivations.zero_init import fa_zero_init
@@ -14,10 +15,12 @@ __all__ = [
     "ALL",
     "alignment_condition",
     "bp_balancedness",
+    "deep_zero_init",
     "fa_conservation",
     "fa_discrete_drift",
     "fa_factorization",
     "fa_zero_init",
+    "kantorovich_bound",
     "kolen_pollack_decay",
 ]
 
@@ -29,5 +32,7 @@ ALL = {
     "fa_discrete_drift": fa_discrete_drift,
     "fa_zero_init": fa_zero_init,
     "fa_factorization": fa_factorization,
+    "deep_zero_init": deep_zero_init,
+    "kantorovich_bound": kantorovich_bound,
     "kolen_pollack_decay": kolen_pollack_decay,
 }

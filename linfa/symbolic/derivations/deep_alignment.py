@@ -1,0 +1,276 @@
+r"""Fact 5: DFA and deep FA from zero init — alignment matrices, BP signal, cosine bound.
+
+With backward matrices :math:`M_l` (``n_l × n_L``; :math:`M_l = B_l` for DFA,
+:math:`B_{l+1}\cdots B_L` for FA), :math:`G_l = M_l^TM_l`, the solution
+from zero init is
+
+.. math::
+
+    W_1 = M_1A_1,\quad W_l = M_lA_lM_{l-1}^T,\quad W_L = A_LM_{L-1}^T,
+
+with small "alignment matrices" obeying :math:`\dot A_1 = E`,
+:math:`\dot A_l = EP_{l-1}^T`, :math:`P_1 = A_1`, :math:`P_l = A_lG_{l-1}P_{l-1}`
+(any :math:`\Sigma_{xx}`; also under discrete steps, the structure being
+linear in each :math:`A_l`). The BP backward matrix is then
+:math:`W_{>l}^T = M_l\Lambda_l^T` with
+:math:`\Lambda_l = A_LG_{L-1}A_{L-1}\cdots G_{l+1}A_{l+1}`, so with
+:math:`G_l = cI` the angle between the DFA/FA signal :math:`M_le` and BP's
+is the angle between :math:`e` and :math:`\Lambda_l^Te`; if
+:math:`\Lambda_l` is symmetric positive definite with condition number κ,
+Kantorovich's inequality gives :math:`\cos \geq 2\sqrt\kappa/(1+\kappa)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+import linfa
+from linfa.observables import alignment_residuals, signal_angle
+from linfa.rules import error
+from linfa.symbolic.calculus import time_derivative
+from linfa.symbolic.derivation import Derivation
+from linfa.symbolic.derivations._common import dims, gaussian, random_task, rel
+from linfa.symbolic.matrices import symbols, task
+from linfa.symbolic.numeric import CheckResult, lambdify, rk4
+from linfa.tasks import haar_orthonormal, spd_with_condition
+
+__all__ = ["deep_zero_init", "kantorovich_bound", "structured_weights"]
+
+
+def backward(kind: str, feedback: Sequence[Any]) -> list[Any]:
+    """The backward matrices ``M_1..M_{L-1}`` of DFA (``(B_1..B_{L-1})``) or FA (``(B_2..B_L)``)."""
+    if kind == "DFA":
+        return list(feedback)
+    out = [feedback[-1]]
+    for b in reversed(feedback[:-1]):
+        out.insert(0, b @ out[0])
+    return out
+
+
+def structured_weights(ms: Sequence[Any], a: Sequence[Any]) -> list[Any]:
+    r"""``(M_1A_1, M_2A_2M_1^T, ..., A_LM_{L-1}^T)`` (sympy or numpy)."""
+    L = len(a)
+    ws = [ms[0] @ a[0]]
+    ws += [ms[l] @ a[l] @ ms[l - 1].T for l in range(1, L - 1)]
+    ws.append(a[L - 1] @ ms[L - 2].T)
+    return ws
+
+
+def reduced_rates(ms: Sequence[Any], a: Sequence[Any], e: Any) -> list[Any]:
+    r"""``dA_1 = E``, ``dA_l = E P_{l-1}^T`` with ``P_l = A_l G_{l-1} P_{l-1}``, ``G = M^T M``."""
+    out, p = [e], a[0]
+    for l in range(1, len(a)):
+        out.append(e @ p.T)
+        p = a[l] @ ms[l - 1].T @ ms[l - 1] @ p
+    return out
+
+
+def _product(ws: Sequence[Any]) -> Any:
+    w = ws[0]
+    for x in ws[1:]:
+        w = x @ w
+    return w
+
+
+def _instance(kind: str, widths: Sequence[int]) -> tuple[Any, ...]:
+    L = len(widths) - 1
+    nL = widths[-1]
+    if kind == "DFA":
+        fb = [sp.MatrixSymbol(f"B{l}", widths[l], nL) for l in range(1, L)]
+        rule: linfa.AbstractRule = linfa.DFA(tuple(fb))
+    else:
+        fb = [sp.MatrixSymbol(f"B{l}", widths[l - 1], widths[l]) for l in range(2, L + 1)]
+        rule = linfa.FA(tuple(fb))
+    a = [sp.MatrixSymbol("A1", nL, widths[0])] + [sp.MatrixSymbol(f"A{l}", nL, nL) for l in range(2, L + 1)]
+    S, Y = symbols("S Y", (widths[0], widths[0]), (nL, widths[0]))
+    return rule, backward(kind, fb), a, task(S, Y)
+
+
+def _structure_steps(d: Derivation, kind: str, widths: Sequence[int], *, discrete: bool) -> None:
+    rule, ms, a, tk = _instance(kind, widths)
+    L = len(a)
+    ws = structured_weights(ms, a)
+    e = error(tk, _product(ws))
+    rates = reduced_rates(ms, a, e)
+    flow = rule.dstate(tk, tuple(ws))
+    wname = ", ".join(f"n_{i}={n}" for i, n in enumerate(widths))
+    for l in range(L):
+        d.add(f"{kind}{L}-W{l + 1}", time_derivative(ws[l], list(zip(a, rates, strict=True))), flow[l],
+              reason=f"d/dt of the structured W_{l + 1} along the reduced flow equals {kind}.flow "
+                     f"({wname} shapes; identity dimension-free)",
+              show=rf"\tfrac{{d}}{{dt}}W_{{{l + 1}}}(A) = \dot W_{{{l + 1}}}^{{{kind}}}(W(A))\quad(L={L})")
+    if discrete:
+        eta = sp.Symbol("eta", positive=True)
+        stepped = structured_weights(ms, [x + eta * r for x, r in zip(a, rates, strict=True)])
+        for l in range(L):
+            d.add(f"{kind}{L}-discrete-W{l + 1}", stepped[l], ws[l] + eta * flow[l],
+                  reason="linear in each A_l: one GD/SGD step of the A_l is one step of the W_l",
+                  show=rf"W_{{{l + 1}}}(A + \eta\dot A) = W_{{{l + 1}}} + \eta\dot W_{{{l + 1}}}\quad(L={L})")
+    # BP backward matrix through the alignment matrices
+    for l in range(1, L):
+        lam = a[L - 1]
+        for k in range(L - 2, l - 1, -1):
+            lam = lam @ ms[k].T @ ms[k] @ a[k]
+        d.add(f"{kind}{L}-bp-signal-{l}", _product(ws[l:]).T, ms[l - 1] @ lam.T,
+              reason="BP's backward matrix W_{>l}^T through the structure: G_k = M_k^T M_k between the A's",
+              show=rf"W_{{>{l}}}^T = M_{{{l}}}\Lambda_{{{l}}}^T\quad(L={L})")
+
+
+def _check_structure(rng: np.random.Generator) -> CheckResult:
+    worst, info = 0.0, []
+    for kind, L in (("DFA", 3), ("DFA", 4), ("FA", 3)):
+        widths = [*dims(rng, L, 3, 6), int(rng.integers(2, 4))]
+        nL = widths[-1]
+        tk = random_task(rng, widths[0], nL)
+        if kind == "DFA":
+            fb = gaussian(rng, *[(widths[l], nL) for l in range(1, L)], scale=1.0)
+            rule: linfa.AbstractRule = linfa.DFA(tuple(fb))
+        else:
+            fb = gaussian(rng, *[(widths[l - 1], widths[l]) for l in range(2, L + 1)], scale=1.0)
+            rule = linfa.FA(tuple(fb))
+        ms = backward(kind, fb)
+        # the reduced flow, lambdified from the sympy statement at these widths
+        asym = [sp.MatrixSymbol("A1", nL, widths[0])] + [sp.MatrixSymbol(f"A{l}", nL, nL) for l in range(2, L + 1)]
+        esym = sp.MatrixSymbol("E", nL, widths[0])
+        msym = [sp.MatrixSymbol(f"M{l}", *np.shape(m)) for l, m in enumerate(ms, 1)]
+        f_rates = lambdify(reduced_rates(msym, asym, esym), [*asym, esym, *msym])
+        f_ws = lambdify(structured_weights(msym, asym), [*asym, *msym])
+        shapes_a = [tuple(int(n) for n in s.shape) for s in asym]
+        shapes_w = [np.shape(x) for x in structured_weights(ms, [np.zeros(s) for s in shapes_a])]
+
+        def aug(t: float, st: tuple[np.ndarray, ...], rule: Any = rule, ms: Any = ms, tk: Any = tk,
+                L: int = L, f_rates: Any = f_rates) -> tuple[np.ndarray, ...]:
+            w, a = st[:L], st[L:]
+            e = error(tk, _product(w))
+            return (*rule.dstate(tk, w), *f_rates(*a, e, *ms))
+
+        zero = tuple(np.zeros(s) for s in shapes_w) + tuple(np.zeros(s) for s in shapes_a)
+        end = rk4(aug, zero, float(rng.uniform(0.3, 1.5)), 150)
+        w_num, a_num = end[:L], end[L:]
+        w_pred = f_ws(*a_num, *ms)
+        err = max(rel(x, y) for x, y in zip(w_num, w_pred, strict=True))
+        res = float(np.nanmax(alignment_residuals(rule, tk, w_num)))
+        worst = max(worst, err, res)
+        info.append(f"{kind}{L} {tuple(widths)}: {err:.1e}/{res:.1e}")
+    return CheckResult("zero-init structure vs linfa flow and alignment_residuals", worst < 1e-7, worst, 1e-7,
+                       "; ".join(info))
+
+
+def deep_zero_init() -> Derivation:
+    """DFA (depth 3, 4) and deep FA (depth 3) from zero init: alignment-matrix structure and BP signal."""
+    d = Derivation(
+        "DFA and deep FA from zero initialisation",
+        r"W_1 = M_1A_1,\ W_l = M_lA_lM_{l-1}^T,\ W_L = A_LM_{L-1}^T;\quad W_{>l}^T = M_l\Lambda_l^T",
+        hypotheses=(r"W_l(0) = 0", r"A_l(0) = 0,\ \dot A_1 = E,\ \dot A_l = EP_{l-1}^T",
+                    r"\text{any } \Sigma_{xx}"),
+        reference="Refinetti et al. 2021; Nøkland 2016; DESIGN.md fact 5",
+        conclusion=r"the structured curve solves the rule's ODE from the same zero initial value, hence is its "
+                   r"solution (uniqueness); the same holds step by step for GD/SGD. The hidden signal "
+                   r"$M_le$ is compared with BP's $M_l\Lambda_l^Te$ (see the Kantorovich derivation).",
+    )
+    _structure_steps(d, "DFA", (2, 3, 3, 2), discrete=True)
+    _structure_steps(d, "DFA", (2, 3, 3, 3, 2), discrete=False)
+    _structure_steps(d, "FA", (2, 3, 3, 2), discrete=False)
+    d.checks["structure along linfa's DFA/FA flows"] = _check_structure
+    return d
+
+
+# ------------------------------------------------------------- Kantorovich
+def _check_kantorovich(rng: np.random.Generator) -> CheckResult:
+    n = int(rng.integers(2, 7))
+    kappa = float(rng.uniform(1.0, 50.0))
+    K = spd_with_condition(rng, n, kappa)
+    lam, vec = np.linalg.eigh(K)
+    bound = lambdify(2 * sp.sqrt(sp.Symbol("k")) / (1 + sp.Symbol("k")), [sp.Symbol("k")])(lam[-1] / lam[0])
+    e = rng.standard_normal((200, n))
+    ke = e @ K
+    cos = np.sum(e * ke, axis=1) / np.linalg.norm(e, axis=1) / np.linalg.norm(ke, axis=1)
+    worst = float(bound - cos.min())
+    e_star = np.sqrt(lam[-1]) * vec[:, 0] + np.sqrt(lam[0]) * vec[:, -1]  # attains the bound
+    k_star = K @ e_star
+    cos_star = float(e_star @ k_star / np.linalg.norm(e_star) / np.linalg.norm(k_star))
+    ok = worst <= 1e-12 and abs(cos_star - bound) < 1e-10
+    return CheckResult("cos∠(e, Ke) ≥ 2√κ/(1+κ), attained", ok, max(worst, abs(cos_star - bound)), 1e-10,
+                       f"n={n}, κ={kappa:.3g}, min cos over 200 e {cos.min():.4f} vs bound {bound:.4f}")
+
+
+def _check_signal_angle(rng: np.random.Generator) -> CheckResult:
+    """With G = B^T B = cI the DFA/BP signal angle is ∠(e, Λ^T e); check against linfa observables."""
+    n0, n1, n2 = dims(rng, 3, 3, 6)
+    nL = int(rng.integers(2, 4))
+    c = float(rng.uniform(0.5, 2.0))
+    b1 = np.sqrt(c) * haar_orthonormal(rng, n1, nL)
+    b2 = np.sqrt(c) * haar_orthonormal(rng, n2, nL)
+    a1, a2, a3 = gaussian(rng, (nL, n0), (nL, nL), (nL, nL), scale=1.0)
+    rule = linfa.DFA((b1, b2))
+    ws = structured_weights([b1, b2], [a1, a2, a3])
+    e = rng.standard_normal(nL)
+    lam1 = a3 @ b2.T @ b2 @ a2  # Λ_1
+    want = float(np.degrees(np.arccos(e @ lam1.T @ e / np.linalg.norm(e) / np.linalg.norm(lam1.T @ e))))
+    got = float(signal_angle(b1, (ws[2] @ ws[1]), e))
+    err = abs(got - want)
+    res = float(np.max(alignment_residuals(rule, linfa.Task(np.eye(n0), np.zeros((nL, n0)), np.eye(nL)), tuple(ws))))
+    return CheckResult("signal angle = ∠(e, Λ^T e) when B^T B = cI", err < 1e-8 and res < 1e-10, err, 1e-8,
+                       f"widths ({n0},{n1},{n2},{nL}), c={c:.3g}")
+
+
+def kantorovich_bound() -> Derivation:
+    """Cosine bound for the DFA/FA signal: ``cos ≥ 2√κ/(1+κ)`` when the relevant matrix is SPD."""
+    n = 3
+    c = sp.Symbol("c", positive=True)
+    Bm, Lm, e = symbols("B Lambda e", (4, n), (n, n), (n, 1))
+    hyp = ((Bm.T @ Bm, c * sp.Identity(n)),)
+    d = Derivation(
+        "Kantorovich bound on the signal angle",
+        r"B^TB = cI,\ \Lambda \succ 0 \text{ with condition number } \kappa \Rightarrow "
+        r"\cos\angle(Be, B\Lambda^Te) = \cos\angle(e, \Lambda e) \geq \frac{2\sqrt\kappa}{1+\kappa}",
+        hypotheses=(r"B_l^TB_l = cI \text{ (else the angle also depends on } B_l^TB_l)",
+                    r"\Lambda_l \text{ symmetric positive definite (an assumption, not implied by zero init)}"),
+        reference="Kantorovich 1948; Refinetti et al. 2021; DESIGN.md fact 5",
+        conclusion=r"the hidden signal of DFA/FA is within $\arccos(2\sqrt\kappa/(1+\kappa))$ of BP's; it "
+                   r"degrades as the alignment product $\Lambda_l$ becomes ill-conditioned.",
+    )
+    d.add("inner", (Bm @ e).T @ (Bm @ Lm.T @ e), c * e.T @ Lm.T @ e, given=hyp,
+          reason="⟨Be, BΛ^Te⟩ with B^TB = cI", show=r"\langle Be, B\Lambda^Te\rangle = c\,e^T\Lambda^Te")
+    d.add("norm-1", (Bm @ e).T @ (Bm @ e), c * e.T @ e, given=hyp, reason="‖Be‖² = c‖e‖²",
+          show=r"\lVert Be\rVert^2 = c\lVert e\rVert^2")
+    d.add("norm-2", (Bm @ Lm.T @ e).T @ (Bm @ Lm.T @ e), c * (Lm.T @ e).T @ (Lm.T @ e), given=hyp,
+          reason="‖BΛ^Te‖² = c‖Λ^Te‖²", show=r"\lVert B\Lambda^Te\rVert^2 = c\lVert\Lambda^Te\rVert^2")
+    O, D, f = symbols("O D f", (n, n), (n, n), (n, 1))
+    orth = ((O.T @ O, sp.Identity(n)),)
+    K = O @ D @ O.T
+    d.add("eigenbasis", (O @ f).T @ K @ (O @ f), f.T @ D @ f, given=orth,
+          reason="Λ = ODO^T, O orthogonal: e = Of gives e^TΛe = f^TDf", show=r"e^T\Lambda e = f^TDf")
+    d.add("eigenbasis-norm", (K @ O @ f).T @ (K @ O @ f), (D @ f).T @ (D @ f), given=orth,
+          reason="and ‖Λe‖² = ‖Df‖² = f^TD²f (D diagonal)", show=r"\lVert\Lambda e\rVert^2 = f^TD^2f")
+    lam = [sp.Symbol(f"lambda_{i}", positive=True) for i in range(1, n + 1)]
+    fs = [sp.Symbol(f"f_{i}", real=True) for i in range(1, n + 1)]
+    m, M = sp.Symbol("m", positive=True), sp.Symbol("M", positive=True)
+    quad = sum((li - m) * (M - li) * fi**2 for li, fi in zip(lam, fs, strict=True))
+    fDf = sum(li * fi**2 for li, fi in zip(lam, fs, strict=True))
+    fD2f = sum(li**2 * fi**2 for li, fi in zip(lam, fs, strict=True))
+    ff = sum(fi**2 for fi in fs)
+    d.add("key-identity", (m + M) * fDf - fD2f - m * M * ff, quad, dims=f"n={n}",
+          reason="(Λ − mI)(MI − Λ) in the eigenbasis",
+          show=r"(m+M)e^T\Lambda e - \lVert\Lambda e\rVert^2 - mM\lVert e\rVert^2"
+               r" = \sum_i(\lambda_i-m)(M-\lambda_i)f_i^2")
+    a, b, x = sp.Symbol("a", nonnegative=True), sp.Symbol("b", nonnegative=True), sp.Symbol("x", real=True)
+    lm = sp.Symbol("lambda", positive=True)
+    d.add("key-term", (lm - m) * (M - lm) * x**2, 0, ">=", given=((lm, m + a), (M, m + a + b)),
+          reason="each term: λ = m + a, M = λ + b with a, b ≥ 0 since m ≤ λ ≤ M",
+          show=r"(\lambda_i - m)(M - \lambda_i)f_i^2 \geq 0")
+    p, q = sp.Symbol("p", nonnegative=True), sp.Symbol("q", nonnegative=True)
+    d.add("am-gm", p**2 + m * M * q**2, 2 * sp.sqrt(m * M) * p * q, ">=", witness=(p - sp.sqrt(m * M) * q) ** 2,
+          reason="AM–GM with p = ‖Λe‖, q = ‖e‖",
+          show=r"\lVert\Lambda e\rVert^2 + mM\lVert e\rVert^2 \geq 2\sqrt{mM}\lVert\Lambda e\rVert\lVert e\rVert")
+    kap = sp.Symbol("kappa", positive=True)
+    d.add("kappa", 2 * sp.sqrt(m * M) / (m + M), 2 * sp.sqrt(kap) / (1 + kap), given=((M, kap * m),),
+          reason="the two previous steps give cos ≥ 2√(mM)/(m+M); with κ = M/m",
+          show=r"\frac{2\sqrt{mM}}{m+M} = \frac{2\sqrt\kappa}{1+\kappa}")
+    d.checks["Kantorovich bound at random SPD matrices"] = _check_kantorovich
+    d.checks["DFA signal angle through Λ (observables)"] = _check_signal_angle
+    return d
