@@ -9,6 +9,7 @@ from linfa.symbolic.derivations.conservation import bp_balancedness, fa_conserva
 from linfa.symbolic.derivations.deep_alignment import deep_zero_init, kantorovich_bound
 from linfa.symbolic.derivations.factorization import fa_factorization
 from linfa.symbolic.derivations.kolen_pollack import kolen_pollack_decay
+from linfa.symbolic.derivations.saxe import saxe_modes
 from linfa.symbolic.derivations.zero_init import fa_zero_init
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "fa_zero_init",
     "kantorovich_bound",
     "kolen_pollack_decay",
+    "saxe_modes",
 ]
 
 #: Every builder, by the name of its proof script.
@@ -34,5 +36,6 @@ ALL = {
     "fa_factorization": fa_factorization,
     "deep_zero_init": deep_zero_init,
     "kantorovich_bound": kantorovich_bound,
+    "saxe_modes": saxe_modes,
     "kolen_pollack_decay": kolen_pollack_decay,
 }
