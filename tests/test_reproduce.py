@@ -162,3 +162,12 @@ def test_bad_arguments_name_themselves(tmp_path):
         rp.reproduce(["ep_beta"], tmp_path, seed=-1, progress=False)
     with pytest.raises(ValueError, match=r"series\['y'\]"):
         rp.Bundle("t", np.arange(3.0), {"y": np.ones(4)})
+
+
+def test_linfa_command_line_dispatches_reproduce(tmp_path, capsys):
+    from linfa.cli import main
+
+    assert main(["reproduce", "--list"]) == 0
+    assert "ep_beta" in capsys.readouterr().out
+    assert main(["reproduce", "saxe_modes", "--fast", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "saxe_modes.json").exists()
