@@ -2,7 +2,8 @@
 
 The kernel is this interpreter (``sys.executable``): a temporary kernel spec named ``python3`` is put
 first on ``JUPYTER_PATH``, so the notebooks' own kernel name resolves to it whatever else is installed.
-Figures go to the Agg backend (``MPLBACKEND``), so nothing is rendered into outputs.
+Figures go to the Agg backend (``MPLBACKEND``), so nothing is rendered into outputs; the kernel runs in a
+scratch directory, so nothing is written into the repository.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ CELL_TIMEOUT = 300
 
 @pytest.fixture(scope="module")
 def kernel_env(tmp_path_factory):
+    """Point the kernel name ``python3`` at this interpreter; return a scratch working directory."""
     spec_dir = tmp_path_factory.mktemp("jupyter") / "kernels" / "python3"
     spec_dir.mkdir(parents=True)
     (spec_dir / "kernel.json").write_text(json.dumps({
@@ -37,7 +39,7 @@ def kernel_env(tmp_path_factory):
     mp.setenv("JUPYTER_PATH", str(spec_dir.parent.parent))
     mp.setenv("MPLBACKEND", "Agg")
     mp.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-    yield
+    yield tmp_path_factory.mktemp("cwd")  # hypothesis and friends write caches into the working directory
     mp.undo()
 
 
@@ -68,7 +70,7 @@ def test_notebook_runs(path, kernel_env):
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell("import sys\nprint(sys.executable)"))
     client = nbclient.NotebookClient(
-        nb, kernel_name="python3", timeout=CELL_TIMEOUT, resources={"metadata": {"path": str(path.parent)}},
+        nb, kernel_name="python3", timeout=CELL_TIMEOUT, resources={"metadata": {"path": str(kernel_env)}},
     )
     start = time.perf_counter()
     client.execute()  # raises CellExecutionError, naming the cell, on any error (a failed assert included)
