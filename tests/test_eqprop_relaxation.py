@@ -180,3 +180,53 @@ def test_bad_times_raise():
     model = QuadraticEnergy.random(np.random.default_rng(0), 3, 1, 1)
     with pytest.raises(ValueError, match=r"t: expected a 1-D array of finite times >= 0"):
         relax(model, np.zeros((1, 3)), [-1.0], np.zeros((1, 1)))
+
+
+# ------------------------------------------------------- ODE route (linfa.integrate)
+@settings(max_examples=10, deadline=None)
+@given(instances(), BETAS)
+def test_ode_relaxation_matches_closed_form(inst, beta):
+    from linfa.eqprop import relax_ode
+
+    model, x, d, s_init = inst
+    if beta < 0 and np.linalg.eigvalsh(model.A + beta * model.Q)[0] <= 0.05:
+        return
+    t = np.linspace(0.0, 5.0, 11)
+    sol = relax_ode(model, s_init, t, x, d, beta, rtol=1e-10, atol=1e-12)
+    assert np.all(sol.status == 0)
+    want = relax(model, s_init, t, x, d, beta)
+    np.testing.assert_allclose(sol.states[0], want, atol=1e-8 * _scale(want))
+    F = energy_along(model, sol.states[0], x, d, beta)
+    assert np.all(np.diff(F, axis=0) <= 1e-9 * _scale(F))
+
+
+def test_ode_nudged_transient_and_batch():
+    """(1/β)·vf along the integrated nudged phase from s^0 → -e^{-At}Pᵀe, rate β; batched over β."""
+    from linfa.eqprop import relax_ode
+
+    rng = np.random.default_rng(12)
+    model = QuadraticEnergy.random(rng, 5, 2, 2)
+    x, d = rng.standard_normal((3, 2)), rng.standard_normal((3, 2))
+    s0 = fixed_point(model, x)
+    t = np.linspace(0.0, 3.0, 7)
+    betas = np.array([1e-3, 1e-2, 1e-1])
+
+    def scaled_velocity(tt, y, args):
+        (v,) = relaxation_vf(tt, y, args)
+        return v / args[2][..., None, None]
+
+    H, c = relaxation_args(model, x, d, betas)
+    sol = relax_ode(model, s0, t, x, d, betas, rtol=1e-11, atol=1e-13)
+    assert sol.states[0].shape == (3, 7, 3, 5)
+    from linfa.integrate import integrate
+
+    sol2 = integrate(relaxation_vf, (np.broadcast_to(s0, (3, 3, 5)).copy(),), 3.0,
+                     args=(H, c, betas), batch_shape=(3,), saveat=t,
+                     observe={"v": scaled_velocity}, rtol=1e-11, atol=1e-13)
+    v = sol2.observed["v"]
+    np.testing.assert_allclose(v, nudged_transient(model, x, d, t, betas),
+                               atol=1e-6 * _scale(v))
+    lim = transient_limit(model, x, d, t)
+    errs = np.linalg.norm((v - lim[None]).reshape(3, -1), axis=1)
+    assert abs(loglog_slope(betas, errs) - 1) < 0.1
+    np.testing.assert_allclose(sol.states[0], sol2.states[0], atol=1e-12)

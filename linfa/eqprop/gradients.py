@@ -149,7 +149,8 @@ def _free_phase(W: np.ndarray, b: np.ndarray, U: np.ndarray, x: np.ndarray
 
 
 def _dF_dtheta(s: np.ndarray, x: np.ndarray) -> Params:
-    return Params(-np.mean(s, axis=-2), -_mean_outer(s, x), -0.5 * _mean_outer(s, s))
+    # _sym: a BLAS product s^T s need not be exactly symmetric; a flow must keep W so
+    return Params(-np.mean(s, axis=-2), -_mean_outer(s, x), -0.5 * _sym(_mean_outer(s, s)))
 
 
 def _gradient_kernel(W: np.ndarray, b: np.ndarray, U: np.ndarray, P: np.ndarray,
@@ -339,7 +340,7 @@ def ep_gradient_closed_form(model: QuadraticEnergy, x: Any, d: Any, beta: Any) -
     s0 = fixed_point(model, x)
     mu = solve_rows(nudged_matrix(model, bt), output_error(model, s0, d) @ model.P)
     return Params(np.mean(mu, axis=-2), _mean_outer(mu, x),
-                  _sym(_mean_outer(mu, s0)) - 0.5 * bt[..., None, None] * _mean_outer(mu, mu))
+                  _sym(_mean_outer(mu, s0)) - 0.5 * bt[..., None, None] * _sym(_mean_outer(mu, mu)))
 
 
 def ep_error_coefficient(
@@ -380,7 +381,7 @@ def ep_error_coefficient(
     nu = solve_rows(model.A, lam @ model.Q)  # Q symmetric: rows of lam @ Q are (Q lam)^T
     if not centered:
         return Params(-np.mean(nu, axis=-2), -_mean_outer(nu, x),
-                      -_sym(_mean_outer(nu, s0)) - 0.5 * _mean_outer(lam, lam))
+                      -_sym(_mean_outer(nu, s0)) - 0.5 * _sym(_mean_outer(lam, lam)))
     rho = solve_rows(model.A, nu @ model.Q)
     return Params(np.mean(rho, axis=-2), _mean_outer(rho, x),
                   _sym(_mean_outer(rho, s0)) + _sym(_mean_outer(nu, lam)))

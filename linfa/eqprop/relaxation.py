@@ -161,11 +161,12 @@ def relaxation_vf(
     r"""Vector field of the relaxation, :math:`ds/dt = c - H s` (rowwise).
 
     Signature ``vf(t, y, args)`` of :func:`linfa.integrate.integrate`, with
-    ``y = (s,)``, ``s`` of shape ``(*batch, m, n)`` and ``args = (H, c)``
-    from :func:`relaxation_args`.
+    ``y = (s,)``, ``s`` of shape ``(*batch, m, n)`` and ``args = (H, c, ...)``
+    from :func:`relaxation_args` (further arguments, e.g. for observables,
+    are ignored).
     """
     (s,) = y
-    H, c = args
+    H, c = args[0], args[1]
     return (c - s @ H,)  # H symmetric: rows of s @ H are (H s)^T
 
 

@@ -50,6 +50,13 @@ __all__ = [
 RULES = ("gradient", "ep", "ep_centered")
 
 
+def _read(y: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(b, U, W)`` with W symmetrised: the flow is defined on symmetric W, and an
+    integrator's stage sums may round the (i, j) and (j, i) entries differently."""
+    b, U, W = y
+    return b, U, 0.5 * (W + np.swapaxes(W, -1, -2))
+
+
 def _masked(g: Params, bm: np.ndarray, um: np.ndarray, wm: np.ndarray) -> tuple[np.ndarray, ...]:
     return (-bm * g.b, -um * g.U, -wm * g.W)
 
@@ -61,7 +68,7 @@ def gradient_flow(t: Any, y: tuple[np.ndarray, ...], args: tuple[np.ndarray, ...
     Signature ``vf(t, y, args)`` of :func:`linfa.integrate.integrate` with
     ``y = (b, U, W)`` and ``args`` from :func:`learning_args`.
     """
-    b, U, W = y
+    b, U, W = _read(y)
     P, x, d, _, bm, um, wm = args
     return _masked(_gradient_kernel(W, b, U, P, x, d), bm, um, wm)
 
@@ -72,7 +79,7 @@ def ep_flow(t: Any, y: tuple[np.ndarray, ...], args: tuple[np.ndarray, ...]
 
     Each evaluation computes the free and nudged fixed points of every sample.
     """
-    b, U, W = y
+    b, U, W = _read(y)
     P, x, d, beta, bm, um, wm = args
     return _masked(_ep_kernel(W, b, U, P, x, d, beta, False), bm, um, wm)
 
@@ -80,7 +87,7 @@ def ep_flow(t: Any, y: tuple[np.ndarray, ...], args: tuple[np.ndarray, ...]
 def centered_ep_flow(t: Any, y: tuple[np.ndarray, ...], args: tuple[np.ndarray, ...]
                      ) -> tuple[np.ndarray, ...]:
     r"""Vector field of centred EP learning, :math:`d\theta/dt = -M\circ\widehat\nabla^c_\beta`."""
-    b, U, W = y
+    b, U, W = _read(y)
     P, x, d, beta, bm, um, wm = args
     return _masked(_ep_kernel(W, b, U, P, x, d, beta, True), bm, um, wm)
 
