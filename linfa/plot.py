@@ -321,7 +321,7 @@ def alignment(
         ``"symlog"`` shows values that span decades and change sign.
     linthresh : float, optional
         Half-width of the linear region of ``"symlog"``; default
-        ``1e-6 · max |values|``.
+        ``1e-6 · max |values|`` rounded down to a power of ten.
     quantiles : (lo, hi)
 
     Returns
@@ -337,7 +337,7 @@ def alignment(
         if linthresh is None:
             finite = np.abs(v[np.isfinite(v)])
             top = float(finite.max()) if finite.size else 0.0
-            linthresh = 1e-6 * top if top > 0 else 1.0
+            linthresh = 10.0 ** np.floor(np.log10(1e-6 * top)) if top > 0 else 1.0  # a power of ten: clean ticks
         ax.set_yscale("symlog", linthresh=linthresh)
     elif yscale in ("linear", "log"):
         ax.set_yscale(yscale)

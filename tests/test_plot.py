@@ -140,7 +140,7 @@ def test_update_angles_label_prefix_and_batch():
 
 def test_alignment_zero_line_and_symlog():
     ts = np.linspace(0, 1, 4)
-    vals = np.array([[-1e-3], [0.0], [1e-1], [10.0]])
+    vals = np.array([[-1e-3], [0.0], [1e-1], [40.0]])
     ax = plot.alignment(ts, vals, ax=_ax(), yscale="symlog")
     assert ax.get_yscale() == "symlog"
     assert ax.yaxis.get_transform().linthresh == pytest.approx(1e-5)
