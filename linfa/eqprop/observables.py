@@ -58,19 +58,19 @@ def gradient_error(estimate: Params, exact: Params, *, relative: bool = False) -
 
 
 def update_angle(estimate: Params, exact: Params) -> np.ndarray:
-    r"""Angle in radians between an update and the gradient.
+    r"""Angle in degrees between an update and the gradient (as in :mod:`linfa.observables`).
 
     .. math::
 
         \angle(g, h) = \arccos \frac{\langle g, h\rangle}{\lVert g\rVert\,\lVert h\rVert}
-        \in [0, \pi].
+        \in [0°, 180°].
 
     Returns
     -------
     ndarray, shape batch
     """
     cos = params_inner(estimate, exact) / (params_norm(estimate) * params_norm(exact))
-    return np.arccos(np.clip(cos, -1.0, 1.0))
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
 def ep_error(
