@@ -46,4 +46,13 @@ __all__ = [
 ]
 
 # Entries register themselves on import, in this order (the order of `linfa list`).
-from linfa.theorems import lillicrap2016  # noqa: F401
+from linfa.theorems import (  # noqa: F401
+    du2018,
+    garg_vempala,
+    kolen_pollack,
+    lillicrap2016,
+    nokland2016,
+    refinetti2021,
+    saxe2014,
+    scellier_bengio2017,
+)

@@ -103,6 +103,7 @@ register(Theorem(
                      "product; only rounding separates them",
     draw=_draw_alignment,
     check_batch=_check_alignment,
+    derivation="alignment_condition",
     instances=64, fast_instances=16, group_size=32,
 ))
 
@@ -162,6 +163,7 @@ register(Theorem(
     tolerance_reason=_WHY_CONSERVED,
     draw=_draw_conservation,
     check_batch=conservation_drift,
+    derivation="fa_conservation",
 ))
 
 
@@ -217,6 +219,7 @@ register(Theorem(
                      "O(‖W‖²) terms the drift is the difference of (cancellation); margin = 1 − error/allowed",
     draw=_draw_sgd,
     check_batch=_check_sgd,
+    derivation="fa_discrete_drift",
     instances=64, fast_instances=16, group_size=32,
 ))
 
@@ -286,6 +289,7 @@ register(Theorem(
     tolerance_reason=_WHY_STRUCTURE,
     draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=False, whitened=False),
     check_batch=_check_structure,
+    derivation="fa_zero_init",
 ))
 
 
@@ -325,6 +329,7 @@ register(Theorem(
                      "integration error then leave ~1e-10 of ‖WB‖",
     draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=True, whitened=False),
     check_batch=_check_zero_init_alignment,
+    derivation="fa_zero_init",
 ))
 
 
@@ -356,6 +361,7 @@ register(Theorem(
     tolerance_reason="a witness must have λ_min(Sym(WB)) below −1e-3 ‖WB‖, far beyond integration error",
     draw=_draw_general_b,
     check_batch=_check_general_b,
+    derivation="fa_zero_init",
     instances=16, fast_instances=8, group_size=8,
 ))
 
@@ -401,6 +407,7 @@ register(Theorem(
                      "to rounding plus integration error of M (dopri5, rtol 1e-9)",
     draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=True, whitened=True),
     check_batch=_check_lyapunov,
+    derivation="fa_zero_init",
 ))
 
 
@@ -433,6 +440,7 @@ register(Theorem(
                      "keeps W^T in span(B) to rtol",
     draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=False, whitened=False, single_output=True),
     check_batch=_check_single_output,
+    derivation="fa_zero_init",
 ))
 
 

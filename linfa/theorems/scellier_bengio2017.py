@@ -1,0 +1,165 @@
+"""Scellier & Bengio (2017): equilibrium propagation, here with a quadratic energy.
+
+With :math:`E(s) = \\tfrac12 s^T A s - s^T(b + Ux)`, :math:`A = I - W \\succ 0`, cost
+:math:`C = \\tfrac12\\lVert Ps - d\\rVert^2` and :math:`F = E + \\beta C`, the fixed points are
+linear solves and the two-phase estimate
+
+.. math::
+
+    \\widehat\\nabla_\\beta = \\frac1\\beta\\Big(\\frac{\\partial F}{\\partial\\theta}(s^\\beta)
+                                          - \\frac{\\partial F}{\\partial\\theta}(s^0)\\Big)
+
+equals :math:`dJ/d\\theta` up to :math:`O(\\beta)`; the centred :math:`\\pm\\beta` estimate
+is :math:`O(\\beta^2)` (DESIGN.md fact 7). The nudged relaxation
+:math:`ds/dt = -\\partial F/\\partial s` is a linear ODE.
+
+Reference: B. Scellier, Y. Bengio, *Equilibrium propagation: bridging the gap
+between energy-based models and backpropagation*, Front. Comput. Neurosci.
+11:24 (2017), Sec. 2–3 (Theorem 1, the β → 0 limit); the centred estimate as
+in Laborieux et al. (2021).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from linfa.eqprop import (
+    QuadraticEnergy,
+    energy_gradient,
+    ep_error_coefficient,
+    ep_gradient,
+    fixed_point,
+    gradient,
+    gradient_error,
+    params_norm,
+    relax,
+    relax_ode,
+)
+from linfa.theorems import _draw
+from linfa.theorems._core import Theorem, Verdict, register
+from linfa.theorems._instance import Instance
+
+__all__: list[str] = []
+
+PAPER = "Scellier & Bengio 2017"
+REF = "Scellier & Bengio, Front. Comput. Neurosci. 11:24 (2017)"
+
+
+def _draw_energy(rng: np.random.Generator, size: int, **params: float) -> Instance:
+    n = _draw.integers(rng, 2, 6)
+    n_in = _draw.integers(rng, 1, 3)
+    n_out = _draw.integers(rng, 1, min(2, n))
+    m = _draw.integers(rng, 1, 4)
+    g = rng.standard_normal((size, n, n))
+    w = 0.5 * (g + np.swapaxes(g, -1, -2))
+    w *= 0.6 / np.linalg.norm(w, ord=2, axis=(-2, -1))[:, None, None]  # ‖W‖ = 0.6: A = I - W ≻ 0.4 I
+    arrays = {
+        "W": w,
+        "b": rng.standard_normal((size, n)),
+        "U": rng.standard_normal((size, n, n_in)) / np.sqrt(n_in),
+        "P": np.broadcast_to(np.eye(n)[n - n_out:], (size, n_out, n)),
+        "x": rng.standard_normal((size, m, n_in)),
+        "d": rng.standard_normal((size, m, n_out)),
+    }
+    return Instance(arrays, dict(params), size=size)
+
+
+def _model(inst: Instance) -> QuadraticEnergy:
+    a = inst.arrays
+    return QuadraticEnergy(a["W"], a["b"], a["U"], a["P"])
+
+
+def _order_check(inst: Instance, centered: bool) -> Verdict:
+    model = _model(inst)
+    x, d = inst.arrays["x"], inst.arrays["d"]
+    beta = float(inst.params["beta"])  # type: ignore[arg-type]
+    exact = gradient(model, x, d)
+    err = gradient_error(ep_gradient(model, x, d, beta, centered=centered), exact)
+    half = gradient_error(ep_gradient(model, x, d, beta / 2, centered=centered), exact)
+    order = 2 if centered else 1
+    coef = params_norm(ep_error_coefficient(model, x, d, centered=centered))
+    ratio = err / half
+    dev = np.maximum(np.abs(ratio / 2**order - 1.0), np.abs(err / (beta**order * coef) - 1.0))
+    margin = TOL_ORDER - dev
+    return Verdict(margin >= 0, margin, {"error_ratio_beta_vs_half": ratio, "relative_error": err /
+                                         params_norm(exact), "error_over_leading_term": err / (beta**order * coef)})
+
+
+TOL_ORDER = 0.02
+
+register(Theorem(
+    id="scellier_bengio2017.ep_first_order",
+    paper=PAPER,
+    title="The one-sided EP estimate has error β c_1 + O(β²)",
+    statement=(r"\widehat\nabla_\beta - \frac{dJ}{d\theta} = \beta\, c_1 + O(\beta^2):\quad "
+               r"\frac{\lVert\widehat\nabla_\beta - \nabla J\rVert}{\lVert\widehat\nabla_{\beta/2} - \nabla J\rVert}"
+               r"\to 2"),
+    reference=f"{REF}, Theorem 1 (β → 0 limit); DESIGN.md fact 7",
+    hypotheses=("quadratic energy, A = I − W with ‖W‖ = 0.6", "random b, U, data x, d (1-3 samples)",
+                "β = 1e-3 and β/2; exact gradient by the adjoint (linfa.eqprop.gradient)"),
+    kind="theorem",
+    tolerance=TOL_ORDER,
+    tolerance_reason="the ratio differs from 2 and err/(β‖c_1‖) from 1 by O(β‖c_2‖/‖c_1‖) ~ 1e-3; 2% leaves "
+                     "room for instances with a small leading coefficient",
+    draw=lambda rng, size: _draw_energy(rng, size, beta=1e-3),
+    check_batch=lambda inst: _order_check(inst, centered=False),
+    instances=64, fast_instances=16, group_size=32,
+))
+
+register(Theorem(
+    id="scellier_bengio2017.ep_centered_second_order",
+    paper=PAPER,
+    title="The centred ±β EP estimate has error β² c_2 + O(β⁴)",
+    statement=(r"\widehat\nabla^c_\beta - \frac{dJ}{d\theta} = \beta^2 c_2 + O(\beta^4):\quad "
+               r"\frac{\lVert\widehat\nabla^c_\beta - \nabla J\rVert}"
+               r"{\lVert\widehat\nabla^c_{\beta/2} - \nabla J\rVert} \to 4"),
+    reference=f"{REF}, Sec. 3 (two-phase estimate); centred variant: Laborieux et al., Front. Neurosci. 2021",
+    hypotheses=("quadratic energy, A = I − W with ‖W‖ = 0.6", "random b, U, data x, d",
+                "β = 1e-2 and β/2 (A − βP^TP stays positive definite)"),
+    kind="theorem",
+    tolerance=TOL_ORDER,
+    tolerance_reason="the ratio differs from 4 by O(β²) ~ 1e-4 relative, and roundoff in the difference of "
+                     "fixed points is ~1e-14/β; 2% is loose by two orders",
+    draw=lambda rng, size: _draw_energy(rng, size, beta=1e-2),
+    check_batch=lambda inst: _order_check(inst, centered=True),
+    instances=64, fast_instances=16, group_size=32,
+))
+
+
+def _check_relaxation(inst: Instance) -> Verdict:
+    model = _model(inst)
+    x, d = inst.arrays["x"], inst.arrays["d"]
+    beta = float(inst.params["beta"])  # type: ignore[arg-type]
+    ts = np.linspace(0.0, 5.0, 11)
+    s0 = np.zeros((*x.shape[:-1], model.n))
+    sol = relax_ode(model, s0, ts, x, d, beta, rtol=1e-10, atol=1e-12)
+    closed = relax(model, s0, ts, x, d, beta)
+    scale = np.max(np.abs(closed), axis=(1, 2, 3))
+    ode_gap = np.max(np.abs(np.asarray(sol.states[0]) - closed), axis=(1, 2, 3)) / scale
+    star = fixed_point(model, x, d, beta)
+    stationarity = np.max(np.abs(energy_gradient(model, star, x, d, beta)), axis=(1, 2)) / np.max(np.abs(star),
+                                                                                                   axis=(1, 2))
+    err = np.maximum(ode_gap, stationarity)
+    ok = np.asarray(sol.status) < 2
+    margin = np.where(ok, TOL_RELAX - err, -1.0)
+    return Verdict(margin >= 0, margin, {"ode_vs_closed_form": ode_gap, "stationarity": stationarity})
+
+
+TOL_RELAX = 1e-7
+
+register(Theorem(
+    id="scellier_bengio2017.nudged_relaxation",
+    paper=PAPER,
+    title="The nudged relaxation is a linear ODE solved in closed form, ending at the linear-solve fixed point",
+    statement=(r"\dot s = -\frac{\partial F}{\partial s} = -(H_\beta s - c_\beta) \implies "
+               r"s(t) = s^\beta + e^{-H_\beta t}(s(0) - s^\beta),\ \ H_\beta s^\beta = c_\beta"),
+    reference=f"{REF}, Sec. 2 (free and nudged phases as relaxations); DESIGN.md fact 7",
+    hypotheses=("quadratic energy, ‖W‖ = 0.6", "β = 0.5", "s(0) = 0, t in [0, 5]"),
+    kind="theorem",
+    tolerance=TOL_RELAX,
+    tolerance_reason="integration (dopri5, rtol 1e-10) against the matrix-exponential closed form, and the "
+                     "residual of the linear solve, both relative to the state's size",
+    draw=lambda rng, size: _draw_energy(rng, size, beta=0.5),
+    check_batch=_check_relaxation,
+    instances=32, fast_instances=8, group_size=16,
+))
