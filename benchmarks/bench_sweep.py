@@ -9,7 +9,8 @@ Part 1 sweeps a catalogue entry (default ``lillicrap2016.zero_init_lyapunov``:
 zero-init FA, integrated, checked in batches of the entry's group size) with
 each executor. Part 2 measures the per-instance cost of running one instance
 per task against chunks of 64 solved as one batch, with the batched FA check of
-:mod:`linfa.sweep.examples` (the same check either way). The Dask cluster's
+:mod:`linfa.sweep.examples` (the same check either way), and the sweep's own
+cost per instance with a target that does nothing. The Dask cluster's
 start-up is not timed (a cluster is long-lived); the process pool's is.
 """
 
@@ -21,8 +22,18 @@ import tempfile
 import time
 from typing import Any
 
-from linfa.sweep import sweep
+import numpy as np
+
+from linfa.sweep import Batched, sweep
 from linfa.sweep.examples import FA_ALIGNMENT
+
+
+def noop(seeds: list[np.random.SeedSequence]) -> dict[str, np.ndarray]:
+    """A target that does nothing: what is left is the sweep's own cost (tasks, transfers, writes)."""
+    return {"value": np.zeros(len(seeds))}
+
+
+NOOP = Batched(noop)
 
 
 def timed(target: Any, n: int, out: str, **kw: Any) -> float:
@@ -74,7 +85,13 @@ def main() -> None:
                 many = timed(FA_ALIGNMENT, m, f"{d}/many-{name}.sqlite", chunk_size=64, **kw)
                 per[name] = 1e3 / one - 1e3 / many
                 print(f"  {name:15s} 1/task {one:8.1f}/s   64/task {many:8.1f}/s   "
-                      f"speed-up {many / one:5.1f}x   overhead {per[name]:.3f} ms/instance", flush=True)
+                      f"speed-up {many / one:5.1f}x   extra cost of 1/task {per[name]:.3f} ms/instance", flush=True)
+            print(f"\nthe sweep's own cost (a target that does nothing), {m} instances:")
+            for name, kw in (("serial", {}), ("2 processes", {"workers": 2}), ("2-worker Dask", {"scheduler": client})):
+                one = timed(NOOP, m, f"{d}/noop1-{name}.sqlite", chunk_size=1, **kw)
+                many = timed(NOOP, m, f"{d}/noop64-{name}.sqlite", chunk_size=64, **kw)
+                print(f"  {name:15s} 1/task {1e3 / one:7.3f} ms/instance   64/task {1e3 / many:7.3f} ms/instance",
+                      flush=True)
         print("\nratios (catalogue check):")
         print(f"  2 processes / serial   {rates['processes'] / rates['serial']:.2f}")
         print(f"  2-worker Dask / serial {rates['dask'] / rates['serial']:.2f}")
