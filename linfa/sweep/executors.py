@@ -124,7 +124,12 @@ class DaskExecutor(AbstractExecutor):
     client : distributed.Client or str
         A client (left open on :meth:`close`), or a scheduler address such as
         ``"tcp://10.0.0.5:8786"`` (a client is made and closed here).
+
+    Eight tasks per worker thread are kept in flight to hide the round trip to
+    the scheduler.
     """
+
+    per_worker = 8
 
     def __init__(self, client: Any) -> None:
         distributed = _import_distributed()
