@@ -121,9 +121,12 @@ class Theorem:
     tolerance_reason : str
         Why this tolerance (integrator accuracy, rounding, horizon, ...).
     draw : callable
-        ``draw(rng, size) -> Instance`` with ``size`` instances batched.
-    check : callable
-        ``check(instance) -> Verdict`` on a batched instance.
+        ``draw(rng, size) -> Instance`` with ``size`` instances batched
+        (leading axis ``size`` on every array, shared dimensions).
+    check_batch : callable
+        ``check_batch(instance) -> Verdict`` on a batched instance, with
+        verdict arrays of shape ``(size,)``; use :meth:`check`, which also
+        accepts a single instance.
     fraction : float
         Required fraction of holding instances for ``"empirical"`` claims.
     derivation : str or None

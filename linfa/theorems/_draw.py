@@ -12,7 +12,7 @@ from linfa.networks import DeepLinear
 from linfa.tasks import Task, spd_with_condition
 from linfa.theorems._instance import Instance
 
-__all__ = ["integers", "linear_instance", "random_sxx", "teacher_task"]
+__all__ = ["dfa_feedback", "fa_feedback", "integers", "linear_instance", "network", "random_sxx", "teacher_task"]
 
 
 def integers(rng: np.random.Generator, lo: int, hi: int, n: int | None = None) -> Any:

@@ -9,7 +9,7 @@ import numpy as np
 from linfa.rules import AbstractRule
 from linfa.tasks import Task
 
-__all__ = ["rel", "sym", "t", "trajectory"]
+__all__ = ["ATOL", "RTOL", "fro", "sym", "t", "trajectory"]
 
 Observable = Callable[[AbstractRule, Task, tuple[np.ndarray, ...]], np.ndarray]
 
@@ -31,11 +31,6 @@ def sym(a: np.ndarray) -> np.ndarray:
 def fro(a: np.ndarray) -> np.ndarray:
     """Frobenius norm over the last two axes."""
     return np.sqrt(np.einsum("...ij,...ij->...", a, a))
-
-
-def rel(err: np.ndarray, scale: np.ndarray, floor: float = 1e-300) -> np.ndarray:
-    """``‖err‖_F / max(‖scale‖_F, floor)`` over the last two axes."""
-    return fro(err) / np.maximum(fro(scale), floor)
 
 
 def trajectory(

@@ -22,6 +22,8 @@ case study of low-rank matrix factorization*, AISTATS 2022 (arXiv:2111.08706).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from linfa import observables as obs
@@ -94,15 +96,16 @@ register(Theorem(
 ))
 
 
-def _limit(inst: Instance) -> tuple[FA, Task, tuple[np.ndarray, ...], np.ndarray, dict[str, np.ndarray]]:
-    """Integrate to ``t1``; return the final state and the error of ``Z W = Y Π`` and the optimality gap."""
+def _limit(inst: Instance, *, until: Any = None) -> tuple[FA, Task, tuple[np.ndarray, ...], np.ndarray,
+                                                         dict[str, np.ndarray]]:
+    """Integrate to ``t1`` (or ``until``); return the final state, the error of ``Z W = Y Π`` and the gap."""
     rule, task, state = inst.problem()
     assert isinstance(rule, FA)
     t1 = float(inst.params["t1"])  # type: ignore[arg-type]
     from linfa.integrate import solve
     from linfa.theorems._numerics import ATOL, RTOL
 
-    sol = solve(rule, task, state, t1, rtol=RTOL, atol=ATOL)
+    sol = solve(rule, task, state, t1, rtol=RTOL, atol=ATOL, until=until)
     ok = np.asarray(sol.status) < 2
     w, z = sol.state_final
     y = task.syx
@@ -122,6 +125,7 @@ def _limit(inst: Instance) -> tuple[FA, Task, tuple[np.ndarray, ...], np.ndarray
         "sigma_min_BtZ": np.linalg.svd(b @ z, compute_uv=False)[..., -1],
         "loss_over_best": np.where(best > 0, loss / np.where(best > 0, best, 1.0), np.inf),
         "nse": 2 * loss / np.trace(task.syy, axis1=-2, axis2=-1),
+        "t_final": np.asarray(sol.t_final),
     }
     return rule, task, (w, z), ok, info
 
@@ -156,9 +160,11 @@ register(Theorem(
 
 
 def _check_optimal(inst: Instance) -> Verdict:
-    _, _, _, ok, info = _limit(inst)
+    from linfa.integrate.until import when
+
+    _, _, _, ok, info = _limit(inst, until=when(obs.nse, 0.1 * TOL_OPTIMAL))
     margin = np.where(ok, TOL_OPTIMAL - info["nse"], -1.0)
-    return Verdict(margin >= 0, margin, {"nse": info["nse"], "velocity": info["velocity"]})
+    return Verdict(margin >= 0, margin, {"nse": info["nse"], "time_to_nse_1e-4": info["t_final"]})
 
 
 TOL_OPTIMAL = 1e-3
@@ -170,12 +176,14 @@ register(Theorem(
     statement=r"r \ge \operatorname{rank} Y \implies \lim_{t\to\infty} \lVert Y - Z W\rVert_F = 0",
     reference=f"{REF}, main convergence result for r >= rank(Y)",
     hypotheses=("FA on Y ≈ Z W, r in rank Y .. rank Y + 2", "rank Y in 2..4, singular values in [1, 2]",
-                "Gaussian initialisation, scale 0.1", "finite horizon t = 60"),
+                "Gaussian initialisation, scale 0.1",
+                "run until NSE <= 1e-4, at most to t = 2000 (an instance still above NSE 1e-3 then fails)"),
     kind="theorem",
     tolerance=TOL_OPTIMAL,
-    tolerance_reason="convergence is asymptotic and only algebraic when r > rank Y (the surplus hidden "
-                     "directions decay slowly): NSE <= 1e-3 at t = 60 (observed median ~1e-6)",
-    draw=lambda rng, size: _draw_factorization(rng, size, r_offset=(0, 2), scale=0.1, t1=60.0),
+    tolerance_reason="the limit is asymptotic: slow when r > rank Y (surplus hidden directions decay "
+                     "algebraically) and when σ_min(B^T Y) is small (time ~ 1/σ_min²); the horizon t = 2000 "
+                     "covered all 384 stress instances (slowest reached NSE 1e-4 at t ≈ 460)",
+    draw=lambda rng, size: _draw_factorization(rng, size, r_offset=(0, 2), scale=0.1, t1=2000.0),
     check_batch=_check_optimal,
     derivation="fa_factorization",
     instances=16, fast_instances=8, group_size=8,
