@@ -7,6 +7,7 @@ scripts in ``proofs/`` run them.
 from linfa.symbolic.derivations.alignment import alignment_condition
 from linfa.symbolic.derivations.conservation import bp_balancedness, fa_conservation, fa_discrete_drift
 from linfa.symbolic.derivations.deep_alignment import deep_zero_init, kantorovich_bound
+from linfa.symbolic.derivations.energy import quadratic_energy
 from linfa.symbolic.derivations.factorization import fa_factorization
 from linfa.symbolic.derivations.kolen_pollack import kolen_pollack_decay
 from linfa.symbolic.derivations.saxe import saxe_modes
@@ -23,6 +24,7 @@ __all__ = [
     "fa_zero_init",
     "kantorovich_bound",
     "kolen_pollack_decay",
+    "quadratic_energy",
     "saxe_modes",
 ]
 
@@ -37,5 +39,6 @@ ALL = {
     "deep_zero_init": deep_zero_init,
     "kantorovich_bound": kantorovich_bound,
     "saxe_modes": saxe_modes,
+    "quadratic_energy": quadratic_energy,
     "kolen_pollack_decay": kolen_pollack_decay,
 }
