@@ -102,10 +102,14 @@ def _deep_mode(t: np.ndarray, s: np.ndarray, u0: np.ndarray, L: int, tau: float)
     def one(t_: float, s_: float, u0_: float) -> float:
         if t_ == 0 or u0_ == s_:
             return u0_
+        if s_ == 0:
+            # tau du/dt = -L u^{3-2/L}: u^{-q} = u0^{-q} + L q t / tau with q = 2 - 2/L
+            return float((u0_ ** (-p) + L * p * t_ / tau) ** (-1.0 / p))
         # u moves monotonically from u0 towards s; bracket between u0 and s.
         lo, hi = (u0_, s_) if u0_ < s_ else (s_, u0_)
         span = hi - lo
-        a, b = lo + 1e-300, hi - span * 1e-15
+        # stop short of u = s, where the integrand is singular (relative offset: s + 1e-300 == s)
+        a, b = lo + span * 1e-15, hi - span * 1e-15
         f = lambda u: time_to(u, s_, u0_) - t_
         if u0_ < s_:
             if f(b) <= 0:

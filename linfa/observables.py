@@ -75,11 +75,20 @@ def angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ndarray, shape (*batch,)
         ``arccos(<a, b> / (‖a‖ ‖b‖))``; NaN where either vanishes.
     """
+    a, b = _unit_scale(a, (-2, -1)), _unit_scale(b, (-2, -1))
     return _angle_from(_inner(a, b), _inner(a, a), _inner(b, b))
 
 
+def _unit_scale(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Divide by the largest absolute entry over ``axes`` (angles are scale-free; avoids under/overflow)."""
+    m = np.max(np.abs(a), axis=axes, keepdims=True)
+    return a / np.where(m > 0, m, 1.0)
+
+
 def _angle_from(ab: np.ndarray, aa: np.ndarray, bb: np.ndarray) -> np.ndarray:
-    den = np.sqrt(aa * bb)
+    # Square norms may come out slightly negative from rounding (traces of a
+    # Σee that is ~0); the product of the roots avoids underflow of aa * bb.
+    den = np.sqrt(np.maximum(aa, 0.0)) * np.sqrt(np.maximum(bb, 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
         cos = np.where(den > 0, ab / np.where(den > 0, den, 1.0), np.nan)
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
@@ -199,8 +208,8 @@ def signal_angle(feedback: np.ndarray, w: np.ndarray, e: np.ndarray) -> np.ndarr
     ndarray, shape (*batch,)
         Degrees; below 90 iff ``e^T W B e > 0``.
     """
-    be = np.einsum("...ij,...j->...i", feedback, e)
-    we = np.einsum("...ji,...j->...i", w, e)
+    be = _unit_scale(np.einsum("...ij,...j->...i", feedback, e), (-1,))
+    we = _unit_scale(np.einsum("...ji,...j->...i", w, e), (-1,))
     return _angle_from(
         np.einsum("...i,...i->...", be, we),
         np.einsum("...i,...i->...", be, be),

@@ -101,3 +101,16 @@ def test_structure_arguments():
         exact.dfa_zero_init_structure((np.eye(2), np.eye(2)), ())
     with pytest.raises(ValueError, match="u0"):
         exact.saxe_mode(1.0, 1.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("s", "u0", "depth"), [(0.105, 1.0, 3), (1.0, 3.0, 4), (0.0, 0.5, 3), (0.0, 0.5, 5), (2.0, 0.01, 3)]
+)
+def test_deep_saxe_mode_decaying_or_zero_mode_matches_an_independent_ode(s, u0, depth):
+    """Regression: u0 > s used to divide by zero at the bracket end; s = 0 used to lose the quadrature."""
+    from scipy.integrate import solve_ivp
+
+    ts = np.array([0.0, 0.5, 3.0, 6.0])
+    ref = solve_ivp(lambda t, u: depth * u ** (2 - 2 / depth) * (s - u), (0, 6), [u0], t_eval=ts,
+                    rtol=1e-12, atol=1e-14).y[0]
+    np.testing.assert_allclose(exact.saxe_mode(ts, s, u0, depth=depth), ref, rtol=1e-9)

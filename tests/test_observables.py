@@ -153,3 +153,26 @@ def test_layer_alignment_for_fa_and_kolen_pollack():
     np.testing.assert_allclose(obs.layer_alignment(kp, task, kp.init_state(ws, (w2.T,))), 1.0)
     with pytest.raises(TypeError, match="layer_alignment needs FA"):
         obs.layer_alignment(linfa.BP(), task, ws)
+
+
+def test_angles_of_tiny_vectors_do_not_underflow():
+    """Regression: sqrt(|a|² |b|²) underflowed to 0 for |a|, |b| ~ 1e-160 and gave NaN."""
+    rng = np.random.default_rng(8)
+    a = rng.standard_normal((3, 4))
+    b = a + 0.1 * rng.standard_normal((3, 4))
+    np.testing.assert_allclose(obs.angle(1e-160 * a, 1e-160 * b), obs.angle(a, b), rtol=1e-12)
+    e = rng.standard_normal((5, 3))
+    bmat, w = rng.standard_normal((4, 3)), rng.standard_normal((3, 4))
+    np.testing.assert_allclose(obs.signal_angle(bmat, w, 1e-160 * e), obs.signal_angle(bmat, w, e), rtol=1e-12)
+
+
+def test_signal_angles_at_the_optimum_are_quiet():
+    """At W = W* with no noise Σee is ~0 and rounding can make its traces negative: no warning, no crash."""
+    rng = np.random.default_rng(9)
+    task = Task.random_teacher(rng, 3, 2)
+    w1 = rng.standard_normal((3, 3))
+    ws = (w1, task.optimum() @ np.linalg.inv(w1))
+    rule = linfa.FA(linfa.feedback.fa((3, 3, 2), rng))
+    with np.errstate(all="raise"):
+        ang = obs.signal_angles(rule, task, ws)
+    assert ang.shape == (1,) and (np.isnan(ang[0]) or 0 <= ang[0] <= 180)
