@@ -136,6 +136,9 @@ def _add_check(subparsers: Any) -> None:
                    help="a quick numerical run: fewer instances per entry, derivations skipped")
     p.add_argument("--no-derivations", action="store_true", help="skip the symbolic derivations (no sympy)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from linfa.sweep.cli import add_workers_arguments
+
+    add_workers_arguments(p)
     p.set_defaults(func=_run_check)
 
 
@@ -194,12 +197,23 @@ def _run_check(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     results = []
-    bar = tqdm(chosen, desc="linfa check", unit="claim", file=sys.stderr, disable=True if args.quiet else None,
-               leave=False)
-    for thm in bar:
-        bar.set_postfix_str(thm.id)
-        results.append(theorems.run(thm, instances=args.instances, seed=args.seed, fast=args.fast,
-                                    derivation=not (args.no_derivations or args.fast)))
+    run_kwargs = {"instances": args.instances, "seed": args.seed, "fast": args.fast,
+                  "derivation": not (args.no_derivations or args.fast)}
+    bar = tqdm(total=len(chosen), desc="linfa check", unit="claim", file=sys.stderr,
+               disable=True if args.quiet else None, leave=False)
+    if getattr(args, "workers", None) or getattr(args, "scheduler", None):
+        # one entry per task on local processes or a Dask cluster; same results as serial
+        from linfa.sweep.checks import run_checks
+
+        for result in run_checks(chosen, workers=args.workers, scheduler=args.scheduler, **run_kwargs):
+            bar.set_postfix_str(result.theorem.id)
+            bar.update()
+            results.append(result)
+    else:
+        for thm in chosen:
+            bar.set_postfix_str(thm.id)
+            results.append(theorems.run(thm, **run_kwargs))
+            bar.update()
     bar.close()
     elapsed = time.perf_counter() - start
     print(render_table(results))
