@@ -9,18 +9,15 @@ from pathlib import Path
 import pytest
 from _sweep_targets import fingerprint
 
+from linfa import theorems
 from linfa.sweep import ResultStore, replay, summarize, sweep
 
-theorems = pytest.importorskip("linfa.theorems")
 ENTRY = "lillicrap2016.general_feedback_counterexample"
 
 
 @pytest.fixture(scope="module")
 def entry() -> object:
-    try:
-        return theorems.get(ENTRY)
-    except KeyError:
-        pytest.skip(f"catalogue entry {ENTRY} not registered")
+    return theorems.get(ENTRY)
 
 
 def test_catalogue_sweep_numbers_instances_as_linfa_check(tmp_path: Path, entry: object) -> None:

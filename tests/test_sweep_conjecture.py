@@ -9,9 +9,7 @@ import pytest
 from _sweep_targets import fingerprint
 
 from linfa.sweep import ResultStore, replay, sweep
-
-conjectures = pytest.importorskip("linfa.testing.conjectures")
-pytest.importorskip("linfa.integrate")
+from linfa.testing import conjectures
 
 
 def test_zero_init_alignment_conjecture_fails_for_general_feedback(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ N = 120
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
     """One two-worker local Dask cluster (worker processes) for the whole module."""
-    distributed = pytest.importorskip("distributed")
+    import distributed
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=50) as lc, distributed.Client(lc) as client:
         yield client
