@@ -8,7 +8,10 @@ flows on population second moments (see ``DESIGN.md`` in the project).
 :mod:`linfa.symbolic`, :mod:`linfa.plot` and :mod:`linfa.testing`.
 """
 
-from linfa import exact, feedback, integrate, observables
+import importlib
+from types import ModuleType
+
+from linfa import eqprop, exact, feedback, integrate, observables
 from linfa.integrate import IntegrationError, Solution, Status, solve
 from linfa.networks import DeepLinear
 from linfa.rules import BP, DFA, FA, AbstractRule, KolenPollack, SignSymmetry
@@ -30,6 +33,7 @@ __all__ = [
     "Status",
     "Task",
     "__version__",
+    "eqprop",
     "exact",
     "factors",
     "feedback",
@@ -39,3 +43,19 @@ __all__ = [
     "solve",
     "spd_with_condition",
 ]
+
+#: Sub-packages loaded on first attribute access (they import sympy, matplotlib,
+#: hypothesis or the catalogue): ``linfa.symbolic``, ``linfa.plot``, ...
+_LAZY = ("cli", "plot", "reproduce", "sweep", "symbolic", "testing", "theorems")
+
+
+def __getattr__(name: str) -> ModuleType:
+    if name in _LAZY:
+        module = importlib.import_module(f"linfa.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'linfa' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, *_LAZY])
