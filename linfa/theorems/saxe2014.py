@@ -97,4 +97,5 @@ register(Theorem(
                      "the largest singular value; off-diagonal mode couplings must stay at rounding level",
     draw=_draw_modes,
     check_batch=_check_modes,
+    derivation="saxe_modes",
 ))

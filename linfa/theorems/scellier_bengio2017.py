@@ -104,6 +104,7 @@ register(Theorem(
     draw=lambda rng, size: _draw_energy(rng, size, beta=1e-3),
     check_batch=lambda inst: _order_check(inst, centered=False),
     instances=64, fast_instances=16, group_size=32,
+    derivation="quadratic_energy",
 ))
 
 register(Theorem(
@@ -123,6 +124,7 @@ register(Theorem(
     draw=lambda rng, size: _draw_energy(rng, size, beta=1e-2),
     check_batch=lambda inst: _order_check(inst, centered=True),
     instances=64, fast_instances=16, group_size=32,
+    derivation="quadratic_energy",
 ))
 
 
@@ -162,4 +164,5 @@ register(Theorem(
     draw=lambda rng, size: _draw_energy(rng, size, beta=0.5),
     check_batch=_check_relaxation,
     instances=32, fast_instances=8, group_size=16,
+    derivation="quadratic_energy",
 ))
