@@ -219,3 +219,23 @@ def test_import_linfa_does_not_import_sympy() -> None:
     code = "import sys, linfa; print('sympy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_report_scope_separates_dimension_free_from_fixed_size_proofs():
+    import sympy as sp
+
+    from linfa.symbolic import Derivation, Step
+
+    a, b = sp.symbols("a b", real=True)
+    A = sp.MatrixSymbol("A", 3, 3)
+    free = Derivation(title="free", statement="", steps=[Step("transpose", (A.T).T, A)])
+    assert free.verify().ok and free.verify().scope == "dimension-free"
+    M = sp.Matrix(2, 2, sp.symbols("m0:4", real=True))
+    fixed = Derivation(title="fixed", statement="", steps=[
+        Step("transpose", (M.T).T, M, dims="n=2"),
+        Step("square", (a + b) ** 2, a**2 + 2 * a * b + b**2),
+    ])
+    report = fixed.verify()
+    assert report.ok and report.fixed_dims == ("n=2",)
+    assert report.scope == "some steps exact only at n=2"
+    assert "verified (some steps exact only at n=2)" in str(report)

@@ -298,6 +298,31 @@ class Report:
     def __iter__(self) -> Iterator[StepResult]:
         return iter(self.results)
 
+    @property
+    def fixed_dims(self) -> tuple[str, ...]:
+        """The distinct dimensions of steps proved only at stated sizes (not dimension-free)."""
+        seen: dict[str, None] = {}
+        for r in self.results:
+            if r.step.dims and not r.numeric_only:
+                seen.setdefault(r.step.dims, None)
+        return tuple(seen)
+
+    @property
+    def scope(self) -> str:
+        """What the verification covers, in words.
+
+        ``"dimension-free"`` when every step is proved for all sizes;
+        otherwise the sizes at which some steps are only proved exactly, and
+        how many steps were only tested at random points (never a proof).
+        """
+        parts = []
+        if self.fixed_dims:
+            parts.append("some steps exact only at " + "; ".join(self.fixed_dims))
+        n_numeric = sum(r.numeric_only for r in self.results)
+        if n_numeric:
+            parts.append(f"{n_numeric} step(s) numeric only")
+        return ", ".join(parts) if parts else "dimension-free"
+
     def raise_if_failed(self) -> None:
         """Raise :class:`VerificationError` naming the first failed step."""
         for r in self.results:
@@ -308,7 +333,7 @@ class Report:
                 raise VerificationError(f"{self.title}: cross-check {c.name!r} failed: {c}")
 
     def __str__(self) -> str:
-        lines = [f"{self.title}: {'verified' if self.ok else 'FAILED: ' + ', '.join(self.failed)}"]
+        lines = [f"{self.title}: {'verified (' + self.scope + ')' if self.ok else 'FAILED: ' + ', '.join(self.failed)}"]
         lines += [f"  {r}" for r in self.results]
         lines += [f"  {c}" for c in self.checks]
         return "\n".join(lines)
