@@ -54,7 +54,8 @@ def test_kolen_pollack_mismatch_decay(inst: Instance) -> None:
     _holds("kolen_pollack.mismatch_decay", inst)
 
 
-DEEP = widths(min_depth=3, max_depth=4, max_width=4)
+# every hidden width above n_L: otherwise the alignment-matrix fit is exact for any weights (trivial)
+DEEP = widths(min_depth=3, max_depth=4, max_width=4).filter(lambda w: all(h > w[-1] for h in w[1:-1]))
 
 
 @settings(max_examples=8)

@@ -226,11 +226,12 @@ register(Theorem(
 
 # ----------------------------------------------------------------------------- fact 3
 def _draw_zero_init(rng: np.random.Generator, size: int, *, orthogonal: bool, whitened: bool,
-                    single_output: bool = False, full_rank: bool = True) -> Instance:
-    """Two-layer FA from zero weights; ``n_h >= n_out`` when ``full_rank`` (B of full column rank)."""
-    nout = 1 if single_output else _draw.integers(rng, 1 if full_rank else 2, 4)
+                    single_output: bool = False, min_out: int = 1, max_out: int = 4,
+                    min_hidden_over_out: int = 0, min_hidden: int = 1) -> Instance:
+    """Two-layer FA from zero weights with ``n_h >= max(n_out + min_hidden_over_out, min_hidden)``."""
+    nout = 1 if single_output else _draw.integers(rng, min_out, max_out)
     n0 = _draw.integers(rng, 1, 4)
-    nh = _draw.integers(rng, nout if full_rank else 1, 5)
+    nh = _draw.integers(rng, max(nout + min_hidden_over_out, min_hidden), max(5, nout + min_hidden_over_out + 2))
     widths = (n0, nh, nout)
     task = _draw.teacher_task(rng, n0, nout, size, whitened=whitened)
     weights = _draw.network(widths).zeros(batch=(size,))
@@ -263,13 +264,31 @@ def _structure_residual(rule: AbstractRule, task: Task, state: State) -> np.ndar
     ], axis=-1)
 
 
+def _control_residual(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+    """Residual of the ``A = B M`` fit of a random ``A`` of the same shape: ~0 iff ``n_h <= n_out``.
+
+    Negative control: where the fit of ``A`` is exact for any ``A`` (``B`` square or wide), ``A = B M``
+    is trivially satisfiable. Shape ``(K,)``.
+    """
+    rng = np.random.default_rng(2016)
+    rand = tuple(rng.standard_normal(np.shape(w)) for w in state)
+    return np.asarray(_structure_residual(rule, task, rand)[..., 0])
+
+
+TRIVIAL = 1e-3
+
+
 def _check_structure(inst: Instance) -> Verdict:
     rule, task, state = inst.problem()
     t1, ts = _saveat(inst, skip_zero=True)
     _, out, ok = trajectory(rule, task, state, t1, saveat=ts, observe={"res": _structure_residual})
     err = np.nanmax(out["res"], axis=(1, 2))
-    margin = np.where(ok, TOL_STRUCTURE - err, -1.0)
-    return Verdict(margin >= 0, np.nan_to_num(margin, nan=-1.0), {"relative_residual": err})
+    control = _control_residual(rule, task, state)
+    nontrivial = control >= TRIVIAL
+    margin = np.where(ok & nontrivial, TOL_STRUCTURE - err, -1.0)
+    return Verdict(margin >= 0, np.nan_to_num(margin, nan=-1.0),
+                   {"relative_residual": err, "control_random_residual": control,
+                    "trivially_satisfiable": ~nontrivial})
 
 
 TOL_STRUCTURE = 1e-6
@@ -283,11 +302,15 @@ register(Theorem(
     statement=(r"A(0)=0,\ W(0)=0 \implies A = B M,\quad W = N B^T,\quad N + N^T = M M^T,"
                r"\quad M = \int_0^t E,\ N = \int_0^t E M^T"),
     reference=f"{REF}; zero-initialisation analysis as in DESIGN.md fact 3",
-    hypotheses=("FA, two layers, zero initial weights", "B of full column rank (n_h >= n_out)", "any Σxx"),
+    hypotheses=("FA, two layers, zero initial weights",
+                "n_h > n_out (drawn n_out in 1..3): with n_h <= n_out, A = B M holds for any A",
+                "negative control: a random A must leave a fit residual >= 1e-3, otherwise the instance is "
+                "invalid (trivially satisfiable) and does not hold", "any Σxx"),
     kind="theorem",
     tolerance=TOL_STRUCTURE,
     tolerance_reason=_WHY_STRUCTURE,
-    draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=False, whitened=False),
+    draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=False, whitened=False, max_out=3,
+                                           min_hidden_over_out=1),
     check_batch=_check_structure,
     derivation="fa_zero_init",
 ))
@@ -327,14 +350,14 @@ register(Theorem(
     tolerance=TOL_PSD,
     tolerance_reason="λ_min(Sym(WB)) is exactly 0 when M M^T is singular (n_out > n_0); rounding and "
                      "integration error then leave ~1e-10 of ‖WB‖",
-    draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=True, whitened=False),
+    draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=True, whitened=False, min_out=2),
     check_batch=_check_zero_init_alignment,
     derivation="fa_zero_init",
 ))
 
 
 def _draw_general_b(rng: np.random.Generator, size: int) -> Instance:
-    return _draw_zero_init(rng, size, orthogonal=False, whitened=True, full_rank=False)
+    return _draw_zero_init(rng, size, orthogonal=False, whitened=True, min_out=2)
 
 
 def _check_general_b(inst: Instance) -> Verdict:
@@ -438,7 +461,8 @@ register(Theorem(
     tolerance=TOL_COS,
     tolerance_reason="1 − cos(W^T, B) is exactly 0; rounding of the cosine is ~1e-16 and the integration "
                      "keeps W^T in span(B) to rtol",
-    draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=False, whitened=False, single_output=True),
+    draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=False, whitened=False, single_output=True,
+                                           min_hidden=2),
     check_batch=_check_single_output,
     derivation="fa_zero_init",
 ))

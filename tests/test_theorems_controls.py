@@ -1,0 +1,74 @@
+"""Negative controls: each catalogue entry must fail when its claim is false on the instance it is given.
+
+Built like a reviewer would: draw the entry's own instances, corrupt them (random instead of zero weights,
+zero weights for Saxe, ...) and check with :meth:`Theorem.check`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from linfa import theorems
+from linfa.theorems._core import draw_groups
+from linfa.theorems._instance import Instance
+
+
+def _groups(id_: str, seed: int = 0, n: int | None = None) -> list[Instance]:
+    thm = theorems.get(id_)
+    return [inst for _, inst in draw_groups(thm, n or thm.instances, seed)]
+
+
+def _map_weights(inst: Instance, f: object) -> Instance:
+    arrays = {k: (f(k, a) if k[0] == "W" and k[1:].isdigit() else a)  # type: ignore[operator]
+              for k, a in inst.arrays.items()}
+    return Instance(arrays, inst.params, inst.seed, inst.size, inst.name)
+
+
+def _random_init(inst: Instance, scale: float = 0.3, seed: int = 0) -> Instance:
+    rng = np.random.default_rng(seed)
+    return _map_weights(inst, lambda k, a: a + scale * rng.standard_normal(a.shape))
+
+
+ZERO_INIT = ["refinetti2021.dfa_zero_init_structure", "refinetti2021.fa_deep_structure",
+             "refinetti2021.dfa_structure_sgd", "lillicrap2016.zero_init_structure",
+             "lillicrap2016.single_output_alignment"]
+
+
+@pytest.mark.parametrize("id_", ZERO_INIT)
+def test_zero_init_entries_fail_from_random_init(id_: str) -> None:
+    thm = theorems.get(id_)
+    for inst in _groups(id_):
+        assert thm.check(inst).holds.all(), id_
+        assert not thm.check(_random_init(inst)).holds.any(), id_
+
+
+def test_zero_init_alignment_fails_from_random_init() -> None:
+    # e^T W B e >= 0 is a consequence of zero init; from a random init most instances break it
+    thm = theorems.get("lillicrap2016.zero_init_alignment")
+    held = sum(int(thm.check(_random_init(inst, 1.0)).holds.sum()) for inst in _groups(thm.id))
+    assert held <= thm.instances // 4
+
+
+@pytest.mark.parametrize("id_", ["refinetti2021.dfa_zero_init_structure", "refinetti2021.fa_deep_structure",
+                                 "refinetti2021.dfa_structure_sgd"])
+def test_refinetti_trivial_widths_are_invalid(id_: str) -> None:
+    # n_l <= n_L for every hidden layer: the fit is exact for any weights, so the instance is invalid
+    from linfa import DeepLinear, Task
+    from linfa import feedback as fb
+
+    rng = np.random.default_rng(1)
+    ws = (3, 2, 2, 3)
+    task = Task.random_teacher(rng, 3, 3)
+    arrays = {"sxx": task.sxx, "syx": task.syx, "syy": task.syy}
+    arrays.update({f"W{l}": w for l, w in enumerate(DeepLinear(ws).gaussian(rng, 0.3), start=1)})
+    rule = "FA" if "fa_" in id_ else "DFA"
+    first = 2 if rule == "FA" else 1
+    feedback = fb.fa(ws, rng) if rule == "FA" else fb.dfa(ws, rng)
+    arrays.update({f"B{l}": b for l, b in enumerate(feedback, start=first)})
+    params: dict[str, Any] = {"rule": rule, "t1": 1.0, "n_save": 2, "lr": 0.01, "steps": 5, "sgd_seed": [1, 2]}
+    v = theorems.get(id_).check(Instance(arrays, params))
+    assert not v.holds and v.margin == -1.0 and v.details["trivially_satisfiable"]
+    assert v.details["control_random_residual"] < 1e-3
