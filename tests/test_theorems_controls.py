@@ -72,3 +72,38 @@ def test_refinetti_trivial_widths_are_invalid(id_: str) -> None:
     v = theorems.get(id_).check(Instance(arrays, params))
     assert not v.holds and v.margin == -1.0 and v.details["trivially_satisfiable"]
     assert v.details["control_random_residual"] < 1e-3
+
+
+def _scaled(inst: Instance, factor: float) -> Instance:
+    return _map_weights(inst, lambda k, a: factor * a)
+
+
+def test_saxe_fails_from_zero_weights() -> None:
+    # zero weights: no mode is live, the recorded u0 is not the start; the entry must not pass
+    thm = theorems.get("saxe2014.mode_dynamics")
+    for inst in _groups(thm.id, n=32):
+        assert thm.check(inst).holds.all()
+        v = thm.check(_scaled(inst, 0.0))
+        assert not v.holds.any() and np.all(v.margin == -1.0)
+
+
+def test_saxe_fails_when_init_does_not_match_u0_or_never_transitions() -> None:
+    thm = theorems.get("saxe2014.mode_dynamics")
+    for inst in _groups(thm.id, n=32):
+        # weights 1e-3 of the recorded start: the start does not match u0
+        assert not thm.check(_scaled(inst, 1e-3)).holds.any()
+        # a consistent but tiny start whose modes cannot reach s/2 by t1
+        depth = inst.depth
+        tiny = _scaled(inst, (1e-12) ** (1 / depth))
+        tiny = Instance({**tiny.arrays, "u0": 1e-12 * inst.arrays["u0"]}, {**inst.params, "t1": 1.0},
+                        inst.seed, inst.size, inst.name)
+        v = thm.check(tiny)
+        assert not v.holds.any() and np.all(v.details["min_final_u_over_s_per_mode"] < 0.5)
+
+
+def test_saxe_fails_for_a_wrong_closed_form() -> None:
+    # recorded u0 twice the real start, weights unchanged: the trajectory does not follow u(t; 2 u0)
+    thm = theorems.get("saxe2014.mode_dynamics")
+    inst = _groups(thm.id, n=16)[0]
+    wrong = Instance({**inst.arrays, "u0": 2 * inst.arrays["u0"]}, inst.params, inst.seed, inst.size, inst.name)
+    assert not thm.check(wrong).holds.any()
