@@ -235,7 +235,10 @@ def test_diverging_instance_stops_while_batch_finishes(method):
     np.testing.assert_allclose(sol.states[0][[0, 2], :, 0], exact, rtol=1e-8)
 
 
-def test_non_finite_instance_gets_status_and_nan():
+@pytest.mark.parametrize("method", ["dopri5", "dop853"])
+def test_non_finite_instance_gets_status_and_nan(method):
+    """Regression (dop853): a NaN error norm used to count as zero error, accepting NaN steps as success."""
+
     def fun(t, y, args):
         # The second instance's flow turns NaN after t = 1.
         bad = (args[0] > 0) & (t > 1.0)
@@ -243,7 +246,7 @@ def test_non_finite_instance_gets_status_and_nan():
 
     ts = np.linspace(0, 3, 7)
     sol = integrate(fun, (np.ones((2, 1)),), 3.0, args=(np.array([0.0, 1.0]),), batch_shape=(2,),
-                    saveat=ts, observe={"y": lambda t, y, a: y[0][..., 0]})
+                    saveat=ts, observe={"y": lambda t, y, a: y[0][..., 0]}, method=method)
     assert sol.status.tolist() == [Status.success, Status.non_finite]
     assert sol.t_final[1] <= 1.0 + 1e-6
     assert np.isnan(sol.states[0][1, ts > 1.0]).all()
@@ -254,7 +257,33 @@ def test_non_finite_instance_gets_status_and_nan():
     np.testing.assert_allclose(sol.observed["y"][1, before], np.exp(-ts[before]), rtol=1e-7)
     with pytest.raises(IntegrationError, match="non_finite"):
         integrate(fun, (np.ones((2, 1)),), 3.0, args=(np.array([0.0, 1.0]),), batch_shape=(2,),
-                  throw=True)
+                  throw=True, method=method)
+
+
+@pytest.mark.parametrize("method", ["dopri5", "dop853"])
+def test_blow_up_ends_non_finite_not_success(method):
+    sol = integrate(lambda t, y, a: (y[0],), (np.ones((1, 1)),), 1000.0, batch_shape=(1,), method=method)
+    assert sol.status.tolist() == [Status.non_finite]
+    assert sol.t_final[0] < 720  # e^t overflows near t = 709.8
+
+
+@pytest.mark.parametrize("method", ["dopri5", "dop853", "euler"])
+def test_batched_solve_is_bit_identical_to_single_solves(method):
+    """Same answer whatever the batch: every saved value equal to the last bit (DESIGN: batching)."""
+    rng = np.random.default_rng(3)
+    K = 7
+    lam = rng.uniform(0.5, 3.0, (K, 1))
+    y0 = rng.standard_normal((K, 3))
+    ts = np.linspace(0.0, 3.0, 7)
+
+    def vf(t, y, a):
+        return (-a[0] * y[0] + np.sin(t)[:, None],)
+
+    kw = {"method": method, "saveat": ts, "dt0": 0.01 if method == "euler" else None}
+    batched = integrate(vf, (y0,), 3.0, args=(lam,), batch_shape=(K,), **kw)
+    for k in range(K):
+        single = integrate(vf, (y0[k : k + 1],), 3.0, args=(lam[k : k + 1],), batch_shape=(1,), **kw)
+        np.testing.assert_array_equal(batched.states[0][k], single.states[0][0])
 
 
 def test_max_steps_status_and_throw():
@@ -331,3 +360,17 @@ def test_linear_systems_match_expm(seed, k, n):
     sol = integrate(fun, (y0,), 2.0, args=(a,), batch_shape=(k,), rtol=1e-10, atol=1e-12)
     want = np.stack([scipy.linalg.expm(2.0 * a[i]) @ y0[i] for i in range(k)])
     np.testing.assert_allclose(sol.state_final[0], want, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["dopri5", "dop853"])
+def test_finite_blow_up_stalls_and_says_so(method):
+    """y' = (1 - t)^-2 stays finite while the step size must shrink to nothing at t = 1: stalled, not non_finite."""
+
+    def vf(t, y, a):
+        with np.errstate(divide="ignore"):
+            return ((np.abs(1.0 - t) ** -2.0)[:, None] * np.ones_like(y[0]),)
+
+    sol = integrate(vf, (np.zeros((1, 1)),), 2.0, batch_shape=(1,), method=method)
+    assert sol.status.tolist() == [Status.stalled]
+    assert abs(sol.t_final[0] - 1.0) < 1e-6
+    assert "step size became smaller" in sol.message

@@ -27,7 +27,7 @@ import numpy as np
 
 from linfa.integrate._problem import Problem, Raw
 from linfa.integrate._solution import Status
-from linfa.integrate._tableaus import AbstractRungeKutta
+from linfa.integrate._tableaus import AbstractRungeKutta, lincomb
 
 __all__ = ["run"]
 
@@ -52,7 +52,7 @@ class _Loop:
         self.S = m.n_stages
         K, D = p.K, p.layout.D
         self._hk_buf = np.empty((self.S + 2) * K * D)
-        self._bufs = [np.empty(K * D) for _ in range(5)]
+        self._bufs = [np.empty(K * D) for _ in range(6)]
         # Stage coefficients acting on the rows [y, hk_0, ..., hk_{i-1}].
         self._a_rows = [np.concatenate(([1.0], m.A[i, :i])) for i in range(self.S)]
         self._b_row = np.concatenate(([1.0], m.B))
@@ -67,7 +67,8 @@ class _Loop:
         """(Re)build the buffer views for ``Ka`` active instances.
 
         One buffer holds the rows ``[y, hk_0, ..., hk_s]`` so that each stage
-        input ``y + Σ_j a_ij hk_j`` is one product ``[1, a_i] @ rows``.
+        input ``y + Σ_j a_ij hk_j`` is :func:`lincomb` of ``[1, a_i]`` and the rows
+        (elementwise, so batched solves are bit-identical to single ones).
         """
         D = self.layout.D
         nrow = self.S + 2
@@ -78,7 +79,7 @@ class _Loop:
         self.hk = self.rows[1:]
         self.hk2 = self.rows2[1:]
         self.out_views = [self.layout.views(self.hk[i]) for i in range(self.S + 1)]
-        self.ynew, self.ytmp, self.err, self.sc_y, self._sc = (
+        self.ynew, self.ytmp, self.err, self.sc_y, self._sc, self._scratch = (
             b[: Ka * D].reshape(Ka, D) for b in self._bufs
         )
         self._sc_valid = False
@@ -116,6 +117,7 @@ class _Loop:
         self.n_rej = np.zeros(K, dtype=np.int64)
         self.n_fev = np.zeros(K, dtype=np.int64)
         self.rejected = np.zeros(K, dtype=bool)
+        self.saw_non_finite = np.zeros(K, dtype=bool)  # any attempted step with a non-finite error
         self.done = np.zeros(K, dtype=bool)
 
         args = self.args.current()
@@ -231,7 +233,7 @@ class _Loop:
         keep = np.flatnonzero(~self.done)
         Ka = len(keep)
         y, hk0 = self.y[keep], self.hk[0][keep]
-        for name in ("idx", "t", "h", "nxt", "n_acc", "n_rej", "n_fev", "rejected", "done"):
+        for name in ("idx", "t", "h", "nxt", "n_acc", "n_rej", "n_fev", "rejected", "saw_non_finite", "done"):
             setattr(self, name, getattr(self, name)[keep])
         self.g_old = self.g_old[:, keep]
         self.sigma = self.sigma[:, keep]
@@ -257,13 +259,14 @@ class _Loop:
             h = self.h
         hcols = self._cols(h)
         rows2 = self.rows2
+        scratch = self._scratch.reshape(-1)
         ytmp_flat = ytmp.reshape(-1)
         ytmp_views = layout.views(ytmp)
         C = m.C
         for i in range(1, S):
-            np.matmul(self._a_rows[i], rows2[: i + 1], out=ytmp_flat)
+            lincomb(self._a_rows[i], rows2[: i + 1], ytmp_flat, scratch)
             self._write(i, self._call(t + C[i] * h, ytmp_views, args), hcols)
-        np.matmul(self._b_row, rows2[: S + 1], out=ynew.reshape(-1))
+        lincomb(self._b_row, rows2[: S + 1], ynew.reshape(-1), scratch)
         t_new = np.where(last, p.t1, t + h)
         ynew_views = layout.views(ynew)
         self._write(S, self._call(t_new, ynew_views, args), hcols)
@@ -284,12 +287,13 @@ class _Loop:
             np.maximum(sc_y, sc_new, out=sc)
             sq = []
             for w in m.error_weights:
-                np.matmul(w, hk2, out=err.reshape(-1))
+                lincomb(w, hk2, err.reshape(-1), scratch)
                 err /= sc
                 sq.append(np.einsum("ij,ij->i", err, err))
             errn = m.error_norm(sq, D)
             finite = np.isfinite(errn)
-            acc = errn <= 1.0
+            acc = errn <= 1.0  # False for a NaN norm: non-finite stages are never accepted
+            self.saw_non_finite |= ~finite
             factor = SAFETY * errn ** (-1.0 / (m.error_order + 1))
             factor = np.where(errn == 0, MAX_FACTOR, factor)
             grow = np.minimum(np.where(self.rejected, 1.0, MAX_FACTOR), factor)
@@ -363,7 +367,10 @@ class _Loop:
             tiny = live & (h_next < 10 * np.spacing(np.abs(self.t)))
             if tiny.any():
                 rows = np.flatnonzero(tiny)
-                codes = np.where(finite[rows], int(Status.stalled), int(Status.non_finite))
+                # a step size driven to nothing by non-finite trial steps is a non-finite failure,
+                # even if the last (tiny) trial happened to be finite
+                codes = np.where(finite[rows] & ~self.saw_non_finite[rows], int(Status.stalled),
+                                 int(Status.non_finite))
                 self._finish(rows, codes, self.t[rows], self.y[rows])
                 live = ~self.done
         else:
@@ -394,7 +401,8 @@ class _Loop:
             sub = args if full else self.args.take(rows)
             for j in range(n_extra):
                 s = S + 1 + j
-                yin = y_old + np.einsum("i,imd->md", m.A_extra[j, :s], ext[:s])
+                yin = lincomb(np.concatenate(([1.0], m.A_extra[j, :s])),
+                              np.concatenate((y_old[None], ext[:s])), np.empty_like(y_old))
                 dy = self._call(tr + m.C_extra[j] * hr, self.layout.views(yin), sub)
                 ext[s] = self._flat(dy, rows.size) * hr[:, None]
             self.n_fev[rows] += n_extra

@@ -20,6 +20,44 @@ from typing import ClassVar
 
 import numpy as np
 
+
+def lincomb(coeffs: np.ndarray, rows: np.ndarray, out: np.ndarray, tmp: np.ndarray | None = None) -> np.ndarray:
+    """``out = Σ_j coeffs[j] rows[j]``, element by element in a fixed order.
+
+    Only elementwise multiplies and adds are used, so every entry is rounded
+    the same way whatever the number of instances in the batch: a batched
+    solve is bit-identical to single solves (a BLAS product is not: its
+    blocking and fused multiply-adds depend on the array width). Zero
+    coefficients are skipped.
+
+    Parameters
+    ----------
+    coeffs : ndarray, shape (n,)
+    rows : ndarray, shape (n, ...)
+    out : ndarray, shape rows.shape[1:]
+    tmp : ndarray, optional
+        Scratch of the same shape as ``out`` (allocated if omitted).
+    """
+    first = True
+    for c, r in zip(coeffs, rows, strict=False):
+        c = float(c)
+        if c == 0.0:
+            continue
+        if first:
+            if c == 1.0:
+                np.copyto(out, r)
+            else:
+                np.multiply(r, c, out=out)
+            first = False
+        else:
+            if tmp is None:
+                tmp = np.empty_like(out)
+            np.multiply(r, c, out=tmp)
+            np.add(out, tmp, out=out)
+    if first:
+        out.fill(0.0)
+    return out
+
 __all__ = ["METHODS", "AbstractRungeKutta", "Dop853", "Dopri5", "Euler"]
 
 
@@ -110,7 +148,11 @@ class _PolynomialDense(AbstractRungeKutta):
         self, hk: np.ndarray, y_old: np.ndarray, y_new: np.ndarray
     ) -> np.ndarray:
         s1 = self.P.shape[0]
-        return np.einsum("ip,imd->pmd", self.P, hk[:s1])
+        F = np.empty((self.P.shape[1], *hk.shape[1:]))
+        tmp = np.empty(hk.shape[1:])
+        for q in range(self.P.shape[1]):
+            lincomb(self.P[:, q], hk[:s1], F[q], tmp)
+        return F
 
     def dense_eval(self, F: np.ndarray, y_old: np.ndarray, theta: np.ndarray) -> np.ndarray:
         th = theta[:, None]
@@ -413,7 +455,8 @@ class Dop853(AbstractRungeKutta):
         err5, err3 = sq
         denom = err5 + 0.01 * err3
         safe = np.where(denom > 0, denom, 1.0)
-        return np.where(denom > 0, err5 / np.sqrt(safe * n), 0.0)
+        # a NaN denominator (non-finite stages) must give a NaN norm, never 0 (= accept)
+        return np.where(denom > 0, err5 / np.sqrt(safe * n), np.where(np.isnan(denom), np.nan, 0.0))
 
     def dense_coefficients(
         self, hk: np.ndarray, y_old: np.ndarray, y_new: np.ndarray
@@ -423,7 +466,9 @@ class Dop853(AbstractRungeKutta):
         F[0] = dy
         F[1] = hk[0] - dy
         F[2] = 2 * dy - (hk[12] + hk[0])
-        F[3:] = np.einsum("pi,imd->pmd", self.D, hk[:16])
+        tmp = np.empty(dy.shape)
+        for q in range(self.D.shape[0]):
+            lincomb(self.D[q], hk[:16], F[3 + q], tmp)
         return F
 
     def dense_eval(self, F: np.ndarray, y_old: np.ndarray, theta: np.ndarray) -> np.ndarray:
