@@ -176,12 +176,15 @@ def test_garg_vempala_suboptimal_witness() -> None:
     assert abs(predicted - 1.1 - res.worst_margin) < 1e-6
 
 
-def test_garg_vempala_orthogonal_witness() -> None:
-    thm = theorems.get("garg_vempala.orthogonal_representations")
+def test_garg_vempala_feedback_alignment() -> None:
+    thm = theorems.get("garg_vempala.feedback_alignment")
     res = theorems.run(thm, instances=8, seed=0, derivation=False)
-    assert res.passed and res.witness is not None and res.worst_margin > 0
-    v = thm.check(theorems.replay(thm, res.witness))
-    assert v.holds and abs(v.details["cos_W_fa_W_bp"]) < 0.05 and v.details["nse_fa"] < 1e-4
+    assert res.passed and res.holding / res.instances >= thm.fraction
+    d = res.details
+    assert d["cos_Z_Bt_end"]["median"] > 0.7 and d["cos_Z_Bt_start"]["median"] < 0.3
+    assert d["nse_fa"]["max"] < 1e-4
+    # the representations are not orthogonal under a rotation-invariant comparison
+    assert d["kernel_similarity_fa_bp"]["min"] > 0.8
 
 
 @settings(max_examples=10)
@@ -214,6 +217,6 @@ def test_default_check_covers_every_design_fact() -> None:
                    "refinetti2021.dfa_zero_init_structure", "saxe2014.mode_dynamics",
                    "scellier_bengio2017.ep_first_order", "kolen_pollack.mismatch_decay",
                    "garg_vempala.optimal_when_r_ge_rank", "garg_vempala.suboptimal_when_r_lt_rank",
-                   "garg_vempala.orthogonal_representations", "lillicrap2016.linear_task_angle",
+                   "garg_vempala.feedback_alignment", "lillicrap2016.linear_task_angle",
                    "refinetti2021.output_conditioning", "nokland2016.zero_init_training"]:
         assert needed in ids

@@ -107,3 +107,28 @@ def test_saxe_fails_for_a_wrong_closed_form() -> None:
     inst = _groups(thm.id, n=16)[0]
     wrong = Instance({**inst.arrays, "u0": 2 * inst.arrays["u0"]}, inst.params, inst.seed, inst.size, inst.name)
     assert not thm.check(wrong).holds.any()
+
+
+def test_feedback_alignment_fails_from_large_init_or_short_training() -> None:
+    thm = theorems.get("garg_vempala.feedback_alignment")
+    insts = _groups(thm.id)
+    assert sum(int(thm.check(inst).holds.sum()) for inst in insts) >= thm.fraction * thm.instances
+    # from a large init (scale 2 instead of 0.01) Z does not come to align with B^T
+    large = sum(int(thm.check(_scaled(inst, 200.0)).holds.sum()) for inst in insts)
+    assert large <= thm.instances // 4
+    # before learning (t1 = 0.01) neither the error nor the alignment is there
+    for inst in insts:
+        early = Instance(inst.arrays, {**inst.params, "t1": 0.01}, inst.seed, inst.size, inst.name)
+        assert not thm.check(early).holds.any()
+
+
+def test_rotation_invariant_similarity_separates_nothing_here() -> None:
+    # the kernel similarity is invariant under hidden rotations W -> R W, which the weight cosine is not
+    from linfa.tasks import haar_orthonormal
+    from linfa.theorems.garg_vempala import _kernel_similarity
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((6, 4))
+    rot = haar_orthonormal(rng, 6, 6)
+    assert abs(_kernel_similarity(w, rot @ w) - 1.0) < 1e-12
+    assert abs(np.sum(w * (rot @ w)) / np.sum(w * w)) < 0.9

@@ -13,8 +13,12 @@ Entries (DESIGN.md fact 4): the conserved quantity ``Sym(B^T Z) − ½ W W^T``;
 fixed points with ``B^T Z`` invertible satisfy ``Z W = Y Π`` (``Π`` the
 projector onto the row space of ``B^T Y``); FA reaches the optimum when
 ``r >= rank Y`` but stays strictly sub-optimal on some instances with
-``r < rank Y`` (a separation from gradient descent, which is optimal); and
-GD and FA can find nearly orthogonal representations at nearly equal error.
+``r < rank Y`` (a separation from gradient descent, which is optimal); and,
+from a small init, ``Z`` aligns with the feedback ``B^T`` (empirical). An
+earlier entry claimed GD and FA find nearly orthogonal representations; it
+compared first-layer weights by a Frobenius cosine, which hidden rotations
+change, and under a rotation-invariant comparison (the kernels ``W^T W``) GD
+and FA agree closely on the same instances, so it was replaced.
 
 Reference: S. Garg, S. S. Vempala, *How and when random feedback works: a
 case study of low-rank matrix factorization*, AISTATS 2022 (arXiv:2111.08706).
@@ -218,46 +222,71 @@ register(Theorem(
 ))
 
 
-def _check_orthogonal(inst: Instance) -> Verdict:
+def _kernel_similarity(wa: np.ndarray, wb: np.ndarray) -> np.ndarray:
+    """Cosine of the input kernels ``W^T W``: linear CKA of the hidden codes ``h = W x`` (whitened x).
+
+    Invariant under hidden rotations ``W → R W`` (which leave the network function unchanged with
+    ``Z → Z R^T``), unlike a cosine of the weights themselves.
+    """
+    ka, kb = t(wa) @ wa, t(wb) @ wb
+    return np.einsum("...ij,...ij->...", ka, kb) / np.maximum(fro(ka) * fro(kb), 1e-300)
+
+
+def _check_feedback_alignment(inst: Instance) -> Verdict:
     rule, task, state = inst.problem()
+    assert isinstance(rule, FA)
     t1 = float(inst.params["t1"])  # type: ignore[arg-type]
     from linfa.integrate import solve
     from linfa.theorems._numerics import ATOL, RTOL
 
     fa = solve(rule, task, state, t1, rtol=RTOL, atol=ATOL)
     bp = solve(BP(), task, state, t1, rtol=RTOL, atol=ATOL)
-    w_fa, w_bp = fa.state_final[0], bp.state_final[0]
-    cos = np.einsum("...ij,...ij->...", w_fa, w_bp) / (fro(w_fa) * fro(w_bp))
+    cos0 = obs.layer_alignment(rule, task, state)[..., 0]  # cos(Z^T, B) at t = 0
+    cos1 = obs.layer_alignment(rule, task, fa.state_final)[..., 0]
     nse_fa = obs.nse(rule, task, fa.state_final)
-    nse_bp = obs.nse(BP(), task, bp.state_final)
-    ok = (np.asarray(fa.status) < 2) & (np.asarray(bp.status) < 2)
-    good = ok & (nse_fa <= NSE_MAX) & (nse_bp <= NSE_MAX)
-    margin = np.where(good, COS_MAX - np.abs(cos), -1.0)
-    return Verdict(margin > 0, margin, {"cos_W_fa_W_bp": cos, "nse_fa": nse_fa, "nse_bp": nse_bp})
+    ok = np.asarray(fa.status) < 2
+    learned = ok & (nse_fa <= NSE_MAX)
+    margin = np.where(learned & (cos1 > cos0), cos1 - COS_MIN, -1.0)
+    margin = np.nan_to_num(margin, nan=-1.0)
+    return Verdict(margin >= 0, margin, {
+        "cos_Z_Bt_start": cos0, "cos_Z_Bt_end": cos1, "nse_fa": nse_fa,
+        "nse_bp": obs.nse(BP(), task, bp.state_final),
+        "kernel_similarity_fa_bp": _kernel_similarity(fa.state_final[0], bp.state_final[0]),
+    })
 
 
-COS_MAX = 0.05
+COS_MIN = 0.5
 NSE_MAX = 1e-4
 
 
-def _draw_orthogonal(rng: np.random.Generator, size: int) -> Instance:
-    return _draw_factorization(rng, size, r_offset=(8, 12), scale=0.01, t1=50.0)
+def _draw_feedback_alignment(rng: np.random.Generator, size: int) -> Instance:
+    return _draw_factorization(rng, size, r_offset=(0, 10), scale=0.01, t1=50.0)
 
 
 register(Theorem(
-    id="garg_vempala.orthogonal_representations",
+    id="garg_vempala.feedback_alignment",
     paper=PAPER,
-    title="GD and FA can learn nearly orthogonal representations at nearly equal (near-zero) error",
-    statement=(r"\exists\,Y, B, W(0), Z(0):\ |\cos(W^{FA}, W^{GD})| \le 0.05,\quad "
-               r"\mathrm{NSE}^{FA}, \mathrm{NSE}^{GD} \le 10^{-4}"),
-    reference=f"{REF}, comparison of the representations of GD and FA",
-    hypotheses=("Y ≈ Z W with r >> rank Y (r = rank Y + 8..12)", "the same small initialisation for GD and FA",
-                "representation = the first-layer weights W (hidden code h = W x); Frobenius cosine",
-                "both trained to t = 50"),
-    kind="existential",
-    tolerance=COS_MAX,
-    tolerance_reason="a witness needs |cos| <= 0.05 while both errors are below 1e-4 of ‖Y‖²",
-    draw=_draw_orthogonal,
-    check_batch=_check_orthogonal,
-    instances=8, fast_instances=8, group_size=8,
+    title="FA from small init on matrix factorisation: the second layer Z aligns with the feedback B^T",
+    statement=(r"W(0), Z(0) 	ext{ small},\ r \ge \operatorname{rank} Y:\ "
+               r"\cos(Z, B^T)ig|_{t=50} \ge 0.5\ 	ext{and}\ > \cos(Z, B^T)ig|_{t=0},\quad "
+               r"\mathrm{NSE}^{FA}(50) \le 10^{-4}"),
+    reference=f"{REF}, the alignment of the forward weights with the feedback under FA (the project's "
+              "empirical reading, for a fraction of instances)",
+    hypotheses=("FA on Y ≈ Z W, Σxx = I, r in rank Y .. rank Y + 10, rank Y in 2..4, singular values in [1, 2]",
+                "Gaussian initialisation, scale 0.01; Gaussian B (linfa's B_2, r × n)",
+                "trained to t = 50; cos(Z, B^T) = Frobenius cosine of Z^T and B (obs.layer_alignment)",
+                "replaces an earlier 'GD and FA learn nearly orthogonal representations' entry: with a "
+                "rotation-invariant representation (the kernel W^T W, i.e. linear CKA of h = W x) GD and FA "
+                "agree closely on these instances (kernel similarity ~0.96-0.99, reported in details), "
+                "and the weight cosine it used is not invariant under hidden rotations",
+                "negative control (tests): from a large init (scale 2) the alignment does not form"),
+    kind="empirical",
+    fraction=0.75,
+    tolerance=COS_MIN,
+    tolerance_reason="alignment is a tendency, not an identity: 0.5 is far above the |cos| of unrelated "
+                     "matrices of these sizes at t = 0 (median ~0.1); 132 of 144 instances (seeds 0-5) reached it "
+                     "(misses mostly at r = rank Y with small n), hence the fraction 0.75",
+    draw=_draw_feedback_alignment,
+    check_batch=_check_feedback_alignment,
+    instances=24, fast_instances=8, group_size=4,
 ))
