@@ -258,3 +258,17 @@ def test_bad_arguments(change, exc, match):
     call.update(change)
     with pytest.raises(exc, match=match):
         solve(call.pop("rule"), call.pop("task"), call.pop("state0"), call.pop("t1"), **call)
+
+
+def test_euler_takes_exactly_t_over_dt_steps_and_equals_discrete_gd():
+    """Regression: accumulated rounding used to add an 11th sliver step for dt0 = 0.1, t1 = 1."""
+    rng = np.random.default_rng(4)
+    task = linfa.Task.random_teacher(rng, 3, 2)
+    w = linfa.DeepLinear((3, 4, 2)).gaussian(rng, 0.3)
+    sol = linfa.solve(linfa.BP(), task, w, 1.0, method="euler", dt0=0.1)
+    assert int(np.ravel(sol.stats["num_steps"])[0]) == 10
+    state = w
+    for _ in range(10):  # ten steps of full-batch gradient descent with learning rate 0.1
+        state = tuple(a + 0.1 * d for a, d in zip(state, linfa.BP().dstate(task, state), strict=True))
+    for a, b in zip(sol.states, state, strict=True):
+        np.testing.assert_allclose(a[..., -1, :, :], b, rtol=1e-12, atol=1e-14)
