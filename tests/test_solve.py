@@ -272,3 +272,21 @@ def test_euler_takes_exactly_t_over_dt_steps_and_equals_discrete_gd():
         state = tuple(a + 0.1 * d for a, d in zip(state, linfa.BP().dstate(task, state), strict=True))
     for a, b in zip(sol.states, state, strict=True):
         np.testing.assert_allclose(a[..., -1, :, :], b, rtol=1e-12, atol=1e-14)
+
+
+def test_until_with_a_per_layer_observable_is_a_clear_error():
+    from linfa import observables as obs
+    from linfa.integrate import until
+
+    rng = np.random.default_rng(5)
+    task = linfa.Task.random_teacher(rng, 3, 2, batch=(4,))
+    w = linfa.DeepLinear((3, 4, 2)).gaussian(rng, 0.3, batch=(4,))
+    rule = linfa.FA(linfa.feedback.fa((3, 4, 2), rng))
+    with pytest.raises(ValueError, match=r"until \(when\(update_angles, 10\)\): expected one value per instance"):
+        linfa.solve(rule, task, w, 1.0, until=until.when(obs.update_angles, 10))
+    with pytest.raises(ValueError, match="direction: expected -1, 0 or 1"):
+        until.when(obs.loss, 0.1, direction=2)
+    for method in ("dopri5", "scipy:LSODA"):  # a reduced observable works on both routes
+        sol = linfa.solve(rule, task, w, 50.0, method=method,
+                          until=until.when(lambda r, t, s: obs.update_angles(r, t, s)[..., -1], 1e-3))
+        assert sol.status.shape == (4,)

@@ -63,8 +63,16 @@ class Event:
     def __call__(self, t: np.ndarray, y: tuple[np.ndarray, ...], args: tuple[Any, ...],
                  dy: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
         if self.flow:
-            return np.asarray(self.fn(t, y, args, dy), dtype=np.float64)
-        return np.asarray(self.fn(t, y, args), dtype=np.float64)
+            g = np.asarray(self.fn(t, y, args, dy), dtype=np.float64)
+        else:
+            g = np.asarray(self.fn(t, y, args), dtype=np.float64)
+        if g.shape != np.shape(t):
+            raise ValueError(
+                f"until ({self.name}): expected one value per instance, shape {np.shape(t)}, got shape {g.shape}; "
+                "reduce a per-layer observable to one number first, e.g. "
+                "when(lambda rule, task, state: update_angles(rule, task, state)[..., 0], 60)"
+            )
+        return g
 
 
 def _sq_norm(leaves: tuple[np.ndarray, ...]) -> np.ndarray:

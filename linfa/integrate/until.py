@@ -73,7 +73,12 @@ def when(observable: Observable, threshold: float, *, direction: int = -1,
     """
     if not callable(observable):
         raise TypeError(f"observable: expected a callable, got {type(observable).__name__}")
-    thr = float(threshold)
+    if direction not in (-1, 0, 1):
+        raise ValueError(f"direction: expected -1, 0 or 1, got {direction!r}")
+    try:
+        thr = float(threshold)
+    except (TypeError, ValueError):
+        raise TypeError(f"threshold: expected a real number, got {threshold!r}") from None
     name = getattr(observable, "__name__", "observable")
 
     def g(rule: Any, task: Any, state: tuple[np.ndarray, ...]) -> Any:
