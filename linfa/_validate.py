@@ -16,8 +16,11 @@ from linfa._ops import is_symbolic
 __all__ = [
     "as_generator",
     "as_matrix",
+    "batch",
     "batch_shape_of",
     "check_symmetric_psd",
+    "count",
+    "real",
     "shape_str",
 ]
 
@@ -121,3 +124,57 @@ def as_generator(name: str, rng: Any) -> np.random.Generator:
             f"got {type(rng).__name__}"
         )
     return rng
+
+
+def real(
+    name: str, x: Any, *, positive: bool = False, minimum: float | None = None, finite: bool = True
+) -> float:
+    """A real scalar argument, or a ``TypeError``/``ValueError`` naming ``name``.
+
+    Parameters
+    ----------
+    positive : bool
+        Require ``x > 0``.
+    minimum : float, optional
+        Require ``x >= minimum``.
+    finite : bool
+        Require a finite value.
+    """
+    if isinstance(x, bool) or x is None:
+        raise TypeError(f"{name}: expected a real number, got {x!r}")
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected a real number, got {type(x).__name__} {x!r}") from None
+    if finite and not np.isfinite(v):
+        raise ValueError(f"{name}: expected a finite number, got {x!r}")
+    if positive and not v > 0:
+        raise ValueError(f"{name}: expected a positive number, got {x!r}")
+    if minimum is not None and not v >= minimum:
+        raise ValueError(f"{name}: expected a number >= {minimum:g}, got {x!r}")
+    return v
+
+
+def count(name: str, x: Any, *, minimum: int = 0) -> int:
+    """An integer argument ``>= minimum`` (``2.0`` is accepted, ``2.5`` and ``True`` are not)."""
+    if isinstance(x, bool) or x is None:
+        raise TypeError(f"{name}: expected an integer >= {minimum}, got {x!r}")
+    try:
+        v = int(x)
+        exact = v == x
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected an integer >= {minimum}, got {type(x).__name__} {x!r}") from None
+    if not exact or v < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {x!r}")
+    return v
+
+
+def batch(name: str, x: Any) -> tuple[int, ...]:
+    """A batch shape: a tuple of non-negative integers such as ``(K,)`` or ``()``."""
+    if isinstance(x, int | np.integer) and not isinstance(x, bool):
+        raise TypeError(f"{name}: expected a tuple of sizes such as ({x},), got the integer {x!r}")
+    try:
+        items = tuple(x)
+    except TypeError:
+        raise TypeError(f"{name}: expected a tuple of sizes such as (K,), got {type(x).__name__}") from None
+    return tuple(count(f"{name}[{i}]", k, minimum=0) for i, k in enumerate(items))

@@ -27,7 +27,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from linfa._validate import as_generator, shape_str
+from linfa._validate import as_generator, real, shape_str
+from linfa._validate import batch as as_batch
 from linfa.tasks import haar_orthonormal
 
 __all__ = ["KINDS", "dfa", "fa", "sample"]
@@ -65,9 +66,10 @@ def sample(
         raise ValueError(f"shape: expected two positive sizes, got {shape_str(shape)}")
     if kind not in KINDS:
         raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
-    if scale is not None and (not np.isfinite(scale) or scale <= 0):
-        raise ValueError(f"scale: expected a finite positive number, got {scale!r}")
-    full = (*tuple(batch), rows, cols)
+    if scale is not None:
+        scale = real("scale", scale, positive=True)
+    batch = as_batch("batch", batch)
+    full = (*batch, rows, cols)
     if kind == "gaussian":
         s = 1.0 / np.sqrt(cols) if scale is None else scale
         return s * rng.standard_normal(full)

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from linfa._validate import as_generator, as_matrix, shape_str
+from linfa._validate import as_generator, as_matrix, real, shape_str
+from linfa._validate import batch as as_batch
 from linfa.tasks import Task, haar_orthonormal
 
 __all__ = ["INITIALISERS", "DeepLinear"]
@@ -102,6 +103,7 @@ class DeepLinear:
 
     def zeros(self, *, batch: tuple[int, ...] = ()) -> Weights:
         """All-zero weights (the start of the zero-init structures)."""
+        batch = as_batch("batch", batch)
         return tuple(np.zeros((*batch, *s)) for s in self.shapes)
 
     def gaussian(
@@ -110,6 +112,7 @@ class DeepLinear:
         """I.i.d. ``N(0, scale²)`` entries."""
         rng = as_generator("rng", rng)
         _check_scale(scale)
+        batch = as_batch("batch", batch)
         return tuple(scale * rng.standard_normal((*batch, *s)) for s in self.shapes)
 
     def uniform(
@@ -118,6 +121,7 @@ class DeepLinear:
         """I.i.d. ``U[-scale, scale]`` entries (Lillicrap et al. use ``scale = 0.01``)."""
         rng = as_generator("rng", rng)
         _check_scale(scale)
+        batch = as_batch("batch", batch)
         return tuple(rng.uniform(-scale, scale, size=(*batch, *s)) for s in self.shapes)
 
     def orthogonal(
@@ -130,6 +134,7 @@ class DeepLinear:
         """
         rng = as_generator("rng", rng)
         _check_scale(scale)
+        batch = as_batch("batch", batch)
         out = []
         for rows, cols in self.shapes:
             if rows >= cols:
@@ -149,6 +154,7 @@ class DeepLinear:
         """
         rng = as_generator("rng", rng)
         _check_scale(scale)
+        batch = as_batch("batch", batch)
         r = min(self.widths)
         d = scale * np.abs(rng.standard_normal((*batch, 1, r)))
         frames = [haar_orthonormal(rng, n, r, batch) for n in self.widths]
@@ -216,5 +222,4 @@ class DeepLinear:
 
 
 def _check_scale(scale: float) -> None:
-    if not np.isfinite(scale) or scale < 0:
-        raise ValueError(f"scale: expected a finite number >= 0, got {scale!r}")
+    real("scale", scale, minimum=0.0)

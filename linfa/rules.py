@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from linfa._ops import is_symbolic, matmul, sign, transpose
-from linfa._validate import as_matrix, shape_str
+from linfa._validate import as_matrix, real, shape_str
 from linfa.tasks import Task
 
 __all__ = [
@@ -365,9 +365,7 @@ class KolenPollack(AbstractRule):
         if is_symbolic(decay) or type(decay).__module__.startswith("sympy"):
             self.decay: Any = decay
             return
-        if not np.isfinite(decay) or decay < 0:
-            raise ValueError(f"decay: expected a finite weight decay >= 0, got {decay!r}")
-        self.decay = float(decay)
+        self.decay = real("decay", decay, minimum=0.0)
 
     def init_state(self, weights: Sequence[Any], feedback: Sequence[Any] | None = None) -> State:
         """State ``(W_1, ..., W_L, B_2, ..., B_L)`` from weights and initial feedback."""

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from linfa._validate import count, real
 from linfa.integrate._solution import IntegrationError, Solution, Status
 from linfa.integrate.solve import prepare
 from linfa.rules import AbstractRule
@@ -106,10 +107,10 @@ def sgd(
     every = _count("every", every, minimum=1)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
-    if not np.isfinite(noise) or noise < 0:
-        raise ValueError(f"noise: expected a finite standard deviation >= 0, got {noise!r}")
-    if not max_norm > 0:
-        raise ValueError(f"max_norm: expected a positive bound, got {max_norm!r}")
+    noise = real("noise", noise, minimum=0.0)
+    max_norm = real("max_norm", max_norm, positive=True, finite=False)
+    if observe is not None and not isinstance(observe, dict):
+        raise TypeError(f"observe: expected a dict name -> observable, got {type(observe).__name__}")
     obs = dict(observe or {})
     for key, fn in obs.items():
         if not callable(fn):
@@ -233,16 +234,8 @@ def _observe(fn: Observable, rule: AbstractRule, task: Task, saved: list[np.ndar
 
 
 def _positive(name: str, x: Any) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name}: expected a positive number, got {type(x).__name__}") from None
-    if not np.isfinite(v) or v <= 0:
-        raise ValueError(f"{name}: expected a finite positive number, got {x!r}")
-    return v
+    return real(name, x, positive=True)
 
 
 def _count(name: str, x: Any, *, minimum: int) -> int:
-    if isinstance(x, bool) or int(x) != x or x < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {x!r}")
-    return int(x)
+    return count(name, x, minimum=minimum)

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from linfa._ops import is_symbolic
-from linfa._validate import as_generator, as_matrix, check_symmetric_psd, shape_str
+from linfa._validate import as_generator, as_matrix, check_symmetric_psd, count, real, shape_str
+from linfa._validate import batch as as_batch
 
 __all__ = ["Task", "factors", "spd_with_condition"]
 
@@ -207,8 +208,7 @@ class Task:
         w = as_matrix("w_star", w_star)
         n_out, n_in = w.shape[-2:]
         s = np.eye(n_in) if sxx is None else as_matrix("sxx", sxx, n_in, n_in)
-        if not np.isfinite(noise) or noise < 0:
-            raise ValueError(f"noise: expected a finite standard deviation >= 0, got {noise!r}")
+        noise = real("noise", noise, minimum=0.0)
         syx = w @ s
         syy = syx @ np.swapaxes(w, -1, -2) + noise**2 * np.eye(n_out)
         syy = 0.5 * (syy + np.swapaxes(syy, -1, -2))
@@ -245,7 +245,9 @@ class Task:
             Batch shape: independent teachers drawn for each instance.
         """
         rng = as_generator("rng", rng)
-        batch = tuple(batch)
+        n_in = count("n_in", n_in, minimum=1)
+        n_out = count("n_out", n_out, minimum=1)
+        batch = as_batch("batch", batch)
         if singular_values is None:
             w = rng.standard_normal((*batch, n_out, n_in)) / np.sqrt(n_in)
         else:
@@ -396,8 +398,9 @@ def spd_with_condition(
     ndarray, shape (*batch, n, n)
     """
     rng = as_generator("rng", rng)
-    if not np.isfinite(condition) or condition < 1:
-        raise ValueError(f"condition: expected a finite number >= 1, got {condition!r}")
+    n = count("n", n, minimum=1)
+    condition = real("condition", condition, minimum=1.0)
+    batch = as_batch("batch", batch)
     lam = np.geomspace(1.0, 1.0 / condition, n)
     lam = lam * ((n if trace is None else trace) / lam.sum())
     q = haar_orthonormal(rng, n, n, tuple(batch))

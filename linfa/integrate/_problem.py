@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from linfa._validate import count, real
 from linfa.integrate._events import Event
 from linfa.integrate._solution import IntegrationError, Solution, Status
 
@@ -225,7 +226,10 @@ class Problem:
         if saveat is None:
             ts = np.array([t1f])
         else:
-            ts = np.atleast_1d(np.asarray(saveat, dtype=np.float64))
+            try:
+                ts = np.atleast_1d(np.asarray(saveat, dtype=np.float64))
+            except (TypeError, ValueError):
+                raise TypeError(f"saveat: expected a 1-D array of times, got {saveat!r}") from None
             if ts.ndim != 1 or ts.size == 0:
                 raise ValueError(f"saveat: expected a non-empty 1-D array of times, got shape {ts.shape}")
             if not np.all(np.isfinite(ts)):
@@ -237,13 +241,11 @@ class Problem:
                     f"saveat: expected times within [t0, t1] = [{t0f}, {t1f}], "
                     f"got [{ts[0]}, {ts[-1]}]"
                 )
-        for name, tol in (("rtol", rtol), ("atol", atol)):
-            if not np.isfinite(tol) or tol <= 0:
-                raise ValueError(f"{name}: expected a positive tolerance, got {tol!r}")
-        if dt0 is not None and (not np.isfinite(dt0) or dt0 <= 0):
-            raise ValueError(f"dt0: expected a positive initial step, got {dt0!r}")
-        if int(max_steps) != max_steps or max_steps < 1:
-            raise ValueError(f"max_steps: expected a positive integer, got {max_steps!r}")
+        rtol = real("rtol", rtol, positive=True)
+        atol = real("atol", atol, positive=True)
+        if dt0 is not None:
+            dt0 = real("dt0", dt0, positive=True)
+        max_steps = count("max_steps", max_steps, minimum=1)
         if until is None:
             events: tuple[Event, ...] = ()
         elif isinstance(until, Event):
@@ -253,6 +255,10 @@ class Problem:
         for i, ev in enumerate(events):
             if not isinstance(ev, Event):
                 raise TypeError(f"until[{i}]: expected a linfa.integrate.Event, got {type(ev).__name__}")
+        if observe is not None and not isinstance(observe, Mapping):
+            raise TypeError(
+                f"observe: expected a dict name -> observable, e.g. {{'loss': loss}}, got {type(observe).__name__}"
+            )
         obs = dict(observe or {})
         for k, fn in obs.items():
             if not callable(fn):

@@ -155,6 +155,10 @@ def solve(
         r, tk = unpack(a)
         return r.flow(tk)(t, y)
 
+    if observe is not None and not isinstance(observe, Mapping):
+        raise TypeError(
+            f"observe: expected a dict name -> observable, e.g. {{'loss': loss}}, got {type(observe).__name__}"
+        )
     obs: dict[str, Callable[..., Any]] = {}
     for name, fn in (observe or {}).items():
         if not callable(fn):
