@@ -3,7 +3,7 @@
 ::
 
     linfa check [IDS ...] [--instances N] [--seed S] [--json PATH] [--fast] [--no-derivations] [--quiet]
-    linfa list [--json]
+    linfa list [IDS ...] [--verbose] [--json]
     linfa replay PATH
 
 ``linfa check`` runs the catalogue (:mod:`linfa.theorems`): each entry's
@@ -251,6 +251,7 @@ def _add_list(subparsers: Any) -> None:
     p = subparsers.add_parser("list", help="list the catalogue", description="List the catalogue's entries.")
     p.add_argument("ids", nargs="*", metavar="ID", help="entry ids or paper keys (default: all)")
     p.add_argument("--verbose", "-v", action="store_true", help="also print statement, reference and hypotheses")
+    p.add_argument("--json", action="store_true", help="print the entries as a JSON array instead")
     p.set_defaults(func=_run_list)
 
 
@@ -262,6 +263,17 @@ def _run_list(args: argparse.Namespace) -> int:
     except KeyError as exc:
         print(f"linfa list: {exc.args[0]}", file=sys.stderr)
         return 2
+    if args.json:
+        entries = [
+            {"id": t.id, "paper": t.paper, "title": t.title, "kind": t.kind, "statement": t.statement,
+             "reference": t.reference, "hypotheses": list(t.hypotheses), "tolerance": t.tolerance,
+             "tolerance_reason": t.tolerance_reason,
+             "required_fraction": t.fraction if t.kind == "empirical" else (1.0 if t.kind == "theorem" else None),
+             "derivation": t.derivation}
+            for t in chosen
+        ]
+        print(json.dumps(entries, indent=2))
+        return 0
     width = max((len(t.id) for t in chosen), default=0)
     for t in chosen:
         print(f"{t.id:<{width}}  {t.kind:<11}  {t.title}")

@@ -133,3 +133,15 @@ def test_replay_catalogue_instance(tmp_path, capsys) -> None:  # type: ignore[no
     path = inst.save(tmp_path / "inst.npz")
     assert main(["replay", path]) == 0
     assert "holds=True" in capsys.readouterr().out
+
+
+def test_list_json_describes_every_entry(capsys):
+    import json as _json
+
+    from linfa import cli, theorems
+
+    assert cli.main(["list", "--json"]) == 0
+    entries = _json.loads(capsys.readouterr().out)
+    assert [e["id"] for e in entries] == [t.id for t in theorems.catalogue()]
+    for e in entries:
+        assert e["kind"] in {"theorem", "empirical", "existential"} and e["statement"] and e["reference"]
