@@ -299,3 +299,13 @@ def _bad_batched(seeds: list[np.random.SeedSequence]) -> dict[str, Any]:
 
 def _first_state(seed: np.random.SeedSequence) -> float:
     return float(seed.generate_state(1)[0])
+
+
+def test_bad_workers_leave_no_results_file(tmp_path):
+    from linfa.sweep import sweep
+    from linfa.sweep.examples import FA_ALIGNMENT
+
+    out = tmp_path / "w.sqlite"
+    with pytest.raises(ValueError, match="workers: expected a positive number"):
+        sweep(FA_ALIGNMENT, 10, out=out, workers=0)
+    assert not out.exists()

@@ -98,6 +98,11 @@ def sweep(
         raise ValueError(f"n_instances: expected a non-negative integer, got {n_instances!r}")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size: expected a positive integer, got {chunk_size!r}")
+    # check where to run before touching the results file (a bad --workers must leave nothing behind)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers: expected a positive number of processes, got {workers!r}")
+    if sum(v is not None for v in (workers, scheduler, executor)) > 1:
+        raise ValueError("workers, scheduler, executor: give at most one of them")
     identity = {"target": tgt.id, "config": tgt.config(), "seed": seed}
     n_run = 0
     with ResultStore.open(out, identity=identity) as store:
