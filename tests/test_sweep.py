@@ -309,3 +309,22 @@ def test_bad_workers_leave_no_results_file(tmp_path):
     with pytest.raises(ValueError, match="workers: expected a positive number"):
         sweep(FA_ALIGNMENT, 10, out=out, workers=0)
     assert not out.exists()
+
+
+def test_resuming_with_another_numpy_or_linfa_version_is_refused(tmp_path, monkeypatch):
+    import linfa
+    from linfa.sweep import StoreError, summarize, sweep
+    from linfa.sweep.examples import FA_ALIGNMENT
+
+    out = tmp_path / "v.sqlite"
+    sweep(FA_ALIGNMENT, 8, out=out, chunk_size=4)
+    before = out.read_bytes()
+    monkeypatch.setattr(np, "__version__", "0.0.1")
+    with pytest.raises(StoreError, match=r"written with numpy .*this is numpy 0\.0\.1"):
+        sweep(FA_ALIGNMENT, 16, out=out, chunk_size=4)
+    monkeypatch.undo()
+    monkeypatch.setattr(linfa, "__version__", "9.9")
+    with pytest.raises(StoreError, match=r"this is linfa 9\.9"):
+        sweep(FA_ALIGNMENT, 16, out=out, chunk_size=4)
+    assert out.read_bytes() == before
+    assert summarize(out).counts["ok"] + summarize(out).counts["fail"] == 8  # reading back is still allowed

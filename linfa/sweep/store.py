@@ -201,6 +201,7 @@ class ResultStore:
                 "n_instances": "0",
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "linfa_version": linfa.__version__,
+                "numpy_version": np.__version__,
             }
             conn.executemany("INSERT INTO sweep (key, value) VALUES (?, ?)", rows.items())
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
@@ -223,6 +224,18 @@ class ResultStore:
             raise StoreError(
                 f"{self.path}: holds the results of a different sweep ({have}), not of this one ({asked}); "
                 "it was left as it is: choose another output path"
+            )
+        import linfa
+
+        # Resuming must not mix results of two versions: bit-for-bit equality is only promised within one.
+        versions = {"linfa_version": linfa.__version__, "numpy_version": np.__version__}
+        changed = [k for k, v in versions.items() if k in self.meta and self.meta[k] != v]
+        if changed:
+            was = ", ".join(f"{k.split('_')[0]} {self.meta[k]}" for k in changed)
+            now = ", ".join(f"{k.split('_')[0]} {versions[k]}" for k in changed)
+            raise StoreError(
+                f"{self.path}: was written with {was}, this is {now}; resuming would mix results that may differ "
+                "in the last bits. It was left as it is: resume with the old versions, or choose another output path"
             )
 
     # ------------------------------------------------------------- access
