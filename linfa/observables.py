@@ -35,6 +35,7 @@ __all__ = [
     "angle",
     "conserved_quantities",
     "conserved_quantity",
+    "cosine",
     "error_covariance",
     "layer_alignment",
     "loss",
@@ -77,6 +78,18 @@ def angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     a, b = _unit_scale(a, (-2, -1)), _unit_scale(b, (-2, -1))
     return _angle_from(_inner(a, b), _inner(a, a), _inner(b, b))
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine between ``a`` and ``b`` in the Frobenius inner product; shape ``(*batch,)``.
+
+    Computed directly (not as ``cos(angle)``, which loses digits near ±1);
+    NaN where either vanishes.
+    """
+    a, b = _unit_scale(a, (-2, -1)), _unit_scale(b, (-2, -1))
+    den = np.sqrt(_inner(a, a)) * np.sqrt(_inner(b, b))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, np.clip(_inner(a, b) / np.where(den > 0, den, 1.0), -1.0, 1.0), np.nan)
 
 
 def _unit_scale(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
@@ -229,7 +242,7 @@ def weight_alignment(rule: AbstractRule, task: Task, state: State) -> np.ndarray
         Cosines in ``[-1, 1]``; NaN where either matrix vanishes.
     """
     ms, sufs = _backward_and_bp(rule, state)
-    out = [np.cos(np.radians(angle(_t(s), m))) for m, s in zip(ms, sufs[:-1], strict=True)]
+    out = [cosine(_t(s), m) for m, s in zip(ms, sufs[:-1], strict=True)]
     batch = np.broadcast_shapes(*(np.shape(w)[:-2] for w in rule.weights(state)))
     return np.stack(out, axis=-1) if out else np.zeros((*batch, 0))
 
@@ -248,7 +261,7 @@ def layer_alignment(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
         fb = rule.feedback
     else:
         raise TypeError(f"rule: layer_alignment needs FA or KolenPollack, got {type(rule).__name__}")
-    out = [np.cos(np.radians(angle(_t(w), b))) for w, b in zip(weights[1:], fb, strict=True)]
+    out = [cosine(_t(w), b) for w, b in zip(weights[1:], fb, strict=True)]
     batch = np.broadcast_shapes(*(np.shape(w)[:-2] for w in weights))
     return np.stack(out, axis=-1) if out else np.zeros((*batch, 0))
 

@@ -176,3 +176,15 @@ def test_signal_angles_at_the_optimum_are_quiet():
     with np.errstate(all="raise"):
         ang = obs.signal_angles(rule, task, ws)
     assert ang.shape == (1,) and (np.isnan(ang[0]) or 0 <= ang[0] <= 180)
+
+
+def test_cosine_is_exact_near_parallel_and_matches_the_angle():
+    rng = np.random.default_rng(10)
+    a = rng.standard_normal((4, 3, 5))
+    b = a + 1e-9 * rng.standard_normal((4, 3, 5))
+    c = obs.cosine(a, b)
+    direct = np.sum(a * b, axis=(1, 2)) / np.linalg.norm(a, axis=(1, 2)) / np.linalg.norm(b, axis=(1, 2))
+    np.testing.assert_allclose(c, direct, rtol=1e-15)
+    far = rng.standard_normal((4, 3, 5))
+    np.testing.assert_allclose(np.degrees(np.arccos(obs.cosine(a, far))), obs.angle(a, far), rtol=1e-10)
+    assert np.isnan(obs.cosine(np.zeros((3, 5)), far[0]))
