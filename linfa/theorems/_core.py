@@ -150,7 +150,7 @@ class Theorem:
     check_batch: CheckFn
     fraction: float = 1.0
     derivation: str | None = None
-    group_size: int = 16
+    group_size: int = 8
     instances: int = 32
     fast_instances: int = 8
 

@@ -159,7 +159,7 @@ register(Theorem(
     draw=lambda rng, size: _draw_factorization(rng, size, r_offset=(-2, -1), scale=0.1, t1=300.0),
     check_batch=_check_fixed_point,
     derivation="fa_factorization",
-    instances=16, fast_instances=8, group_size=8,
+    instances=16, fast_instances=8, group_size=4,
 ))
 
 
@@ -190,7 +190,7 @@ register(Theorem(
     draw=lambda rng, size: _draw_factorization(rng, size, r_offset=(0, 2), scale=0.1, t1=2000.0),
     check_batch=_check_optimal,
     derivation="fa_factorization",
-    instances=16, fast_instances=8, group_size=8,
+    instances=16, fast_instances=8, group_size=4,
 ))
 
 
@@ -218,7 +218,7 @@ register(Theorem(
     draw=lambda rng, size: _draw_factorization(rng, size, r_offset=(-2, -1), scale=0.1, t1=300.0),
     check_batch=_check_suboptimal,
     derivation="fa_factorization",
-    instances=8, fast_instances=8, group_size=8,
+    instances=12, fast_instances=6, group_size=2,
 ))
 
 

@@ -104,7 +104,7 @@ register(Theorem(
     draw=_draw_alignment,
     check_batch=_check_alignment,
     derivation="alignment_condition",
-    instances=64, fast_instances=16, group_size=32,
+    instances=64, fast_instances=16, group_size=8,
 ))
 
 
@@ -220,7 +220,7 @@ register(Theorem(
     draw=_draw_sgd,
     check_batch=_check_sgd,
     derivation="fa_discrete_drift",
-    instances=64, fast_instances=16, group_size=32,
+    instances=64, fast_instances=16, group_size=8,
 ))
 
 
@@ -353,6 +353,7 @@ register(Theorem(
     draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=True, whitened=False, min_out=2),
     check_batch=_check_zero_init_alignment,
     derivation="fa_zero_init",
+    group_size=4,
 ))
 
 
@@ -396,7 +397,7 @@ register(Theorem(
     draw=_draw_general_b,
     check_batch=_check_general_b,
     derivation="fa_zero_init",
-    instances=16, fast_instances=8, group_size=8,
+    instances=16, fast_instances=8, group_size=4,
 ))
 
 
@@ -442,6 +443,7 @@ register(Theorem(
     draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=True, whitened=True),
     check_batch=_check_lyapunov,
     derivation="fa_zero_init",
+    group_size=4,
 ))
 
 

@@ -227,20 +227,24 @@ register(Theorem(
     title="DFA weight alignment worsens as the condition number of Σyy grows",
     statement=(r"\kappa(\Sigma_{yy}) \in \{1, 30, 1000\}\ \Rightarrow\ "
                r"\overline{\cos}(W_{>l}^T, B_l)\big|_{t=20}\ \text{decreases with}\ \kappa"),
-    reference=f"{REF}, deep linear networks: alignment depends on the conditioning of the alignment matrices, "
-              "set by the data (correlated outputs align worse)",
+    reference=f"the project's empirical reading of {REF}, deep linear networks (alignment depends on the "
+              "conditioning of the alignment matrices, which the data set); not a stated theorem of the paper",
     hypotheses=("DFA, depth 3 or 4, n_L in {4, 5}, other widths in [2 n_L, 10]",
                 "zero initial weights, Gaussian B_l", "Σxx = I, noiseless teacher with "
                 "Σyy = R diag(λ) R^T, tr Σyy = n_L, λ geometric with condition number κ",
-                "the same R, teacher rows and B for the three κ", "alignment at t = 20 averaged over hidden layers"),
+                "the same R, teacher rows and B for the three κ", "alignment at t = 20 averaged over hidden layers",
+                "the Kantorovich bound (linfa.symbolic.derivations.kantorovich_bound) motivates the claim but "
+                "does not imply it: it assumes B^T B = c I and an SPD alignment matrix, which Gaussian B_l do "
+                "not satisfy; so no derivation is attached"),
     kind="empirical",
     fraction=0.8,
     tolerance=0.0,
     tolerance_reason="a strict ordering of three numbers per instance (margin: the smallest drop in alignment "
                      "between consecutive κ); the fraction 0.8 allows finite-size reversals between κ = 1 and "
-                     "30, where the drop is small (the κ = 1 vs 1000 ordering held on every instance tried)",
+                     "30, where the drop is small: the full ordering held on 61 of 64 instances (seeds 0-3), "
+                     "the κ = 1 vs 1000 ordering on all 64",
     draw=_draw_conditioning,
     check_batch=_check_conditioning,
-    derivation="kantorovich_bound",
-    instances=16, fast_instances=8, group_size=8,
+    derivation=None,
+    instances=32, fast_instances=12, group_size=4,
 ))

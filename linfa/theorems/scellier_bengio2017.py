@@ -103,7 +103,7 @@ register(Theorem(
                      "room for instances with a small leading coefficient",
     draw=lambda rng, size: _draw_energy(rng, size, beta=1e-3),
     check_batch=lambda inst: _order_check(inst, centered=False),
-    instances=64, fast_instances=16, group_size=32,
+    instances=64, fast_instances=16, group_size=8,
     derivation="quadratic_energy",
 ))
 
@@ -123,7 +123,7 @@ register(Theorem(
                      "fixed points is ~1e-14/β; 2% is loose by two orders",
     draw=lambda rng, size: _draw_energy(rng, size, beta=1e-2),
     check_batch=lambda inst: _order_check(inst, centered=True),
-    instances=64, fast_instances=16, group_size=32,
+    instances=64, fast_instances=16, group_size=8,
     derivation="quadratic_energy",
 ))
 
@@ -163,6 +163,6 @@ register(Theorem(
                      "residual of the linear solve, both relative to the state's size",
     draw=lambda rng, size: _draw_energy(rng, size, beta=0.5),
     check_batch=_check_relaxation,
-    instances=32, fast_instances=8, group_size=16,
+    instances=32, fast_instances=8, group_size=8,
     derivation="quadratic_energy",
 ))
