@@ -143,3 +143,23 @@ def test_general_feedback_has_no_witness_with_orthogonal_feedback() -> None:
     # and its own instances have n_h >= n_out (no automatic witness from a rank-deficient W B)
     for inst in _groups(thm.id):
         assert inst.widths[1] >= inst.widths[2] >= 2
+
+
+def test_update_angle_sign_needs_see_equal_eet() -> None:
+    # the update-angle sign test of alignment_condition is applied only where Σee = E E^T: elsewhere
+    # (non-whitened Σxx) the update angle and tr(W B Σee) can disagree, so the restriction is needed and
+    # the sign comparison where it applies is not automatic
+    from linfa import observables as obs
+
+    thm = theorems.get("lillicrap2016.alignment_condition")
+    disagree = 0
+    for seed in range(4):
+        for inst in _groups(thm.id, seed=seed):
+            v = thm.check(inst)
+            assert v.holds.all()
+            rule, task, state = inst.problem()
+            align = obs.alignment(rule, task, state)[..., 0]
+            mism = (v.details["update_angle"] < 90.0) != (align > 0)
+            assert not np.any(mism & v.details["update_sign_checked"])
+            disagree += int(np.sum(mism & ~v.details["update_sign_checked"]))
+    assert disagree > 0

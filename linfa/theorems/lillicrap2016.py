@@ -48,7 +48,8 @@ def _saveat(inst: Instance, *, skip_zero: bool = False) -> tuple[float, np.ndarr
 def _draw_alignment(rng: np.random.Generator, size: int) -> Instance:
     n0, nh, nout = _draw.integers(rng, 1, 6, 3)
     widths = (n0, nh, nout)
-    task = _draw.teacher_task(rng, n0, nout, size)
+    whitened = bool(rng.integers(2))  # half the groups: Σxx = I, noiseless, where Σee = E E^T
+    task = _draw.teacher_task(rng, n0, nout, size, whitened=whitened)
     weights = _draw.network(widths).gaussian(rng, 1.0 / np.sqrt(nh), batch=(size,))
     feedback = _draw.fa_feedback(rng, widths, size)
     inst = _draw.linear_instance(task, weights, rule="FA", feedback=feedback, size=size)
@@ -79,11 +80,24 @@ def _check_alignment(inst: Instance) -> Verdict:
     pden = np.sqrt(np.trace(b @ see @ t(b), axis1=-2, axis2=-1) * np.trace(w @ t(w) @ see, axis1=-2, axis2=-1))
     pgap = np.abs(np.cos(np.radians(np.nan_to_num(pangle, nan=90.0))) - align / np.where(pden > 0, pden, 1.0))
     pagree = np.where(np.abs(align) > 1e-9 * pden, (pangle < 90.0) == (align > 0), True)
-    worst = np.maximum(gap.max(axis=-1), pgap)
+    # the full hidden-layer updates: FA's B E against BP's W^T E (E = <e x^T>). Their cosine is
+    # tr(W B E E^T) / (‖B E‖ ‖W^T E‖) for any Σxx; where Σee = E E^T (Σxx = I, noiseless teacher) the
+    # update angle is therefore < 90° iff tr(W B Σee) > 0
+    big_e = task.syx - w @ state[0] @ task.sxx
+    eet = big_e @ t(big_e)
+    uangle = obs.update_angles(rule, task, state)[..., 0]
+    ucos = np.cos(np.radians(np.nan_to_num(uangle, nan=90.0)))
+    uden = fro(b @ big_e) * fro(t(w) @ big_e)
+    ualign = np.trace(w @ b @ eet, axis1=-2, axis2=-1)
+    ugap = np.where(uden > 0, np.abs(ucos - ualign / np.where(uden > 0, uden, 1.0)), 0.0)
+    see_is_eet = fro(see - eet) <= 1e-10 * np.maximum(fro(see), 1e-300)
+    usign = np.where(see_is_eet & (np.abs(align) > 1e-9 * pden), (uangle < 90.0) == (align > 0), True)
+    worst = np.maximum(np.maximum(gap.max(axis=-1), pgap), ugap)
     margin = TOL_ALIGN - worst
-    holds = (margin >= 0) & agree.all(axis=-1) & pagree
+    holds = (margin >= 0) & agree.all(axis=-1) & pagree & usign
     return Verdict(holds, np.where(holds, margin, np.minimum(margin, -worst)),
-                   {"cos_gap": worst, "fraction_positive": (ewbe > 0).mean(axis=-1)})
+                   {"cos_gap": worst, "fraction_positive": (ewbe > 0).mean(axis=-1),
+                    "update_angle": uangle, "update_sign_checked": see_is_eet})
 
 
 TOL_ALIGN = 1e-9
@@ -91,16 +105,23 @@ TOL_ALIGN = 1e-9
 register(Theorem(
     id="lillicrap2016.alignment_condition",
     paper=PAPER,
-    title="FA hidden signal is within 90° of BP's iff e^T W B e > 0",
-    statement=(r"\angle(B e,\, W^T e) < 90^\circ \iff e^T W B e > 0, \qquad "
-               r"\cos\angle(Be, W^Te) = \frac{e^T W B e}{\lVert Be\rVert\,\lVert W^T e\rVert}"),
+    title="Identity: the FA/BP hidden-signal angle is that of e^T W B e; the update angle follows tr(W B Σee)",
+    statement=(r"\cos\angle(Be, W^Te) = \frac{e^T W B e}{\lVert Be\rVert\,\lVert W^T e\rVert}"
+               r"\ \text{(so } \angle < 90^\circ \iff e^T W B e > 0\text{)};\quad "
+               r"\cos\angle(BE, W^TE) = \frac{\operatorname{tr}(W B E E^T)}{\lVert BE\rVert\,\lVert W^TE\rVert},"
+               r"\ \ \Sigma_{xx} = I,\ \text{noiseless}:\ \angle(BE, W^TE) < 90^\circ \iff "
+               r"\operatorname{tr}(W B \Sigma_{ee}) > 0"),
     reference=f"{REF}, main text (the condition e^T W B e > 0) and Supplementary Note",
     hypotheses=("two layers h = A x, ŷ = W h", "any B, any W, any error vector e",
-                "population form with Σee = <e e^T>: tr(W B Σee) > 0"),
+                "an identity check: the signal angle (obs.signal_angle, via arccos) against the normalised "
+                "e^T W B e, per sample e and in population form tr(W B Σee)",
+                "also the angle between the full hidden-layer updates B E and W^T E (obs.update_angles) "
+                "against tr(W B E E^T); its sign is compared with that of tr(W B Σee) where Σee = E E^T, "
+                "i.e. Σxx = I and a noiseless teacher (half the groups are drawn so)"),
     kind="theorem",
     tolerance=TOL_ALIGN,
-    tolerance_reason="an identity between cos θ (recovered from the arccos angle) and the normalised inner "
-                     "product; only rounding separates them",
+    tolerance_reason="identities between cosines recovered from arccos angles and normalised inner products; "
+                     "only rounding separates them",
     draw=_draw_alignment,
     check_batch=_check_alignment,
     derivation="alignment_condition",
