@@ -113,8 +113,9 @@ def test_refinetti_structure_fails_without_zero_init() -> None:
 
 def test_refinetti_output_conditioning_empirical() -> None:
     thm = theorems.get("refinetti2021.output_conditioning")
-    res = theorems.run(thm, instances=8, seed=2, derivation=False)
+    res = theorems.run(thm, instances=18, seed=2, derivation=False)
     assert res.passed and res.holding / res.instances >= thm.fraction
+    assert thm.derivation is None  # the Kantorovich bound motivates the claim but does not imply it
     d = res.details
     assert d["alignment_kappa_1"]["median"] > d["alignment_kappa_30"]["median"] > d["alignment_kappa_1000"]["median"]
 

@@ -222,7 +222,7 @@ register(Theorem(
     draw=lambda rng, size: _draw_factorization(rng, size, r_offset=(-2, -1), scale=0.1, t1=300.0),
     check_batch=_check_suboptimal,
     derivation="fa_factorization",
-    instances=12, fast_instances=6, group_size=2,
+    instances=15, fast_instances=6, group_size=3,
 ))
 
 

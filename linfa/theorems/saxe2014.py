@@ -135,4 +135,5 @@ register(Theorem(
     draw=_draw_modes,
     check_batch=_check_modes,
     derivation="saxe_modes",
+    instances=32, fast_instances=4, group_size=4,
 ))
