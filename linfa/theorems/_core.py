@@ -370,7 +370,12 @@ _DERIVATION_CACHE: dict[str, str] = {}
 
 
 def verify_derivation(theorem: Theorem) -> str:
-    """Build and verify the entry's derivation: ``"verified"``, ``"failed: ..."`` or ``"none"``."""
+    """Build and verify the entry's derivation.
+
+    Returns ``"verified"`` (every step proved for all dimensions),
+    ``"verified (<scope>)"`` (some steps proved exactly only at stated sizes, see
+    :attr:`linfa.symbolic.Report.scope`), ``"failed: ..."`` or ``"none"``.
+    """
     if theorem.derivation is None:
         return "none"
     if theorem.derivation in _DERIVATION_CACHE:
@@ -379,7 +384,8 @@ def verify_derivation(theorem: Theorem) -> str:
         derivation = theorem.load_derivation()
         report = derivation.verify()
         if report is None or bool(report):
-            status = "verified"
+            scope = getattr(report, "scope", "dimension-free")
+            status = "verified" if scope == "dimension-free" else f"verified ({scope})"
         else:
             status = "failed: " + ", ".join(str(n) for n in getattr(report, "failed", ["verification"]))
     except (ImportError, AttributeError) as exc:
