@@ -17,7 +17,6 @@ __all__ = [
     "as_generator",
     "as_matrix",
     "batch",
-    "batch_shape_of",
     "check_symmetric_psd",
     "count",
     "real",
@@ -104,16 +103,6 @@ def check_symmetric_psd(name: str, a: np.ndarray, *, rtol: float = 1e-10) -> Non
         raise ValueError(
             f"{name}: expected a positive semi-definite matrix, got smallest eigenvalue {lo:.3g}"
         )
-
-
-def batch_shape_of(name: str, a: Any, core_ndim: int = 2) -> tuple[int, ...]:
-    """Leading (batch) shape of an array whose last ``core_ndim`` axes are its core."""
-    if is_symbolic(a):
-        return ()
-    shape = np.shape(a)
-    if len(shape) < core_ndim:
-        raise ValueError(f"{name}: expected at least {core_ndim} axes, got shape {shape_str(shape)}")
-    return tuple(shape[: len(shape) - core_ndim])
 
 
 def as_generator(name: str, rng: Any) -> np.random.Generator:

@@ -362,7 +362,7 @@ class KolenPollack(AbstractRule):
     learns_feedback = True
 
     def __init__(self, decay: float) -> None:
-        if is_symbolic(decay) or type(decay).__module__.startswith("sympy"):
+        if is_symbolic(decay):
             self.decay: Any = decay
             return
         self.decay = real("decay", decay, minimum=0.0)

@@ -101,10 +101,10 @@ def sgd(
     >>> sol.observed["loss"].shape
     (5,)
     """
-    lr = _positive("lr", lr)
-    steps = _count("steps", steps, minimum=0)
-    batch_size = _count("batch_size", batch_size, minimum=1)
-    every = _count("every", every, minimum=1)
+    lr = real("lr", lr, positive=True)
+    steps = count("steps", steps, minimum=0)
+    batch_size = count("batch_size", batch_size, minimum=1)
+    every = count("every", every, minimum=1)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
     noise = real("noise", noise, minimum=0.0)
@@ -123,7 +123,7 @@ def sgd(
     rule_k, task_k = unpack(flat_args)
     state = [np.array(s).reshape(K, *s.shape[len(batch):]) for s in y0]
     n0, nL = task.n_in, task.n_out
-    root = _joint_root(task_k)  # (K, d, d)
+    root = task_k.joint_root()  # (K, d, d)
     children = rng.spawn(K)
 
     obs_steps = sorted({*range(0, steps + 1, every), steps})
@@ -206,17 +206,6 @@ def sgd(
     )
 
 
-def _joint_root(task: Task) -> np.ndarray:
-    """A square root ``R`` of the joint second moment, ``R R^T = [[Σxx, Σyx^T], [Σyx, Σyy]]``."""
-    sxx, syx, syy = (np.asarray(a) for a in task.tree_flatten())
-    top = np.concatenate([sxx, np.swapaxes(syx, -1, -2)], axis=-1)
-    bottom = np.concatenate([syx, syy], axis=-1)
-    joint = np.concatenate([top, bottom], axis=-2)
-    joint = 0.5 * (joint + np.swapaxes(joint, -1, -2))
-    lam, vec = np.linalg.eigh(joint)
-    return vec * np.sqrt(np.clip(lam, 0.0, None))[..., None, :]
-
-
 def _observe(fn: Observable, rule: AbstractRule, task: Task, saved: list[np.ndarray],
              K: int, S: int) -> np.ndarray:
     """``fn`` at every saved state (batch ``(K, S)``), NaN where the state is NaN."""
@@ -233,9 +222,3 @@ def _observe(fn: Observable, rule: AbstractRule, task: Task, saved: list[np.ndar
     return out
 
 
-def _positive(name: str, x: Any) -> float:
-    return real(name, x, positive=True)
-
-
-def _count(name: str, x: Any, *, minimum: int) -> int:
-    return count(name, x, minimum=minimum)

@@ -177,12 +177,24 @@ class Task:
         rng = as_generator("rng", rng)
         if int(n) != n or n < 1:
             raise ValueError(f"n: expected a positive integer, got {n!r}")
-        joint = _joint(self.sxx, self.syx, self.syy)
-        lam, vec = np.linalg.eigh(joint)
-        root = vec * np.sqrt(np.clip(lam, 0.0, None))[..., None, :]
-        xi = rng.standard_normal((*joint.shape[:-2], int(n), joint.shape[-1]))
+        root = self.joint_root()
+        xi = rng.standard_normal((*root.shape[:-2], int(n), root.shape[-1]))
         z = xi @ np.swapaxes(root, -1, -2)
         return z[..., : self.n_in], z[..., self.n_in :]
+
+    def joint_root(self) -> np.ndarray:
+        """A square root ``R`` of the joint second moment of ``(x, y)``.
+
+        ``R R^T = [[Σxx, Σyx^T], [Σyx, Σyy]]`` (used by :meth:`sample` and :func:`linfa.sgd`).
+
+        Returns
+        -------
+        ndarray, shape (*batch, n0 + nL, n0 + nL)
+            ``V sqrt(max(Λ, 0))`` from the eigendecomposition (valid for singular moments).
+        """
+        joint = _joint(self.sxx, self.syx, self.syy)
+        lam, vec = np.linalg.eigh(0.5 * (joint + np.swapaxes(joint, -1, -2)))
+        return vec * np.sqrt(np.clip(lam, 0.0, None))[..., None, :]
 
     # ---------------------------------------------------------- constructors
     @classmethod

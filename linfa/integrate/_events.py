@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from linfa._validate import real
 from linfa.integrate._solution import Status
 
 __all__ = ["Event", "flow_below", "norm_above"]
@@ -90,7 +91,7 @@ def norm_above(bound: float) -> Event:
 
     .. math:: g = \\text{bound} - \\lVert y \\rVert
     """
-    bound = _positive("bound", bound)
+    bound = real("bound", bound, positive=True)
 
     def g(t: np.ndarray, y: tuple[np.ndarray, ...], args: tuple[Any, ...]) -> np.ndarray:
         return bound - np.sqrt(_sq_norm(y))
@@ -103,20 +104,10 @@ def flow_below(tol: float) -> Event:
 
     .. math:: g = \\lVert f(t, y) \\rVert - \\text{tol}
     """
-    tol = _positive("tol", tol)
+    tol = real("tol", tol, positive=True)
 
     def g(t: np.ndarray, y: tuple[np.ndarray, ...], args: tuple[Any, ...],
           dy: tuple[np.ndarray, ...]) -> np.ndarray:
         return np.sqrt(_sq_norm(dy)) - tol
 
     return Event(g, direction=-1, flow=True, name=f"flow_below({tol:g})")
-
-
-def _positive(name: str, x: float) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name}: expected a positive number, got {type(x).__name__}") from None
-    if not np.isfinite(v) or v <= 0:
-        raise ValueError(f"{name}: expected a finite positive number, got {x!r}")
-    return v

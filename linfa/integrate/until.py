@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from linfa.integrate._events import Event, _positive, flow_below, norm_above
+from linfa._validate import real
+from linfa.integrate._events import Event, flow_below, norm_above
 from linfa.integrate._solution import Status
 
 __all__ = ["Condition", "diverged", "loss_below", "steady_state", "when"]
@@ -91,7 +92,7 @@ def loss_below(threshold: float) -> Condition:
     """Stop once the loss ``L <= threshold`` (:func:`linfa.observables.loss`)."""
     from linfa.observables import loss
 
-    thr = _positive("threshold", threshold)
+    thr = real("threshold", threshold, positive=True)
     c = when(loss, thr, direction=-1)
     return Condition(c.fn, direction=-1, name=f"loss_below({thr:g})")
 
