@@ -141,11 +141,10 @@ def _mean_outer(a: np.ndarray, c: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- kernels
 # Unvalidated array kernels, shared by the public functions and by the
 # learning flows of linfa.eqprop.training (which must not raise mid-integration).
-def _free_phase(W: np.ndarray, b: np.ndarray, U: np.ndarray, x: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    A = np.eye(W.shape[-1]) - W
-    field = b[..., None, :] + x @ np.swapaxes(U, -1, -2)
-    return A, field, solve_rows(A, field)
+def _free_system(W: np.ndarray, b: np.ndarray, U: np.ndarray, x: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``A = I - W`` and the field ``b + U x`` per sample (the free fixed point solves ``A s = field``)."""
+    return np.eye(W.shape[-1]) - W, b[..., None, :] + x @ np.swapaxes(U, -1, -2)
 
 
 def _dF_dtheta(s: np.ndarray, x: np.ndarray) -> Params:
@@ -155,14 +154,15 @@ def _dF_dtheta(s: np.ndarray, x: np.ndarray) -> Params:
 
 def _gradient_kernel(W: np.ndarray, b: np.ndarray, U: np.ndarray, P: np.ndarray,
                      x: np.ndarray, d: np.ndarray) -> Params:
-    A, _, s0 = _free_phase(W, b, U, x)
+    A, field = _free_system(W, b, U, x)
+    s0 = solve_rows(A, field)
     lam = solve_rows(A, (s0 @ np.swapaxes(P, -1, -2) - d) @ P)
     return Params(np.mean(lam, axis=-2), _mean_outer(lam, x), _sym(_mean_outer(lam, s0)))
 
 
 def _ep_kernel(W: np.ndarray, b: np.ndarray, U: np.ndarray, P: np.ndarray,
                x: np.ndarray, d: np.ndarray, beta: np.ndarray, centered: bool) -> Params:
-    A, field, s0 = _free_phase(W, b, U, x)
+    A, field = _free_system(W, b, U, x)  # the centred estimate never needs the free phase s0
     Q = np.swapaxes(P, -1, -2) @ P
     pd = d @ P
     bb = beta[..., None, None]
@@ -171,7 +171,7 @@ def _ep_kernel(W: np.ndarray, b: np.ndarray, U: np.ndarray, P: np.ndarray,
         other = _dF_dtheta(solve_rows(A - bb * Q, field - bb * pd), x)
         scale = 0.5 / beta
     else:
-        other = _dF_dtheta(s0, x)
+        other = _dF_dtheta(solve_rows(A, field), x)
         scale = 1.0 / beta
     return Params((plus.b - other.b) * scale[..., None], (plus.U - other.U) * scale[..., None, None],
                   (plus.W - other.W) * scale[..., None, None])

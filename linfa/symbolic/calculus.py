@@ -25,7 +25,7 @@ from typing import Any
 import sympy as sp
 
 from linfa.rules import AbstractRule
-from linfa.symbolic.derivation import Step, _identity, _is_matrix_expr, _sign_ok, _substitute
+from linfa.symbolic.derivation import _LATEX_REL, Step, _identity, _is_matrix_expr, _sign_ok, _substitute
 from linfa.tasks import Task
 
 __all__ = [
@@ -223,6 +223,6 @@ def rate_step(
     q = _evaluate(quantity, tuple(state))
     d = along_flow(q, rule, task, state, extra=extra)
     why = reason or f"product rule, substituting dW_l/dt from {type(rule).__name__}.flow"
-    rel = {"=": "=", "<=": r"\leq", ">=": r"\geq", "<": "<", ">": ">", "psd": r"\succeq"}[relation]
+    rel = _LATEX_REL[relation]
     show = f"{_ddt_latex(label or q)} {rel} {rhs_label or sp.latex(rhs)}"
     return Step(name, d, rhs, relation, why, dims=dims, given=tuple(given), witness=witness, show=show)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -42,7 +42,3 @@ def rel(a: Any, b: Any) -> float:
     """``max|a - b| / max(1, max|b|)``."""
     a, b = np.asarray(a), np.asarray(b)
     return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
-
-
-def seq(*xs: Any) -> Sequence[Any]:
-    return xs

@@ -30,7 +30,7 @@ import sympy as sp
 
 import linfa
 from linfa.observables import alignment_residuals, signal_angle
-from linfa.rules import error
+from linfa.rules import error, prefix_products
 from linfa.symbolic.calculus import time_derivative
 from linfa.symbolic.derivation import Derivation
 from linfa.symbolic.derivations._common import dims, gaussian, random_task, rel
@@ -69,13 +69,6 @@ def reduced_rates(ms: Sequence[Any], a: Sequence[Any], e: Any) -> list[Any]:
     return out
 
 
-def _product(ws: Sequence[Any]) -> Any:
-    w = ws[0]
-    for x in ws[1:]:
-        w = x @ w
-    return w
-
-
 def _instance(kind: str, widths: Sequence[int]) -> tuple[Any, ...]:
     L = len(widths) - 1
     nL = widths[-1]
@@ -94,7 +87,7 @@ def _structure_steps(d: Derivation, kind: str, widths: Sequence[int], *, discret
     rule, ms, a, tk = _instance(kind, widths)
     L = len(a)
     ws = structured_weights(ms, a)
-    e = error(tk, _product(ws))
+    e = error(tk, prefix_products(ws)[-1])
     rates = reduced_rates(ms, a, e)
     flow = rule.dstate(tk, tuple(ws))
     wname = ", ".join(f"n_{i}={n}" for i, n in enumerate(widths))
@@ -115,7 +108,7 @@ def _structure_steps(d: Derivation, kind: str, widths: Sequence[int], *, discret
         lam = a[L - 1]
         for k in range(L - 2, l - 1, -1):
             lam = lam @ ms[k].T @ ms[k] @ a[k]
-        d.add(f"{kind}{L}-bp-signal-{l}", _product(ws[l:]).T, ms[l - 1] @ lam.T,
+        d.add(f"{kind}{L}-bp-signal-{l}", prefix_products(ws[l:])[-1].T, ms[l - 1] @ lam.T,
               reason="BP's backward matrix W_{>l}^T through the structure: G_k = M_k^T M_k between the A's",
               show=rf"W_{{>{l}}}^T = M_{{{l}}}\Lambda_{{{l}}}^T\quad(L={L})")
 
@@ -145,7 +138,7 @@ def _check_structure(rng: np.random.Generator) -> CheckResult:
         def aug(t: float, st: tuple[np.ndarray, ...], rule: Any = rule, ms: Any = ms, tk: Any = tk,
                 L: int = L, f_rates: Any = f_rates) -> tuple[np.ndarray, ...]:
             w, a = st[:L], st[L:]
-            e = error(tk, _product(w))
+            e = error(tk, prefix_products(w)[-1])
             return (*rule.dstate(tk, w), *f_rates(*a, e, *ms))
 
         zero = tuple(np.zeros(s) for s in shapes_w) + tuple(np.zeros(s) for s in shapes_a)
