@@ -271,8 +271,8 @@ register(Theorem(
     id="garg_vempala.feedback_alignment",
     paper=PAPER,
     title="FA from small init on matrix factorisation: the second layer Z aligns with the feedback B^T",
-    statement=(r"W(0), Z(0) 	ext{ small},\ r \ge \operatorname{rank} Y:\ "
-               r"\cos(Z, B^T)ig|_{t=50} \ge 0.5\ 	ext{and}\ > \cos(Z, B^T)ig|_{t=0},\quad "
+    statement=(r"W(0), Z(0) \text{ small},\ r \ge \operatorname{rank} Y:\ "
+               r"\cos(Z, B^T)\big|_{t=50} \ge 0.5\ \text{and}\ > \cos(Z, B^T)\big|_{t=0},\quad "
                r"\mathrm{NSE}^{FA}(50) \le 10^{-4}"),
     reference=f"{REF}, the alignment of the forward weights with the feedback under FA (the project's "
               "empirical reading, for a fraction of instances)",
