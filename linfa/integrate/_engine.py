@@ -56,6 +56,9 @@ class _Loop:
         # Stage coefficients acting on the rows [y, hk_0, ..., hk_{i-1}].
         self._a_rows = [np.concatenate(([1.0], m.A[i, :i])) for i in range(self.S)]
         self._b_row = np.concatenate(([1.0], m.B))
+        # Extra dense-output stages act on the rows [y, hk_0, ..., hk_S, extras before them].
+        self._a_extra = [np.concatenate(([1.0], m.A_extra[j, : self.S + 1 + j]))
+                         for j in range(len(m.C_extra))]
         self._ndims = tuple(len(c) for c in p.layout.cores)
 
     # ------------------------------------------------------------ plumbing
@@ -391,25 +394,36 @@ class _Loop:
         """Interpolant coefficients ``(p, m, D)`` of the current step for ``rows``."""
         m, S = self.m, self.S
         full = rows.size == self.Ka
-        hk = self.hk if full else self.hk[:, rows]
-        y_old = self.y if full else self.y[rows]
         y_new = self.ynew if full else self.ynew[rows]
         n_extra = len(m.C_extra)
-        if n_extra:
-            ext = np.empty((S + 1 + n_extra, rows.size, self.layout.D))
-            ext[: S + 1] = hk
-            hr = h[rows]
-            tr = self.t[rows]
-            sub = args if full else self.args.take(rows)
-            for j in range(n_extra):
-                s = S + 1 + j
-                yin = lincomb(np.concatenate(([1.0], m.A_extra[j, :s])),
-                              np.concatenate((y_old[None], ext[:s])), np.empty_like(y_old))
-                dy = self._call(tr + m.C_extra[j] * hr, self.layout.views(yin), sub)
-                ext[s] = self._flat(dy, rows.size) * hr[:, None]
-            self.n_fev[rows] += n_extra
-            hk = ext
-        return m.dense_coefficients(hk, y_old, y_new)
+        if not n_extra:
+            hk = self.hk if full else self.hk[:, rows]
+            return m.dense_coefficients(hk, self.y if full else self.y[rows], y_new)
+        # One buffer of rows [y_old, hk_0, ..., hk_S, extras]: each extra stage input is
+        # lincomb of [1, a_j] and its leading rows, and its scaled output is written in place.
+        layout, n = self.layout, rows.size
+        ext = np.empty((S + 2 + n_extra, n, layout.D))
+        if full:
+            ext[: S + 2] = self.rows
+        else:
+            np.take(self.rows, rows, axis=1, out=ext[: S + 2])
+        hr = h[rows]
+        hcols = self._cols(hr)
+        tr = self.t[rows]
+        sub = args if full else self.args.take(rows)
+        yin, tmp = np.empty((n, layout.D)), np.empty((n, layout.D))
+        yin_views = layout.views(yin)
+        for j in range(n_extra):
+            s = S + 1 + j
+            lincomb(self._a_extra[j], ext[: s + 1], yin, tmp)
+            dy = self._call(tr + m.C_extra[j] * hr, yin_views, sub)
+            views = layout.views(ext[s + 1])
+            if len(dy) != len(views):
+                raise ValueError(f"vf: expected {len(views)} leaves like the state, got {len(dy)}")
+            for d, c, v in zip(dy, hcols, views, strict=True):
+                np.multiply(d, c, out=v)
+        self.n_fev[rows] += n_extra
+        return m.dense_coefficients(ext[1:], ext[0], y_new)
 
     def _save(self, rows: np.ndarray, F: np.ndarray, h: np.ndarray, t_end: np.ndarray,
               t_new: np.ndarray) -> None:
