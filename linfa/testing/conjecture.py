@@ -95,9 +95,8 @@ def evaluate(predicate: Predicate, instance: Instance, *, t1: float | None = Non
     rule, task, state = instance.problem()
     sol = solve(rule, task, state, float(t1), saveat=np.linspace(0.0, float(t1), int(n_save) + 1),
                 rtol=RTOL, atol=ATOL)
-    status = np.asarray(sol.status)
-    if np.any(status >= 2):
-        raise RuntimeError(f"instance: integration to t1 = {t1} failed with status {status.tolist()}")
+    if not sol.ok.all():
+        raise RuntimeError(f"instance: integration to t1 = {t1} failed with status {np.asarray(sol.status).tolist()}")
     return _outcome(predicate(instance, sol))
 
 

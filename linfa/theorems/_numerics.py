@@ -47,10 +47,10 @@ def trajectory(
     ``observed[name]`` has shape ``(K, S, ...)``; ``ok`` (shape ``(K,)``) is
     false for instances whose integration failed (their values are NaN).
     """
-    from linfa.integrate import Status, solve
+    from linfa.integrate import solve
 
     sol = solve(rule, task, state0, t1, saveat=np.asarray(saveat, dtype=float), observe=dict(observe),
                 rtol=RTOL, atol=ATOL)
-    ok = np.isin(np.asarray(sol.status), [int(Status.success), int(Status.event)])
+    ok = sol.ok
     return np.asarray(sol.ts), dict(sol.observed), ok
 

@@ -114,7 +114,7 @@ def _limit(inst: Instance, *, until: Any = None) -> tuple[FA, Task, tuple[np.nda
     from linfa.theorems._numerics import ATOL, RTOL
 
     sol = solve(rule, task, state, t1, rtol=RTOL, atol=ATOL, until=until)
-    ok = np.asarray(sol.status) < 2
+    ok = sol.ok
     w, z = sol.state_final
     y = task.syx
     b = rule.feedback[0]  # B^T in the paper's notation, r × n
@@ -248,7 +248,7 @@ def _check_feedback_alignment(inst: Instance) -> Verdict:
     cos0 = obs.layer_alignment(rule, task, state)[..., 0]  # cos(Z^T, B) at t = 0
     cos1 = obs.layer_alignment(rule, task, fa.state_final)[..., 0]
     nse_fa = obs.nse(rule, task, fa.state_final)
-    ok = np.asarray(fa.status) < 2
+    ok = fa.ok
     learned = ok & (nse_fa <= NSE_MAX)
     margin = np.where(learned & (cos1 > cos0), cos1 - COS_MIN, -1.0)
     margin = np.nan_to_num(margin, nan=-1.0)

@@ -147,7 +147,7 @@ def _check_sgd_structure(inst: Instance) -> Verdict:
     sol = sgd(rule, task, state, lr=float(inst.params["lr"]), steps=int(inst.params["steps"]),  # type: ignore[arg-type]
               batch_size=4, rng=np.random.default_rng(seed), observe={"res": obs.alignment_residuals},
               every=int(inst.params["steps"]))  # type: ignore[arg-type]
-    ok = np.asarray(sol.status) < 2
+    ok = sol.ok
     return _residual_verdict(np.asarray(sol.observed["res"])[:, 1:], ok, TOL_SGD, control_residual(rule, task, state))
 
 
@@ -214,7 +214,7 @@ def _check_conditioning(inst: Instance) -> Verdict:
     rule = DFA(tuple(inst.arrays[f"B{l}"][:, None] for l in range(1, depth)))
     t1 = float(inst.params["t1"])  # type: ignore[arg-type]
     _, out, ok = trajectory(rule, task, weights, t1, saveat=np.array([t1]),
-                            observe={"wa": obs.weight_alignment, "cond": obs.alignment_condition_numbers})
+                            observe={"wa": obs.weight_alignment})
     wa = out["wa"][:, :, -1].mean(axis=-1)  # (K, C): mean over hidden layers of cos(W_{>l}^T, B_l) at t1
     steps = np.diff(wa, axis=1)  # alignment at the next (worse-conditioned) Σyy minus this one
     margin = np.where(ok.all(axis=1), -steps.max(axis=1), -1.0)

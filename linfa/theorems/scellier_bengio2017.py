@@ -142,7 +142,7 @@ def _check_relaxation(inst: Instance) -> Verdict:
     stationarity = np.max(np.abs(energy_gradient(model, star, x, d, beta)), axis=(1, 2)) / np.max(np.abs(star),
                                                                                                    axis=(1, 2))
     err = np.maximum(ode_gap, stationarity)
-    ok = np.asarray(sol.status) < 2
+    ok = sol.ok
     margin = np.where(ok, TOL_RELAX - err, -1.0)
     return Verdict(margin >= 0, margin, {"ode_vs_closed_form": ode_gap, "stationarity": stationarity})
 
