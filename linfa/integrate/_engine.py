@@ -52,7 +52,7 @@ class _Loop:
         self.S = m.n_stages
         K, D = p.K, p.layout.D
         self._hk_buf = np.empty((self.S + 2) * K * D)
-        self._bufs = [np.empty(K * D) for _ in range(6)]
+        self._bufs = [np.empty(K * D) for _ in range(8)]
         # Stage coefficients acting on the rows [y, hk_0, ..., hk_{i-1}].
         self._a_rows = [np.concatenate(([1.0], m.A[i, :i])) for i in range(self.S)]
         self._b_row = np.concatenate(([1.0], m.B))
@@ -82,9 +82,12 @@ class _Loop:
         self.hk = self.rows[1:]
         self.hk2 = self.rows2[1:]
         self.out_views = [self.layout.views(self.hk[i]) for i in range(self.S + 1)]
-        self.ynew, self.ytmp, self.err, self.sc_y, self._sc, self._scratch = (
+        self.ynew, self.ytmp, self.err, self.sc_y, self.sc_new, self._sc, self._scratch, self._dyn = (
             b[: Ka * D].reshape(Ka, D) for b in self._bufs
         )
+        self.ynew_views = self.layout.views(self.ynew)
+        self.ytmp_views = self.layout.views(self.ytmp)
+        self.dyn_views = self.layout.views(self._dyn)
         self._sc_valid = False
 
     def _cols(self, h: np.ndarray) -> list[np.ndarray]:
@@ -103,8 +106,7 @@ class _Loop:
     # ---------------------------------------------------------------- run
     def run(self) -> Raw:
         p, m, raw, layout = self.p, self.m, self.raw, self.layout
-        K, _D, _S = p.K, layout.D, self.S
-        ts, _nsave = p.ts, len(p.ts)
+        K, ts = p.K, p.ts
         if K == 0:
             return raw
         self._set_active(K)
@@ -173,7 +175,6 @@ class _Loop:
         for i, (d, c) in enumerate(zip(dy, cores, strict=True)):
             shape = np.shape(d)
             try:
-                np.broadcast_shapes(shape, (K, *c))
                 ok = np.broadcast_shapes(shape, (K, *c)) == (K, *c)
             except ValueError:
                 ok = False
@@ -266,20 +267,20 @@ class _Loop:
         rows2 = self.rows2
         scratch = self._scratch.reshape(-1)
         ytmp_flat = ytmp.reshape(-1)
-        ytmp_views = layout.views(ytmp)
+        ytmp_views = self.ytmp_views
         C = m.C
         for i in range(1, S):
             lincomb(self._a_rows[i], rows2[: i + 1], ytmp_flat, scratch)
             self._write(i, self._call(t + C[i] * h, ytmp_views, args), hcols)
         lincomb(self._b_row, rows2[: S + 1], ynew.reshape(-1), scratch)
         t_new = np.where(last, p.t1, t + h)
-        ynew_views = layout.views(ynew)
+        ynew_views = self.ynew_views
         self._write(S, self._call(t_new, ynew_views, args), hcols)
         self.n_fev += S
 
         if m.adaptive:
             # scale = atol + rtol max(|y|, |y_new|) = max(sc(y), sc(y_new)).
-            sc_y, sc_new, err = self.sc_y, ytmp, self.err
+            sc_y, sc_new, err = self.sc_y, self.sc_new, self.err
             if not self._sc_valid:
                 np.abs(y, out=sc_y)
                 sc_y *= p.rtol
@@ -318,13 +319,15 @@ class _Loop:
         if self.nev:
             dy_new = None
             if any(ev.flow for ev in p.events):
-                dy_new = layout.views(hk[S] / h[:, None])
+                np.divide(hk[S], h[:, None], out=self._dyn)
+                dy_new = self.dyn_views
             g_new = self.sigma * self._events(t_new, ynew_views, args, dy_new)
             trig = (g_new <= 0) & acc
-            ev_rows = np.flatnonzero(trig.any(axis=0))
+            ev_mask = trig.any(axis=0)
+            ev_rows = np.flatnonzero(ev_mask)
         nxt_c = np.minimum(self.nxt, len(p.ts) - 1)
         need_save = acc & (self.nxt < len(p.ts)) & (p.ts[nxt_c] <= t_new)
-        dense_rows = np.flatnonzero(need_save | np.isin(np.arange(Ka), ev_rows))
+        dense_rows = np.flatnonzero(need_save | ev_mask if self.nev else need_save)
         if dense_rows.size:
             F = self._dense(dense_rows, h, args)
             if ev_rows.size:
@@ -354,7 +357,7 @@ class _Loop:
             np.copyto(y, ynew)
             self.t = t_new
             if m.adaptive:
-                self.sc_y, self.ytmp = self.ytmp, self.sc_y
+                self.sc_y, self.sc_new = self.sc_new, self.sc_y
         else:
             np.copyto(hk[0], hk[S], where=acc[:, None])
             hk[0] *= ratio
