@@ -6,7 +6,7 @@ argument, what was expected and what was given.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ __all__ = [
     "batch",
     "check_symmetric_psd",
     "count",
+    "observables",
     "real",
     "shape_str",
 ]
@@ -167,3 +168,16 @@ def batch(name: str, x: Any) -> tuple[int, ...]:
     except TypeError:
         raise TypeError(f"{name}: expected a tuple of sizes such as (K,), got {type(x).__name__}") from None
     return tuple(count(f"{name}[{i}]", k, minimum=0) for i, k in enumerate(items))
+
+
+def observables(observe: Any) -> dict[str, Callable[..., Any]]:
+    """The ``observe`` argument: ``None`` or a mapping name -> ``obs(rule, task, state)``."""
+    if observe is not None and not isinstance(observe, Mapping):
+        raise TypeError(
+            f"observe: expected a dict name -> observable, e.g. {{'loss': loss}}, got {type(observe).__name__}"
+        )
+    obs = dict(observe or {})
+    for key, fn in obs.items():
+        if not callable(fn):
+            raise TypeError(f"observe[{key!r}]: expected a callable obs(rule, task, state), got {type(fn).__name__}")
+    return obs

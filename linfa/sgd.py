@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from linfa._validate import count, real
+from linfa._validate import as_generator, count, observables, real
 from linfa.integrate._solution import IntegrationError, Solution, Status
 from linfa.integrate.solve import prepare
 from linfa.rules import AbstractRule
@@ -105,16 +105,10 @@ def sgd(
     steps = count("steps", steps, minimum=0)
     batch_size = count("batch_size", batch_size, minimum=1)
     every = count("every", every, minimum=1)
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+    rng = as_generator("rng", rng)
     noise = real("noise", noise, minimum=0.0)
     max_norm = real("max_norm", max_norm, positive=True, finite=False)
-    if observe is not None and not isinstance(observe, dict):
-        raise TypeError(f"observe: expected a dict name -> observable, got {type(observe).__name__}")
-    obs = dict(observe or {})
-    for key, fn in obs.items():
-        if not callable(fn):
-            raise TypeError(f"observe[{key!r}]: expected a callable obs(rule, task, state), got {type(fn).__name__}")
+    obs = observables(observe)
 
     y0, args, batch, unpack = prepare(rule, task, state0)
     K = math.prod(batch)
@@ -190,7 +184,7 @@ def sgd(
     ts = lr * np.array(obs_steps, dtype=np.float64)
     observed = {}
     for name, fn in obs.items():
-        v = _observe(fn, rule_k, task_k, saved, K, S)
+        v = _observe(fn, unpack, flat_args, saved, K, S)
         observed[name] = v.reshape(*batch, *v.shape[1:])
     states = tuple(buf.reshape(*batch, S, *buf.shape[2:]) for buf in saved)
     return Solution(
@@ -206,16 +200,14 @@ def sgd(
     )
 
 
-def _observe(fn: Observable, rule: AbstractRule, task: Task, saved: list[np.ndarray],
-             K: int, S: int) -> np.ndarray:
+def _observe(fn: Observable, unpack: Callable[[tuple[Any, ...]], tuple[AbstractRule, Task]],
+             flat_args: tuple[np.ndarray, ...], saved: list[np.ndarray], K: int, S: int) -> np.ndarray:
     """``fn`` at every saved state (batch ``(K, S)``), NaN where the state is NaN."""
     valid = np.ones((K, S), dtype=bool)
     for buf in saved:
         valid &= np.isfinite(buf.reshape(K, S, -1)).all(axis=-1)
     kk, jj = np.nonzero(valid)
-    r_leaves, aux = rule.tree_flatten()
-    sub_rule = type(rule).tree_unflatten(aux, tuple(np.asarray(a)[kk] for a in r_leaves))
-    sub_task = Task.tree_unflatten(tuple(np.asarray(a)[kk] for a in task.tree_flatten()))
+    sub_rule, sub_task = unpack(tuple(a[kk] for a in flat_args))
     vals = np.asarray(fn(sub_rule, sub_task, tuple(buf[kk, jj] for buf in saved)), dtype=np.float64)
     out = np.full((K, S, *vals.shape[1:]), np.nan)
     out[kk, jj] = vals

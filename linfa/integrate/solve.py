@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from linfa._validate import observables
 from linfa.integrate._events import Event
 from linfa.integrate._integrate import integrate
 from linfa.integrate._solution import Solution
@@ -155,15 +156,7 @@ def solve(
         r, tk = unpack(a)
         return r.flow(tk)(t, y)
 
-    if observe is not None and not isinstance(observe, Mapping):
-        raise TypeError(
-            f"observe: expected a dict name -> observable, e.g. {{'loss': loss}}, got {type(observe).__name__}"
-        )
-    obs: dict[str, Callable[..., Any]] = {}
-    for name, fn in (observe or {}).items():
-        if not callable(fn):
-            raise TypeError(f"observe[{name!r}]: expected a callable obs(rule, task, state), got {type(fn).__name__}")
-        obs[name] = _wrap_observable(fn, unpack)
+    obs = {name: _wrap_observable(fn, unpack) for name, fn in observables(observe).items()}
     if until is None:
         items: list[Any] = []
     elif isinstance(until, Event | Condition):
