@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from linfa.rules import AbstractRule
 from linfa.tasks import Task
 
-__all__ = ["ATOL", "RTOL", "fro", "sym", "t", "trajectory"]
+if TYPE_CHECKING:
+    from linfa.theorems._instance import Instance
+
+__all__ = ["ATOL", "RTOL", "fro", "saveat", "sym", "t", "trajectory"]
 
 Observable = Callable[[AbstractRule, Task, tuple[np.ndarray, ...]], np.ndarray]
 
@@ -21,6 +25,17 @@ ATOL = 1e-11
 def t(a: np.ndarray) -> np.ndarray:
     """Transpose of the last two axes."""
     return np.swapaxes(a, -1, -2)
+
+
+def saveat(inst: Instance, *, skip_zero: bool = False) -> tuple[float, np.ndarray]:
+    """``(t1, ts)``: the instance's ``t1`` and ``n_save + 1`` equally spaced times on ``[0, t1]``.
+
+    With ``skip_zero`` the first time (``0``) is left out.
+    """
+    t1 = float(inst.params["t1"])  # type: ignore[arg-type]
+    n = int(inst.params["n_save"])  # type: ignore[arg-type]
+    ts = np.linspace(0.0, t1, n + 1)
+    return t1, (ts[1:] if skip_zero else ts)
 
 
 def sym(a: np.ndarray) -> np.ndarray:

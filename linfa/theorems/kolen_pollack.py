@@ -25,7 +25,7 @@ from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
 from linfa.theorems._instance import Instance
-from linfa.theorems._numerics import fro, t, trajectory
+from linfa.theorems._numerics import fro, saveat, t, trajectory
 
 __all__: list[str] = []
 
@@ -53,8 +53,7 @@ def _check_kp(inst: Instance) -> Verdict:
     rule, task, state = inst.problem()
     assert isinstance(rule, KolenPollack)
     depth = inst.depth
-    t1 = float(inst.params["t1"])  # type: ignore[arg-type]
-    ts = np.linspace(0.0, t1, int(inst.params["n_save"]) + 1)  # type: ignore[arg-type]
+    t1, ts = saveat(inst)
     _, out, ok = trajectory(rule, task, state, t1, saveat=ts,
                             observe={f"D{k}": _mismatch(k) for k in range(2, depth + 1)})
     err = np.zeros(ok.shape)

@@ -22,12 +22,13 @@ from __future__ import annotations
 import numpy as np
 
 from linfa import observables as obs
-from linfa.rules import FA, AbstractRule, prefix_products
+from linfa.exact import fa_zero_init_structure
+from linfa.rules import FA, AbstractRule, error, prefix_products
 from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
 from linfa.theorems._instance import Instance
-from linfa.theorems._numerics import fro, sym, t, trajectory
+from linfa.theorems._numerics import fro, saveat, sym, t, trajectory
 
 __all__: list[str] = []
 
@@ -35,13 +36,6 @@ PAPER = "Lillicrap et al. 2016"
 REF = "Lillicrap, Cownden, Tweed & Akerman, Nat. Commun. 7:13276 (2016)"
 
 State = tuple[np.ndarray, ...]
-
-
-def _saveat(inst: Instance, *, skip_zero: bool = False) -> tuple[float, np.ndarray]:
-    t1 = float(inst.params["t1"])  # type: ignore[arg-type]
-    n = int(inst.params["n_save"])  # type: ignore[arg-type]
-    ts = np.linspace(0.0, t1, n + 1)
-    return t1, (ts[1:] if skip_zero else ts)
 
 
 # ----------------------------------------------------------------------------- fact 1
@@ -83,7 +77,7 @@ def _check_alignment(inst: Instance) -> Verdict:
     # the full hidden-layer updates: FA's B E against BP's W^T E (E = <e x^T>). Their cosine is
     # tr(W B E E^T) / (‖B E‖ ‖W^T E‖) for any Σxx; where Σee = E E^T (Σxx = I, noiseless teacher) the
     # update angle is therefore < 90° iff tr(W B Σee) > 0
-    big_e = task.syx - w @ state[0] @ task.sxx
+    big_e = error(task, prefix_products(state)[-1])
     eet = big_e @ t(big_e)
     uangle = obs.update_angles(rule, task, state)[..., 0]
     ucos = np.cos(np.radians(np.nan_to_num(uangle, nan=90.0)))
@@ -143,7 +137,7 @@ def conservation_drift(inst: Instance) -> Verdict:
     """Shared check: every ``Q_l`` of :func:`linfa.observables.conserved_quantities` stays at its start."""
     rule, task, state = inst.problem()
     depth = len(rule.weights(state))
-    t1, ts = _saveat(inst)
+    t1, ts = saveat(inst)
     observe = {f"Q{l}": obs.conserved_quantity(l) for l in range(1, depth)}
     observe["scale"] = _conservation_scale
     _, out, ok = trajectory(rule, task, state, t1, saveat=ts, observe=observe)
@@ -264,25 +258,10 @@ def _draw_zero_init(rng: np.random.Generator, size: int, *, orthogonal: bool, wh
     return _draw.linear_instance(task, weights, rule="FA", feedback=feedback, size=size, t1=4.0, n_save=16)
 
 
-def zero_init_factors(rule: FA, state: State) -> tuple[np.ndarray, np.ndarray]:
-    """``(M, N)`` with ``A = B M`` and ``W = N B^T`` by least squares (``B`` of full column rank)."""
-    a, w = state
-    b = rule.feedback[0]
-    gram_inv = np.linalg.inv(t(b) @ b)
-    return gram_inv @ t(b) @ a, w @ b @ gram_inv
-
-
 def _structure_residual(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+    """Relative residuals of ``A = B M``, ``W = N B^T``, ``N + N^T = M M^T``, stacked on the last axis."""
     assert isinstance(rule, FA)
-    a, w = state
-    b = rule.feedback[0]
-    m, n = zero_init_factors(rule, state)
-    mm = m @ t(m)
-    return np.stack([
-        fro(a - b @ m) / np.maximum(fro(a), 1e-300),
-        fro(w - n @ t(b)) / np.maximum(fro(w), 1e-300),
-        fro(n + t(n) - mm) / np.maximum(fro(mm), 1e-300),
-    ], axis=-1)
+    return np.stack(list(fa_zero_init_structure(state, rule.feedback).residuals.values()), axis=-1)
 
 
 def _control_residual(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
@@ -301,7 +280,7 @@ TRIVIAL = 1e-3
 
 def _check_structure(inst: Instance) -> Verdict:
     rule, task, state = inst.problem()
-    t1, ts = _saveat(inst, skip_zero=True)
+    t1, ts = saveat(inst, skip_zero=True)
     _, out, ok = trajectory(rule, task, state, t1, saveat=ts, observe={"res": _structure_residual})
     err = np.nanmax(out["res"], axis=(1, 2))
     control = _control_residual(rule, task, state)
@@ -314,7 +293,7 @@ def _check_structure(inst: Instance) -> Verdict:
 
 TOL_STRUCTURE = 1e-6
 _WHY_STRUCTURE = ("the structure is exact; the residual is integration error relative to the weights "
-                  "(dopri5, rtol 1e-9) amplified by cond(B^T B)")
+                  "(dopri5, rtol 1e-9) amplified by cond(B) through the pseudo-inverse fits of M and N")
 
 register(Theorem(
     id="lillicrap2016.zero_init_structure",
@@ -347,7 +326,7 @@ def _wb_min_eig(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
 
 def _check_zero_init_alignment(inst: Instance) -> Verdict:
     rule, task, state = inst.problem()
-    t1, ts = _saveat(inst, skip_zero=True)
+    t1, ts = saveat(inst, skip_zero=True)
     _, out, ok = trajectory(rule, task, state, t1, saveat=ts,
                             observe={"lam": _wb_min_eig, "align": obs.alignment})
     lam = np.nanmin(out["lam"], axis=1)
@@ -384,7 +363,7 @@ def _draw_general_b(rng: np.random.Generator, size: int) -> Instance:
 
 def _check_general_b(inst: Instance) -> Verdict:
     rule, task, state = inst.problem()
-    t1, ts = _saveat(inst, skip_zero=True)
+    t1, ts = saveat(inst, skip_zero=True)
     _, out, ok = trajectory(rule, task, state, t1, saveat=ts,
                             observe={"lam": _wb_min_eig, "align": obs.alignment, "loss": obs.loss})
     lam = np.nanmin(out["lam"], axis=1)
@@ -428,7 +407,7 @@ def _dldt(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
     a, w = state
     b = rule.feedback[0]
     da, dw = rule.dstate(task, state)
-    e = task.syx - prefix_products(state)[-1] @ task.sxx
+    e = error(task, prefix_products(state)[-1])
     dl = -np.einsum("...ij,...ij->...", e, dw @ a + w @ da)
     c = np.trace(t(b) @ b, axis1=-2, axis2=-1) / b.shape[-1]
     m = t(b) @ a / c[..., None, None]
@@ -438,7 +417,7 @@ def _dldt(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
 
 def _check_lyapunov(inst: Instance) -> Verdict:
     rule, task, state = inst.problem()
-    t1, ts = _saveat(inst, skip_zero=True)
+    t1, ts = saveat(inst, skip_zero=True)
     _, out, ok = trajectory(rule, task, state, t1, saveat=ts, observe={"dl": _dldt, "loss": obs.loss})
     dl, formula = out["dl"][..., 0], out["dl"][..., 1]
     scale = np.nanmax(np.abs(formula), axis=1)
@@ -475,7 +454,7 @@ def _single_output_cos(rule: AbstractRule, task: Task, state: State) -> np.ndarr
 
 def _check_single_output(inst: Instance) -> Verdict:
     rule, task, state = inst.problem()
-    t1, ts = _saveat(inst, skip_zero=True)
+    t1, ts = saveat(inst, skip_zero=True)
     _, out, ok = trajectory(rule, task, state, t1, saveat=ts, observe={"cos": _single_output_cos})
     gap = np.nanmax(1.0 - out["cos"], axis=1)
     margin = np.where(ok, TOL_COS - gap, -1.0)
@@ -514,7 +493,7 @@ def _draw_linear_task(rng: np.random.Generator, size: int) -> Instance:
 
 def _check_linear_task(inst: Instance) -> Verdict:
     rule, task, state = inst.problem()
-    t1, ts = _saveat(inst)
+    t1, ts = saveat(inst)
     _, out, ok = trajectory(rule, task, state, t1, saveat=ts,
                             observe={"angle": obs.signal_angles, "nse": obs.nse})
     angle = out["angle"][..., 0]

@@ -30,7 +30,7 @@ from linfa.tasks import Task, haar_orthonormal
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
 from linfa.theorems._instance import Instance
-from linfa.theorems._numerics import t, trajectory
+from linfa.theorems._numerics import saveat, t, trajectory
 
 __all__: list[str] = []
 
@@ -94,8 +94,7 @@ def _residual_verdict(res: np.ndarray, ok: np.ndarray, tol: float, control: np.n
 
 def _check_flow_structure(inst: Instance) -> Verdict:
     rule, task, state = inst.problem()
-    t1 = float(inst.params["t1"])  # type: ignore[arg-type]
-    ts = np.linspace(0.0, t1, int(inst.params["n_save"]) + 1)[1:]  # type: ignore[arg-type]
+    t1, ts = saveat(inst, skip_zero=True)
     _, out, ok = trajectory(rule, task, state, t1, saveat=ts, observe={"res": obs.alignment_residuals})
     return _residual_verdict(out["res"], ok, TOL_STRUCTURE, control_residual(rule, task, state))
 

@@ -23,7 +23,7 @@ from linfa.tasks import Task, haar_orthonormal
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
 from linfa.theorems._instance import Instance
-from linfa.theorems._numerics import t, trajectory
+from linfa.theorems._numerics import saveat, t, trajectory
 
 __all__: list[str] = []
 
@@ -85,8 +85,7 @@ def _check_modes(inst: Instance) -> Verdict:
     nothing.
     """
     rule, task, state = inst.problem()
-    t1 = float(inst.params["t1"])  # type: ignore[arg-type]
-    ts = np.linspace(0.0, t1, int(inst.params["n_save"]) + 1)  # type: ignore[arg-type]
+    t1, ts = saveat(inst)
     _, out, ok = trajectory(rule, task, state, t1, saveat=ts, observe={"modes": mode_matrix})
     modes = out["modes"]  # (K, S, nL, n0)
     s = np.linalg.svd(task.syx, compute_uv=False)  # (K, r)
