@@ -265,8 +265,8 @@ class Problem:
                 raise TypeError(f"observe[{k!r}]: expected a callable, got {type(fn).__name__}")
         return cls(
             vf=vf, layout=layout, y0=flat, args=tuple(values), args_shared=tuple(shared),
-            batch_shape=batch, t0=t0f, t1=t1f, ts=ts, rtol=float(rtol), atol=float(atol),
-            dt0=None if dt0 is None else float(dt0), max_steps=int(max_steps), events=events,
+            batch_shape=batch, t0=t0f, t1=t1f, ts=ts, rtol=rtol, atol=atol,
+            dt0=dt0, max_steps=max_steps, events=events,
             observe=obs, throw=bool(throw),
         )
 
