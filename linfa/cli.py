@@ -272,14 +272,7 @@ def _run_list(args: argparse.Namespace) -> int:
         print(f"linfa list: {exc.args[0]}", file=sys.stderr)
         return 2
     if args.json:
-        entries = [
-            {"id": t.id, "paper": t.paper, "title": t.title, "kind": t.kind, "statement": t.statement,
-             "reference": t.reference, "hypotheses": list(t.hypotheses), "tolerance": t.tolerance,
-             "tolerance_reason": t.tolerance_reason,
-             "required_fraction": t.fraction if t.kind == "empirical" else (1.0 if t.kind == "theorem" else None),
-             "derivation": t.derivation}
-            for t in chosen
-        ]
+        entries = [{**t.to_json(), "derivation": t.derivation} for t in chosen]
         print(json.dumps(entries, indent=2))
         return 0
     width = max((len(t.id) for t in chosen), default=0)

@@ -176,6 +176,28 @@ class Theorem:
         """The paper key, the part of the id before the dot."""
         return self.id.split(".")[0]
 
+    @property
+    def required_fraction(self) -> float | None:
+        """Fraction of instances that must hold: 1 for a theorem, :attr:`fraction` if empirical, else None."""
+        if self.kind == "empirical":
+            return self.fraction
+        return 1.0 if self.kind == "theorem" else None
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry's description as JSON data (the leading fields of :meth:`Result.to_json`)."""
+        return {
+            "id": self.id,
+            "paper": self.paper,
+            "title": self.title,
+            "kind": self.kind,
+            "statement": self.statement,
+            "reference": self.reference,
+            "hypotheses": list(self.hypotheses),
+            "tolerance": self.tolerance,
+            "tolerance_reason": self.tolerance_reason,
+            "required_fraction": self.required_fraction,
+        }
+
     def check(self, instance: Instance) -> Verdict:
         """Decide the claim on one instance or a batch of them.
 
@@ -297,10 +319,9 @@ def draw_groups(theorem: Theorem, n: int, seed: int) -> Iterator[tuple[int, Inst
         inst = theorem.draw(np.random.default_rng(ss), theorem.group_size)
         if inst.size != theorem.group_size:
             raise ValueError(f"{theorem.id}: draw returned {inst.size} instances, expected {theorem.group_size}")
-        if size < theorem.group_size:
-            inst = Instance({k: a[:size] for k, a in inst.arrays.items()}, inst.params, inst.seed, size, inst.name)
+        arrays = inst.arrays if size == theorem.group_size else {k: a[:size] for k, a in inst.arrays.items()}
         seed_info = {"entropy": int(seed), "spawn_key": [int(k) for k in ss.spawn_key], "group": g}
-        yield g, Instance(inst.arrays, inst.params, seed_info, inst.size, theorem.id)
+        yield g, Instance(arrays, inst.params, seed_info, size, theorem.id)
         remaining -= size
         g += 1
 
@@ -331,16 +352,7 @@ class Result:
         """The result as JSON data (see :data:`linfa.cli.JSON_SCHEMA`)."""
         t = self.theorem
         return {
-            "id": t.id,
-            "paper": t.paper,
-            "title": t.title,
-            "kind": t.kind,
-            "statement": t.statement,
-            "reference": t.reference,
-            "hypotheses": list(t.hypotheses),
-            "tolerance": t.tolerance,
-            "tolerance_reason": t.tolerance_reason,
-            "required_fraction": t.fraction if t.kind == "empirical" else (1.0 if t.kind == "theorem" else None),
+            **t.to_json(),
             "instances": self.instances,
             "holding": self.holding,
             "passed": self.passed,
