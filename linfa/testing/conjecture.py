@@ -26,15 +26,11 @@ from hypothesis.errors import NoSuchExample
 from hypothesis.strategies import SearchStrategy
 
 from linfa.theorems._instance import Instance
+from linfa.theorems._numerics import ATOL, RTOL
 
 __all__ = ["ConjectureResult", "Outcome", "conjecture", "evaluate", "replay"]
 
 Predicate = Callable[..., Any]
-
-#: Integrator tolerances used for conjecture runs (``dopri5``).
-RTOL = 1e-9
-ATOL = 1e-11
-
 
 @dataclass(frozen=True)
 class Outcome:

@@ -46,7 +46,6 @@ def linear_instance(
     **params: Any,
 ) -> Instance:
     """Pack a batched learning-dynamics instance (naming of :mod:`linfa.theorems._instance`)."""
-    depth = len(weights)
     arrays: dict[str, np.ndarray] = {
         "sxx": np.broadcast_to(task.sxx, (size, *task.sxx.shape[-2:])),
         "syx": np.broadcast_to(task.syx, (size, *task.syx.shape[-2:])),
@@ -58,7 +57,6 @@ def linear_instance(
     for l, b in zip(range(first, first + len(feedback)), feedback, strict=True):
         arrays[f"B{l}"] = np.broadcast_to(b, (size, *b.shape[-2:]))
     widths = [int(weights[0].shape[-1]), *(int(w.shape[-2]) for w in weights)]
-    assert len(widths) == depth + 1
     return Instance(arrays, {"rule": rule, "widths": widths, **params}, size=size)
 
 
