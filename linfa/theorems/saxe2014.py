@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from linfa.exact import saxe_mode
-from linfa.rules import AbstractRule
+from linfa.rules import AbstractRule, prefix_products
 from linfa.tasks import Task, haar_orthonormal
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
@@ -71,10 +71,7 @@ def _draw_modes(rng: np.random.Generator, size: int) -> Instance:
 def mode_matrix(rule: AbstractRule, task: Task, state: tuple[np.ndarray, ...]) -> np.ndarray:
     """``U^T W V`` for ``Σyx = U S V^T``: diagonal (the mode strengths) when the modes decouple."""
     u, _, vt = np.linalg.svd(task.syx)
-    w = state[0]
-    for layer in state[1:]:
-        w = layer @ w
-    return t(u) @ w @ t(vt)
+    return t(u) @ prefix_products(state)[-1] @ t(vt)
 
 
 def _check_modes(inst: Instance) -> Verdict:
