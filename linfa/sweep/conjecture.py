@@ -68,16 +68,9 @@ class Conjecture(AbstractTarget):
         pm, pq = _fn_name(self.predicate)
         dm, dq = _fn_name(self.draw)
         mods = pm if pm == dm else f"{pm}, {dm}"
-        return mods, (f"s.conjecture.Conjecture({pm}.{pq}, {dm}.{dq}, t1={self.t1!r}, n_save={self.n_save!r}, "
-                      f"id={self.id!r})")
-
-    def replay_command(self, seed: int, index: int) -> str:
-        module, expr = self.reference()
-        code = (f"import linfa.sweep as s, linfa.sweep.conjecture, {module}; "
-                f"print(s.replay({expr}, seed={seed}, index={index}))")
-        import json
-
-        return f"python -c {json.dumps(code)}"
+        # the replay command imports linfa.sweep.conjecture explicitly, before the functions' modules
+        return f"linfa.sweep.conjecture, {mods}", (
+            f"s.conjecture.Conjecture({pm}.{pq}, {dm}.{dq}, t1={self.t1!r}, n_save={self.n_save!r}, id={self.id!r})")
 
     def run(self, seed: int, indices: Sequence[int]) -> list[Any]:
         from linfa.testing.conjecture import evaluate

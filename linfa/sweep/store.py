@@ -70,6 +70,15 @@ class StoreError(Exception):
     """A results file that cannot be used: foreign, damaged, newer, or another sweep's."""
 
 
+def _identity_rows(identity: Mapping[str, Any]) -> dict[str, str]:
+    """The ``sweep`` rows that identify a sweep: target, config and seed."""
+    return {
+        "target": str(identity["target"]),
+        "config": json.dumps(identity.get("config", {}), sort_keys=True),
+        "seed": str(int(identity["seed"])),
+    }
+
+
 def _float_or_none(x: float | None) -> float | None:
     # SQLite stores NaN as NULL; keep None for "no value" and read NULL back as NaN for metrics.
     return None if x is None or math.isnan(x) else x
@@ -195,9 +204,7 @@ class ResultStore:
                     conn.execute(statement)
             rows = {
                 "format": "linfa.sweep",
-                "target": str(identity["target"]),
-                "config": json.dumps(identity.get("config", {}), sort_keys=True),
-                "seed": str(int(identity["seed"])),
+                **_identity_rows(identity),
                 "n_instances": "0",
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "linfa_version": linfa.__version__,
@@ -212,11 +219,7 @@ class ResultStore:
             raise
 
     def _check_identity(self, identity: Mapping[str, Any]) -> None:
-        want = {
-            "target": str(identity["target"]),
-            "config": json.dumps(identity.get("config", {}), sort_keys=True),
-            "seed": str(int(identity["seed"])),
-        }
+        want = _identity_rows(identity)
         diff = [k for k, v in want.items() if self.meta.get(k) != v]
         if diff:
             have = ", ".join(f"{k} {self.meta.get(k)!r}" for k in diff)
@@ -350,12 +353,14 @@ class ResultStore:
         cur = self._conn.execute(
             "SELECT idx, status, holds, margin, size, params, error, replay, instance FROM instances "
             f"{where} ORDER BY idx", args)
-        for idx, status, holds, margin, size, params, error, replay, blob in cur.fetchall():
-            metrics = {
-                name: (math.nan if value is None else float(value))
-                for name, value in self._conn.execute(
-                    "SELECT name, value FROM metrics WHERE idx = ? ORDER BY name", (idx,))
-            }
+        rows = cur.fetchall()
+        by_idx: dict[int, dict[str, float]] = {}
+        for idx, name, value in self._conn.execute(
+                f"SELECT idx, name, value FROM metrics WHERE idx IN (SELECT idx FROM instances {where}) "
+                "ORDER BY idx, name", args):
+            by_idx.setdefault(idx, {})[name] = math.nan if value is None else float(value)
+        for idx, status, holds, margin, size, params, error, replay, blob in rows:
+            metrics = by_idx.get(idx, {})
             yield Record(index=idx, status=status, holds=None if holds is None else bool(holds), margin=margin,
                          metrics=metrics, params=json.loads(params), size=size,
                          instance=None if blob is None else bytes(blob), error=error, replay=replay)
@@ -370,6 +375,13 @@ class ResultStore:
         idx = np.array([r[0] for r in data], dtype=np.int64)
         val = np.array([np.nan if r[1] is None else r[1] for r in data], dtype=float)
         return idx, val
+
+    def metric_columns(self) -> dict[str, np.ndarray]:
+        """Every metric's values in index order (NaN for missing values), by name in name order."""
+        cols: dict[str, list[float]] = {}
+        for name, value in self._conn.execute("SELECT name, value FROM metrics ORDER BY name, idx"):
+            cols.setdefault(name, []).append(np.nan if value is None else value)
+        return {name: np.array(vals, dtype=float) for name, vals in cols.items()}
 
     def metric_names(self) -> list[str]:
         """Names of the recorded metrics."""

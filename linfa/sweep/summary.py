@@ -169,8 +169,8 @@ def from_store(store: ResultStore, *, n_worst: int = 5, n_run: int = 0, seconds:
         order = np.lexsort((idx[ok], margins[ok]))[:n_worst]
         worst = tuple((int(idx[ok][j]), float(margins[ok][j])) for j in order)
         quantiles["margin"] = _quantiles(margins)
-    for name in store.metric_names():
-        quantiles[name] = _quantiles(store.column(name)[1])
+    for name, values in store.metric_columns().items():
+        quantiles[name] = _quantiles(values)
     return Summary(
         path=str(store.path), target=store.target, seed=store.seed, n_instances=store.n_instances,
         counts=store.counts(), worst=worst, quantiles={k: v for k, v in quantiles.items() if v},
