@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from linfa.sweep.catalogue import _npz_bytes
-from linfa.sweep.seeds import instance_seeds
+from linfa.sweep.seeds import instance_seeds, is_count
 from linfa.sweep.targets import AbstractTarget, _fn_name
 
 __all__ = ["Conjecture"]
@@ -55,7 +55,7 @@ class Conjecture(AbstractTarget):
             )
         if t1 is not None and (not np.isfinite(t1) or t1 <= 0):
             raise ValueError(f"t1: expected a finite positive time, got {t1!r}")
-        if isinstance(n_save, bool) or not isinstance(n_save, int) or n_save < 1:
+        if not is_count(n_save, 1):
             raise ValueError(f"n_save: expected a positive integer, got {n_save!r}")
         self.predicate, self.draw, self.t1, self.n_save = predicate, draw, t1, n_save
         module, qual = _fn_name(predicate)

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
+from linfa.sweep.seeds import is_count
+
 __all__ = ["AbstractExecutor", "DaskExecutor", "ProcessExecutor", "SerialExecutor", "get_executor"]
 
 _INSTALL = "pip install 'linfa[distributed]'"
@@ -90,7 +92,7 @@ class ProcessExecutor(AbstractExecutor):
     """
 
     def __init__(self, workers: int, *, start_method: str = "spawn") -> None:
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        if not is_count(workers, 1):
             raise ValueError(f"workers: expected a positive integer, got {workers!r}")
         self._workers = workers
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(start_method))

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from linfa.sweep.executors import AbstractExecutor, get_executor
-from linfa.sweep.seeds import check_seed, chunked
+from linfa.sweep.seeds import check_seed, chunked, is_count
 from linfa.sweep.store import ResultStore
 from linfa.sweep.summary import Summary, from_store
 from linfa.sweep.targets import as_target, run_chunk
@@ -94,12 +94,12 @@ def sweep(
     t0 = time.perf_counter()
     tgt = as_target(target)
     seed = check_seed(seed)
-    if isinstance(n_instances, bool) or not isinstance(n_instances, int) or n_instances < 0:
+    if not is_count(n_instances, 0):
         raise ValueError(f"n_instances: expected a non-negative integer, got {n_instances!r}")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+    if not is_count(chunk_size, 1):
         raise ValueError(f"chunk_size: expected a positive integer, got {chunk_size!r}")
     # check where to run before touching the results file (a bad --workers must leave nothing behind)
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+    if workers is not None and not is_count(workers, 1):
         raise ValueError(f"workers: expected a positive number of processes, got {workers!r}")
     if sum(v is not None for v in (workers, scheduler, executor)) > 1:
         raise ValueError("workers, scheduler, executor: give at most one of them")

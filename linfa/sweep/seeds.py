@@ -20,9 +20,14 @@ import numpy as np
 __all__ = ["check_seed", "chunked", "instance_seed", "instance_seeds"]
 
 
+def is_count(v: object, minimum: int, *, numpy: bool = False) -> bool:
+    """True for an integer ``>= minimum``: an ``int`` (or, with ``numpy``, a numpy integer), never a bool."""
+    return not isinstance(v, bool) and isinstance(v, int | np.integer if numpy else int) and v >= minimum
+
+
 def check_seed(seed: int) -> int:
     """Return ``seed`` as a non-negative Python int, or raise naming the argument."""
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+    if not is_count(seed, 0, numpy=True):
         raise TypeError(f"seed: expected a non-negative integer, got {seed!r}")
     return int(seed)
 
@@ -40,7 +45,7 @@ def instance_seed(seed: int, index: int) -> np.random.SeedSequence:
     >>> bool((a == b).all())
     True
     """
-    if isinstance(index, bool) or not isinstance(index, int | np.integer) or index < 0:
+    if not is_count(index, 0, numpy=True):
         raise ValueError(f"index: expected a non-negative integer, got {index!r}")
     return np.random.SeedSequence(check_seed(seed), spawn_key=(int(index),))
 
@@ -76,7 +81,7 @@ def chunked(indices: Sequence[int], chunk_size: int, *, group_size: int = 1) -> 
     [(0, 1), (2, 3), (4, 5, 6)]
     """
     for name, v in (("chunk_size", chunk_size), ("group_size", group_size)):
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+        if not is_count(v, 1, numpy=True):
             raise ValueError(f"{name}: expected a positive integer, got {v!r}")
     idx = [int(i) for i in indices]
     if group_size == 1:
