@@ -5,7 +5,9 @@ N(0, 1/16), feedback entries N(0, 1/16), initial weights N(0, 1e-6), K = 256
 independent instances, t in [0, 20], rtol 1e-6, atol 1e-9. Reference: a loop
 of ``scipy.integrate.solve_ivp`` (RK45, same tolerances) over the instances,
 each on its flattened state, in the same process. Target: linfa >= 15x
-faster, final states agreeing to 1e-5 (relative).
+faster, final states agreeing to 1e-5 (relative). Printed for one thread
+and for ``threads=N`` (N = the machine's cores, at least 2), whose results
+must be bit-identical to one thread's.
 
 W2 — one large instance: FA, widths (512, 512, 512, 512). The cost of one
 flow evaluation (as :func:`linfa.solve` makes it, through the packed
@@ -18,6 +20,7 @@ best of ``N`` runs, interleaved, to damp the noise of a shared machine.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -65,34 +68,45 @@ def best_of(fn, repeat):
 def bench_w1(repeat: int) -> None:
     rule, task, w0 = w1_problem()
     t1, rtol, atol = 20.0, 1e-6, 1e-9
-    t_ref, t_lin, t_853 = [], [], []
-    for _ in range(repeat):
-        a, ref = best_of(lambda: w1_reference(rule, task, w0, t1, rtol, atol), 1)
-        b, sol = best_of(lambda: solve(rule, task, w0, t1, rtol=rtol, atol=atol), 1)
-        c, sol853 = best_of(lambda: solve(rule, task, w0, t1, rtol=rtol, atol=atol, method="dop853"), 1)
-        t_ref.append(a)
-        t_lin.append(b)
-        t_853.append(c)
-    assert ref is not None and sol is not None and sol853 is not None
     K = w0[0].shape[0]
-    got = np.concatenate([s.reshape(K, -1) for s in sol.state_final], axis=1)
-    got853 = np.concatenate([s.reshape(K, -1) for s in sol853.state_final], axis=1)
+    threads = max(2, min(os.cpu_count() or 1, 8))
+    runs = {
+        "dopri5": dict(method="dopri5"),
+        f"dopri5, threads={threads}": dict(method="dopri5", threads=threads),
+        "dop853": dict(method="dop853"),
+        f"dop853, threads={threads}": dict(method="dop853", threads=threads),
+    }
+    times: dict[str, list[float]] = {name: [] for name in ("ref", *runs)}
+    sols = {}
+    ref = None
+    for _ in range(repeat):  # interleaved, so that a burst of load hits every route alike
+        t, ref = best_of(lambda: w1_reference(rule, task, w0, t1, rtol, atol), 1)
+        times["ref"].append(t)
+        for name, kw in runs.items():
+            t, sols[name] = best_of(lambda kw=kw: solve(rule, task, w0, t1, rtol=rtol, atol=atol, **kw), 1)
+            times[name].append(t)
+    assert ref is not None
     scale = np.linalg.norm(ref, axis=1)
-    rel = np.max(np.linalg.norm(got - ref, axis=1) / scale)
-    rel853 = np.max(np.linalg.norm(got853 - ref, axis=1) / scale)
-    tr, tl, t8 = min(t_ref), min(t_lin), min(t_853)
-    print("W1  FA (16,16,16), K=256, t in [0, 20], rtol 1e-6, atol 1e-9")
-    print(f"    solve_ivp RK45 loop      {tr:8.3f} s")
-    print(f"    linfa.solve dopri5       {tl:8.3f} s   ratio {tr / tl:6.1f}x   "
-          f"max rel. diff of final states {rel:.1e}   steps/instance {sol.stats['num_steps'].mean():.1f}")
-    print(f"    linfa.solve dop853       {t8:8.3f} s   ratio {tr / t8:6.1f}x   "
-          f"max rel. diff of final states {rel853:.1e}   steps/instance {sol853.stats['num_steps'].mean():.1f}")
+    tr = min(times["ref"])
+    print(f"W1  FA (16,16,16), K={K}, t in [0, 20], rtol 1e-6, atol 1e-9 (best of {repeat}; {os.cpu_count()} cores)")
+    print(f"    solve_ivp RK45 loop          {tr:8.3f} s")
+    for name in runs:
+        sol = sols[name]
+        got = np.concatenate([s.reshape(K, -1) for s in sol.state_final], axis=1)
+        rel = np.max(np.linalg.norm(got - ref, axis=1) / scale)
+        tl = min(times[name])
+        print(f"    linfa {name:22s} {tl:8.3f} s   ratio {tr / tl:6.1f}x   "
+              f"max rel. diff of final states {rel:.1e}   steps/instance {sol.stats['num_steps'].mean():.1f}")
+    one, many = sols["dopri5"], sols[f"dopri5, threads={threads}"]
+    same = all(np.array_equal(a, b) for a, b in zip(one.state_final, many.state_final, strict=True))
+    print(f"    (threads={threads} bit-identical to one thread: {same})")
     flow = rule.flow(task)
     n_eval = 200
     t_flow, _ = best_of(lambda: [flow(0.0, w0) for _ in range(n_eval)], repeat)
-    evals = sol.stats["num_vf_calls"]
+    evals = one.stats["num_vf_calls"]
+    tl = min(times["dopri5"])
     print(f"    (one batched flow evaluation {t_flow / n_eval * 1e3:.3f} ms; "
-          f"{evals} of them in the dopri5 solve = {evals * t_flow / n_eval:.3f} s of its {tl:.3f} s)")
+          f"{evals} of them in the one-thread dopri5 solve = {evals * t_flow / n_eval:.3f} s of its {tl:.3f} s)")
 
 
 def bench_w2(repeat: int) -> None:

@@ -7,11 +7,18 @@ stopping condition or fail) the active set is compacted, so they stop
 costing work.
 
 Storage, for ``Ka`` active instances with ``D`` state components each: the
-state ``y (Ka, D)``; the scaled stages ``hk (s + 1, Ka, D)`` in one buffer
-(so that each stage combination ``y + Σ_j a_ij hk_j`` is a single
-matrix-vector product over the stages); the vector field reads leaf views of
-these buffers and its output is written, scaled by each instance's step, into
-the stage buffer. Nothing grows with the number of steps.
+state ``y (Ka, D)`` and the scaled stages ``hk (s + 1, Ka, D)`` in one buffer
+of rows ``[y, hk_0, ..., hk_s]``; each stage input ``y + Σ_j a_ij hk_j`` is
+one compiled pass over the rows it needs (:mod:`linfa.integrate._kernels`,
+elementwise, so batched solves are bit-identical to single ones). The vector
+field reads leaf views of these buffers and its output is written, scaled by
+each instance's step, into the stage buffer. Nothing grows with the number
+of steps.
+
+Threads: :func:`run` can cut the instances into contiguous shards, one loop
+and one thread each. The loops share nothing but the output arrays (disjoint
+rows), and numpy and the compiled passes release the GIL, so on several
+cores the shards run concurrently; the result does not depend on the cut.
 
 Step-size control is the classical one (Hairer, Nørsett & Wanner II.4;
 scipy's ``RungeKutta``): ``h ← h · min(10, max(0.2, 0.9 err^{-1/(q+1)}))``,
@@ -21,10 +28,12 @@ heuristic as scipy's ``select_initial_step``.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from linfa.integrate._kernels import lincomb_nz, scale_rows, scaled_error
 from linfa.integrate._problem import Problem, Raw
 from linfa.integrate._solution import Status
 from linfa.integrate._tableaus import AbstractRungeKutta, lincomb
@@ -37,22 +46,50 @@ MAX_FACTOR = 10.0
 ROOT_MAXITER = 100
 
 
-def run(p: Problem, m: AbstractRungeKutta) -> Raw:
-    """Integrate ``p`` with method ``m``; see :func:`linfa.integrate.integrate`."""
-    with np.errstate(all="ignore"):
-        return _Loop(p, m).run()
+def run(p: Problem, m: AbstractRungeKutta, threads: int = 1) -> Raw:
+    """Integrate ``p`` with method ``m``; see :func:`linfa.integrate.integrate`.
+
+    With ``threads > 1`` the instances are cut into that many contiguous
+    shards, each integrated by its own loop in its own thread (numpy releases
+    the GIL in the array work). Instances never interact, so the result is
+    bit-identical to one loop over all of them.
+    """
+    raw = Raw(p)
+    shards = [r for r in np.array_split(np.arange(p.K), max(1, min(threads, p.K))) if r.size]
+    loops = [_Loop(p, m, raw, rows) for rows in shards]
+    if len(loops) <= 1:
+        for loop in loops:
+            loop.run()
+    else:
+        with ThreadPoolExecutor(len(loops)) as pool:
+            for done in [pool.submit(loop.run) for loop in loops]:
+                done.result()
+    raw.n_calls = sum(loop.n_calls for loop in loops)
+    return raw
+
+
+def _nonzero(coeffs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(indices, values)`` of the non-zero entries of a coefficient row."""
+    idx = np.flatnonzero(coeffs)
+    if idx.size == 0:
+        raise ValueError("a stage combination with no non-zero coefficient")  # not in any tableau
+    return idx.astype(np.int64), np.ascontiguousarray(coeffs[idx], dtype=np.float64)
 
 
 class _Loop:
-    def __init__(self, p: Problem, m: AbstractRungeKutta) -> None:
+    """One batched loop over the instances ``rows`` of ``p``, writing into ``raw``."""
+
+    def __init__(self, p: Problem, m: AbstractRungeKutta, raw: Raw, rows: np.ndarray) -> None:
         self.p, self.m = p, m
-        self.raw = Raw(p)
+        self.raw = raw
+        self.rows0 = rows
+        self.n_calls = 0
         self.layout = p.layout
         self.nev = len(p.events)
         self.S = m.n_stages
-        K, D = p.K, p.layout.D
+        K, D = rows.size, p.layout.D
         self._hk_buf = np.empty((self.S + 2) * K * D)
-        self._bufs = [np.empty(K * D) for _ in range(8)]
+        self._bufs = [np.empty(K * D) for _ in range(4)]
         # Stage coefficients acting on the rows [y, hk_0, ..., hk_{i-1}].
         self._a_rows = [np.concatenate(([1.0], m.A[i, :i])) for i in range(self.S)]
         self._b_row = np.concatenate(([1.0], m.B))
@@ -60,10 +97,15 @@ class _Loop:
         self._a_extra = [np.concatenate(([1.0], m.A_extra[j, : self.S + 1 + j]))
                          for j in range(len(m.C_extra))]
         self._ndims = tuple(len(c) for c in p.layout.cores)
+        # The same combinations as (row indices, non-zero coefficients) for the compiled loops;
+        # rows index [y, hk_0, ..., hk_S], so the error weights (on hk) are shifted by one.
+        self._a_nz = [_nonzero(a) for a in self._a_rows]
+        self._b_nz = _nonzero(self._b_row)
+        self._w_nz = [_nonzero(np.concatenate(([0.0], w))) for w in m.error_weights]
 
     # ------------------------------------------------------------ plumbing
     def _call(self, t: np.ndarray, y: tuple[np.ndarray, ...], args: tuple[Any, ...]) -> Any:
-        self.raw.n_calls += 1
+        self.n_calls += 1
         return self.p.vf(t, y, args)
 
     def _set_active(self, Ka: int) -> None:
@@ -80,43 +122,51 @@ class _Loop:
         self.rows2 = self.rows.reshape(nrow, Ka * D)
         self.y = self.rows[0]
         self.hk = self.rows[1:]
-        self.hk2 = self.rows2[1:]
         self.out_views = [self.layout.views(self.hk[i]) for i in range(self.S + 1)]
-        self.ynew, self.ytmp, self.err, self.sc_y, self.sc_new, self._sc, self._scratch, self._dyn = (
-            b[: Ka * D].reshape(Ka, D) for b in self._bufs
-        )
+        self.out_cols = [self.layout.columns(self.hk[i]) for i in range(self.S + 1)]
+        self.ynew, self.ytmp, self.err, self._dyn = (b[: Ka * D].reshape(Ka, D) for b in self._bufs)
         self.ynew_views = self.layout.views(self.ynew)
         self.ytmp_views = self.layout.views(self.ytmp)
         self.dyn_views = self.layout.views(self._dyn)
-        self._sc_valid = False
 
     def _cols(self, h: np.ndarray) -> list[np.ndarray]:
         return [h.reshape(h.shape[0], *(1,) * nd) for nd in self._ndims]
 
-    def _write(self, i: int, dy: Any, hcols: list[np.ndarray]) -> None:
-        views = self.out_views[i]
+    def _write(self, i: int, dy: Any, h: np.ndarray, hcols: list[np.ndarray]) -> None:
+        """Write ``h · dy`` into stage row ``i`` (leaf by leaf)."""
+        views, cols = self.out_views[i], self.out_cols[i]
         if len(dy) != len(views):
             raise ValueError(f"vf: expected {len(views)} leaves like the state, got {len(dy)}")
-        for d, c, v in zip(dy, hcols, views, strict=True):
-            np.multiply(d, c, out=v)
+        Ka = self.Ka
+        for d, c, v, col, size in zip(dy, hcols, views, cols, self.layout.sizes, strict=True):
+            if isinstance(d, np.ndarray) and d.dtype == np.float64 and d.shape == v.shape:
+                scale_rows(d.reshape(Ka, size), h, col)
+            else:  # a leaf that broadcasts (e.g. a shared zero) or of another dtype
+                np.multiply(d, c, out=v)
 
     def _flat(self, dy: Any, m: int) -> np.ndarray:
         return self.layout.flatten(dy, m)
 
     # ---------------------------------------------------------------- run
-    def run(self) -> Raw:
+    def run(self) -> None:
+        with np.errstate(all="ignore"):  # thread-local: set in the thread that runs the loop
+            self._run()
+
+    def _run(self) -> None:
         p, m, raw, layout = self.p, self.m, self.raw, self.layout
-        K, ts = p.K, p.ts
+        rows0, ts = self.rows0, p.ts
+        K = rows0.size
         if K == 0:
-            return raw
+            return
         self._set_active(K)
-        self.idx = np.arange(K)
-        self.args = p.make_args()
-        self.y[...] = p.y0
+        self.idx = rows0.copy()
+        self.args = p.make_args(rows0)
+        y0 = p.y0[rows0]
+        self.y[...] = y0
         self.t = np.full(K, p.t0)
         # Save points at t0.
         n0 = int(np.searchsorted(ts, p.t0, side="right"))
-        raw.save[:, :n0] = p.y0[:, None, :]
+        raw.save[rows0, :n0] = y0[:, None, :]
         self.nxt = np.full(K, n0, dtype=np.int64)
         self.n_acc = np.zeros(K, dtype=np.int64)
         self.n_rej = np.zeros(K, dtype=np.int64)
@@ -165,7 +215,6 @@ class _Loop:
         while self.Ka:
             self._step()
             self._compact()
-        return raw
 
     def _check_first(self, dy: Any, K: int) -> np.ndarray:
         cores = self.layout.cores
@@ -250,7 +299,7 @@ class _Loop:
     def _step(self) -> None:
         p, m, layout = self.p, self.m, self.layout
         S, Ka, D = self.S, self.Ka, layout.D
-        hk, hk2 = self.hk, self.hk2
+        hk = self.hk
         y, ynew, ytmp = self.y, self.ynew, self.ytmp
         t = self.t
         args = self.args.current()
@@ -265,36 +314,25 @@ class _Loop:
             h = self.h
         hcols = self._cols(h)
         rows2 = self.rows2
-        scratch = self._scratch.reshape(-1)
         ytmp_flat = ytmp.reshape(-1)
         ytmp_views = self.ytmp_views
         C = m.C
         for i in range(1, S):
-            lincomb(self._a_rows[i], rows2[: i + 1], ytmp_flat, scratch)
-            self._write(i, self._call(t + C[i] * h, ytmp_views, args), hcols)
-        lincomb(self._b_row, rows2[: S + 1], ynew.reshape(-1), scratch)
+            lincomb_nz(*self._a_nz[i], rows2, ytmp_flat)
+            self._write(i, self._call(t + C[i] * h, ytmp_views, args), h, hcols)
+        lincomb_nz(*self._b_nz, rows2, ynew.reshape(-1))
         t_new = np.where(last, p.t1, t + h)
         ynew_views = self.ynew_views
-        self._write(S, self._call(t_new, ynew_views, args), hcols)
+        self._write(S, self._call(t_new, ynew_views, args), h, hcols)
         self.n_fev += S
 
         if m.adaptive:
-            # scale = atol + rtol max(|y|, |y_new|) = max(sc(y), sc(y_new)).
-            sc_y, sc_new, err = self.sc_y, self.sc_new, self.err
-            if not self._sc_valid:
-                np.abs(y, out=sc_y)
-                sc_y *= p.rtol
-                sc_y += p.atol
-                self._sc_valid = True
-            np.abs(ynew, out=sc_new)
-            sc_new *= p.rtol
-            sc_new += p.atol
-            sc = self._sc
-            np.maximum(sc_y, sc_new, out=sc)
+            # err / scale, with scale = max(atol + rtol |y|, atol + rtol |y_new|), in one pass
+            err, err_flat = self.err, self.err.reshape(-1)
+            y_flat, ynew_flat = y.reshape(-1), ynew.reshape(-1)
             sq = []
-            for w in m.error_weights:
-                lincomb(w, hk2, err.reshape(-1), scratch)
-                err /= sc
+            for w_nz in self._w_nz:
+                scaled_error(*w_nz, rows2, y_flat, ynew_flat, p.rtol, p.atol, err_flat)
                 sq.append(np.einsum("ij,ij->i", err, err))
             errn = m.error_norm(sq, D)
             finite = np.isfinite(errn)
@@ -353,17 +391,14 @@ class _Loop:
         h_next = h * factor
         ratio = factor[:, None]
         if all_acc:
-            np.multiply(hk[S], ratio, out=hk[0])
+            scale_rows(hk[S], factor, hk[0])
             np.copyto(y, ynew)
             self.t = t_new
-            if m.adaptive:
-                self.sc_y, self.sc_new = self.sc_new, self.sc_y
         else:
             np.copyto(hk[0], hk[S], where=acc[:, None])
             hk[0] *= ratio
             np.copyto(y, ynew, where=acc[:, None])
             self.t = np.where(acc, t_new, t)
-            self._sc_valid = False
         if self.nev:
             self.g_old = np.where(acc, g_new, self.g_old)
         self.h = h_next

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from linfa._validate import count
 from linfa.integrate import _engine, _scipy
 from linfa.integrate._events import Event
 from linfa.integrate._problem import Problem, VectorField
@@ -31,6 +32,7 @@ def integrate(
     max_steps: int = 100_000,
     until: Event | Sequence[Event] | None = None,
     throw: bool = False,
+    threads: int = 1,
 ) -> Solution:
     """Integrate a batch of ODEs ``dy/dt = vf(t, y, args)``, each instance on its own.
 
@@ -91,6 +93,13 @@ def integrate(
         Raise :class:`IntegrationError` as soon as an instance fails
         (status ``max_steps``, ``diverged``, ``non_finite`` or ``stalled``)
         instead of recording the status.
+    threads : int
+        Integrate the instances in this many contiguous shards, each in its
+        own thread (numpy releases the GIL in the array work, so on several
+        cores the shards run concurrently). The result is bit-identical for
+        any number of threads; ``vf`` must be safe to call from several
+        threads at once (pure functions of their arguments are). Not
+        available on the ``scipy:`` route.
 
     Returns
     -------
@@ -124,10 +133,13 @@ def integrate(
         vf, y0, t1, t0=t0, args=args, batch_shape=batch_shape, saveat=saveat, observe=observe,
         rtol=rtol, atol=atol, dt0=dt0, max_steps=max_steps, until=until, throw=throw,
     )
+    threads = count("threads", threads, minimum=1)
     if method.startswith("scipy:"):
+        if threads != 1:
+            raise ValueError(f"threads: the scipy: route runs in one thread, expected 1, got {threads}")
         raw = _scipy.run(problem, method.split(":", 1)[1])
     elif method in METHODS:
-        raw = _engine.run(problem, METHODS[method])
+        raw = _engine.run(problem, METHODS[method], threads)
     else:
         known = ", ".join([*METHODS, *(f"scipy:{n}" for n in _scipy.SCIPY_METHODS)])
         raise ValueError(f"method: expected one of {known}, got {method!r}")

@@ -53,6 +53,10 @@ class Layout:
             for o, s, c in zip(self.offsets, self.sizes, self.cores, strict=True)
         )
 
+    def columns(self, flat: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Leaf column blocks ``(m, size_i)`` of an ``(m, D)`` array (no copies)."""
+        return tuple(flat[:, o : o + s] for o, s in zip(self.offsets, self.sizes, strict=True))
+
     def flatten(self, leaves: Sequence[Any], m: int, *, name: str = "vf") -> np.ndarray:
         """Stack leaves ``(m, *core)`` (or broadcastable to it) into an ``(m, D)`` array."""
         if len(leaves) != len(self.cores):
@@ -150,8 +154,12 @@ class Problem:
     def K(self) -> int:
         return int(self.y0.shape[0])
 
-    def make_args(self) -> Args:
-        return Args(self.args, self.args_shared, self.K)
+    def make_args(self, rows: np.ndarray | None = None) -> Args:
+        """The arguments of all instances, or of the flat instances ``rows``."""
+        if rows is None or rows.size == self.K:
+            return Args(self.args, self.args_shared, self.K)
+        values = [v if s else v[rows] for v, s in zip(self.args, self.args_shared, strict=True)]
+        return Args(values, self.args_shared, rows.size)
 
     @classmethod
     def build(

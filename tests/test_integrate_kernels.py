@@ -1,0 +1,135 @@
+"""The engine's compiled loops against their numpy definitions, and threaded shards against one loop.
+
+Both are claims of bit-identity, so every comparison is ``assert_array_equal``:
+the compiled loops must round exactly as the numpy expressions they replace
+(no reassociation, no fused multiply-add), and a solve cut into threads must
+equal the solve in one loop to the last bit, whatever the cut.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import linfa
+from linfa import observables
+from linfa.integrate import IntegrationError, Status, solve, until
+from linfa.integrate._kernels import lincomb_nz, scale_rows, scaled_error
+from linfa.integrate._tableaus import METHODS, lincomb
+
+
+def _rows(rng: np.random.Generator, m: int, n: int) -> np.ndarray:
+    # magnitudes over many decades, so that any change of rounding shows
+    return rng.standard_normal((m, n)) * np.exp(rng.uniform(-20, 20, (m, n)))
+
+
+@pytest.mark.parametrize("method", ["dopri5", "dop853"])
+def test_lincomb_kernel_equals_numpy_lincomb_for_every_tableau_row(method):
+    rng = np.random.default_rng(0)
+    m = METHODS[method]
+    S = m.n_stages
+    rows = _rows(rng, S + 2, 1001)
+    coefficient_rows = [np.concatenate(([1.0], m.A[i, :i])) for i in range(1, S)]
+    coefficient_rows.append(np.concatenate(([1.0], m.B)))
+    coefficient_rows += [np.concatenate(([0.0], w)) for w in m.error_weights]
+    for c in coefficient_rows:
+        idx = np.flatnonzero(c)
+        want = lincomb(c, rows[: c.size], np.empty(1001))
+        got = np.empty(1001)
+        lincomb_nz(idx, c[idx], rows, got)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_lincomb_kernel_propagates_non_finite_like_numpy():
+    rng = np.random.default_rng(1)
+    rows = _rows(rng, 4, 50)
+    rows[1, 3], rows[2, 7], rows[3, 9] = np.inf, np.nan, -np.inf
+    c = np.array([0.5, -2.0, 1.0, 3.0])
+    got = np.empty(50)
+    lincomb_nz(np.arange(4), c, rows, got)
+    np.testing.assert_array_equal(got, lincomb(c, rows, np.empty(50)))
+    assert np.isnan(got[7]) and np.isinf(got[3])
+
+
+def test_scale_kernel_equals_numpy_into_a_strided_view():
+    rng = np.random.default_rng(2)
+    src = _rows(rng, 9, 12)
+    h = rng.uniform(1e-6, 1.0, 9)
+    buf = np.zeros((9, 30))
+    scale_rows(src, h, buf[:, 5:17])
+    np.testing.assert_array_equal(buf[:, 5:17], src * h[:, None])
+    assert not buf[:, :5].any() and not buf[:, 17:].any()  # nothing written outside the view
+
+
+def test_scaled_error_kernel_equals_numpy():
+    rng = np.random.default_rng(3)
+    rows = _rows(rng, 8, 400)
+    y, y_new = _rows(rng, 2, 400)
+    y_new[[4, 9]] = np.nan, np.inf
+    w = np.array([0.0, 0.3, 0.0, -1.2, 2.5, 0.0, 0.1, -0.05])
+    idx = np.flatnonzero(w)
+    rtol, atol = 1e-6, 1e-9
+    want = lincomb(w, rows, np.empty(400)) / np.maximum(np.abs(y) * rtol + atol, np.abs(y_new) * rtol + atol)
+    got = np.empty(400)
+    scaled_error(idx, w[idx], rows, y, y_new, rtol, atol, got)
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[4])
+
+
+# --------------------------------------------------------------------------
+# Threads
+
+
+def _mixed_problem():
+    """Seven instances: most converge, one is stopped by a loss threshold, one diverges."""
+    rng = np.random.default_rng(4)
+    K = 7
+    w_star = rng.standard_normal((K, 2, 3))
+    w_star[2] *= 50.0  # drives its weights beyond the divergence bound
+    task = linfa.Task.teacher(w_star)
+    feedback = (rng.standard_normal((K, 4, 2)),)
+    w0 = linfa.DeepLinear((3, 4, 2)).gaussian(rng, 0.1, batch=(K,))
+    return linfa.FA(feedback), task, w0
+
+
+@pytest.mark.parametrize("method", ["dopri5", "dop853", "euler"])
+def test_threads_are_bit_identical_to_one_loop(method):
+    rule, task, w0 = _mixed_problem()
+    ts = np.linspace(0.0, 3.0, 13)
+    kw = dict(saveat=ts, method=method, observe={"loss": observables.loss},
+              until=[until.diverged(8.0), until.loss_below(1e-3)],
+              dt0=0.005 if method == "euler" else None)
+    one = solve(rule, task, w0, 3.0, **kw)
+    # the shards see every ending: reaching t1, a stopping condition, a divergence
+    assert {Status.success, Status.event, Status.diverged} <= set(one.status.tolist())
+    for threads in (2, 3, 7, 50):
+        many = solve(rule, task, w0, 3.0, threads=threads, **kw)
+        for a, b in zip(one.states, many.states, strict=True):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(one.observed["loss"], many.observed["loss"])
+        np.testing.assert_array_equal(one.status, many.status)
+        np.testing.assert_array_equal(one.t_final, many.t_final)
+        for key in ("num_steps", "num_accepted", "num_rejected", "num_flow_evals"):
+            np.testing.assert_array_equal(one.stats[key], many.stats[key])
+        # each shard calls the flow on its own: at least as many calls, never fewer
+        assert many.stats["num_vf_calls"] >= one.stats["num_vf_calls"]
+
+
+def test_threads_with_throw_raise_the_failure():
+    rule, task, w0 = _mixed_problem()
+    with pytest.raises(IntegrationError, match="diverged"):
+        solve(rule, task, w0, 3.0, until=until.diverged(8.0), throw=True, threads=3)
+
+
+@pytest.mark.parametrize("threads, error", [(0, ValueError), (1.5, ValueError), (True, TypeError),
+                                            ("2", ValueError)])
+def test_bad_threads_are_named(threads, error):
+    rule, task, w0 = _mixed_problem()
+    with pytest.raises(error, match="threads"):
+        solve(rule, task, w0, 1.0, threads=threads)
+
+
+def test_scipy_route_refuses_threads():
+    rule, task, w0 = _mixed_problem()
+    with pytest.raises(ValueError, match="threads"):
+        solve(rule, task, w0, 1.0, method="scipy:LSODA", threads=2)
