@@ -111,14 +111,47 @@ def test_threads_are_bit_identical_to_one_loop(method):
         np.testing.assert_array_equal(one.t_final, many.t_final)
         for key in ("num_steps", "num_accepted", "num_rejected", "num_flow_evals"):
             np.testing.assert_array_equal(one.stats[key], many.stats[key])
-        # each shard calls the flow on its own: at least as many calls, never fewer
-        assert many.stats["num_vf_calls"] >= one.stats["num_vf_calls"]
+
+
+def test_threads_with_a_flow_event_count_the_same_evaluations():
+    """A steady-state stop evaluates the flow while locating the event; each instance's count is its own."""
+    rng = np.random.default_rng(6)
+    K = 16
+    task = linfa.Task.teacher(rng.standard_normal((K, 2, 3)))
+    w0 = linfa.DeepLinear((3, 4, 2)).gaussian(rng, 0.3, batch=(K,))
+    one = solve(linfa.BP(), task, w0, 50.0, until=until.steady_state(1e-2))
+    assert (one.status == Status.event).all()
+    for threads in (2, 5):
+        many = solve(linfa.BP(), task, w0, 50.0, until=until.steady_state(1e-2), threads=threads)
+        np.testing.assert_array_equal(one.t_final, many.t_final)
+        for a, b in zip(one.state_final, many.state_final, strict=True):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(one.stats["num_flow_evals"], many.stats["num_flow_evals"])
 
 
 def test_threads_with_throw_raise_the_failure():
     rule, task, w0 = _mixed_problem()
     with pytest.raises(IntegrationError, match="diverged"):
         solve(rule, task, w0, 3.0, until=until.diverged(8.0), throw=True, threads=3)
+
+
+def test_a_failing_shard_stops_the_others():
+    """throw=True: a shard that fails early must not wait for a slow shard to run to max_steps."""
+    from linfa.integrate import Event, integrate
+
+    def vf(t, y, a):  # instance 0: a fast rotation (many steps); instance 1: growth past |y| = 10
+        w, g = a[0][:, None], a[1][:, None]
+        return (np.concatenate([-w * y[0][:, 1:] + g * y[0][:, :1], w * y[0][:, :1] + g * y[0][:, 1:]], axis=1),)
+
+    big = Event(lambda t, y, a: 10.0 - np.linalg.norm(y[0], axis=1), status=Status.diverged)
+    args = (np.array([2000.0, 0.0]), np.array([0.0, 50.0]))
+    y0 = (np.array([[1.0, 0.0], [1.0, 0.0]]),)
+    kw = dict(args=args, batch_shape=(2,), until=big, max_steps=5_000, throw=True)
+    with pytest.raises(IntegrationError, match="diverged"):
+        integrate(vf, y0, 10.0, threads=2, **kw)
+    # without throw, the slow instance does run to max_steps: the early stop above was the cancel
+    sol = integrate(vf, y0, 10.0, threads=2, **{**kw, "throw": False})
+    assert sol.status.tolist() == [Status.max_steps, Status.diverged]
 
 
 @pytest.mark.parametrize("threads, error", [(0, ValueError), (1.5, ValueError), (True, TypeError),

@@ -28,7 +28,8 @@ heuristic as scipy's ``select_initial_step``.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 import numpy as np
@@ -52,18 +53,28 @@ def run(p: Problem, m: AbstractRungeKutta, threads: int = 1) -> Raw:
     With ``threads > 1`` the instances are cut into that many contiguous
     shards, each integrated by its own loop in its own thread (numpy releases
     the GIL in the array work). Instances never interact, so the result is
-    bit-identical to one loop over all of them.
+    bit-identical to one loop over all of them. When a shard raises (a failure
+    with ``throw=True``), the others stop at their next step and the first
+    exception raised is re-raised: with several threads that is the first
+    failure in wall-clock time, which may be another instance than the one a
+    single loop reports first.
     """
     raw = Raw(p)
     shards = [r for r in np.array_split(np.arange(p.K), max(1, min(threads, p.K))) if r.size]
-    loops = [_Loop(p, m, raw, rows) for rows in shards]
+    cancel = threading.Event()
+    loops = [_Loop(p, m, raw, rows, cancel) for rows in shards]
     if len(loops) <= 1:
         for loop in loops:
             loop.run()
     else:
         with ThreadPoolExecutor(len(loops)) as pool:
-            for done in [pool.submit(loop.run) for loop in loops]:
-                done.result()
+            futures = [pool.submit(loop.run) for loop in loops]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in done if f.exception() is not None]
+            if failed:  # e.g. throw=True: stop the other shards at their next step, raise this one
+                cancel.set()
+                wait(futures)
+                raise failed[0].exception()  # type: ignore[misc]
     raw.n_calls = sum(loop.n_calls for loop in loops)
     return raw
 
@@ -79,8 +90,10 @@ def _nonzero(coeffs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class _Loop:
     """One batched loop over the instances ``rows`` of ``p``, writing into ``raw``."""
 
-    def __init__(self, p: Problem, m: AbstractRungeKutta, raw: Raw, rows: np.ndarray) -> None:
+    def __init__(self, p: Problem, m: AbstractRungeKutta, raw: Raw, rows: np.ndarray,
+                 cancel: threading.Event) -> None:
         self.p, self.m = p, m
+        self.cancel = cancel
         self.raw = raw
         self.rows0 = rows
         self.n_calls = 0
@@ -212,7 +225,7 @@ class _Loop:
         self.h = np.minimum(h, p.t1 - p.t0) if p.t1 > p.t0 else h
         np.multiply(f0, self.h[:, None], out=self.hk[0])
         self._compact()
-        while self.Ka:
+        while self.Ka and not self.cancel.is_set():
             self._step()
             self._compact()
 
@@ -527,7 +540,7 @@ class _Loop:
             dy = None
             if ev.flow:
                 dy = self._call(tv, layout.views(yv), sub)
-                self.n_fev[rows] += 1
+                self.n_fev[rows[open_]] += 1  # only the rows still searching (independent of the batch)
             g = sig * ev(tv, layout.views(yv), sub, dy)
             inside = (g <= 0) & open_
             outside = ~(g <= 0) & open_

@@ -16,13 +16,27 @@ bit-identical to the reference and to any split of the batch, which
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 from numba import njit
 
 __all__ = ["lincomb_nz", "scale_rows", "scaled_error"]
 
 
-@njit(cache=True, nogil=True)
+def _compiled(fn: Callable[..., Any]) -> Any:
+    """Compile ``fn`` without the GIL, cached on disk when numba finds a writable place for it.
+
+    ``error_model="numpy"``: a division by zero gives inf/NaN, as numpy would, never an exception.
+    """
+    try:
+        return njit(cache=True, nogil=True, error_model="numpy")(fn)
+    except RuntimeError:  # no writable cache location (read-only install, no home): compile per process
+        return njit(cache=False, nogil=True, error_model="numpy")(fn)
+
+
+@_compiled
 def lincomb_nz(idx: np.ndarray, coeffs: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
     """``out = Σ_j coeffs[j] rows[idx[j]]`` in the order of ``j``; ``coeffs`` non-zero.
 
@@ -46,7 +60,7 @@ def lincomb_nz(idx: np.ndarray, coeffs: np.ndarray, rows: np.ndarray, out: np.nd
             out[i] = out[i] + r[i] * c
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def scale_rows(src: np.ndarray, h: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
     """``out[k, i] = src[k, i] * h[k]``: a vector field's output times each instance's step.
 
@@ -62,7 +76,7 @@ def scale_rows(src: np.ndarray, h: np.ndarray, out: np.ndarray) -> None:  # prag
             out[k, i] = src[k, i] * hk
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def scaled_error(idx: np.ndarray, coeffs: np.ndarray, rows: np.ndarray, y: np.ndarray, y_new: np.ndarray,
                  rtol: float, atol: float, out: np.ndarray) -> None:  # pragma: no cover
     """``out = (Σ_j coeffs[j] rows[idx[j]]) / max(|y| rtol + atol, |y_new| rtol + atol)``.
