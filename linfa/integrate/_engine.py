@@ -402,14 +402,13 @@ class _Loop:
 
         # Accept: move to the new state and rescale the first-same-as-last row.
         h_next = h * factor
-        ratio = factor[:, None]
         if all_acc:
             scale_rows(hk[S], factor, hk[0])
             np.copyto(y, ynew)
             self.t = t_new
         else:
             np.copyto(hk[0], hk[S], where=acc[:, None])
-            hk[0] *= ratio
+            hk[0] *= factor[:, None]
             np.copyto(y, ynew, where=acc[:, None])
             self.t = np.where(acc, t_new, t)
         if self.nev:
