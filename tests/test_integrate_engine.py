@@ -17,7 +17,7 @@ from linfa.integrate import (
     norm_above,
 )
 
-ADAPTIVE = ["dopri5", "dop853", "scipy:RK45", "scipy:DOP853", "scipy:LSODA"]
+ADAPTIVE = ["dopri5", "tsit5", "dop853", "scipy:RK45", "scipy:DOP853", "scipy:LSODA"]
 
 # --------------------------------------------------------------------------
 # Problems: vector field, initial state, args, exact solution.
@@ -87,7 +87,7 @@ def test_analytic_problems(name, method):
     np.testing.assert_allclose(sol.state_final[0], want[:, -1], rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("method", ["dopri5", "dop853"])
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "dop853"])
 def test_error_falls_with_tolerance(method):
     fun, y0, args, exact = PROBLEMS["riccati"]
     errs = []
@@ -108,6 +108,20 @@ def test_dopri5_matches_scipy_rk45_step_for_step():
     np.testing.assert_allclose(a.states[0], b.states[0], rtol=1e-12)
     # Six new stages per step, plus f(t0, y0) and one evaluation to choose the first step.
     np.testing.assert_array_equal(a.stats["num_flow_evals"], 6 * a.stats["num_steps"] + 2)
+
+
+def test_dop853_builds_its_interpolant_only_for_interior_save_points():
+    """A save at a step's end is the new state: no dense output, so no three extra evaluations."""
+    fun, y0, args, exact = PROBLEMS["riccati"]
+    kw = dict(args=args, batch_shape=(3,), method="dop853", rtol=1e-8, atol=1e-11)
+    end = integrate(fun, (y0,), 5.0, **kw)
+    np.testing.assert_array_equal(end.stats["num_flow_evals"], 12 * end.stats["num_steps"] + 2)
+    ts = np.array([0.0, 1.3, 5.0])
+    mid = integrate(fun, (y0,), 5.0, saveat=ts, **kw)
+    # the step over t = 1.3 builds the interpolant (three extra stages); the step onto t1 does not
+    np.testing.assert_array_equal(mid.stats["num_flow_evals"], 12 * mid.stats["num_steps"] + 2 + 3)
+    np.testing.assert_array_equal(mid.states[0][:, -1], end.states[0][:, -1])
+    np.testing.assert_allclose(mid.states[0], exact(ts, y0, args), rtol=1e-7)
 
 
 def test_euler_is_discrete_gradient_descent():
@@ -156,7 +170,7 @@ def test_t0_identity_and_nonzero_t0():
     assert (same.status == Status.success).all()
 
 
-@pytest.mark.parametrize("method", ["dopri5", "dop853"])
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "dop853"])
 def test_restart_consistency(method):
     fun, y0, args, _ = PROBLEMS["riccati"]
     kw = dict(args=args, batch_shape=(3,), method=method, rtol=1e-11, atol=1e-13)
@@ -170,7 +184,7 @@ def test_restart_consistency(method):
 # Stopping conditions
 
 
-@pytest.mark.parametrize("method", ["dopri5", "dop853", "scipy:RK45", "scipy:LSODA"])
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "dop853", "scipy:RK45", "scipy:LSODA"])
 def test_event_time_is_located(method):
     y0 = np.array([[1.0], [2.0], [4.0]])
     lam = np.ones(3)
@@ -220,7 +234,7 @@ def fun_blowup(t, y, args):
     return (args[0][:, None] * y[0] ** 2,)
 
 
-@pytest.mark.parametrize("method", ["dopri5", "dop853", "scipy:LSODA"])
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "dop853", "scipy:LSODA"])
 def test_diverging_instance_stops_while_batch_finishes(method):
     a = np.array([0.1, 1.0, 0.2])  # y = 1/(1/y0 - a t): the middle one blows up at t = 1
     y0 = np.ones((3, 1))
@@ -267,7 +281,7 @@ def test_blow_up_ends_non_finite_not_success(method):
     assert sol.t_final[0] < 720  # e^t overflows near t = 709.8
 
 
-@pytest.mark.parametrize("method", ["dopri5", "dop853", "euler"])
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "dop853", "euler"])
 def test_batched_solve_is_bit_identical_to_single_solves(method):
     """Same answer whatever the batch: every saved value equal to the last bit (DESIGN: batching)."""
     rng = np.random.default_rng(3)

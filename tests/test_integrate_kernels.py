@@ -23,7 +23,7 @@ def _rows(rng: np.random.Generator, m: int, n: int) -> np.ndarray:
     return rng.standard_normal((m, n)) * np.exp(rng.uniform(-20, 20, (m, n)))
 
 
-@pytest.mark.parametrize("method", ["dopri5", "dop853"])
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "dop853"])
 def test_lincomb_kernel_equals_numpy_lincomb_for_every_tableau_row(method):
     rng = np.random.default_rng(0)
     m = METHODS[method]
@@ -92,7 +92,7 @@ def _mixed_problem():
     return linfa.FA(feedback), task, w0
 
 
-@pytest.mark.parametrize("method", ["dopri5", "dop853", "euler"])
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "dop853", "euler"])
 def test_threads_are_bit_identical_to_one_loop(method):
     rule, task, w0 = _mixed_problem()
     ts = np.linspace(0.0, 3.0, 13)

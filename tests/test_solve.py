@@ -34,7 +34,7 @@ def fa_problem(batch=(3,), seed=0, widths=(4, 6, 3), scale=1e-2):
 # Closed form vs ODE
 
 
-@pytest.mark.parametrize("method", ["dopri5", "dop853"])
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "dop853"])
 def test_saxe_closed_form_matches_ode(method):
     task, net, u0 = saxe_problem(batch=(2,))
     w0 = net.aligned(task, u0)

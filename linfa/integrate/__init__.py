@@ -11,7 +11,7 @@ from linfa.integrate import until
 from linfa.integrate._events import Event, flow_below, norm_above
 from linfa.integrate._integrate import integrate
 from linfa.integrate._solution import IntegrationError, Solution, Status
-from linfa.integrate._tableaus import METHODS, AbstractRungeKutta, Dop853, Dopri5, Euler
+from linfa.integrate._tableaus import METHODS, AbstractRungeKutta, Dop853, Dopri5, Euler, Tsit5
 from linfa.integrate.solve import solve
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "IntegrationError",
     "Solution",
     "Status",
+    "Tsit5",
     "flow_below",
     "integrate",
     "norm_above",

@@ -378,6 +378,18 @@ class _Loop:
             ev_rows = np.flatnonzero(ev_mask)
         nxt_c = np.minimum(self.nxt, len(p.ts) - 1)
         need_save = acc & (self.nxt < len(p.ts)) & (p.ts[nxt_c] <= t_new)
+        if need_save.any():
+            # the step's only save point is its end (e.g. saveat=[t1]): the new state itself,
+            # no interpolant (which would cost DOP853 three more flow evaluations)
+            nxt_1 = np.minimum(self.nxt + 1, len(p.ts) - 1)
+            at_end = need_save & (p.ts[nxt_c] == t_new) & ((self.nxt + 1 >= len(p.ts)) | (p.ts[nxt_1] > t_new))
+            if self.nev:
+                at_end &= ~ev_mask
+            if at_end.any():
+                rows = np.flatnonzero(at_end)
+                self.raw.save[self.idx[rows], self.nxt[rows]] = ynew[rows]
+                self.nxt[rows] += 1
+                need_save &= ~at_end
         dense_rows = np.flatnonzero(need_save | ev_mask if self.nev else need_save)
         if dense_rows.size:
             F = self._dense(dense_rows, h, args)

@@ -10,8 +10,11 @@ of the next step ("first same as last"). The engine stores the *scaled*
 stages ``hk_i = h k_i``, so every formula below is written in them.
 
 Coefficients are the published ones: Dormand & Prince (1980) with Shampine's
-(1986) interpolant for ``dopri5``; Hairer, Nørsett & Wanner, *Solving Ordinary
+(1986) interpolant for ``dopri5``; Tsitouras (2011) with its own quartic
+interpolant for ``tsit5``; Hairer, Nørsett & Wanner, *Solving Ordinary
 Differential Equations I* (DOP853, 2nd ed.) for ``dop853``.
+``tests/test_integrate_tableaus.py`` checks every one against the order
+conditions (rooted trees), so a mistyped digit cannot pass.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def lincomb(coeffs: np.ndarray, rows: np.ndarray, out: np.ndarray, tmp: np.ndarr
         out.fill(0.0)
     return out
 
-__all__ = ["METHODS", "AbstractRungeKutta", "Dop853", "Dopri5", "Euler"]
+__all__ = ["METHODS", "AbstractRungeKutta", "Dop853", "Dopri5", "Euler", "Tsit5"]
 
 
 class AbstractRungeKutta:
@@ -218,6 +221,87 @@ class Dopri5(_PolynomialDense):
             [0, 40617522 / 29380423, -110615467 / 29380423, 69997945 / 29380423],
         ]
     )
+
+
+def _tsit5_dense() -> np.ndarray:
+    """Tsitouras' interpolant as Shampine-form coefficients ``P (7, 4)``.
+
+    The paper gives each weight ``b_i(θ)`` (``y(θ) = y_old + h Σ_i b_i(θ) k_i``)
+    in factored form; ``P[i, q]`` is the coefficient of ``θ^{q+1}`` in ``b_i``.
+    """
+    P = np.polynomial.polynomial
+    th = [0.0, 1.0]
+    factored = [
+        (-1.0530884977290216, [th, [-1.3299890189751412, 1.0], [0.7139816917074209, -1.4364028541716351, 1.0]]),
+        (0.1017, [th, th, [1.2949852507374631, -2.1966568338249754, 1.0]]),
+        (2.490627285651252793, [th, th, [1.57803468208092486, -2.38535645472061657, 1.0]]),
+        (-16.54810288924490272, [th, th, [-1.21712927295533244, 1.0], [-0.61620406037800089, 1.0]]),
+        (47.37952196281928122, [th, th, [-1.203071208372362603, 1.0], [-0.658047292653547382, 1.0]]),
+        (-34.87065786149660974, [th, th, [-1.2, 1.0], [-2.0 / 3.0, 1.0]]),
+        (2.5, [th, th, [-1.0, 1.0], [-0.6, 1.0]]),
+    ]
+    out = np.zeros((7, 4))
+    for i, (scale, factors) in enumerate(factored):
+        poly = np.array([scale])
+        for f in factors:
+            poly = P.polymul(poly, f)
+        out[i] = poly[1:5]
+    return out
+
+
+class Tsit5(_PolynomialDense):
+    """Tsitouras 5(4) (2011): Dormand–Prince's cost, smaller error constants.
+
+    Seven stages with first-same-as-last (six flow evaluations per step),
+    fifth-order steps, a fourth-order error estimate and a quartic
+    interpolant; the default of DifferentialEquations.jl and diffrax. Its
+    principal error coefficients are smaller than ``dopri5``'s, so at the
+    same tolerance it usually takes fewer steps.
+    """
+
+    name = "tsit5"
+    error_order = 4
+    C = np.array([0.0, 0.161, 0.327, 0.9, 0.9800255409045096857298102862870245954942, 1.0])
+    A = np.array(
+        [
+            [0, 0, 0, 0, 0, 0],
+            [0.161, 0, 0, 0, 0, 0],
+            [-0.8480655492356988544426874250230774675121e-2, 0.3354806554923569885444268742502307746751, 0, 0, 0, 0],
+            [2.897153057105493432130432594192938764925, -6.359448489975074843148159912383825625953,
+             4.362295432869581411017727318190886861028, 0, 0, 0],
+            [5.325864828439256604428877920840511317836, -11.74888356406282787774717033978577296189,
+             7.495539342889836208304604784564358155659, -0.9249506636175524925650207933207191611350e-1, 0, 0],
+            [5.861455442946420028659251486982647890394, -12.92096931784710929170611868178335939542,
+             8.159367898576158643180400794539253485182, -0.7158497328140099722453054252582973869127e-1,
+             -0.2826905039406838290900305721271224146718e-1, 0],
+        ]
+    )
+    B = np.array(
+        [
+            0.9646076681806522951816731316512876333712e-1,
+            0.01,
+            0.4798896504144995747752495322905965199130,
+            1.379008574103741893192274821856872770756,
+            -3.290069515436080679901047585711363850116,
+            2.324710524099773982415355918398765796109,
+        ]
+    )
+    #: ``B`` (and 0 on the last row) minus the embedded fourth-order weights ``b̂``.
+    error_weights = (
+        np.concatenate((B, [0.0]))
+        - np.array(
+            [
+                0.9468075576583945807478876255758922856118e-1,
+                0.9183565540343253096776363936645313759814e-2,
+                0.4877705284247615707855642599631228241517,
+                1.234297566930478985655109673884237654036,
+                -2.707712349983525454881109975059321670690,
+                1.866628418170587035753719399566211498666,
+                1.0 / 66.0,
+            ]
+        ),
+    )
+    P = _tsit5_dense()
 
 
 def _dop853_tables() -> dict[str, np.ndarray]:
@@ -480,4 +564,4 @@ class Dop853(AbstractRungeKutta):
         return y + y_old
 
 
-METHODS: dict[str, AbstractRungeKutta] = {m.name: m() for m in (Euler, Dopri5, Dop853)}
+METHODS: dict[str, AbstractRungeKutta] = {m.name: m() for m in (Euler, Dopri5, Tsit5, Dop853)}

@@ -107,7 +107,7 @@ def solve(
         evaluated at the save times only; ``observed[name]`` has shape
         ``(*batch, S, ...)``.
     method : str
-        ``"dopri5"``, ``"dop853"``, ``"euler"`` (fixed step ``dt0``: one
+        ``"dopri5"``, ``"tsit5"``, ``"dop853"``, ``"euler"`` (fixed step ``dt0``: one
         step is one step of full-batch learning with learning rate ``dt0``)
         or ``"scipy:LSODA"`` / ``"scipy:BDF"`` / ``"scipy:Radau"`` /
         ``"scipy:RK45"`` / ``"scipy:DOP853"``.
