@@ -388,3 +388,22 @@ def test_finite_blow_up_stalls_and_says_so(method):
     assert sol.status.tolist() == [Status.stalled]
     assert abs(sol.t_final[0] - 1.0) < 1e-6
     assert "step size became smaller" in sol.message
+
+
+def test_vector_field_outputs_that_alias_its_input_or_are_reused_are_safe():
+    """A vector field may return the very views it was given, or the same array at every call.
+
+    Regression guard for any engine that keeps the vector field's outputs as its stages instead of
+    copying them (tried at stop 11 and not kept): the input views are overwritten by the next stage.
+    """
+    y0 = np.array([[1.0], [0.5]])
+    ts = np.linspace(0.0, 2.0, 5)
+    # dy/dt = y, returned as the very view the engine passed in (one leaf: a contiguous view)
+    grow = integrate(lambda t, y, args: y, (y0,), 2.0, batch_shape=(2,), saveat=ts, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(grow.states[0], y0[:, None, :] * np.exp(ts)[None, :, None], rtol=1e-8)
+    # dy/dt = c, the same (read-only) argument array at every call, and in float32
+    c = np.array([[2.0], [-1.0]], dtype=np.float32)
+    c.setflags(write=False)
+    line = integrate(lambda t, y, args: (args[0],), (y0,), 2.0, args=(c,), batch_shape=(2,), saveat=ts)
+    np.testing.assert_allclose(line.states[0], y0[:, None, :] + c[:, None, :] * ts[None, :, None], rtol=1e-12, atol=1e-12)
+    assert not c.flags.writeable and c[0, 0] == 2.0
