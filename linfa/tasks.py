@@ -84,8 +84,8 @@ class Task:
             ) from None
         joint = _joint(sxx, syx, syy)
         lam = np.linalg.eigvalsh(joint)
-        scale = max(float(np.max(np.abs(joint))), np.finfo(float).tiny)
-        lo = float(lam.min())
+        scale = max(float(np.max(np.abs(joint), initial=0.0)), np.finfo(float).tiny)
+        lo = float(lam.min(initial=np.inf))  # an empty batch (size 0) has nothing to check
         if lo < -1e-8 * scale * joint.shape[-1]:
             raise ValueError(
                 "syx: the joint second moment [[sxx, syx^T], [syx, syy]] must be positive "

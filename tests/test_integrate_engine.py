@@ -405,5 +405,15 @@ def test_vector_field_outputs_that_alias_its_input_or_are_reused_are_safe():
     c = np.array([[2.0], [-1.0]], dtype=np.float32)
     c.setflags(write=False)
     line = integrate(lambda t, y, args: (args[0],), (y0,), 2.0, args=(c,), batch_shape=(2,), saveat=ts)
-    np.testing.assert_allclose(line.states[0], y0[:, None, :] + c[:, None, :] * ts[None, :, None], rtol=1e-12, atol=1e-12)
+    want = y0[:, None, :] + c[:, None, :] * ts[None, :, None]
+    np.testing.assert_allclose(line.states[0], want, rtol=1e-12, atol=1e-12)
     assert not c.flags.writeable and c[0, 0] == 2.0
+
+
+def test_an_empty_batch_gives_empty_results_of_the_right_shapes():
+    ts = np.array([0.0, 0.5, 1.0])
+    sol = integrate(fun_decay, (np.zeros((0, 3)),), 1.0, args=(np.zeros(0),), batch_shape=(0,), saveat=ts,
+                    observe={"sq": lambda t, y, args: (y[0] ** 2).sum(-1)})
+    assert sol.states[0].shape == (0, 3, 3) and sol.state_final[0].shape == (0, 3)
+    assert sol.observed["sq"].shape == (0, 3)
+    assert sol.status.shape == sol.t_final.shape == sol.stats["num_steps"].shape == (0,)

@@ -290,3 +290,13 @@ def test_until_with_a_per_layer_observable_is_a_clear_error():
         sol = linfa.solve(rule, task, w, 50.0, method=method,
                           until=until.when(lambda r, t, s: obs.update_angles(r, t, s)[..., -1], 1e-3))
         assert sol.status.shape == (4,)
+
+
+def test_solve_on_an_empty_batch():
+    rng = np.random.default_rng(0)
+    task = linfa.Task.teacher(rng.standard_normal((0, 2, 3)))
+    w0 = linfa.DeepLinear((3, 4, 2)).gaussian(rng, 0.1, batch=(0,))
+    rule = linfa.FA((rng.standard_normal((0, 4, 2)),))
+    sol = solve(rule, task, w0, 1.0, saveat=[0.0, 1.0], observe={"loss": linfa.observables.loss})
+    assert [s.shape for s in sol.states] == [(0, 2, 4, 3), (0, 2, 2, 4)]
+    assert sol.observed["loss"].shape == (0, 2) and sol.status.shape == (0,)

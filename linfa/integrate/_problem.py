@@ -322,7 +322,7 @@ class Raw:
     def solution(self, method: str) -> Solution:
         """Evaluate the observables at the save points and shape everything by the batch."""
         p = self.problem
-        batch, S = p.batch_shape, len(p.ts)
+        batch = p.batch_shape
         observed = {name: _observe(fn, p, self.save) for name, fn in p.observe.items()}
         stats = {
             "num_steps": np.where(self.n_rejected >= 0, self.n_accepted + self.n_rejected, -1).reshape(batch),
@@ -333,7 +333,7 @@ class Raw:
         }
         return Solution(
             ts=p.ts.copy(),
-            states=p.layout.unflatten(self.save.reshape(p.K, S, -1), batch),
+            states=p.layout.unflatten(self.save, batch),
             observed={k: v.reshape(*batch, *v.shape[1:]) for k, v in observed.items()},
             status=self.status.reshape(batch),
             t_final=self.t_final.reshape(batch),
@@ -351,7 +351,7 @@ def _observe(fn: Callable[..., Any], p: Problem, save: np.ndarray) -> np.ndarray
     valid = np.isfinite(save).all(axis=2)
     if valid.all():
         t = np.broadcast_to(p.ts, (K, S))
-        y = tuple(v.reshape(K, S, *v.shape[1:]) for v in p.layout.views(save.reshape(K * S, -1)))
+        y = tuple(v.reshape(K, S, *v.shape[1:]) for v in p.layout.views(save.reshape(K * S, p.layout.D)))
         out = np.asarray(fn(t, y, args.over(np.arange(K), (S,))), dtype=np.float64)
         return np.broadcast_to(out, (K, S, *out.shape[2:])).copy()
     kk, jj = np.nonzero(valid)
