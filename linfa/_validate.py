@@ -170,8 +170,8 @@ def batch(name: str, x: Any) -> tuple[int, ...]:
     return tuple(count(f"{name}[{i}]", k, minimum=0) for i, k in enumerate(items))
 
 
-def observables(observe: Any) -> dict[str, Callable[..., Any]]:
-    """The ``observe`` argument: ``None`` or a mapping name -> ``obs(rule, task, state)``."""
+def observables(observe: Any, *, what: str = "a callable obs(rule, task, state)") -> dict[str, Callable[..., Any]]:
+    """The ``observe`` argument: ``None`` or a mapping name -> callable (``what`` in the error)."""
     if observe is not None and not isinstance(observe, Mapping):
         raise TypeError(
             f"observe: expected a dict name -> observable, e.g. {{'loss': loss}}, got {type(observe).__name__}"
@@ -179,5 +179,5 @@ def observables(observe: Any) -> dict[str, Callable[..., Any]]:
     obs = dict(observe or {})
     for key, fn in obs.items():
         if not callable(fn):
-            raise TypeError(f"observe[{key!r}]: expected a callable obs(rule, task, state), got {type(fn).__name__}")
+            raise TypeError(f"observe[{key!r}]: expected {what}, got {type(fn).__name__}")
     return obs

@@ -103,17 +103,16 @@ class _Loop:
         K, D = rows.size, p.layout.D
         self._hk_buf = np.empty((self.S + 2) * K * D)
         self._bufs = [np.empty(K * D) for _ in range(4)]
-        # Stage coefficients acting on the rows [y, hk_0, ..., hk_{i-1}].
-        self._a_rows = [np.concatenate(([1.0], m.A[i, :i])) for i in range(self.S)]
-        self._b_row = np.concatenate(([1.0], m.B))
         # Extra dense-output stages act on the rows [y, hk_0, ..., hk_S, extras before them].
         self._a_extra = [np.concatenate(([1.0], m.A_extra[j, : self.S + 1 + j]))
                          for j in range(len(m.C_extra))]
         self._ndims = tuple(len(c) for c in p.layout.cores)
-        # The same combinations as (row indices, non-zero coefficients) for the compiled loops;
-        # rows index [y, hk_0, ..., hk_S], so the error weights (on hk) are shifted by one.
-        self._a_nz = [_nonzero(a) for a in self._a_rows]
-        self._b_nz = _nonzero(self._b_row)
+        # Stage inputs, new state and error estimates as (row indices, non-zero coefficients) over
+        # the rows [y, hk_0, ..., hk_S]: the stage inputs and the new state take y with weight 1,
+        # the error weights (on hk) are shifted by one.
+        self._a_nz = [_nonzero(np.concatenate(([1.0], m.A[i, :i]))) for i in range(self.S)]
+        self._b_nz = _nonzero(np.concatenate(([1.0], m.B)))
+        self._ev_flow = any(ev.flow for ev in p.events)  # some event reads the flow at the new state
         self._w_nz = [_nonzero(np.concatenate(([0.0], w))) for w in m.error_weights]
 
     # ------------------------------------------------------------ plumbing
@@ -156,9 +155,6 @@ class _Loop:
                 scale_rows(d.reshape(Ka, size), h, col)
             else:  # a leaf that broadcasts (e.g. a shared zero) or of another dtype
                 np.multiply(d, c, out=v)
-
-    def _flat(self, dy: Any, m: int) -> np.ndarray:
-        return self.layout.flatten(dy, m)
 
     # ---------------------------------------------------------------- run
     def run(self) -> None:
@@ -242,7 +238,7 @@ class _Loop:
                 ok = False
             if not ok:
                 raise ValueError(f"vf: output leaf {i}: expected shape {(K, *c)}, got {shape}")
-        return self._flat(dy, K)
+        return self.layout.flatten(dy, K)
 
     def _events(self, t: np.ndarray, y: tuple[np.ndarray, ...], args: tuple[Any, ...],
                 dy: tuple[np.ndarray, ...] | None) -> np.ndarray:
@@ -263,7 +259,7 @@ class _Loop:
         h0 = np.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / np.where(d1 > 0, d1, 1.0))
         h0 = np.minimum(h0, interval)
         y1 = y0 + h0[:, None] * f0
-        f1 = self._flat(self._call(self.t + h0, self.layout.views(y1), args), self.Ka)
+        f1 = self.layout.flatten(self._call(self.t + h0, self.layout.views(y1), args), self.Ka)
         self.n_fev += 1
         diff = (f1 - f0) / scale
         d2 = np.sqrt(np.einsum("ij,ij->i", diff, diff) / D) / h0
@@ -369,7 +365,7 @@ class _Loop:
         ev_rows = np.zeros(0, dtype=np.intp)
         if self.nev:
             dy_new = None
-            if any(ev.flow for ev in p.events):
+            if self._ev_flow:
                 np.divide(hk[S], h[:, None], out=self._dyn)
                 dy_new = self.dyn_views
             g_new = self.sigma * self._events(t_new, ynew_views, args, dy_new)
@@ -378,34 +374,28 @@ class _Loop:
             ev_rows = np.flatnonzero(ev_mask)
         nxt_c = np.minimum(self.nxt, len(p.ts) - 1)
         need_save = acc & (self.nxt < len(p.ts)) & (p.ts[nxt_c] <= t_new)
-        if need_save.any():
-            # the step's only save point is its end (e.g. saveat=[t1]): the new state itself,
-            # no interpolant (which would cost DOP853 three more flow evaluations)
-            nxt_1 = np.minimum(self.nxt + 1, len(p.ts) - 1)
-            at_end = need_save & (p.ts[nxt_c] == t_new) & ((self.nxt + 1 >= len(p.ts)) | (p.ts[nxt_1] > t_new))
-            if self.nev:
-                at_end &= ~ev_mask
-            if at_end.any():
-                rows = np.flatnonzero(at_end)
-                self.raw.save[self.idx[rows], self.nxt[rows]] = ynew[rows]
-                self.nxt[rows] += 1
-                need_save &= ~at_end
-        dense_rows = np.flatnonzero(need_save | ev_mask if self.nev else need_save)
-        if dense_rows.size:
-            F = self._dense(dense_rows, h, args)
-            if ev_rows.size:
-                t_end = t_new.copy()
-                theta_ev, which = self._locate(dense_rows, ev_rows, F, g_new, h, args)
-                pos = np.searchsorted(dense_rows, ev_rows)
-                y_ev = m.dense_eval(F[:, pos], y[ev_rows], theta_ev)
-                at_end = theta_ev >= 1.0
-                y_ev[at_end] = ynew[ev_rows[at_end]]
-                t_ev = np.where(at_end, t_new[ev_rows], t[ev_rows] + theta_ev * h[ev_rows])
-                t_end[ev_rows] = t_ev
-            self._save(dense_rows, F, h, t_end, t_new)
-            if ev_rows.size:
-                status = np.array([int(p.events[e].status) for e in which])
-                self._finish(ev_rows, status, t_ev, y_ev, which)
+        # The interpolant only where it is read: an event to locate, or a save point inside the
+        # step. A save at the step's end is the new state (ts is sorted: the first pending point
+        # decides), so saveat=[t1] never builds it (DOP853: no three extra flow evaluations).
+        inner = need_save & (p.ts[nxt_c] < t_new)
+        dense_rows = np.flatnonzero(inner | ev_mask if self.nev else inner)
+        F = self._dense(dense_rows, h, args) if dense_rows.size else None
+        if ev_rows.size:
+            assert F is not None
+            t_end = t_new.copy()
+            theta_ev, which = self._locate(dense_rows, ev_rows, F, g_new, h, args)
+            pos = np.searchsorted(dense_rows, ev_rows)
+            y_ev = m.dense_eval(F[:, pos], y[ev_rows], theta_ev)
+            at_end = theta_ev >= 1.0
+            y_ev[at_end] = ynew[ev_rows[at_end]]
+            t_ev = np.where(at_end, t_new[ev_rows], t[ev_rows] + theta_ev * h[ev_rows])
+            t_end[ev_rows] = t_ev
+        save_rows = np.flatnonzero(need_save | ev_mask if self.nev else need_save)
+        if save_rows.size:
+            self._save(save_rows, dense_rows, F, h, t_end, t_new)
+        if ev_rows.size:
+            status = np.array([int(p.events[e].status) for e in which])
+            self._finish(ev_rows, status, t_ev, y_ev, which)
         # Reaching t1.
         reached = acc & last & ~self.done
         if reached.any():
@@ -487,23 +477,26 @@ class _Loop:
         self.n_fev[rows] += n_extra
         return m.dense_coefficients(ext[1:], ext[0], y_new)
 
-    def _save(self, rows: np.ndarray, F: np.ndarray, h: np.ndarray, t_end: np.ndarray,
-              t_new: np.ndarray) -> None:
+    def _save(self, rows: np.ndarray, dense_rows: np.ndarray, F: np.ndarray | None, h: np.ndarray,
+              t_end: np.ndarray, t_new: np.ndarray) -> None:
+        """Record this step's save points for ``rows``: the new state at the step's end, else the
+        interpolant ``F`` (built for ``dense_rows``, which hold every row with a point inside)."""
         ts, nsave = self.p.ts, len(self.p.ts)
         save = self.raw.save
-        pos = np.arange(rows.size)
         while rows.size:
             j = self.nxt[rows]
             tj = ts[np.minimum(j, nsave - 1)]
             need = (j < nsave) & (tj <= t_end[rows])
             if not need.any():
                 return
-            rows, pos, j, tj = rows[need], pos[need], j[need], tj[need]
-            theta = (tj - self.t[rows]) / h[rows]
-            val = self.m.dense_eval(F[:, pos], self.y[rows], theta)
-            exact = tj == t_new[rows]
-            if exact.any():
-                val[exact] = self.ynew[rows[exact]]
+            rows, j, tj = rows[need], j[need], tj[need]
+            val = self.ynew[rows]
+            inside = tj != t_new[rows]
+            if inside.any():
+                assert F is not None
+                r = rows[inside]
+                theta = (tj[inside] - self.t[r]) / h[r]
+                val[inside] = self.m.dense_eval(F[:, np.searchsorted(dense_rows, r)], self.y[r], theta)
             save[self.idx[rows], j] = val
             self.nxt[rows] += 1
 
@@ -548,11 +541,12 @@ class _Loop:
             th = np.where(np.isfinite(th), th, 0.5 * (lo + hi))
             yv = self.m.dense_eval(F, y0, th)
             tv = t0 + th * hr
+            yv_views = layout.views(yv)
             dy = None
             if ev.flow:
-                dy = self._call(tv, layout.views(yv), sub)
+                dy = self._call(tv, yv_views, sub)
                 self.n_fev[rows[open_]] += 1  # only the rows still searching (independent of the batch)
-            g = sig * ev(tv, layout.views(yv), sub, dy)
+            g = sig * ev(tv, yv_views, sub, dy)
             inside = (g <= 0) & open_
             outside = ~(g <= 0) & open_
             ghi = np.where(inside, g, np.where(outside & (side > 0), 0.5 * ghi, ghi))

@@ -94,15 +94,8 @@ def scaled_error(idx: np.ndarray, coeffs: np.ndarray, rows: np.ndarray, y: np.nd
         The states before and after the step.
     out : ndarray, shape (N,)
     """
-    N = out.shape[0]
-    for i in range(N):
-        out[i] = rows[idx[0], i] * coeffs[0]
-    for j in range(1, idx.shape[0]):
-        c = coeffs[j]
-        r = rows[idx[j]]
-        for i in range(N):
-            out[i] = out[i] + r[i] * c
-    for i in range(N):
+    lincomb_nz(idx, coeffs, rows, out)
+    for i in range(out.shape[0]):
         a = abs(y[i]) * rtol + atol
         b = abs(y_new[i]) * rtol + atol
         if a != a or b != b:

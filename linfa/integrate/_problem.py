@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from linfa._validate import count, real
+from linfa._validate import count, observables, real
 from linfa.integrate._events import Event
 from linfa.integrate._solution import IntegrationError, Solution, Status
 
@@ -263,14 +263,7 @@ class Problem:
         for i, ev in enumerate(events):
             if not isinstance(ev, Event):
                 raise TypeError(f"until[{i}]: expected a linfa.integrate.Event, got {type(ev).__name__}")
-        if observe is not None and not isinstance(observe, Mapping):
-            raise TypeError(
-                f"observe: expected a dict name -> observable, e.g. {{'loss': loss}}, got {type(observe).__name__}"
-            )
-        obs = dict(observe or {})
-        for k, fn in obs.items():
-            if not callable(fn):
-                raise TypeError(f"observe[{k!r}]: expected a callable, got {type(fn).__name__}")
+        obs = observables(observe, what="a callable")
         return cls(
             vf=vf, layout=layout, y0=flat, args=tuple(values), args_shared=tuple(shared),
             batch_shape=batch, t0=t0f, t1=t1f, ts=ts, rtol=rtol, atol=atol,

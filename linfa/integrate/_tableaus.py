@@ -229,7 +229,7 @@ def _tsit5_dense() -> np.ndarray:
     The paper gives each weight ``b_i(θ)`` (``y(θ) = y_old + h Σ_i b_i(θ) k_i``)
     in factored form; ``P[i, q]`` is the coefficient of ``θ^{q+1}`` in ``b_i``.
     """
-    P = np.polynomial.polynomial
+    polymul = np.polynomial.polynomial.polymul
     th = [0.0, 1.0]
     factored = [
         (-1.0530884977290216, [th, [-1.3299890189751412, 1.0], [0.7139816917074209, -1.4364028541716351, 1.0]]),
@@ -244,7 +244,7 @@ def _tsit5_dense() -> np.ndarray:
     for i, (scale, factors) in enumerate(factored):
         poly = np.array([scale])
         for f in factors:
-            poly = P.polymul(poly, f)
+            poly = polymul(poly, f)
         out[i] = poly[1:5]
     return out
 
