@@ -135,20 +135,28 @@ def _finish(ax: Axes, *, xlabel: str, ylabel: str, legend: bool) -> Axes:
 
 
 def _per_layer(
-    ax: Axes,
-    t: np.ndarray,
-    v: np.ndarray,
+    ax: Axes | None,
+    ts: Any,
+    values: Any,
+    default_key: str,
+    /,
     *,
-    first_layer: int,
     label: str | None,
-    quantiles: Quantiles,
+    quantiles: Sequence[float],
     **line_kw: Any,
-) -> None:
-    """One curve per layer (last axis of ``v``), coloured by the Axes' colour cycle unless ``color`` is given."""
+) -> tuple[Axes, np.ndarray]:
+    """Resolve ``ax`` and ``(ts, values)``, draw one curve per layer (last axis) and return both.
+
+    Curves are labelled from ``layer 1`` and coloured by the Axes' colour cycle unless ``color`` is given.
+    """
+    ax = _axes(ax)
+    t, v = _series(ts, values, default_key, per_layer=True)
+    q = _check_quantiles(quantiles)
     color = line_kw.pop("color", None)
     for j in range(v.shape[-1]):
-        name = f"layer {first_layer + j}" if label is None else f"{label}, layer {first_layer + j}"
-        _draw(ax, t, v[..., j], label=name, color=color, quantiles=quantiles, **line_kw)
+        name = f"layer {j + 1}" if label is None else f"{label}, layer {j + 1}"
+        _draw(ax, t, v[..., j], label=name, color=color, quantiles=q, **line_kw)
+    return ax, v
 
 
 # --------------------------------------------------------------------------
@@ -284,9 +292,7 @@ def update_angles(
         One line per layer labelled ``layer l``, a dotted horizontal line at
         90° (``gid="right_angle"``), y limits ``[0, 180]``.
     """
-    ax = _axes(ax)
-    t, v = _series(ts, angles, "update_angles", per_layer=True)
-    _per_layer(ax, t, v, first_layer=1, label=label, quantiles=_check_quantiles(quantiles), **line_kw)
+    ax, _ = _per_layer(ax, ts, angles, "update_angles", label=label, quantiles=quantiles, **line_kw)
     ax.axhline(90.0, color="0.4", linestyle=":", linewidth=1, label="_nolegend_", gid="right_angle")
     ax.set_ylim(0.0, 180.0)
     ax.set_yticks([0, 45, 90, 135, 180])
@@ -329,9 +335,7 @@ def alignment(
     Axes
         One line per hidden layer, a horizontal line at 0 (``gid="zero"``).
     """
-    ax = _axes(ax)
-    t, v = _series(ts, values, "alignment", per_layer=True)
-    _per_layer(ax, t, v, first_layer=1, label=label, quantiles=_check_quantiles(quantiles), **line_kw)
+    ax, v = _per_layer(ax, ts, values, "alignment", label=label, quantiles=quantiles, **line_kw)
     ax.axhline(0.0, color="0.4", linestyle=":", linewidth=1, label="_nolegend_", gid="zero")
     if yscale == "symlog":
         if linthresh is None:
@@ -372,9 +376,7 @@ def weight_alignment(
     Axes
         One line per hidden layer, a line at 0, y limits ``[-1.05, 1.05]``.
     """
-    ax = _axes(ax)
-    t, v = _series(ts, cosines, "weight_alignment", per_layer=True)
-    _per_layer(ax, t, v, first_layer=1, label=label, quantiles=_check_quantiles(quantiles), **line_kw)
+    ax, _ = _per_layer(ax, ts, cosines, "weight_alignment", label=label, quantiles=quantiles, **line_kw)
     ax.axhline(0.0, color="0.4", linestyle=":", linewidth=1, label="_nolegend_", gid="zero")
     ax.set_ylim(-1.05, 1.05)
     return _finish(ax, xlabel="t", ylabel="weight alignment (cosine)", legend=True)
@@ -407,9 +409,7 @@ def condition_numbers(
     Axes
         One line per layer, log y scale.
     """
-    ax = _axes(ax)
-    t, v = _series(ts, kappas, "alignment_condition_numbers", per_layer=True)
-    _per_layer(ax, t, v, first_layer=1, label=label, quantiles=_check_quantiles(quantiles), **line_kw)
+    ax, _ = _per_layer(ax, ts, kappas, "alignment_condition_numbers", label=label, quantiles=quantiles, **line_kw)
     ax.set_yscale("log")
     return _finish(ax, xlabel="t", ylabel=r"$\kappa(A_l)$", legend=True)
 
