@@ -197,10 +197,7 @@ class _Loop:
         if self.nev:
             g0 = self._events(self.t, layout.views(self.y), args, layout.views(f0))
             for e, ev in enumerate(p.events):
-                if ev.direction == 0:
-                    self.sigma[e] = np.where(g0[e] < 0, -1.0, 1.0)
-                else:
-                    self.sigma[e] = -ev.direction
+                self.sigma[e] = ev.orientation(g0[e])
             self.g_old = self.sigma * g0
             hit = ~self.done & (self.g_old <= 0).any(axis=0)
             for e in range(self.nev):

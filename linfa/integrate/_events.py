@@ -75,6 +75,16 @@ class Event:
             )
         return g
 
+    def orientation(self, g0: np.ndarray) -> np.ndarray:
+        """The sign ``σ`` that makes ``σ g ≤ 0`` mean "stop", from the values ``g0`` at ``t0``.
+
+        ``-direction`` for a one-sided event; for ``direction = 0``, ``-1`` where
+        ``g0 < 0`` and ``+1`` elsewhere (any later sign change then stops).
+        """
+        if self.direction == 0:
+            return np.where(np.asarray(g0) < 0, -1.0, 1.0)
+        return np.full(np.shape(g0), float(-self.direction))
+
 
 def _sq_norm(leaves: tuple[np.ndarray, ...]) -> np.ndarray:
     total: Any = 0.0

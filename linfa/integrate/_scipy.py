@@ -78,10 +78,7 @@ def _one(p: Problem, raw: Raw, k: int, solver_cls: Any, args: tuple[Any, ...]) -
     g_old = np.zeros(len(p.events))
     if p.events:
         g0 = gs(p.t0, y0, f0)
-        sigma = np.array(
-            [(-1.0 if g < 0 else 1.0) if ev.direction == 0 else -ev.direction
-             for ev, g in zip(p.events, g0, strict=True)]
-        )
+        sigma = np.array([ev.orientation(g) for ev, g in zip(p.events, g0, strict=True)])
         g_old = sigma * g0
         hit = np.flatnonzero(g_old <= 0)
         if hit.size:
