@@ -82,6 +82,11 @@ def _where(batch_index: tuple[int, ...]) -> str:
     return f" (batch index {batch_index})" if batch_index else ""
 
 
+def _sym(M: np.ndarray) -> np.ndarray:
+    r"""Symmetric part :math:`\tfrac12 (M + M^T)` over the last two axes."""
+    return 0.5 * (M + np.swapaxes(M, -1, -2))
+
+
 def _as_beta(beta: Any) -> np.ndarray:
     try:
         arr = np.asarray(beta, dtype=np.float64)
@@ -164,7 +169,7 @@ class QuadraticEnergy:
             raise ValueError(
                 f"W: expected a symmetric coupling, got max |W - W^T| = {asym:.3g}"
             )
-        W = 0.5 * (W + np.swapaxes(W, -1, -2))
+        W = _sym(W)
         lam = np.linalg.eigvalsh(np.eye(n) - W) if n else np.ones((*W.shape[:-2], 1))
         lo = lam[..., 0]
         if np.any(lo <= 0):
@@ -383,7 +388,7 @@ class QuadraticEnergy:
             )
         batch = tuple(batch)
         G = rng.standard_normal((*batch, n, n))
-        S = 0.5 * (G + np.swapaxes(G, -1, -2))
+        S = _sym(G)
         rho = np.max(np.abs(np.linalg.eigvalsh(S)), axis=-1)
         W = radius * S / np.where(rho > 0, rho, 1.0)[..., None, None]
         b = rng.standard_normal((*batch, n))
@@ -491,9 +496,58 @@ def check_beta(model: QuadraticEnergy, beta: Any) -> np.ndarray:
     return bt
 
 
-def _field(model: QuadraticEnergy, x: np.ndarray) -> np.ndarray:
-    """Per-sample external field :math:`b + U x`, shape ``(*batch, m, n)``."""
-    return model.b[..., None, :] + x @ np.swapaxes(model.U, -1, -2)
+def _field(b: np.ndarray, U: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Per-sample external field :math:`b + U x`, shape ``(*batch, m, n)``.
+
+    Unvalidated: ``b`` is ``(*batch, n)``, ``U`` ``(*batch, n, n_in)`` and
+    ``x`` ``(*batch, m, n_in)``.
+    """
+    return b[..., None, :] + x @ np.swapaxes(U, -1, -2)
+
+
+def _output_error(P: np.ndarray, s: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Per-sample output error :math:`e = P s - d`, shape ``(*batch, m, n_out)`` (unvalidated)."""
+    return s @ np.swapaxes(P, -1, -2) - d
+
+
+def _check_target(d: np.ndarray | None, bt: np.ndarray) -> None:
+    """Raise unless the target ``d`` is given or every nudging strength ``bt`` is zero."""
+    if d is None and np.any(bt != 0):
+        raise ValueError("d: the target is needed when beta != 0")
+
+
+def _nudged_system(
+    model: QuadraticEnergy, x: np.ndarray, d: np.ndarray | None, bt: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""The linear system :math:`H_\beta s = c_\beta` of the fixed point, rowwise.
+
+    Parameters
+    ----------
+    model : QuadraticEnergy
+    x : ndarray, shape (*batch, m, n_in)
+        Validated inputs.
+    d : ndarray, shape (*batch, m, n_out), or None
+        Validated targets; ``None`` is allowed only when ``bt`` is zero.
+    bt : ndarray, shape batch
+        Validated nudging strength (:func:`check_beta`).
+
+    Returns
+    -------
+    H : ndarray, shape (*batch, n, n)
+        :math:`A + \beta P^TP` (:func:`nudged_matrix`).
+    c : ndarray, shape (*batch, m, n)
+        Rows :math:`(b + Ux + \beta P^Td)^T`.
+
+    Raises
+    ------
+    ValueError
+        If ``d`` is ``None`` and ``bt`` is nonzero.
+    """
+    c = _field(model.b, model.U, x)
+    _check_target(d, bt)
+    if d is not None:
+        c = c + bt[..., None, None] * (d @ model.P)
+    return nudged_matrix(model, bt), c
 
 
 def energy(model: QuadraticEnergy, s: Any, x: Any) -> np.ndarray:
@@ -511,7 +565,7 @@ def energy(model: QuadraticEnergy, s: Any, x: Any) -> np.ndarray:
     """
     x, _, s = model.check_data(x=x, s=s)
     As = s @ model.A  # A symmetric: rows of s @ A are (A s)^T
-    return 0.5 * np.sum(s * As, axis=-1) - np.sum(s * _field(model, x), axis=-1)
+    return 0.5 * np.sum(s * As, axis=-1) - np.sum(s * _field(model.b, model.U, x), axis=-1)
 
 
 def cost(model: QuadraticEnergy, s: Any, d: Any) -> np.ndarray:
@@ -528,7 +582,7 @@ def cost(model: QuadraticEnergy, s: Any, d: Any) -> np.ndarray:
     ndarray, shape (*batch, m)
     """
     _, d, s = model.check_data(d=d, s=s)
-    e = s @ np.swapaxes(model.P, -1, -2) - d
+    e = _output_error(model.P, s, d)
     return 0.5 * np.sum(e * e, axis=-1)
 
 
@@ -552,9 +606,8 @@ def total_energy(
     """
     bt = _as_beta(beta)
     out = energy(model, s, x)
+    _check_target(d, bt)
     if d is None:
-        if np.any(bt != 0):
-            raise ValueError("d: the target is needed when beta != 0")
         return out
     return out + bt[..., None] * cost(model, s, d)
 
@@ -579,10 +632,8 @@ def energy_gradient(
     """
     bt = _as_beta(beta)
     x, d, s = model.check_data(x=x, d=d, s=s)
-    g = s @ model.A - _field(model, x)
+    g = s @ model.A - _field(model.b, model.U, x)
+    _check_target(d, bt)
     if d is None:
-        if np.any(bt != 0):
-            raise ValueError("d: the target is needed when beta != 0")
         return g
-    e = s @ np.swapaxes(model.P, -1, -2) - d
-    return g + bt[..., None, None] * (e @ model.P)
+    return g + bt[..., None, None] * (_output_error(model.P, s, d) @ model.P)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from linfa.eqprop.energy import QuadraticEnergy, _field, check_beta, nudged_matrix
+from linfa.eqprop.energy import QuadraticEnergy, _nudged_system, _output_error, check_beta
 
 __all__ = ["fixed_point", "output_error", "solve_rows"]
 
@@ -76,13 +76,7 @@ def fixed_point(model: QuadraticEnergy, x: Any, d: Any = None, beta: Any = 0.0) 
     """
     bt = check_beta(model, beta)
     x, d, _ = model.check_data(x=x, d=d)
-    c = _field(model, x)
-    if d is None:
-        if np.any(bt != 0):
-            raise ValueError("d: the target is needed when beta != 0")
-    else:
-        c = c + bt[..., None, None] * (d @ model.P)
-    return solve_rows(nudged_matrix(model, bt), c)
+    return solve_rows(*_nudged_system(model, x, d, bt))
 
 
 def output_error(model: QuadraticEnergy, s: Any, d: Any) -> np.ndarray:
@@ -99,4 +93,4 @@ def output_error(model: QuadraticEnergy, s: Any, d: Any) -> np.ndarray:
     ndarray, shape (*batch, m, n_out)
     """
     _, d, s = model.check_data(d=d, s=s)
-    return s @ np.swapaxes(model.P, -1, -2) - d
+    return _output_error(model.P, s, d)

@@ -98,7 +98,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from linfa.eqprop.energy import QuadraticEnergy, check_beta, nudged_matrix
+from linfa.eqprop.energy import (
+    QuadraticEnergy,
+    _field,
+    _output_error,
+    _sym,
+    check_beta,
+    nudged_matrix,
+)
 from linfa.eqprop.fixed_points import fixed_point, output_error, solve_rows
 
 __all__ = [
@@ -129,10 +136,6 @@ class Params(NamedTuple):
     W: np.ndarray
 
 
-def _sym(M: np.ndarray) -> np.ndarray:
-    return 0.5 * (M + np.swapaxes(M, -1, -2))
-
-
 def _mean_outer(a: np.ndarray, c: np.ndarray) -> np.ndarray:
     """:math:`\\langle a c^T\\rangle` over the sample axis; ``a`` (…, m, p), ``c`` (…, m, q)."""
     return np.swapaxes(a, -1, -2) @ c / a.shape[-2]
@@ -144,7 +147,7 @@ def _mean_outer(a: np.ndarray, c: np.ndarray) -> np.ndarray:
 def _free_system(W: np.ndarray, b: np.ndarray, U: np.ndarray, x: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
     """``A = I - W`` and the field ``b + U x`` per sample (the free fixed point solves ``A s = field``)."""
-    return np.eye(W.shape[-1]) - W, b[..., None, :] + x @ np.swapaxes(U, -1, -2)
+    return np.eye(W.shape[-1]) - W, _field(b, U, x)
 
 
 def _dF_dtheta(s: np.ndarray, x: np.ndarray) -> Params:
@@ -156,7 +159,7 @@ def _gradient_kernel(W: np.ndarray, b: np.ndarray, U: np.ndarray, P: np.ndarray,
                      x: np.ndarray, d: np.ndarray) -> Params:
     A, field = _free_system(W, b, U, x)
     s0 = solve_rows(A, field)
-    lam = solve_rows(A, (s0 @ np.swapaxes(P, -1, -2) - d) @ P)
+    lam = solve_rows(A, _output_error(P, s0, d) @ P)
     return Params(np.mean(lam, axis=-2), _mean_outer(lam, x), _sym(_mean_outer(lam, s0)))
 
 
@@ -377,11 +380,12 @@ def ep_error_coefficient(
     """
     x, d, _ = model.check_data(x=x, d=d)
     s0 = fixed_point(model, x)
-    lam = solve_rows(model.A, output_error(model, s0, d) @ model.P)
-    nu = solve_rows(model.A, lam @ model.Q)  # Q symmetric: rows of lam @ Q are (Q lam)^T
+    A, Q = model.A, model.Q
+    lam = solve_rows(A, output_error(model, s0, d) @ model.P)
+    nu = solve_rows(A, lam @ Q)  # Q symmetric: rows of lam @ Q are (Q lam)^T
     if not centered:
         return Params(-np.mean(nu, axis=-2), -_mean_outer(nu, x),
                       -_sym(_mean_outer(nu, s0)) - 0.5 * _sym(_mean_outer(lam, lam)))
-    rho = solve_rows(model.A, nu @ model.Q)
+    rho = solve_rows(A, nu @ Q)
     return Params(np.mean(rho, axis=-2), _mean_outer(rho, x),
                   _sym(_mean_outer(rho, s0)) + _sym(_mean_outer(nu, lam)))

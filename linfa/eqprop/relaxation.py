@@ -52,8 +52,8 @@ from typing import Any
 
 import numpy as np
 
-from linfa.eqprop.energy import QuadraticEnergy, _field, check_beta, nudged_matrix
-from linfa.eqprop.fixed_points import fixed_point, output_error
+from linfa.eqprop.energy import QuadraticEnergy, _nudged_system, check_beta, nudged_matrix
+from linfa.eqprop.fixed_points import fixed_point, output_error, solve_rows
 
 __all__ = [
     "decay",
@@ -122,8 +122,9 @@ def relax(
     """
     bt = check_beta(model, beta)
     x, d, s_init = model.check_data(x=x, d=d, s=s_init)
-    s_star = fixed_point(model, x, d, bt)
-    return s_star[..., None, :, :] + _apply_rows(decay(nudged_matrix(model, bt), t), s_init - s_star)
+    H, c = _nudged_system(model, x, d, bt)
+    s_star = solve_rows(H, c)
+    return s_star[..., None, :, :] + _apply_rows(decay(H, t), s_init - s_star)
 
 
 def relaxation_args(
@@ -143,13 +144,7 @@ def relaxation_args(
     """
     bt = check_beta(model, beta)
     x, d, _ = model.check_data(x=x, d=d)
-    c = _field(model, x)
-    if d is None:
-        if np.any(bt != 0):
-            raise ValueError("d: the target is needed when beta != 0")
-    else:
-        c = c + bt[..., None, None] * (d @ model.P)
-    H = nudged_matrix(model, bt)
+    H, c = _nudged_system(model, x, d, bt)
     batch = np.broadcast_shapes(H.shape[:-2], c.shape[:-2])
     return (np.broadcast_to(H, (*batch, *H.shape[-2:])).copy(),
             np.broadcast_to(c, (*batch, *c.shape[-2:])).copy())

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from linfa.eqprop.energy import QuadraticEnergy, _as_beta, check_beta
+from linfa.eqprop.energy import QuadraticEnergy, _as_beta, _sym, check_beta
 from linfa.eqprop.gradients import Params, _ep_kernel, _gradient_kernel
 
 __all__ = [
@@ -54,7 +54,7 @@ def _read(y: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray
     """``(b, U, W)`` with W symmetrised: the flow is defined on symmetric W, and an
     integrator's stage sums may round the (i, j) and (j, i) entries differently."""
     b, U, W = y
-    return b, U, 0.5 * (W + np.swapaxes(W, -1, -2))
+    return b, U, _sym(W)
 
 
 def _masked(g: Params, bm: np.ndarray, um: np.ndarray, wm: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -265,7 +265,7 @@ def population_samples(task: Any) -> tuple[np.ndarray, np.ndarray]:
     M[..., n_in:, :n_in] = syx
     M[..., :n_in, n_in:] = np.swapaxes(syx, -1, -2)
     M[..., n_in:, n_in:] = syy
-    lam, V = np.linalg.eigh(0.5 * (M + np.swapaxes(M, -1, -2)))
+    lam, V = np.linalg.eigh(_sym(M))
     R = V * np.sqrt(np.clip(lam, 0.0, None))[..., None, :]
     pts = np.sqrt(r) * np.swapaxes(R, -1, -2)  # (*batch, r, r): one point per row
     z = np.concatenate([pts, -pts], axis=-2)
