@@ -12,7 +12,8 @@ from linfa.networks import DeepLinear
 from linfa.tasks import Task, spd_with_condition
 from linfa.theorems._instance import Instance
 
-__all__ = ["dfa_feedback", "fa_feedback", "integers", "linear_instance", "network", "random_sxx", "teacher_task"]
+__all__ = ["dfa_feedback", "fa_feedback", "gaussian_teacher_network", "integers", "linear_instance", "network",
+           "random_sxx", "teacher_task"]
 
 
 def integers(rng: np.random.Generator, lo: int, hi: int, n: int | None = None) -> Any:
@@ -34,6 +35,21 @@ def teacher_task(
     """A batch of linear-teacher tasks; non-whitened input unless ``whitened``."""
     sxx = None if whitened else random_sxx(rng, n_in, size)
     return Task.random_teacher(rng, n_in, n_out, sxx=sxx, noise=noise, batch=(size,))
+
+
+def gaussian_teacher_network(
+    rng: np.random.Generator, size: int, *, max_depth: int, noise: float = 0.0
+) -> tuple[tuple[int, ...], Task, tuple[np.ndarray, ...]]:
+    """A random deep linear problem ``(widths, task, weights)``, batched over ``size``.
+
+    Depth in ``2..max_depth``, widths in ``1..5``, a non-whitened teacher task
+    (output noise ``noise``) and Gaussian weights of scale 0.5, drawn in that order.
+    """
+    depth = integers(rng, 2, max_depth)
+    widths = integers(rng, 1, 5, depth + 1)
+    task = teacher_task(rng, widths[0], widths[-1], size, noise=noise)
+    weights = network(widths).gaussian(rng, 0.5, batch=(size,))
+    return widths, task, weights
 
 
 def linear_instance(

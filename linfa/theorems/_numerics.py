@@ -1,19 +1,21 @@
-"""Shared numerics of the catalogue checks: one batched trajectory call and small matrix helpers."""
+"""Shared numerics of the catalogue checks: batched integration, bound verdicts and small matrix helpers."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from linfa.rules import AbstractRule
 from linfa.tasks import Task
+from linfa.theorems._core import Verdict
 
 if TYPE_CHECKING:
+    from linfa.integrate import Solution
     from linfa.theorems._instance import Instance
 
-__all__ = ["ATOL", "RTOL", "fro", "saveat", "sym", "t", "trajectory"]
+__all__ = ["ATOL", "RTOL", "bound", "fro", "saveat", "solve", "sym", "t", "trajectory"]
 
 Observable = Callable[[AbstractRule, Task, tuple[np.ndarray, ...]], np.ndarray]
 
@@ -62,10 +64,32 @@ def trajectory(
     ``observed[name]`` has shape ``(K, S, ...)``; ``ok`` (shape ``(K,)``) is
     false for instances whose integration failed (their values are NaN).
     """
-    from linfa.integrate import solve
-
-    sol = solve(rule, task, state0, t1, saveat=np.asarray(saveat, dtype=float), observe=dict(observe),
-                rtol=RTOL, atol=ATOL)
+    sol = solve(rule, task, state0, t1, saveat=np.asarray(saveat, dtype=float), observe=dict(observe))
     ok = sol.ok
     return np.asarray(sol.ts), dict(sol.observed), ok
 
+
+def solve(
+    rule: AbstractRule,
+    task: Task,
+    state0: tuple[np.ndarray, ...],
+    t1: float,
+    *,
+    saveat: np.ndarray | None = None,
+    observe: Mapping[str, Observable] | None = None,
+    until: Any = None,
+) -> Solution:
+    """:func:`linfa.integrate.solve` at the catalogue's tolerances (:data:`RTOL`, :data:`ATOL`)."""
+    from linfa.integrate import solve as _solve
+
+    return _solve(rule, task, state0, t1, saveat=saveat, observe=observe, rtol=RTOL, atol=ATOL, until=until)
+
+
+def bound(err: np.ndarray, tol: float, valid: np.ndarray, details: Mapping[str, Any]) -> Verdict:
+    """Verdict of the bound ``err <= tol`` with margin ``tol - err``.
+
+    Instances that are not ``valid`` (failed integration, failed validity
+    checks) and those whose ``err`` is NaN do not hold and get margin ``-1``.
+    """
+    margin = np.where(valid, tol - err, -1.0)
+    return Verdict(margin >= 0, np.nan_to_num(margin, nan=-1.0), dict(details))

@@ -26,10 +26,7 @@ __all__: list[str] = []
 
 
 def _draw_balance(rng: np.random.Generator, size: int) -> Instance:
-    depth = _draw.integers(rng, 2, 4)
-    widths = _draw.integers(rng, 1, 5, depth + 1)
-    task = _draw.teacher_task(rng, widths[0], widths[-1], size)
-    weights = _draw.network(widths).gaussian(rng, 0.5, batch=(size,))
+    _, task, weights = _draw.gaussian_teacher_network(rng, size, max_depth=4)
     return _draw.linear_instance(task, weights, rule="BP", size=size, t1=2.0, n_save=8)
 
 

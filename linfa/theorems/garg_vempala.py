@@ -36,7 +36,7 @@ from linfa.tasks import Task, haar_orthonormal
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
 from linfa.theorems._instance import Instance
-from linfa.theorems._numerics import fro, sym, t, trajectory
+from linfa.theorems._numerics import bound, fro, solve, sym, t, trajectory
 
 __all__: list[str] = []
 
@@ -72,8 +72,7 @@ def _check_conservation(inst: Instance) -> Verdict:
     _, out, ok = trajectory(rule, task, state, t1, saveat=ts, observe={"q": _fg_quantity, "scale": _scale})
     q = out["q"]
     err = np.max(fro(q - q[:, :1]), axis=1) / np.max(out["scale"], axis=1)
-    margin = np.where(ok, TOL_CONSERVED - err, -1.0)
-    return Verdict(margin >= 0, np.nan_to_num(margin, nan=-1.0), {"relative_drift": err})
+    return bound(err, TOL_CONSERVED, ok, {"relative_drift": err})
 
 
 def _scale(rule: AbstractRule, task: Task, state: tuple[np.ndarray, ...]) -> np.ndarray:
@@ -110,10 +109,7 @@ def _limit(inst: Instance, *, until: Any = None) -> tuple[FA, Task, tuple[np.nda
     rule, task, state = inst.problem()
     assert isinstance(rule, FA)
     t1 = float(inst.params["t1"])  # type: ignore[arg-type]
-    from linfa.integrate import solve
-    from linfa.theorems._numerics import ATOL, RTOL
-
-    sol = solve(rule, task, state, t1, rtol=RTOL, atol=ATOL, until=until)
+    sol = solve(rule, task, state, t1, until=until)
     ok = sol.ok
     w, z = sol.state_final
     y = task.syx
@@ -240,11 +236,8 @@ def _check_feedback_alignment(inst: Instance) -> Verdict:
     rule, task, state = inst.problem()
     assert isinstance(rule, FA)
     t1 = float(inst.params["t1"])  # type: ignore[arg-type]
-    from linfa.integrate import solve
-    from linfa.theorems._numerics import ATOL, RTOL
-
-    fa = solve(rule, task, state, t1, rtol=RTOL, atol=ATOL)
-    bp = solve(BP(), task, state, t1, rtol=RTOL, atol=ATOL)
+    fa = solve(rule, task, state, t1)
+    bp = solve(BP(), task, state, t1)
     cos0 = obs.layer_alignment(rule, task, state)[..., 0]  # cos(Z^T, B) at t = 0
     cos1 = obs.layer_alignment(rule, task, fa.state_final)[..., 0]
     nse_fa = obs.nse(rule, task, fa.state_final)

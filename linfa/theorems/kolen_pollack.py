@@ -25,16 +25,13 @@ from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
 from linfa.theorems._instance import Instance
-from linfa.theorems._numerics import fro, saveat, t, trajectory
+from linfa.theorems._numerics import bound, fro, saveat, t, trajectory
 
 __all__: list[str] = []
 
 
 def _draw_kp(rng: np.random.Generator, size: int) -> Instance:
-    depth = _draw.integers(rng, 2, 3)
-    widths = _draw.integers(rng, 1, 5, depth + 1)
-    task = _draw.teacher_task(rng, widths[0], widths[-1], size)
-    weights = _draw.network(widths).gaussian(rng, 0.5, batch=(size,))
+    widths, task, weights = _draw.gaussian_teacher_network(rng, size, max_depth=3)
     feedback = _draw.fa_feedback(rng, widths, size)
     decay = float(rng.uniform(0.1, 1.0))
     return _draw.linear_instance(task, weights, rule="KolenPollack", feedback=feedback, size=size, decay=decay,
@@ -61,8 +58,7 @@ def _check_kp(inst: Instance) -> Verdict:
         d = out[f"D{k}"]
         exact = kolen_pollack_mismatch(ts, d[:, 0], rule.decay)
         err = np.maximum(err, np.max(fro(d - exact), axis=1) / np.maximum(fro(d[:, 0]), 1e-300))
-    margin = np.where(ok, TOL - err, -1.0)
-    return Verdict(margin >= 0, np.nan_to_num(margin, nan=-1.0), {"relative_error": err})
+    return bound(err, TOL, ok, {"relative_error": err})
 
 
 TOL = 1e-8

@@ -28,7 +28,7 @@ from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
 from linfa.theorems._instance import Instance
-from linfa.theorems._numerics import fro, saveat, sym, t, trajectory
+from linfa.theorems._numerics import bound, fro, saveat, sym, t, trajectory
 
 __all__: list[str] = []
 
@@ -125,10 +125,7 @@ register(Theorem(
 
 # ----------------------------------------------------------------------------- fact 2
 def _draw_conservation(rng: np.random.Generator, size: int) -> Instance:
-    depth = _draw.integers(rng, 2, 3)
-    widths = _draw.integers(rng, 1, 5, depth + 1)
-    task = _draw.teacher_task(rng, widths[0], widths[-1], size)
-    weights = _draw.network(widths).gaussian(rng, 0.5, batch=(size,))
+    widths, task, weights = _draw.gaussian_teacher_network(rng, size, max_depth=3)
     feedback = _draw.fa_feedback(rng, widths, size)
     return _draw.linear_instance(task, weights, rule="FA", feedback=feedback, size=size, t1=2.0, n_save=8)
 
@@ -147,8 +144,7 @@ def conservation_drift(inst: Instance) -> Verdict:
         drift = np.maximum(drift, np.nanmax(fro(q - q[:, :1]), axis=1))
     scale = np.nanmax(out["scale"], axis=1)
     err = drift / np.maximum(scale, 1e-300)
-    margin = np.where(ok, TOL_CONSERVED - err, -1.0)
-    return Verdict(ok & (margin >= 0), np.nan_to_num(margin, nan=-1.0), {"relative_drift": err})
+    return bound(err, TOL_CONSERVED, ok, {"relative_drift": err})
 
 
 def _conservation_scale(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
@@ -183,10 +179,7 @@ register(Theorem(
 
 
 def _draw_sgd(rng: np.random.Generator, size: int) -> Instance:
-    depth = _draw.integers(rng, 2, 3)
-    widths = _draw.integers(rng, 1, 5, depth + 1)
-    task = _draw.teacher_task(rng, widths[0], widths[-1], size, noise=0.1)
-    weights = _draw.network(widths).gaussian(rng, 0.5, batch=(size,))
+    widths, task, weights = _draw.gaussian_teacher_network(rng, size, max_depth=3, noise=0.1)
     feedback = _draw.fa_feedback(rng, widths, size)
     inst = _draw.linear_instance(task, weights, rule="FA", feedback=feedback, size=size, eta=0.05)
     x, y = task.sample(rng, 4)
@@ -285,10 +278,9 @@ def _check_structure(inst: Instance) -> Verdict:
     err = np.nanmax(out["res"], axis=(1, 2))
     control = _control_residual(rule, task, state)
     nontrivial = control >= TRIVIAL
-    margin = np.where(ok & nontrivial, TOL_STRUCTURE - err, -1.0)
-    return Verdict(margin >= 0, np.nan_to_num(margin, nan=-1.0),
-                   {"relative_residual": err, "control_random_residual": control,
-                    "trivially_satisfiable": ~nontrivial})
+    return bound(err, TOL_STRUCTURE, ok & nontrivial,
+                 {"relative_residual": err, "control_random_residual": control,
+                  "trivially_satisfiable": ~nontrivial})
 
 
 TOL_STRUCTURE = 1e-6
@@ -330,9 +322,8 @@ def _check_zero_init_alignment(inst: Instance) -> Verdict:
     _, out, ok = trajectory(rule, task, state, t1, saveat=ts,
                             observe={"lam": _wb_min_eig, "align": obs.alignment})
     lam = np.nanmin(out["lam"], axis=1)
-    margin = np.where(ok, TOL_PSD + lam, -1.0)
-    return Verdict(margin >= 0, np.nan_to_num(margin, nan=-1.0),
-                   {"min_eig_sym_WB_relative": lam, "min_alignment": np.nanmin(out["align"], axis=(1, 2))})
+    return bound(-lam, TOL_PSD, ok,  # the bound -λ_min <= TOL_PSD
+                 {"min_eig_sym_WB_relative": lam, "min_alignment": np.nanmin(out["align"], axis=(1, 2))})
 
 
 TOL_PSD = 1e-7
@@ -423,8 +414,7 @@ def _check_lyapunov(inst: Instance) -> Verdict:
     scale = np.nanmax(np.abs(formula), axis=1)
     gap = np.nanmax(np.abs(dl - formula), axis=1) / np.maximum(scale, 1e-300)
     rise = np.nanmax(np.diff(out["loss"], axis=1), axis=1) / np.maximum(out["loss"][:, 0], 1e-300)
-    margin = np.where(ok, np.minimum(TOL_LYAP - gap, TOL_LYAP - np.maximum(rise, 0.0)), -1.0)
-    return Verdict(margin >= 0, np.nan_to_num(margin, nan=-1.0), {"formula_gap": gap, "loss_rise": rise})
+    return bound(np.maximum(gap, np.maximum(rise, 0.0)), TOL_LYAP, ok, {"formula_gap": gap, "loss_rise": rise})
 
 
 TOL_LYAP = 1e-6
@@ -457,8 +447,7 @@ def _check_single_output(inst: Instance) -> Verdict:
     t1, ts = saveat(inst, skip_zero=True)
     _, out, ok = trajectory(rule, task, state, t1, saveat=ts, observe={"cos": _single_output_cos})
     gap = np.nanmax(1.0 - out["cos"], axis=1)
-    margin = np.where(ok, TOL_COS - gap, -1.0)
-    return Verdict(margin >= 0, np.nan_to_num(margin, nan=-1.0), {"one_minus_cos": gap})
+    return bound(gap, TOL_COS, ok, {"one_minus_cos": gap})
 
 
 TOL_COS = 1e-9

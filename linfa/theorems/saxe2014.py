@@ -23,7 +23,7 @@ from linfa.tasks import Task, haar_orthonormal
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
 from linfa.theorems._instance import Instance
-from linfa.theorems._numerics import saveat, t, trajectory
+from linfa.theorems._numerics import bound, saveat, t, trajectory
 
 __all__: list[str] = []
 
@@ -100,10 +100,9 @@ def _check_modes(inst: Instance) -> Verdict:
     idx = np.arange(r)
     off[..., idx, idx] = 0.0
     err = np.maximum(np.max(np.abs(diag - exact), axis=(1, 2)), np.max(np.abs(off), axis=(1, 2, 3))) / scale
-    margin = np.where(ok & started & transitioned, TOL - err, -1.0)
-    return Verdict(margin >= 0, np.nan_to_num(margin, nan=-1.0),
-                   {"max_error_over_s": err, "final_u_over_s": diag[:, -1, 0] / scale,
-                    "min_final_u_over_s_per_mode": np.min(reached, axis=-1), "start_gap_over_s": start_gap})
+    return bound(err, TOL, ok & started & transitioned,
+                 {"max_error_over_s": err, "final_u_over_s": diag[:, -1, 0] / scale,
+                  "min_final_u_over_s_per_mode": np.min(reached, axis=-1), "start_gap_over_s": start_gap})
 
 
 TOL = 1e-7
