@@ -2,7 +2,8 @@
 
 Backprop, feedback alignment (FA), direct feedback alignment (DFA),
 Kolen–Pollack and sign symmetry on deep linear networks, written once as
-flows on population second moments (see ``DESIGN.md`` in the project).
+flows on population second moments (see ``docs/design.md`` in the repository;
+:mod:`linfa.facts` holds the numbered facts the catalogue checks).
 
 ``import linfa`` is light: sympy, matplotlib and hypothesis load only with
 :mod:`linfa.symbolic`, :mod:`linfa.plot` and :mod:`linfa.testing`.

@@ -258,7 +258,8 @@ def _run_check(args: argparse.Namespace) -> int:
 def _add_list(subparsers: Any) -> None:
     p = subparsers.add_parser("list", help="list the catalogue", description="List the catalogue's entries.")
     p.add_argument("ids", nargs="*", metavar="ID", help="entry ids or paper keys (default: all)")
-    p.add_argument("--verbose", "-v", action="store_true", help="also print statement, reference and hypotheses")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="also print statement, reference, hypotheses and the fact checked, with its text")
     p.add_argument("--json", action="store_true", help="print the entries as a JSON array instead")
     p.set_defaults(func=_run_list)
 
@@ -272,7 +273,7 @@ def _run_list(args: argparse.Namespace) -> int:
         print(f"linfa list: {exc.args[0]}", file=sys.stderr)
         return 2
     if args.json:
-        entries = [{**t.to_json(), "derivation": t.derivation} for t in chosen]
+        entries = [{**t.to_json(), "derivation": t.derivation, "fact": t.fact} for t in chosen]
         print(json.dumps(entries, indent=2))
         return 0
     width = max((len(t.id) for t in chosen), default=0)
@@ -288,7 +289,20 @@ def _run_list(args: argparse.Namespace) -> int:
                 print(f"    must hold on at least {t.fraction:.0%} of instances")
             if t.derivation:
                 print(f"    derivation: linfa.symbolic.derivations.{t.derivation}")
+            if t.fact is not None:
+                print(_fact_text(t.fact))
     return 0
+
+
+def _fact_text(number: int) -> str:
+    """The fact as ``linfa list -v`` prints it: number, title, source, then the text wrapped and indented."""
+    import textwrap
+
+    from linfa.facts import get
+
+    fact = get(number)
+    body = textwrap.fill(fact.text.replace("`", ""), width=100, initial_indent=" " * 8, subsequent_indent=" " * 8)
+    return f"    fact {fact.number} (docs/design.md): {fact.title} ({fact.source})\n{body}"
 
 
 # ----------------------------------------------------------------------- replay

@@ -1,4 +1,4 @@
-"""Closed-form oracles for the learning dynamics (DESIGN.md facts 3, 5, 6, 8).
+"""Closed-form oracles for the learning dynamics (docs/design.md, facts 3, 5, 6, 8).
 
 * :func:`saxe_mode`, :func:`saxe_weights` — Saxe et al.'s mode dynamics of
   backprop with whitened inputs and a mode-aligned, balanced initialisation;

@@ -6,7 +6,7 @@ leading batch axes ``(*batch, ...)``, so it can be handed to
 Angles are in degrees, in ``[0, 180]``; an angle involving a vanishing vector
 is undefined and returned as NaN.
 
-Notation (DESIGN.md): ``W = W_L ⋯ W_1``, ``W_{>l} = W_L ⋯ W_{l+1}``, the error
+Notation (docs/design.md): ``W = W_L ⋯ W_1``, ``W_{>l} = W_L ⋯ W_{l+1}``, the error
 covariance
 
 .. math::
@@ -267,7 +267,7 @@ def layer_alignment(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------
-# Alignment matrices (DESIGN.md fact 5)
+# Alignment matrices (docs/design.md, fact 5)
 
 
 def alignment_matrices(
@@ -342,7 +342,7 @@ def alignment_condition_numbers(rule: AbstractRule, task: Task, state: State) ->
 
 
 # --------------------------------------------------------------------------
-# Conservation laws (DESIGN.md fact 2)
+# Conservation laws (docs/design.md, fact 2)
 
 
 def conserved_quantities(rule: AbstractRule, state: State) -> tuple[np.ndarray, ...]:

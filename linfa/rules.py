@@ -1,6 +1,6 @@
 """Learning rules for deep linear networks, each as a flow on the weights.
 
-Every rule has the form (DESIGN.md)
+Every rule has the form (docs/design.md)
 
 .. math::
 

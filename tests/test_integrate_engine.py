@@ -283,7 +283,7 @@ def test_blow_up_ends_non_finite_not_success(method):
 
 @pytest.mark.parametrize("method", ["dopri5", "tsit5", "dop853", "euler"])
 def test_batched_solve_is_bit_identical_to_single_solves(method):
-    """Same answer whatever the batch: every saved value equal to the last bit (DESIGN: batching)."""
+    """Same answer whatever the batch: every saved value equal to the last bit (docs/design.md, batch axes)."""
     rng = np.random.default_rng(3)
     K = 7
     lam = rng.uniform(0.5, 3.0, (K, 1))

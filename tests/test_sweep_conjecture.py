@@ -19,7 +19,7 @@ def test_zero_init_alignment_conjecture_fails_for_general_feedback(tmp_path: Pat
     target = Conjecture(conjectures.zero_init_alignment, tt.draw_zero_init, t1=2.0)
     s = sweep(target, 24, out=tmp_path / "c.sqlite", seed=1, chunk_size=5)
     assert s.n_recorded == 24 and s.counts["error"] == 0
-    assert s.counts["fail"] > 0  # DESIGN.md fact 3: false for general B
+    assert s.counts["fail"] > 0  # docs/design.md, fact 3: false for general B
     cx = s.counterexample
     assert cx is not None and cx.margin is not None and cx.margin < 0
     with ResultStore.open(tmp_path / "c.sqlite", readonly=True) as store:

@@ -4,7 +4,7 @@
 two-layer network from a small initialisation, integrated with fixed-step RK4
 as one batch of ``K`` instances, checking Lillicrap et al.'s alignment
 condition ``<e^T W B e> > 0`` at the end of training. For a Gaussian ``B`` and
-more than one output this is a conjecture, not a theorem (DESIGN.md, fact 3),
+more than one output this is a conjecture, not a theorem (docs/design.md, fact 3),
 so a sweep may find counterexamples.
 
 Run it as ``linfa sweep linfa.sweep.examples:FA_ALIGNMENT --instances 1000 --out fa.sqlite``.

@@ -9,7 +9,7 @@ integrates. Main pieces:
   :class:`Report` — steps that verify themselves and render as LaTeX/Markdown;
 * :mod:`~linfa.symbolic.calculus`: time derivatives along a rule's flow;
 * :mod:`~linfa.symbolic.numeric`: lambdify and numerical cross-checks;
-* :mod:`~linfa.symbolic.derivations`: one builder per fact of DESIGN.md.
+* :mod:`~linfa.symbolic.derivations`: one builder per fact of docs/design.md.
 
 Examples
 --------

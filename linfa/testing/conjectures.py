@@ -1,6 +1,6 @@
 """Shipped conjectures: predicates and the instances they are searched over.
 
-``zero_init_alignment`` is DESIGN.md fact 3's open question made testable:
+``zero_init_alignment`` is docs/design.md, fact 3, an open question made testable:
 "from zero initialisation, FA keeps ``e^T W B e >= 0`` for every error ``e``".
 It is **false** for general feedback ``B`` and **true** when ``B^T B = cI``::
 

@@ -12,7 +12,9 @@ A catalogue entry is a published claim made checkable:
   dimensions as one batched :class:`~linfa.theorems.Instance`, and
   ``check(instance) -> Verdict``, which decides them all at once (one batched
   integration per group of instances);
-* optionally the name of a derivation in :mod:`linfa.symbolic.derivations`.
+* optionally the name of a derivation in :mod:`linfa.symbolic.derivations`
+  and the number of the fact it checks (:mod:`linfa.facts`, the numbered
+  facts of docs/design.md).
 
 Seeding: group ``g`` of entry ``id`` under ``--seed S`` is drawn from
 ``SeedSequence(S, spawn_key=(crc32(id), g))``. Groups have a fixed size per
@@ -32,6 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from linfa.facts import FACTS
 from linfa.theorems._instance import Instance
 
 __all__ = [
@@ -131,6 +134,9 @@ class Theorem:
         Required fraction of holding instances for ``"empirical"`` claims.
     derivation : str or None
         Name of a builder in :mod:`linfa.symbolic.derivations`.
+    fact : int or None
+        Number of the fact of docs/design.md the entry checks
+        (:func:`linfa.facts.get`), or None for a claim outside them.
     group_size : int
         Instances per batched draw.
     instances : int
@@ -150,6 +156,7 @@ class Theorem:
     check_batch: CheckFn
     fraction: float = 1.0
     derivation: str | None = None
+    fact: int | None = None
     group_size: int = 8
     instances: int = 32
     fast_instances: int = 8
@@ -167,6 +174,8 @@ class Theorem:
             v = getattr(self, name)
             if int(v) != v or v < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+        if self.fact is not None and self.fact not in {f.number for f in FACTS}:
+            raise ValueError(f"fact: expected None or a fact number 1..{len(FACTS)} (linfa.facts), got {self.fact!r}")
         if not callable(self.draw) or not callable(self.check_batch):
             raise TypeError("draw, check_batch: expected callables")
         object.__setattr__(self, "hypotheses", tuple(self.hypotheses))

@@ -6,7 +6,7 @@ Under backprop's gradient flow (any initialisation, any ``Σxx``)
 
     \\frac{d}{dt}\\left(W_l W_l^T - W_{l+1}^T W_{l+1}\\right) = 0,
 
-the BP analogue of the FA conservation law (DESIGN.md fact 2).
+the BP analogue of the FA conservation law (docs/design.md, fact 2).
 
 Reference: S. S. Du, W. Hu, J. D. Lee, *Algorithmic regularization in learning
 deep homogeneous models: layers are automatically balanced*, NeurIPS 2018
@@ -35,7 +35,7 @@ register(Theorem(
     paper="Du et al. 2018",
     title="BP gradient flow conserves W_l W_l^T − W_{l+1}^T W_{l+1}",
     statement=r"\frac{d}{dt}\left(W_l W_l^T - W_{l+1}^T W_{l+1}\right) = 0,\quad l = 1, \dots, L-1",
-    reference="Du, Hu & Lee, NeurIPS 2018 (linear networks); DESIGN.md fact 2 (BP analogue of FA's law)",
+    reference="Du, Hu & Lee, NeurIPS 2018 (linear networks); docs/design.md, fact 2 (BP analogue of FA's law)",
     hypotheses=("BP (gradient flow), depth 2 to 4", "any initialisation", "any Σxx (non-whitened drawn)"),
     kind="theorem",
     tolerance=TOL_CONSERVED,
@@ -43,5 +43,6 @@ register(Theorem(
                      "measured <= 4e-10 of the terms' size (128 instances, seeds 0-3)",
     draw=_draw_balance,
     check_batch=conservation_drift,
+    fact=2,
     derivation="bp_balancedness",
 ))

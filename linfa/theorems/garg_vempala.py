@@ -9,7 +9,7 @@ random ``B^T`` (``r × n``, linfa's ``B_2``) in place of ``Z^T``:
 
     \\dot Z = (Y - Z W) W^T, \\qquad \\dot W = B^T (Y - Z W).
 
-Entries (DESIGN.md fact 4): the conserved quantity ``Sym(B^T Z) − ½ W W^T``;
+Entries (docs/design.md, fact 4): the conserved quantity ``Sym(B^T Z) − ½ W W^T``;
 fixed points with ``B^T Z`` invertible satisfy ``Z W = Y Π`` (``Π`` the
 projector onto the row space of ``B^T Y``); FA reaches the optimum when
 ``r >= rank Y`` but stays strictly sub-optimal on some instances with
@@ -88,7 +88,7 @@ register(Theorem(
     paper=PAPER,
     title="FA on matrix factorisation conserves Sym(B^T Z) − ½ W W^T",
     statement=r"\frac{d}{dt}\Big(\operatorname{Sym}(B^T Z) - \tfrac12 W W^T\Big) = 0",
-    reference=f"{REF}; DESIGN.md fact 4 (the factorisation form of FA's conservation law)",
+    reference=f"{REF}; docs/design.md, fact 4 (the factorisation form of FA's conservation law)",
     hypotheses=("FA on Y ≈ Z W, Σxx = I", "any initialisation (Gaussian, scale 0.5)", "any r",
                 "with Σxx = I this is −½ times FA's two-layer law A A^T − B W − W^T B^T (lillicrap2016."
                 "fa_conservation) with Lillicrap's A = W, W = Z and B = linfa's B_2 (the paper's B^T): "
@@ -99,6 +99,7 @@ register(Theorem(
                      "(128 instances, seeds 0-3)",
     draw=lambda rng, size: _draw_factorization(rng, size, r_offset=(-1, 2), scale=0.5, t1=3.0),
     check_batch=_check_conservation,
+    fact=4,
     derivation="fa_factorization",
 ))
 
@@ -148,7 +149,7 @@ register(Theorem(
     title="FA fixed points with B^T Z invertible satisfy Z W = Y Π, Π the projector onto row(B^T Y)",
     statement=(r"B^T(Y - ZW) = 0,\ (Y - ZW)W^T = 0,\ B^T Z \text{ invertible} \implies "
                r"Z W = Y \Pi,\ \ \Pi = \text{projector onto } \operatorname{row}(B^T Y)"),
-    reference=f"{REF}, analysis of the fixed points of FA (DESIGN.md fact 4)",
+    reference=f"{REF}, analysis of the fixed points of FA (docs/design.md, fact 4)",
     hypotheses=("FA on Y ≈ Z W with r < rank Y (so B^T Z is invertible at the limit)",
                 "rank Y in 2..4, singular values in [1, 2]", "Gaussian initialisation, scale 0.1",
                 "integrated to t = 300 (final flow norm ~1e-9)"),
@@ -158,6 +159,7 @@ register(Theorem(
                      "fixed point is of that order (observed <= 1e-8 relative to ‖Y‖)",
     draw=lambda rng, size: _draw_factorization(rng, size, r_offset=(-2, -1), scale=0.1, t1=300.0),
     check_batch=_check_fixed_point,
+    fact=4,
     derivation="fa_factorization",
     instances=16, fast_instances=8, group_size=4,
 ))
@@ -189,6 +191,7 @@ register(Theorem(
                      "covered all 384 stress instances (slowest reached NSE 1e-4 at t ≈ 460)",
     draw=lambda rng, size: _draw_factorization(rng, size, r_offset=(0, 2), scale=0.1, t1=2000.0),
     check_batch=_check_optimal,
+    fact=4,
     derivation="fa_factorization",
     instances=16, fast_instances=8, group_size=4,
 ))
@@ -217,6 +220,7 @@ register(Theorem(
     tolerance_reason="a witness must be at least 10% above the best rank-r loss, far beyond integration error",
     draw=lambda rng, size: _draw_factorization(rng, size, r_offset=(-2, -1), scale=0.1, t1=300.0),
     check_batch=_check_suboptimal,
+    fact=4,
     derivation="fa_factorization",
     instances=15, fast_instances=6, group_size=3,
 ))

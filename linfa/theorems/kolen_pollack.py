@@ -7,7 +7,7 @@ With the same update for ``W_k`` and ``B_k^T`` and weight decay ``λ`` on both,
     \\frac{d}{dt}(W_k - B_k^T) = -\\lambda (W_k - B_k^T)
     \\quad\\Longrightarrow\\quad W_k(t) - B_k(t)^T = e^{-\\lambda t}(W_k(0) - B_k(0)^T)
 
-exactly, for any task and any initialisation (DESIGN.md fact 8).
+exactly, for any task and any initialisation (docs/design.md, fact 8).
 
 Reference: J. F. Kolen, J. B. Pollack, *Backpropagation without weight
 transport*, IEEE ICNN 1994; in deep learning, Akrout et al., NeurIPS 2019.
@@ -68,7 +68,7 @@ register(Theorem(
     paper="Kolen & Pollack 1994",
     title="W_k − B_k^T decays exactly as e^{−λt}",
     statement=r"W_k(t) - B_k(t)^T = e^{-\lambda t}\,\big(W_k(0) - B_k(0)^T\big)",
-    reference="Kolen & Pollack, IEEE ICNN 1994 (weight decay makes W and B^T converge); DESIGN.md fact 8",
+    reference="Kolen & Pollack, IEEE ICNN 1994 (weight decay makes W and B^T converge); docs/design.md, fact 8",
     hypotheses=("Kolen–Pollack rule, depth 2 or 3, decay λ in [0.1, 1]", "any initial W and B", "any Σxx"),
     kind="theorem",
     tolerance=TOL,
@@ -76,5 +76,6 @@ register(Theorem(
                      "measured <= 4e-11 (128 instances, seeds 0-3)",
     draw=_draw_kp,
     check_batch=_check_kp,
+    fact=8,
     derivation="kolen_pollack_decay",
 ))

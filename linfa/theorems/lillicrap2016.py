@@ -7,7 +7,7 @@ the hidden layer learns with a fixed random ``B`` in place of ``W^T``,
 
     \\dot A = B E, \\qquad \\dot W = E A^T, \\qquad E = \\Sigma_{yx} - W A \\Sigma_{xx}.
 
-Entries: the alignment condition (DESIGN.md fact 1), the FA conservation law
+Entries: the alignment condition (docs/design.md, fact 1), the FA conservation law
 and its SGD drift (fact 2), the zero-init structure, alignment and Lyapunov
 function (fact 3), a counterexample for general feedback, and the linear
 function-approximation task of the paper's Fig. 2 (empirical).
@@ -118,6 +118,7 @@ register(Theorem(
                      "only rounding separates them",
     draw=_draw_alignment,
     check_batch=_check_alignment,
+    fact=1,
     derivation="alignment_condition",
     instances=64, fast_instances=16, group_size=8,
 ))
@@ -167,13 +168,14 @@ register(Theorem(
     title="FA conserves A A^T − B W − W^T B^T",
     statement=(r"\frac{d}{dt}\left(W_l W_l^T - B_{l+1} W_{l+1} - W_{l+1}^T B_{l+1}^T\right) = 0"
                r"\quad(\text{two layers: } A A^T - B W - W^T B^T)"),
-    reference=f"{REF}; conservation law as derived in DESIGN.md fact 2 (cf. the paper's Supplementary Note)",
+    reference=f"{REF}; conservation law as derived in docs/design.md, fact 2 (cf. the paper's Supplementary Note)",
     hypotheses=("FA, depth 2 or 3", "any initialisation", "any Σxx (non-whitened instances drawn)"),
     kind="theorem",
     tolerance=TOL_CONSERVED,
     tolerance_reason=_WHY_CONSERVED,
     draw=_draw_conservation,
     check_batch=conservation_drift,
+    fact=2,
     derivation="fa_conservation",
 ))
 
@@ -218,7 +220,7 @@ register(Theorem(
     title="Under SGD the FA conserved quantity drifts by a PSD term of order η²",
     statement=(r"Q_l(W + \eta\,\Delta W) - Q_l(W) = \eta^2\, \Delta W_l \Delta W_l^T \succeq 0, \qquad "
                r"Q_l = W_l W_l^T - B_{l+1}W_{l+1} - W_{l+1}^T B_{l+1}^T"),
-    reference=f"{REF}; DESIGN.md fact 2 (discrete-time counterpart of the conservation law)",
+    reference=f"{REF}; docs/design.md, fact 2 (discrete-time counterpart of the conservation law)",
     hypotheses=("FA, depth 2 or 3, any initialisation", "one SGD step on a minibatch of 4 samples",
                 "step sizes η and η/2 (the drift scales as η² exactly)"),
     kind="theorem",
@@ -227,6 +229,7 @@ register(Theorem(
                      "O(‖W‖²) terms the drift is the difference of (cancellation); margin = 1 − error/allowed",
     draw=_draw_sgd,
     check_batch=_check_sgd,
+    fact=2,
     derivation="fa_discrete_drift",
     instances=64, fast_instances=16, group_size=8,
 ))
@@ -293,7 +296,7 @@ register(Theorem(
     title="FA from zero init: A = B M, W = N B^T, N + N^T = M M^T",
     statement=(r"A(0)=0,\ W(0)=0 \implies A = B M,\quad W = N B^T,\quad N + N^T = M M^T,"
                r"\quad M = \int_0^t E,\ N = \int_0^t E M^T"),
-    reference=f"{REF}; zero-initialisation analysis as in DESIGN.md fact 3",
+    reference=f"{REF}; zero-initialisation analysis as in docs/design.md, fact 3",
     hypotheses=("FA, two layers, zero initial weights",
                 "n_h > n_out (drawn n_out in 1..3): with n_h <= n_out, A = B M holds for any A",
                 "negative control: a random A must leave a fit residual >= 1e-3, otherwise the instance is "
@@ -304,6 +307,7 @@ register(Theorem(
     draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=False, whitened=False, max_out=3,
                                            min_hidden_over_out=1),
     check_batch=_check_structure,
+    fact=3,
     derivation="fa_zero_init",
 ))
 
@@ -334,7 +338,7 @@ register(Theorem(
     title="FA from zero init with B^T B = cI: e^T W B e >= 0 for every e, at all times",
     statement=(r"B^T B = c I,\ A(0) = W(0) = 0 \implies e^T W B e = \tfrac{c}{2}\lVert M^T e\rVert^2 \ge 0"
                r"\quad \forall e,\ \forall t"),
-    reference=f"{REF}; zero-initialisation analysis as in DESIGN.md fact 3",
+    reference=f"{REF}; zero-initialisation analysis as in docs/design.md, fact 3",
     hypotheses=("FA, two layers, zero initial weights", "B^T B = c I (orthogonal feedback, c drawn in [0.25, 4])",
                 "any Σxx"),
     kind="theorem",
@@ -343,6 +347,7 @@ register(Theorem(
                      "integration error then leave ~1e-10 of ‖WB‖",
     draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=True, whitened=False, min_out=2),
     check_batch=_check_zero_init_alignment,
+    fact=3,
     derivation="fa_zero_init",
     group_size=4,
 ))
@@ -375,7 +380,7 @@ register(Theorem(
     paper=PAPER,
     title="For general B, e^T W B e can be negative from zero init (the conjecture is false)",
     statement=r"\exists\, B, \Sigma, t, e:\ A(0)=W(0)=0 \ \text{and}\ e^T W(t) B e < 0",
-    reference=f"{REF}; DESIGN.md fact 3: without B^T B = cI the sign of e^T W B e is not guaranteed",
+    reference=f"{REF}; docs/design.md, fact 3: without B^T B = cI the sign of e^T W B e is not guaranteed",
     hypotheses=("FA, two layers, zero initial weights, Σxx = I", "Gaussian B (B^T B not a multiple of I)",
                 "n_out >= 2 and n_h >= n_out (with n_h < n_out, W B has rank < n_out and is generically "
                 "indefinite, so a witness would be automatic)",
@@ -387,6 +392,7 @@ register(Theorem(
     tolerance_reason="a witness must have λ_min(Sym(WB)) below −1e-3 ‖WB‖, far beyond integration error",
     draw=_draw_general_b,
     check_batch=_check_general_b,
+    fact=3,
     derivation="fa_zero_init",
     instances=16, fast_instances=8, group_size=4,
 ))
@@ -424,7 +430,7 @@ register(Theorem(
     paper=PAPER,
     title="FA from zero init, B^T B = cI, Σxx = I: the loss is a Lyapunov function",
     statement=(r"\frac{dL}{dt} = -c\,\lVert E M^T\rVert_F^2 - \tfrac{c}{2}\lVert M^T E\rVert_F^2 \le 0"),
-    reference=f"{REF}; zero-initialisation analysis as in DESIGN.md fact 3",
+    reference=f"{REF}; zero-initialisation analysis as in docs/design.md, fact 3",
     hypotheses=("FA, two layers, zero initial weights", "B^T B = c I", "Σxx = I"),
     kind="theorem",
     tolerance=TOL_LYAP,
@@ -432,6 +438,7 @@ register(Theorem(
                      "to rounding plus integration error of M (dopri5, rtol 1e-9)",
     draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=True, whitened=True),
     check_batch=_check_lyapunov,
+    fact=3,
     derivation="fa_zero_init",
     group_size=4,
 ))
@@ -457,7 +464,7 @@ register(Theorem(
     paper=PAPER,
     title="FA from zero init with one output: W^T is a non-negative multiple of B",
     statement=r"n_{out} = 1,\ A(0)=W(0)=0 \implies W^T = \kappa B,\ \kappa = \tfrac12 M M^T \ge 0",
-    reference=f"{REF}; zero-initialisation analysis as in DESIGN.md fact 3",
+    reference=f"{REF}; zero-initialisation analysis as in docs/design.md, fact 3",
     hypotheses=("FA, two layers, zero initial weights", "a single output", "any B, any Σxx"),
     kind="theorem",
     tolerance=TOL_COS,
@@ -466,6 +473,7 @@ register(Theorem(
     draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=False, whitened=False, single_output=True,
                                            min_hidden=2),
     check_batch=_check_single_output,
+    fact=3,
     derivation="fa_zero_init",
 ))
 

@@ -2,7 +2,7 @@
 
 From zero initialisation, DFA (``dW_l/dt = B_l E W_{<l}^T``, ``B_L = I``)
 keeps every weight in a factored form with small square *alignment matrices*
-``A_l`` (DESIGN.md fact 5):
+``A_l`` (docs/design.md, fact 5):
 
 .. math::
 
@@ -120,6 +120,7 @@ register(Theorem(
     tolerance_reason=_WHY,
     draw=lambda rng, size: _draw_structure(rng, size, "DFA", t1=3.0, n_save=6),
     check_batch=_check_flow_structure,
+    fact=5,
     derivation="deep_zero_init",
 ))
 
@@ -128,7 +129,7 @@ register(Theorem(
     paper=PAPER,
     title="Deep FA from zero init: the same factor structure with products of B",
     statement=STRUCTURE,
-    reference=f"{REF}; DESIGN.md fact 5 (deep FA has the same structure with products of B)",
+    reference=f"{REF}; docs/design.md, fact 5 (deep FA has the same structure with products of B)",
     hypotheses=("FA, depth 3 or 4, zero initial weights", "Gaussian B_l", _NONTRIVIAL, "any Σxx",
                 "checked at t in (0, 3]"),
     kind="theorem",
@@ -136,6 +137,7 @@ register(Theorem(
     tolerance_reason=_WHY,
     draw=lambda rng, size: _draw_structure(rng, size, "FA", t1=3.0, n_save=6),
     check_batch=_check_flow_structure,
+    fact=5,
     derivation="deep_zero_init",
 ))
 
@@ -163,7 +165,7 @@ register(Theorem(
     paper=PAPER,
     title="The DFA alignment-matrix structure also holds under discrete minibatch SGD",
     statement=STRUCTURE + r"\quad\text{after every SGD step}",
-    reference=f"{REF}; DESIGN.md fact 5",
+    reference=f"{REF}; docs/design.md, fact 5",
     hypotheses=("DFA, depth 3 or 4, zero initial weights", "100 steps of SGD, learning rate 0.01, minibatches of 4",
                 _NONTRIVIAL, "any Σxx"),
     kind="theorem",
@@ -171,6 +173,7 @@ register(Theorem(
     tolerance_reason="each step preserves the structure algebraically; only rounding (~1e-15 per step) remains",
     draw=_draw_sgd,
     check_batch=_check_sgd_structure,
+    fact=5,
     derivation="deep_zero_init",
 ))
 
@@ -244,6 +247,7 @@ register(Theorem(
                      "runs, seeds 0-3), the κ = 1 vs 1000 ordering on every instance tried",
     draw=_draw_conditioning,
     check_batch=_check_conditioning,
+    fact=5,
     derivation=None,
     instances=32, fast_instances=12, group_size=6,
 ))

@@ -2,7 +2,7 @@
 
 With whitened input, ``Σyx = U S V^T`` and a balanced initialisation aligned
 to the singular modes, backprop decouples into one scalar equation per mode
-(DESIGN.md fact 6):
+(docs/design.md, fact 6):
 
 .. math::
 
@@ -129,6 +129,7 @@ register(Theorem(
                      "must stay at that level too",
     draw=_draw_modes,
     check_batch=_check_modes,
+    fact=6,
     derivation="saxe_modes",
     instances=32, fast_instances=4, group_size=4,
 ))

@@ -10,7 +10,7 @@ linear solves and the two-phase estimate
                                           - \\frac{\\partial F}{\\partial\\theta}(s^0)\\Big)
 
 equals :math:`dJ/d\\theta` up to :math:`O(\\beta)`; the centred :math:`\\pm\\beta` estimate
-is :math:`O(\\beta^2)` (DESIGN.md fact 7). The nudged relaxation
+is :math:`O(\\beta^2)` (docs/design.md, fact 7). The nudged relaxation
 :math:`ds/dt = -\\partial F/\\partial s` is a linear ODE.
 
 Reference: B. Scellier, Y. Bengio, *Equilibrium propagation: bridging the gap
@@ -94,7 +94,7 @@ register(Theorem(
     statement=(r"\widehat\nabla_\beta - \frac{dJ}{d\theta} = \beta\, c_1 + O(\beta^2):\quad "
                r"\frac{\lVert\widehat\nabla_\beta - \nabla J\rVert}{\lVert\widehat\nabla_{\beta/2} - \nabla J\rVert}"
                r"\to 2"),
-    reference=f"{REF}, Theorem 1 (β → 0 limit); DESIGN.md fact 7",
+    reference=f"{REF}, Theorem 1 (β → 0 limit); docs/design.md, fact 7",
     hypotheses=("quadratic energy, A = I − W with ‖W‖ = 0.6", "random b, U, data x, d (1-3 samples)",
                 "β = 1e-3 and β/2; exact gradient by the adjoint (linfa.eqprop.gradient)"),
     kind="theorem",
@@ -103,6 +103,7 @@ register(Theorem(
                      "room for instances with a small leading coefficient",
     draw=lambda rng, size: _draw_energy(rng, size, beta=1e-3),
     check_batch=lambda inst: _order_check(inst, centered=False),
+    fact=7,
     instances=64, fast_instances=16, group_size=8,
     derivation="quadratic_energy",
 ))
@@ -123,6 +124,7 @@ register(Theorem(
                      "fixed points is ~1e-14/β; 2% is loose by two orders",
     draw=lambda rng, size: _draw_energy(rng, size, beta=1e-2),
     check_batch=lambda inst: _order_check(inst, centered=True),
+    fact=7,
     instances=64, fast_instances=16, group_size=8,
     derivation="quadratic_energy",
 ))
@@ -155,7 +157,7 @@ register(Theorem(
     title="The nudged relaxation is a linear ODE solved in closed form, ending at the linear-solve fixed point",
     statement=(r"\dot s = -\frac{\partial F}{\partial s} = -(H_\beta s - c_\beta) \implies "
                r"s(t) = s^\beta + e^{-H_\beta t}(s(0) - s^\beta),\ \ H_\beta s^\beta = c_\beta"),
-    reference=f"{REF}, Sec. 2 (free and nudged phases as relaxations); DESIGN.md fact 7",
+    reference=f"{REF}, Sec. 2 (free and nudged phases as relaxations); docs/design.md, fact 7",
     hypotheses=("quadratic energy, ‖W‖ = 0.6", "β = 0.5", "s(0) = 0, t in [0, 5]"),
     kind="theorem",
     tolerance=TOL_RELAX,
@@ -163,6 +165,7 @@ register(Theorem(
                      "residual of the linear solve, both relative to the state's size",
     draw=lambda rng, size: _draw_energy(rng, size, beta=0.5),
     check_batch=_check_relaxation,
+    fact=7,
     instances=32, fast_instances=8, group_size=8,
     derivation="quadratic_energy",
 ))

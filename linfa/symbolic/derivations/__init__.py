@@ -1,4 +1,4 @@
-"""One builder per fact of DESIGN.md, each returning a :class:`~linfa.symbolic.Derivation`.
+"""One builder per fact of docs/design.md, each returning a :class:`~linfa.symbolic.Derivation`.
 
 The catalogue (:mod:`linfa.theorems`) attaches these to its claims; the
 scripts in ``proofs/`` run them.

@@ -62,7 +62,7 @@ def alignment_condition() -> Derivation:
         "Alignment condition",
         r"\angle\big(\dot A_{FA}, \dot A_{BP}\big) < 90^\circ \iff e^TWBe > 0",
         hypotheses=(r"h = Ax,\ \hat y = Wh,\ e = y - WAx", r"x \neq 0,\ Be \neq 0,\ W^Te \neq 0"),
-        reference="Lillicrap et al. 2016; DESIGN.md fact 1",
+        reference="Lillicrap et al. 2016; docs/design.md, fact 1",
         conclusion=r"$\cos\angle(\dot A_{FA}, \dot A_{BP}) = \cos\angle(Be, W^Te) = "
                    r"e^TWBe / (\lVert Be\rVert\lVert W^Te\rVert)$, whose denominator is positive.",
     )

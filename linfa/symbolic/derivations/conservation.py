@@ -30,7 +30,7 @@ from linfa.tasks import Task
 
 __all__ = ["bp_balancedness", "fa_conservation", "fa_discrete_drift", "fa_law"]
 
-_REF = "Lillicrap et al. 2016; DESIGN.md fact 2"
+_REF = "Lillicrap et al. 2016; docs/design.md, fact 2"
 
 
 def fa_law(A: Any, W: Any, B: Any) -> Any:
@@ -126,7 +126,7 @@ def bp_balancedness() -> Derivation:
         "BP balancedness",
         r"\frac{d}{dt}\left(AA^T - W^TW\right) = 0",
         hypotheses=(r"\text{any initialisation}", r"\text{any } \Sigma_{xx}"),
-        reference="Saxe et al. 2014; Arora et al. 2018; DESIGN.md fact 2",
+        reference="Saxe et al. 2014; Arora et al. 2018; docs/design.md, fact 2",
         conclusion=r"$W_lW_l^T - W_{l+1}^TW_{l+1}$ is constant under gradient flow.",
     )
     d.append(rate_step("d(AA^T)", A @ A.T, rule, tk, (A, W), W.T @ E @ A.T + A @ E.T @ W,

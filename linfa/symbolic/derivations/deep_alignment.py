@@ -160,7 +160,7 @@ def deep_zero_init() -> Derivation:
         r"W_1 = M_1A_1,\ W_l = M_lA_lM_{l-1}^T,\ W_L = A_LM_{L-1}^T;\quad W_{>l}^T = M_l\Lambda_l^T",
         hypotheses=(r"W_l(0) = 0", r"A_l(0) = 0,\ \dot A_1 = E,\ \dot A_l = EP_{l-1}^T",
                     r"\text{any } \Sigma_{xx}"),
-        reference="Refinetti et al. 2021; Nøkland 2016; DESIGN.md fact 5",
+        reference="Refinetti et al. 2021; Nøkland 2016; docs/design.md, fact 5",
         conclusion=r"the structured curve solves the rule's ODE from the same zero initial value, hence is its "
                    r"solution (uniqueness); the same holds step by step for GD/SGD. The hidden signal "
                    r"$M_le$ is compared with BP's $M_l\Lambda_l^Te$ (see the Kantorovich derivation).",
@@ -223,7 +223,7 @@ def kantorovich_bound() -> Derivation:
         r"\cos\angle(Be, B\Lambda^Te) = \cos\angle(e, \Lambda e) \geq \frac{2\sqrt\kappa}{1+\kappa}",
         hypotheses=(r"B_l^TB_l = cI \text{ (else the angle also depends on } B_l^TB_l)",
                     r"\Lambda_l \text{ symmetric positive definite (an assumption, not implied by zero init)}"),
-        reference="Kantorovich 1948; Refinetti et al. 2021; DESIGN.md fact 5",
+        reference="Kantorovich 1948; Refinetti et al. 2021; docs/design.md, fact 5",
         conclusion=r"the hidden signal of DFA/FA is within $\arccos(2\sqrt\kappa/(1+\kappa))$ of BP's; it "
                    r"degrades as the alignment product $\Lambda_l$ becomes ill-conditioned.",
     )

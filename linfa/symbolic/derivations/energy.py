@@ -130,7 +130,7 @@ def quadratic_energy() -> Derivation:
         hypotheses=(r"A = I - W \succ 0,\ W = W^T", r"H_\beta = A + \beta P^TP \succ 0",
                     r"\partial F/\partial W \text{ and } dJ/dW \text{ are gradients on symmetric matrices}",
                     r"\text{the nudged phase starts at } s^0"),
-        reference="Scellier & Bengio 2017; DESIGN.md fact 7",
+        reference="Scellier & Bengio 2017; docs/design.md, fact 7",
     )
     # ---------------- dimension-free algebra
     n, k, m = 3, 2, 1

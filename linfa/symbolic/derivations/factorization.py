@@ -99,7 +99,7 @@ def fa_factorization() -> Derivation:
         r"\dot W = \dot Z = 0,\ B^TZ \text{ invertible} \Rightarrow ZW = Y\Pi_{\operatorname{row}(B^TY)}",
         hypotheses=(r"\Sigma_{xx} = I,\ \Sigma_{yx} = Y", r"B^TZ \text{ invertible at the fixed point}",
                     r"W \text{ of full row rank } r \text{ (so } WW^T \text{ is invertible)}"),
-        reference="Garg & Vempala 2022; DESIGN.md fact 4",
+        reference="Garg & Vempala 2022; docs/design.md, fact 4",
         conclusion=r"$Z W = Y\Pi$; if $r \geq \operatorname{rank}Y$ (and $B^TU$ has full column rank) this is $Y$, "
                    r"the optimum; if $r < \operatorname{rank}Y$ it is optimal only when $\operatorname{row}(B^TY)$ "
                    r"is the top right-singular subspace (counterexample attached).",

@@ -59,7 +59,7 @@ def kolen_pollack_decay() -> Derivation:
         r"\frac{d}{dt}\left(W_l - B_l^T\right) = -\lambda\left(W_l - B_l^T\right),\quad "
         r"W_l(t) - B_l(t)^T = e^{-\lambda t}\left(W_l(0) - B_l(0)^T\right)",
         hypotheses=(r"\lambda \geq 0", r"\text{any depth, initialisation and } \Sigma_{xx}"),
-        reference="Kolen & Pollack 1994; Akrout et al. 2019; DESIGN.md fact 8",
+        reference="Kolen & Pollack 1994; Akrout et al. 2019; docs/design.md, fact 8",
         conclusion=r"the forward and feedback weights align exponentially fast, at rate $\lambda$, "
                    r"whatever the task.",
     )

@@ -78,7 +78,7 @@ def saxe_modes() -> Derivation:
         hypotheses=(r"\Sigma_{xx} = I,\ \Sigma_{yx} = USV^T", r"U^TU = V^TV = R^TR = I",
                     r"W_1(0) = R\operatorname{diag}(a)V^T,\ W_2(0) = U\operatorname{diag}(c)R^T",
                     r"a(0) = c(0) \text{ (balanced) for the logistic form}"),
-        reference="Saxe, McClelland & Ganguli 2014; DESIGN.md fact 6",
+        reference="Saxe, McClelland & Ganguli 2014; docs/design.md, fact 6",
         conclusion=r"the aligned subspace is invariant, modes decouple, and a balanced mode follows the "
                    r"logistic curve from $u_0$ to $s$.",
     )

@@ -133,7 +133,7 @@ def fa_zero_init() -> Derivation:
         hypotheses=(r"A(0) = 0,\ W(0) = 0", r"M = \int_0^t E,\ N = \int_0^t EM^T",
                     r"B^TB = cI \text{ for the sign claims (implicit in the papers; needed, see counterexample)}",
                     r"\Sigma_{xx} = I \text{ for } \dot L"),
-        reference="Lillicrap et al. 2016; DESIGN.md fact 3",
+        reference="Lillicrap et al. 2016; docs/design.md, fact 3",
         conclusion=r"the structured curve solves FA's ODE with the same (zero) initial value, so by uniqueness "
                    r"it is the FA trajectory; the sign claims follow with $B^TB = cI$.",
     )
