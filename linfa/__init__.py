@@ -15,9 +15,10 @@ from types import ModuleType
 from linfa import eqprop, exact, feedback, integrate, observables
 from linfa.integrate import IntegrationError, Solution, Status, solve
 from linfa.networks import DeepLinear
+from linfa.random_matrices import spd_with_condition
 from linfa.rules import BP, DFA, FA, AbstractRule, KolenPollack, SignSymmetry
 from linfa.sgd import sgd
-from linfa.tasks import Task, factors, spd_with_condition
+from linfa.tasks import Task, factors
 
 __version__ = "0.1.0"
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from linfa import linalg
+
 __all__ = ["is_symbolic", "matmul", "sign", "transpose"]
 
 
@@ -28,10 +30,10 @@ def is_symbolic(a: Any) -> bool:
 
 
 def transpose(a: Any) -> Any:
-    """Transpose the last two axes of ``a`` (``a.T`` for a sympy matrix)."""
+    """Transpose the last two axes of ``a`` (:func:`linfa.linalg.transpose`; ``a.T`` for a sympy matrix)."""
     if is_symbolic(a):
         return a.T
-    return np.swapaxes(a, -1, -2)
+    return linalg.transpose(a)
 
 
 def matmul(a: Any, b: Any) -> Any:

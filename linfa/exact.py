@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from linfa.linalg import relative_residual, transpose
 from linfa.tasks import Task
 
 __all__ = [
     "FactorStructure",
+    "alignment_fit",
     "bp_fixed_point",
     "dfa_zero_init_structure",
     "fa_zero_init_structure",
@@ -187,6 +189,9 @@ def saxe_weights(task: Task, t: Any, u0: Any, widths: Sequence[int]) -> tuple[np
 def bp_fixed_point(task: Task) -> np.ndarray:
     """The end-to-end map backprop converges to: :math:`W^* = \\Sigma_{yx}\\Sigma_{xx}^{-1}`.
 
+    The least-squares optimum :meth:`Task.optimum <linfa.tasks.Task.optimum>`,
+    here required to be unique.
+
     Returns
     -------
     ndarray, shape (*batch, nL, n0)
@@ -197,13 +202,9 @@ def bp_fixed_point(task: Task) -> np.ndarray:
         If ``Σxx`` is singular (then the minimiser is not unique).
     """
     sxx = np.asarray(task.sxx, dtype=np.float64)
-    syx = np.asarray(task.syx, dtype=np.float64)
-    try:
-        # W Σxx = Σyx  <=>  Σxx W^T = Σyx^T (Σxx symmetric).
-        wt = np.linalg.solve(sxx, np.swapaxes(syx, -1, -2))
-    except np.linalg.LinAlgError:
-        raise ValueError("task: Σxx is singular; the fixed point Σyx Σxx^{-1} is not unique") from None
-    return np.swapaxes(wt, -1, -2)
+    if np.any(np.linalg.matrix_rank(sxx, hermitian=True) < sxx.shape[-1]):
+        raise ValueError("task: Σxx is singular; the fixed point Σyx Σxx^{-1} is not unique")
+    return task.optimum()
 
 
 def kolen_pollack_mismatch(t: Any, mismatch0: Any, decay: float) -> np.ndarray:
@@ -253,16 +254,6 @@ class FactorStructure:
         return self.max_residual <= tol
 
 
-def _rel(x: np.ndarray, fit: np.ndarray) -> np.ndarray:
-    num = np.linalg.norm(x - fit, axis=(-2, -1))
-    den = np.linalg.norm(x, axis=(-2, -1))
-    return np.where(den > 0, num / np.where(den > 0, den, 1.0), num)
-
-
-def _t(a: np.ndarray) -> np.ndarray:
-    return np.swapaxes(a, -1, -2)
-
-
 def fa_zero_init_structure(weights: Sequence[Any], feedback: Sequence[Any]) -> FactorStructure:
     """Feedback alignment from zero, two layers (fact 3): ``A = B M``, ``W = N B^T``, ``N + N^T = M M^T``.
 
@@ -293,14 +284,14 @@ def fa_zero_init_structure(weights: Sequence[Any], feedback: Sequence[Any]) -> F
     A, W = (np.asarray(w, dtype=np.float64) for w in weights)
     B = np.asarray(feedback[0], dtype=np.float64)
     M = np.linalg.pinv(B) @ A
-    N = W @ np.linalg.pinv(_t(B))
-    MMt = M @ _t(M)
+    N = W @ np.linalg.pinv(transpose(B))
+    MMt = M @ transpose(M)
     return FactorStructure(
         factors={"M": M, "N": N},
         residuals={
-            "A = B M": _rel(A, B @ M),
-            "W = N B^T": _rel(W, N @ _t(B)),
-            "N + N^T = M M^T": _rel(MMt, N + _t(N)),
+            "A = B M": relative_residual(A, B @ M),
+            "W = N B^T": relative_residual(W, N @ transpose(B)),
+            "N + N^T = M M^T": relative_residual(MMt, N + transpose(N)),
         },
     )
 
@@ -332,23 +323,62 @@ def dfa_zero_init_structure(weights: Sequence[Any], feedback: Sequence[Any]) -> 
         raise ValueError(
             f"feedback: expected L - 1 = {L - 1} matrices for {L} layers, got {len(bs)}"
         )
-    pinv = [np.linalg.pinv(b) for b in bs]
-    pinv_t = [np.linalg.pinv(_t(b)) for b in bs]
-    factors, residuals = {}, {}
-    for l in range(1, L + 1):
-        w = ws[l - 1]
+    mats, fits = alignment_fit(ws, bs)
+    labels = ["W_1 = B_1 A_1", *(f"W_{l} = B_{l} A_{l} B_{l - 1}^T" for l in range(2, L)), f"W_{L} = A_{L} B_{L - 1}^T"]
+    return FactorStructure(
+        factors={f"A_{l}": a for l, a in enumerate(mats, start=1)},
+        residuals={label: relative_residual(w, fit) for label, w, fit in zip(labels, ws, fits, strict=True)},
+    )
+
+
+def alignment_fit(
+    weights: Sequence[np.ndarray], backward: Sequence[np.ndarray]
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Least-squares alignment matrices of the zero-init factor structure, and the fitted weights.
+
+    With backward matrices ``M_l`` (``n_l × n_L``; ``B_l`` for DFA,
+    ``B_{l+1} ⋯ B_L`` for FA) the structure of docs/design.md, fact 5 is
+
+    .. math::
+
+        W_1 = M_1 A_1, \\qquad W_l = M_l A_l M_{l-1}^T \\;(1 < l < L), \\qquad
+        W_L = A_L M_{L-1}^T;
+
+    each ``A_l`` is fitted with the pseudo-inverses ``M_l^+`` (the
+    least-squares solution, exact when the structure holds and the ``M_l``
+    have full column rank).
+
+    Parameters
+    ----------
+    weights : sequence of ndarray
+        ``(W_1, ..., W_L)``, ``L >= 2``, ``W_l`` of shape ``(*batch, n_l, n_{l-1})``.
+    backward : sequence of ndarray
+        ``(M_1, ..., M_{L-1})``, ``M_l`` of shape ``(*batch, n_l, n_L)``.
+
+    Returns
+    -------
+    matrices : list of ndarray
+        ``A_1`` of shape ``(*batch, n_L, n_0)``, then ``A_l`` of shape ``(*batch, n_L, n_L)``.
+    fits : list of ndarray
+        The weights rebuilt from the structure, shaped like ``weights``.
+    """
+    depth = len(weights)
+    if depth < 2 or len(backward) != depth - 1:
+        raise ValueError(f"backward: expected L - 1 = {depth - 1} matrices for {depth} layers (L >= 2), "
+                         f"got {len(backward)}")
+    pinv = [np.linalg.pinv(m) for m in backward]
+    mats, fits = [], []
+    for l in range(1, depth + 1):
+        w = weights[l - 1]
         if l == 1:
             a = pinv[0] @ w
-            fit = bs[0] @ a
-            label = "W_1 = B_1 A_1"
-        elif l < L:
-            a = pinv[l - 1] @ w @ pinv_t[l - 2]
-            fit = bs[l - 1] @ a @ _t(bs[l - 2])
-            label = f"W_{l} = B_{l} A_{l} B_{l - 1}^T"
+            fit = backward[0] @ a
+        elif l == depth:
+            a = w @ transpose(pinv[l - 2])
+            fit = a @ transpose(backward[l - 2])
         else:
-            a = w @ pinv_t[L - 2]
-            fit = a @ _t(bs[L - 2])
-            label = f"W_{L} = A_{L} B_{L - 1}^T"
-        factors[f"A_{l}"] = a
-        residuals[label] = _rel(w, fit)
-    return FactorStructure(factors=factors, residuals=residuals)
+            a = pinv[l - 1] @ w @ transpose(pinv[l - 2])
+            fit = backward[l - 1] @ a @ transpose(backward[l - 2])
+        mats.append(a)
+        fits.append(fit)
+    return mats, fits

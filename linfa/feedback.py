@@ -29,7 +29,7 @@ import numpy as np
 
 from linfa._validate import as_generator, real, shape_str
 from linfa._validate import batch as as_batch
-from linfa.tasks import haar_orthonormal
+from linfa.random_matrices import haar_orthonormal
 
 __all__ = ["KINDS", "dfa", "fa", "sample"]
 

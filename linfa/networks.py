@@ -9,7 +9,8 @@ import numpy as np
 
 from linfa._validate import as_generator, as_matrix, real, shape_str
 from linfa._validate import batch as as_batch
-from linfa.tasks import Task, haar_orthonormal
+from linfa.random_matrices import haar_orthonormal
+from linfa.tasks import Task
 
 __all__ = ["INITIALISERS", "DeepLinear"]
 

@@ -19,12 +19,18 @@ and ``M_l`` the rule's backward matrix (:mod:`linfa.rules`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from linfa.rules import BP, FA, AbstractRule, KolenPollack, prefix_products
+from linfa.exact import alignment_fit
+from linfa.linalg import frobenius, relative_residual, sym
+from linfa.linalg import inner as _inner
+from linfa.linalg import trace as _tr
+from linfa.linalg import transpose as _t
+from linfa.products import prefix_products, suffix_products
+from linfa.rules import BP, FA, AbstractRule, KolenPollack
 from linfa.tasks import Task
 
 __all__ = [
@@ -51,19 +57,6 @@ State = tuple[np.ndarray, ...]
 Observable = Callable[[AbstractRule, Task, State], np.ndarray]
 
 
-def _t(a: np.ndarray) -> np.ndarray:
-    return np.swapaxes(a, -1, -2)
-
-
-def _tr(a: np.ndarray) -> np.ndarray:
-    return np.trace(a, axis1=-2, axis2=-1)
-
-
-def _inner(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Frobenius inner product over the last two axes."""
-    return np.einsum("...ij,...ij->...", a, b)
-
-
 def angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Angle in degrees between ``a`` and ``b`` in the Frobenius inner product.
 
@@ -87,7 +80,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     NaN where either vanishes.
     """
     a, b = _unit_scale(a, (-2, -1)), _unit_scale(b, (-2, -1))
-    den = np.sqrt(_inner(a, a)) * np.sqrt(_inner(b, b))
+    den = frobenius(a) * frobenius(b)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, np.clip(_inner(a, b) / np.where(den > 0, den, 1.0), -1.0, 1.0), np.nan)
 
@@ -107,21 +100,11 @@ def _angle_from(ab: np.ndarray, aa: np.ndarray, bb: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
-def suffix_products(weights: Sequence[np.ndarray]) -> list[np.ndarray | None]:
-    """``W_{>l} = W_L ⋯ W_{l+1}`` for ``l = 1..L`` (entry ``L-1`` is ``None`` = identity)."""
-    out: list[np.ndarray | None] = [None]
-    for w in reversed(weights[1:]):
-        out.append(w if out[-1] is None else out[-1] @ w)
-    out.reverse()
-    return out
-
-
 def error_covariance(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
     """Error covariance ``Σee = <(y - ŷ)(y - ŷ)^T>``; shape ``(*batch, nL, nL)``."""
     w = prefix_products(rule.weights(state))[-1]
     wsyx = w @ _t(task.syx)
-    out = task.syy - wsyx - _t(wsyx) + w @ task.sxx @ _t(w)
-    return 0.5 * (out + _t(out))
+    return sym(task.syy - wsyx - _t(wsyx) + w @ task.sxx @ _t(w))
 
 
 def loss(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
@@ -282,8 +265,9 @@ def alignment_matrices(
 
         W_1 = M_1 A_1,\\quad W_l = M_l A_l M_{l-1}^T,\\quad W_L = A_L M_{L-1}^T.
 
-    Each ``A_l`` is recovered by pseudo-inverses (the least-squares fit) and
-    its relative residual ``‖W_l - fit‖_F / ‖W_l‖_F`` reported.
+    Each ``A_l`` is recovered by pseudo-inverses (the least-squares fit,
+    :func:`linfa.exact.alignment_fit`) and its relative residual
+    ``‖W_l - fit‖_F / ‖W_l‖_F`` reported.
 
     Returns
     -------
@@ -299,23 +283,8 @@ def alignment_matrices(
     depth = len(weights)
     if depth < 2:
         raise ValueError("state: alignment matrices need depth L >= 2")
-    pinv = [np.linalg.pinv(m) for m in ms]
-    mats, res = [], []
-    for l in range(1, depth + 1):
-        w = weights[l - 1]
-        if l == 1:
-            a = pinv[0] @ w
-            fit = ms[0] @ a
-        elif l == depth:
-            a = w @ _t(pinv[l - 2])
-            fit = a @ _t(ms[l - 2])
-        else:
-            a = pinv[l - 1] @ w @ _t(pinv[l - 2])
-            fit = ms[l - 1] @ a @ _t(ms[l - 2])
-        mats.append(a)
-        nw = np.sqrt(_inner(w, w))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            res.append(np.where(nw > 0, np.sqrt(_inner(w - fit, w - fit)) / np.where(nw > 0, nw, 1), np.nan))
+    mats, fits = alignment_fit(weights, ms)
+    res = [relative_residual(w, fit, vanishing=np.nan) for w, fit in zip(weights, fits, strict=True)]
     return tuple(mats), np.stack(res, axis=-1)
 
 

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from linfa.loglog import loglog_fit as fit_slope
+
 try:
     import matplotlib.pyplot as plt
     from matplotlib.axes import Axes
@@ -464,36 +466,6 @@ def mode_strengths(
         for i, si in enumerate(s):
             ax.axhline(si, color=f"C{i}", linestyle=":", linewidth=1, label="_nolegend_", gid="target")
     return _finish(ax, xlabel="t", ylabel="mode strength $u_i$", legend=True)
-
-
-def fit_slope(x: Any, y: Any) -> tuple[float, float]:
-    """Least-squares line through ``(log x, log y)``: slope and intercept.
-
-    Parameters
-    ----------
-    x, y : array_like, shape (n,)
-        Positive values; pairs with a non-positive or non-finite entry are
-        dropped (at least two must remain).
-
-    Returns
-    -------
-    slope, intercept : float
-        ``log y ≈ slope · log x + intercept`` (natural logs).
-
-    Examples
-    --------
-    >>> fit_slope([1e-3, 1e-2, 1e-1], [2e-6, 2e-4, 2e-2])[0]  # doctest: +ELLIPSIS
-    2.0...
-    """
-    xa = np.asarray(x, dtype=float).reshape(-1)
-    ya = np.asarray(y, dtype=float).reshape(-1)
-    if xa.shape != ya.shape:
-        raise ValueError(f"y: expected the shape of x, {xa.shape}, got {ya.shape}")
-    ok = np.isfinite(xa) & np.isfinite(ya) & (xa > 0) & (ya > 0)
-    if ok.sum() < 2:
-        raise ValueError(f"x, y: need at least two pairs of positive finite values to fit a slope, got {int(ok.sum())}")
-    slope, intercept = np.polyfit(np.log(xa[ok]), np.log(ya[ok]), 1)
-    return float(slope), float(intercept)
 
 
 def ep_error(

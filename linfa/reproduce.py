@@ -261,7 +261,7 @@ def _saxe_modes(fast: bool, seed: int) -> Bundle:
 
 def _ep_beta(fast: bool, seed: int) -> Bundle:
     from linfa import eqprop
-    from linfa.plot import fit_slope
+    from linfa.loglog import loglog_slope
 
     rng = _rng(seed, 4)
     k, nb = (4, 7) if fast else (32, 13)
@@ -283,8 +283,8 @@ def _ep_beta(fast: bool, seed: int) -> Bundle:
         "centred_leading_term": betas[:, None] ** 2 * c2[None, :],
     }, {
         "K": k, "n": 8, "n_in": 3, "n_out": 2, "samples": 5,
-        "slope_one_sided": fit_slope(betas, np.median(one, axis=1))[0],
-        "slope_centred": fit_slope(betas, np.median(cen, axis=1))[0],
+        "slope_one_sided": loglog_slope(betas, np.median(one, axis=1)),
+        "slope_centred": loglog_slope(betas, np.median(cen, axis=1)),
     })
 
 

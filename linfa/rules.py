@@ -38,6 +38,7 @@ import numpy as np
 
 from linfa._ops import is_symbolic, matmul, sign, transpose
 from linfa._validate import as_matrix, real, shape_str
+from linfa.products import prefix_products
 from linfa.tasks import Task
 
 __all__ = [
@@ -53,18 +54,6 @@ __all__ = [
 
 State = tuple[Any, ...]
 Flow = Callable[[Any, State], State]
-
-
-def prefix_products(weights: Sequence[Any]) -> list[Any]:
-    """Products ``W_{<l} = W_{l-1} ⋯ W_1`` for ``l = 1..L+1``.
-
-    Entry 0 is ``None`` (standing for the identity, ``W_{<1} = I``); entry
-    ``L`` is the end-to-end map ``W = W_L ⋯ W_1``.
-    """
-    out: list[Any] = [None, weights[0]]
-    for w in weights[1:]:
-        out.append(matmul(w, out[-1]))
-    return out
 
 
 def error(task: Task, w_total: Any) -> Any:

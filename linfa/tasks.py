@@ -29,6 +29,8 @@ import numpy as np
 from linfa._ops import is_symbolic
 from linfa._validate import as_generator, as_matrix, check_symmetric_psd, count, real, shape_str
 from linfa._validate import batch as as_batch
+from linfa.linalg import sym, trace, transpose
+from linfa.random_matrices import haar_orthonormal, spd_with_condition
 
 __all__ = ["Task", "factors", "spd_with_condition"]
 
@@ -157,8 +159,7 @@ class Task:
     def min_loss(self) -> np.ndarray:
         """The smallest achievable loss, ``½ tr(Σyy − W* Σxx W*^T)``; shape ``batch``."""
         w = self.optimum()
-        return 0.5 * (np.trace(self.syy, axis1=-2, axis2=-1)
-                      - np.trace(w @ self.sxx @ np.swapaxes(w, -1, -2), axis1=-2, axis2=-1))
+        return 0.5 * (trace(self.syy) - trace(w @ self.sxx @ transpose(w)))
 
     def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Draw ``n`` samples of the zero-mean Gaussian ``(x, y)`` with these moments.
@@ -179,7 +180,7 @@ class Task:
             raise ValueError(f"n: expected a positive integer, got {n!r}")
         root = self.joint_root()
         xi = rng.standard_normal((*root.shape[:-2], int(n), root.shape[-1]))
-        z = xi @ np.swapaxes(root, -1, -2)
+        z = xi @ transpose(root)
         return z[..., : self.n_in], z[..., self.n_in :]
 
     def joint_root(self) -> np.ndarray:
@@ -193,7 +194,7 @@ class Task:
             ``V sqrt(max(Λ, 0))`` from the eigendecomposition (valid for singular moments).
         """
         joint = _joint(self.sxx, self.syx, self.syy)
-        lam, vec = np.linalg.eigh(0.5 * (joint + np.swapaxes(joint, -1, -2)))
+        lam, vec = np.linalg.eigh(sym(joint))
         return vec * np.sqrt(np.clip(lam, 0.0, None))[..., None, :]
 
     # ---------------------------------------------------------- constructors
@@ -222,8 +223,7 @@ class Task:
         s = np.eye(n_in) if sxx is None else as_matrix("sxx", sxx, n_in, n_in)
         noise = real("noise", noise, minimum=0.0)
         syx = w @ s
-        syy = syx @ np.swapaxes(w, -1, -2) + noise**2 * np.eye(n_out)
-        syy = 0.5 * (syy + np.swapaxes(syy, -1, -2))
+        syy = sym(syx @ transpose(w) + noise**2 * np.eye(n_out))
         return cls(np.broadcast_to(s, (*syx.shape[:-2], n_in, n_in)).copy(), syx, syy)
 
     @classmethod
@@ -273,7 +273,7 @@ class Task:
                 )
             u = haar_orthonormal(rng, n_out, r, batch)
             v = haar_orthonormal(rng, n_in, r, batch)
-            w = (u * s) @ np.swapaxes(v, -1, -2)
+            w = (u * s) @ transpose(v)
         return cls.teacher(w, sxx=sxx, noise=noise)
 
     @classmethod
@@ -299,12 +299,11 @@ class Task:
                 f"Y: expected as many samples (rows) as X, {x.shape[-2]}, got shape {shape_str(y.shape)}"
             )
         n = x.shape[-2]
-        xt = np.swapaxes(x, -1, -2)
-        yt = np.swapaxes(y, -1, -2)
+        xt = transpose(x)
+        yt = transpose(y)
         sxx = xt @ x / n
         syy = yt @ y / n
-        return cls(0.5 * (sxx + np.swapaxes(sxx, -1, -2)), yt @ x / n,
-                   0.5 * (syy + np.swapaxes(syy, -1, -2)))
+        return cls(sym(sxx), yt @ x / n, sym(syy))
 
     @classmethod
     def factorization(cls, Y: Any) -> Task:
@@ -323,9 +322,9 @@ class Task:
         """
         y = as_matrix("Y", Y)
         m = y.shape[-1]
-        syy = y @ np.swapaxes(y, -1, -2)
+        syy = y @ transpose(y)
         sxx = np.broadcast_to(np.eye(m), (*y.shape[:-2], m, m)).copy()
-        return cls(sxx, y, 0.5 * (syy + np.swapaxes(syy, -1, -2)))
+        return cls(sxx, y, sym(syy))
 
     @classmethod
     def output_correlated(
@@ -354,11 +353,11 @@ class Task:
         c = as_matrix("syy", syy)
         check_symmetric_psd("syy", c)
         n_out = c.shape[-1]
-        lam, vec = np.linalg.eigh(0.5 * (c + np.swapaxes(c, -1, -2)))
-        root = (vec * np.sqrt(np.clip(lam, 0, None))[..., None, :]) @ np.swapaxes(vec, -1, -2)
+        lam, vec = np.linalg.eigh(sym(c))
+        root = (vec * np.sqrt(np.clip(lam, 0, None))[..., None, :]) @ transpose(vec)
         batch = c.shape[:-2]
         if n_in >= n_out:
-            q = np.swapaxes(haar_orthonormal(rng, n_in, n_out, batch), -1, -2)
+            q = transpose(haar_orthonormal(rng, n_in, n_out, batch))
         else:
             q = haar_orthonormal(rng, n_out, n_in, batch)
         w = root @ q
@@ -384,48 +383,12 @@ def factors(weights: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return weights[1], weights[0]
 
 
-def haar_orthonormal(rng: np.random.Generator, n: int, r: int, batch: Batch = ()) -> np.ndarray:
-    """Haar-random ``n × r`` matrix with orthonormal columns (``r <= n``); shape ``(*batch, n, r)``."""
-    if r > n:
-        raise ValueError(f"r: expected at most n = {n} orthonormal columns, got {r}")
-    g = rng.standard_normal((*batch, n, r))
-    q, rr = np.linalg.qr(g)
-    d = np.sign(np.diagonal(rr, axis1=-2, axis2=-1))
-    d = np.where(d == 0, 1.0, d)
-    return q * d[..., None, :]
-
-
-def spd_with_condition(
-    rng: np.random.Generator, n: int, condition: float, *, trace: float | None = None,
-    batch: Batch = (),
-) -> np.ndarray:
-    """Random symmetric positive definite matrix with a given condition number.
-
-    Eigenvalues are geometrically spaced from ``1`` down to ``1/condition``,
-    rescaled so the trace is ``trace`` (default ``n``), with Haar-random
-    eigenvectors.
-
-    Returns
-    -------
-    ndarray, shape (*batch, n, n)
-    """
-    rng = as_generator("rng", rng)
-    n = count("n", n, minimum=1)
-    condition = real("condition", condition, minimum=1.0)
-    batch = as_batch("batch", batch)
-    lam = np.geomspace(1.0, 1.0 / condition, n)
-    lam = lam * ((n if trace is None else trace) / lam.sum())
-    q = haar_orthonormal(rng, n, n, tuple(batch))
-    out = (q * lam) @ np.swapaxes(q, -1, -2)
-    return 0.5 * (out + np.swapaxes(out, -1, -2))
-
-
 def _joint(sxx: np.ndarray, syx: np.ndarray, syy: np.ndarray) -> np.ndarray:
     batch = np.broadcast_shapes(sxx.shape[:-2], syx.shape[:-2], syy.shape[:-2])
     n0, nl = sxx.shape[-1], syy.shape[-1]
     out = np.empty((*batch, n0 + nl, n0 + nl))
     out[..., :n0, :n0] = sxx
     out[..., n0:, :n0] = syx
-    out[..., :n0, n0:] = np.swapaxes(syx, -1, -2)
+    out[..., :n0, n0:] = transpose(syx)
     out[..., n0:, n0:] = syy
     return out

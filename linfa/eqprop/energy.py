@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from linfa._validate import shape_str
+from linfa.linalg import sym as _sym
 
 __all__ = [
     "QuadraticEnergy",
@@ -80,11 +81,6 @@ def _broadcast_batch(named: Sequence[tuple[str, np.ndarray, int]]) -> Batch:
 
 def _where(batch_index: tuple[int, ...]) -> str:
     return f" (batch index {batch_index})" if batch_index else ""
-
-
-def _sym(M: np.ndarray) -> np.ndarray:
-    r"""Symmetric part :math:`\tfrac12 (M + M^T)` over the last two axes."""
-    return 0.5 * (M + np.swapaxes(M, -1, -2))
 
 
 def _as_beta(beta: Any) -> np.ndarray:

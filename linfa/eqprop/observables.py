@@ -20,6 +20,7 @@ import numpy as np
 
 from linfa.eqprop.energy import QuadraticEnergy, nudged_matrix, total_energy
 from linfa.eqprop.gradients import Params, ep_gradient, gradient, loss
+from linfa.loglog import loglog_slope
 
 __all__ = [
     "energy_along",
@@ -146,13 +147,3 @@ def min_eigenvalue(model: QuadraticEnergy, beta: Any = 0.0) -> np.ndarray:
     ndarray, shape batch
     """
     return np.linalg.eigvalsh(nudged_matrix(model, beta))[..., 0]
-
-
-def loglog_slope(h: Any, err: Any) -> float:
-    r"""Least-squares slope of :math:`\log` ``err`` against :math:`\log` ``h``.
-
-    The measured order of an error that behaves as :math:`C h^p`.
-    """
-    lh = np.log(np.asarray(h, dtype=np.float64).ravel())
-    le = np.log(np.asarray(err, dtype=np.float64).ravel())
-    return float(np.polyfit(lh, le, 1)[0])

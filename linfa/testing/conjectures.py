@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from hypothesis.strategies import SearchStrategy
 
+from linfa.linalg import frobenius, sym
 from linfa.testing.strategies import instances, widths
 from linfa.theorems._instance import Instance
 
@@ -40,9 +41,8 @@ def zero_init_alignment(instance: Instance, solution: Any) -> float:
     b = instance.arrays["B2"]
     w = np.asarray(solution.states[1])  # (S, n_out, n_h)
     wb = w @ b
-    sym = 0.5 * (wb + np.swapaxes(wb, -1, -2))
-    lam = np.linalg.eigvalsh(sym)[..., 0]
-    norm = np.sqrt(np.einsum("...ij,...ij->...", wb, wb))
+    lam = np.linalg.eigvalsh(sym(wb))[..., 0]
+    norm = frobenius(wb)
     rel = np.where(norm > 0, lam / np.where(norm > 0, norm, 1.0), 0.0)
     return float(rel.min() + ZERO_INIT_TOL)
 

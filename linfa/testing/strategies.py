@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from linfa import feedback as _feedback
 from linfa.networks import DeepLinear
-from linfa.tasks import Task, spd_with_condition
+from linfa.random_matrices import spd_with_condition
+from linfa.tasks import Task
 from linfa.theorems._instance import RULES, Instance
 
 __all__ = ["feedback", "initial_states", "instances", "seeds", "tasks", "widths"]

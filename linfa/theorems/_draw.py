@@ -9,7 +9,8 @@ import numpy as np
 
 from linfa import feedback as fb
 from linfa.networks import DeepLinear
-from linfa.tasks import Task, spd_with_condition
+from linfa.random_matrices import spd_with_condition
+from linfa.tasks import Task
 from linfa.theorems._instance import Instance
 
 __all__ = ["dfa_feedback", "fa_feedback", "gaussian_teacher_network", "integers", "linear_instance", "network",

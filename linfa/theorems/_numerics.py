@@ -1,4 +1,8 @@
-"""Shared numerics of the catalogue checks: batched integration, bound verdicts and small matrix helpers."""
+"""Shared numerics of the catalogue checks: batched integration and bound verdicts.
+
+The matrix helpers ``t``, ``sym`` and ``fro`` are :func:`linfa.linalg.transpose`,
+:func:`linfa.linalg.sym` and :func:`linfa.linalg.frobenius` under the short names the checks use.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from linfa.linalg import frobenius as fro
+from linfa.linalg import sym
+from linfa.linalg import transpose as t
 from linfa.rules import AbstractRule
 from linfa.tasks import Task
 from linfa.theorems._core import Verdict
@@ -24,11 +31,6 @@ RTOL = 1e-9
 ATOL = 1e-11
 
 
-def t(a: np.ndarray) -> np.ndarray:
-    """Transpose of the last two axes."""
-    return np.swapaxes(a, -1, -2)
-
-
 def saveat(inst: Instance, *, skip_zero: bool = False) -> tuple[float, np.ndarray]:
     """``(t1, ts)``: the instance's ``t1`` and ``n_save + 1`` equally spaced times on ``[0, t1]``.
 
@@ -38,16 +40,6 @@ def saveat(inst: Instance, *, skip_zero: bool = False) -> tuple[float, np.ndarra
     n = int(inst.params["n_save"])  # type: ignore[arg-type]
     ts = np.linspace(0.0, t1, n + 1)
     return t1, (ts[1:] if skip_zero else ts)
-
-
-def sym(a: np.ndarray) -> np.ndarray:
-    """Symmetric part ``(a + a^T) / 2``."""
-    return 0.5 * (a + t(a))
-
-
-def fro(a: np.ndarray) -> np.ndarray:
-    """Frobenius norm over the last two axes."""
-    return np.sqrt(np.einsum("...ij,...ij->...", a, a))
 
 
 def trajectory(

@@ -31,8 +31,10 @@ from typing import Any
 import numpy as np
 
 from linfa import observables as obs
+from linfa.linalg import inner
+from linfa.random_matrices import haar_orthonormal
 from linfa.rules import BP, FA, AbstractRule
-from linfa.tasks import Task, haar_orthonormal
+from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
 from linfa.theorems._instance import Instance
@@ -233,7 +235,7 @@ def _kernel_similarity(wa: np.ndarray, wb: np.ndarray) -> np.ndarray:
     ``Z → Z R^T``), unlike a cosine of the weights themselves.
     """
     ka, kb = t(wa) @ wa, t(wb) @ wb
-    return np.einsum("...ij,...ij->...", ka, kb) / np.maximum(fro(ka) * fro(kb), 1e-300)
+    return inner(ka, kb) / np.maximum(fro(ka) * fro(kb), 1e-300)
 
 
 def _check_feedback_alignment(inst: Instance) -> Verdict:

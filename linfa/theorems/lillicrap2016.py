@@ -23,7 +23,9 @@ import numpy as np
 
 from linfa import observables as obs
 from linfa.exact import fa_zero_init_structure
-from linfa.rules import FA, AbstractRule, error, prefix_products
+from linfa.linalg import inner
+from linfa.products import prefix_products
+from linfa.rules import FA, AbstractRule, error
 from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
@@ -405,7 +407,7 @@ def _dldt(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
     b = rule.feedback[0]
     da, dw = rule.dstate(task, state)
     e = error(task, prefix_products(state)[-1])
-    dl = -np.einsum("...ij,...ij->...", e, dw @ a + w @ da)
+    dl = -inner(e, dw @ a + w @ da)
     c = np.trace(t(b) @ b, axis1=-2, axis2=-1) / b.shape[-1]
     m = t(b) @ a / c[..., None, None]
     formula = -c * fro(e @ t(m)) ** 2 - 0.5 * c * fro(t(m) @ e) ** 2

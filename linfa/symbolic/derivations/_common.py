@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from linfa.random_matrices import spd_with_condition
 from linfa.symbolic.numeric import lambdify
-from linfa.tasks import Task, spd_with_condition
+from linfa.tasks import Task
 
 
 def lambdified(fn: Callable[..., Any], names: str, *shapes: tuple[int, int]) -> Callable[..., Any]:

@@ -30,13 +30,14 @@ import sympy as sp
 
 import linfa
 from linfa.observables import alignment_residuals, signal_angle
-from linfa.rules import error, prefix_products
+from linfa.products import prefix_products
+from linfa.random_matrices import haar_orthonormal, spd_with_condition
+from linfa.rules import error
 from linfa.symbolic.calculus import time_derivative
 from linfa.symbolic.derivation import Derivation
 from linfa.symbolic.derivations._common import dims, gaussian, random_task, rel
 from linfa.symbolic.matrices import symbols, task
 from linfa.symbolic.numeric import CheckResult, lambdify, rk4
-from linfa.tasks import haar_orthonormal, spd_with_condition
 
 __all__ = ["deep_zero_init", "kantorovich_bound", "structured_weights"]
 

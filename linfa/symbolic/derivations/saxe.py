@@ -26,11 +26,11 @@ import numpy as np
 import sympy as sp
 
 import linfa
+from linfa.random_matrices import haar_orthonormal
 from linfa.symbolic.calculus import conservation_step, rate_step
 from linfa.symbolic.derivation import Derivation
 from linfa.symbolic.matrices import diagonal, symbols, task
 from linfa.symbolic.numeric import CheckResult, lambdify, rk4
-from linfa.tasks import haar_orthonormal
 
 __all__ = ["saxe_modes", "saxe_solution"]
 

@@ -31,6 +31,7 @@ import sympy as sp
 
 import linfa
 from linfa.observables import loss
+from linfa.random_matrices import haar_orthonormal
 from linfa.rules import error
 from linfa.symbolic.calculus import rate_step, time_derivative
 from linfa.symbolic.derivation import Counterexample, Derivation, Step
@@ -47,7 +48,7 @@ from linfa.symbolic.matrices import (
     vector,
 )
 from linfa.symbolic.numeric import CheckResult, compare, flow_derivative, rk4
-from linfa.tasks import Task, haar_orthonormal
+from linfa.tasks import Task
 
 __all__ = ["fa_zero_init"]
 
