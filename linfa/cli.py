@@ -301,7 +301,10 @@ def _fact_text(number: int) -> str:
     from linfa.facts import get
 
     fact = get(number)
-    body = textwrap.fill(fact.text.replace("`", ""), width=100, initial_indent=" " * 8, subsequent_indent=" " * 8)
+    # equations (the `...` spans) are not broken across lines: their spaces are non-breaking while wrapping
+    parts = fact.text.split("`")
+    text = "".join(p.replace(" ", "\u00a0") if i % 2 else p for i, p in enumerate(parts))
+    body = textwrap.fill(text, width=100, initial_indent=" " * 8, subsequent_indent=" " * 8).replace("\u00a0", " ")
     return f"    fact {fact.number} (docs/design.md): {fact.title} ({fact.source})\n{body}"
 
 

@@ -100,8 +100,8 @@ FACTS: tuple[Fact, ...] = (
         "Alignment matrices of DFA and deep FA from zero initialisation",
         "Refinetti et al. 2021; Nøkland 2016",
         "DFA on a deep linear network from zero initial weights keeps the factor structure "
-        "`W_1 = B_1 A_1`, `W_l = B_l A_l B_{l-1}^T` (`1 < l < L`), `W_L = A_L B_{L-1}^T` with small square "
-        "alignment matrices `A_l` (`A_1` is `n_L × n_0`, the others `n_L × n_L`). The structure holds for "
+        "`W_1 = B_1 A_1`, `W_l = B_l A_l B_{l-1}^T` (`1 < l < L`), `W_L = A_L B_{L-1}^T` with small "
+        "alignment matrices `A_l` (`A_1` is `n_L × n_0`, the others square, `n_L × n_L`). The structure holds for "
         "any `Σxx` and under discrete SGD. Deep FA has the same structure with the backward matrices "
         "`M_l = B_{l+1} ⋯ B_L` in place of `B_l`. Backprop's backward matrix is then `W_{>l}^T = M_l Λ_l^T` "
         "with `Λ_l = A_L G_{L-1} A_{L-1} ⋯ G_{l+1} A_{l+1}`, `G_l = M_l^T M_l`. So the alignment of the "
@@ -177,7 +177,12 @@ def markdown() -> str:
     lines = ["## The facts", "",
              "Each fact is a claim the catalogue checks numerically (`linfa list -v` names the fact of each",
              "entry) and, where it is an identity, derives symbolically (`linfa.symbolic.derivations`).",
-             "The text below is generated from `linfa/facts.py`; edit it there.", ""]
+             "The text below is generated from `linfa/facts.py` (`python -m linfa.facts` prints it); edit it there.",
+             ""]
     for f in FACTS:
         lines += [f"### Fact {f.number}. {f.title}", "", f"*{f.source}.*", "", f.text, ""]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m linfa.facts > section.md: the section to paste into docs/design.md
+    print(markdown())

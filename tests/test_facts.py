@@ -48,8 +48,8 @@ def test_design_notes_fact_section_is_generated_from_linfa_facts() -> None:
     section = _design_section(text)
     expected = facts.markdown() + "\n"
     assert section == expected, (
-        "docs/design.md's section 'The facts' differs from linfa.facts; regenerate it from "
-        "linfa.facts.markdown() (edit the facts in linfa/facts.py only)"
+        "docs/design.md's section 'The facts' differs from linfa.facts; replace it with the output of "
+        "`python -m linfa.facts` (edit the facts in linfa/facts.py only)"
     )
     # every fact is a heading there, and no "### Fact" heading lives outside the section
     assert re.findall(r"^### Fact (\d+)\.", text, re.MULTILINE) == [str(n) for n in sorted(NUMBERS)]
