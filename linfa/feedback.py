@@ -1,6 +1,8 @@
-"""Fixed random feedback matrices for feedback alignment (FA) and direct FA (DFA).
+"""Random feedback matrices for feedback alignment (FA), direct FA (DFA) and any registered rule.
 
-For a network of widths ``(n0, ..., nL)``:
+:func:`for_rule` draws the matrices a rule declares in its
+:class:`~linfa.rules.FeedbackLayout` (a rule object, class or registered
+name). For a network of widths ``(n0, ..., nL)``:
 
 * FA uses ``B_l`` of shape ``(n_{l-1}, n_l)`` for ``l = 2..L``, standing in for
   ``W_l^T`` on the backward pass (:func:`fa`);
@@ -27,11 +29,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from linfa import rules
 from linfa._validate import as_generator, real, shape_str
 from linfa._validate import batch as as_batch
 from linfa.random_matrices import haar_orthonormal
 
-__all__ = ["KINDS", "dfa", "fa", "sample"]
+__all__ = ["KINDS", "dfa", "fa", "for_rule", "sample"]
 
 KINDS = ("gaussian", "uniform", "orthogonal", "row_normalized")
 
@@ -85,11 +88,37 @@ def sample(
     return s * g / np.linalg.norm(g, axis=-1, keepdims=True)
 
 
-def _widths(widths: Sequence[int]) -> tuple[int, ...]:
-    w = tuple(int(n) for n in widths)
-    if len(w) < 2 or any(n < 1 for n in w):
-        raise ValueError(f"widths: expected (n0, ..., nL) with L >= 1 positive sizes, got {widths!r}")
-    return w
+def for_rule(
+    rule: str | type[rules.AbstractRule] | rules.AbstractRule,
+    widths: Sequence[int],
+    rng: np.random.Generator,
+    *,
+    kind: str = "gaussian",
+    scale: float | None = None,
+    batch: tuple[int, ...] = (),
+) -> tuple[np.ndarray, ...]:
+    """The feedback matrices ``rule`` declares (:attr:`~linfa.AbstractRule.feedback_layout`), drawn by :func:`sample`.
+
+    Parameters
+    ----------
+    rule : str, rule class or rule
+        A registered name (``"FA"``, ``"DFA"``, ``"KolenPollack"``, a user's
+        rule), its class or an instance of it.
+    widths : sequence of int
+        ``(n0, ..., nL)``.
+    rng : numpy.random.Generator
+    kind, scale, batch
+        As for :func:`sample`.
+
+    Returns
+    -------
+    tuple of ndarray
+        One matrix per entry of the layout, in its order, each of shape
+        ``(*batch, rows, cols)``; empty for a rule without feedback.
+    """
+    cls = rules.get(rule)
+    shapes = cls.feedback_shapes(widths)
+    return tuple(sample(rng, shp, kind=kind, scale=scale, batch=batch) for shp in shapes)
 
 
 def fa(
@@ -107,10 +136,7 @@ def fa(
     tuple of ndarray
         ``B_l`` of shape ``(*batch, n_{l-1}, n_l)``; empty for ``L = 1``.
     """
-    w = _widths(widths)
-    return tuple(
-        sample(rng, (w[l - 1], w[l]), kind=kind, scale=scale, batch=batch) for l in range(2, len(w))
-    )
+    return for_rule(rules.FA, widths, rng, kind=kind, scale=scale, batch=batch)
 
 
 def dfa(
@@ -128,7 +154,4 @@ def dfa(
     tuple of ndarray
         ``B_l`` of shape ``(*batch, n_l, n_L)``; empty for ``L = 1``.
     """
-    w = _widths(widths)
-    return tuple(
-        sample(rng, (w[l], w[-1]), kind=kind, scale=scale, batch=batch) for l in range(1, len(w) - 1)
-    )
+    return for_rule(rules.DFA, widths, rng, kind=kind, scale=scale, batch=batch)

@@ -30,7 +30,7 @@ from linfa.linalg import inner as _inner
 from linfa.linalg import trace as _tr
 from linfa.linalg import transpose as _t
 from linfa.products import prefix_products, suffix_products
-from linfa.rules import BP, FA, AbstractRule, KolenPollack
+from linfa.rules import BP, AbstractRule
 from linfa.tasks import Task
 
 __all__ = [
@@ -231,19 +231,30 @@ def weight_alignment(rule: AbstractRule, task: Task, state: State) -> np.ndarray
 
 
 def layer_alignment(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
-    """Layer-wise cosine ``cos(W_l^T, B_l)``, ``l = 2..L``, for FA and Kolen–Pollack.
+    """Layer-wise cosine ``cos(W_l^T, B_l)``, ``l = 2..L``, for rules with layer-wise feedback.
+
+    ``B_l`` are the rule's feedback matrices (:meth:`~linfa.AbstractRule.feedback_of`)
+    of a :class:`~linfa.rules.FeedbackLayout` of kind ``"layer"`` (each standing
+    for ``W_l^T``): FA's fixed ones, Kolen–Pollack's learned ones, or a
+    user rule's.
 
     Returns
     -------
     ndarray, shape (*batch, L-1)
+
+    Raises
+    ------
+    TypeError
+        For a rule whose feedback layout is not layer-wise.
     """
+    layout = type(rule).feedback_layout
+    if layout is None or layout.kind != "layer":
+        raise TypeError(
+            f"rule: layer_alignment needs layer-wise feedback (B_l in place of W_l^T, as FA or "
+            f"KolenPollack), got {type(rule).__name__}"
+        )
     weights = rule.weights(state)
-    if isinstance(rule, KolenPollack):
-        fb = rule.feedback_of(state)
-    elif isinstance(rule, FA):
-        fb = rule.feedback
-    else:
-        raise TypeError(f"rule: layer_alignment needs FA or KolenPollack, got {type(rule).__name__}")
+    fb = rule.feedback_of(state)
     out = [cosine(_t(w), b) for w, b in zip(weights[1:], fb, strict=True)]
     batch = np.broadcast_shapes(*(np.shape(w)[:-2] for w in weights))
     return np.stack(out, axis=-1) if out else np.zeros((*batch, 0))
@@ -317,6 +328,8 @@ def alignment_condition_numbers(rule: AbstractRule, task: Task, state: State) ->
 def conserved_quantities(rule: AbstractRule, state: State) -> tuple[np.ndarray, ...]:
     """Quantities conserved by the flow, one per hidden layer ``l = 1..L-1``.
 
+    Each rule declares its own (:meth:`linfa.AbstractRule.conserved_quantities`):
+
     * BP (balancedness): :math:`Q_l = W_l W_l^T - W_{l+1}^T W_{l+1}`;
     * FA: :math:`Q_l = W_l W_l^T - B_{l+1} W_{l+1} - W_{l+1}^T B_{l+1}^T`
       (for two layers ``A A^T - B W - W^T B^T``).
@@ -333,19 +346,9 @@ def conserved_quantities(rule: AbstractRule, state: State) -> tuple[np.ndarray, 
     TypeError
         For a rule with no known conservation law.
     """
-    weights = rule.weights(state)
-    if type(rule) is BP:
-        return tuple(
-            weights[l] @ _t(weights[l]) - _t(weights[l + 1]) @ weights[l + 1]
-            for l in range(len(weights) - 1)
-        )
-    if type(rule) is FA:
-        out = []
-        for l in range(len(weights) - 1):
-            bw = rule.feedback[l] @ weights[l + 1]
-            out.append(weights[l] @ _t(weights[l]) - bw - _t(bw))
-        return tuple(out)
-    raise TypeError(f"rule: no conservation law is known for {type(rule).__name__} (BP and FA have one)")
+    if not isinstance(rule, AbstractRule):
+        raise TypeError(f"rule: expected a linfa rule, got {type(rule).__name__}")
+    return tuple(rule.conserved_quantities(state))
 
 
 def conserved_quantity(layer: int) -> Observable:

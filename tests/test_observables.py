@@ -151,7 +151,7 @@ def test_layer_alignment_for_fa_and_kolen_pollack():
     np.testing.assert_allclose(cos[0], np.sum(w2.T * b[0]) / np.linalg.norm(w2) / np.linalg.norm(b[0]))
     kp = linfa.KolenPollack(0.1)
     np.testing.assert_allclose(obs.layer_alignment(kp, task, kp.init_state(ws, (w2.T,))), 1.0)
-    with pytest.raises(TypeError, match="layer_alignment needs FA"):
+    with pytest.raises(TypeError, match="layer_alignment needs layer-wise feedback"):
         obs.layer_alignment(linfa.BP(), task, ws)
 
 

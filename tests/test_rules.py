@@ -244,7 +244,7 @@ def test_feedback_of_wrong_length_or_shape_is_rejected():
         linfa.FA(np.zeros((4, 5)))
     with pytest.raises(ValueError, match="decay"):
         linfa.KolenPollack(-1.0)
-    with pytest.raises(ValueError, match=r"state: expected 2L-1 = 5 entries"):
+    with pytest.raises(ValueError, match=r"state: expected the weights W_1..W_L followed by the learned feedback"):
         linfa.KolenPollack(0.1).validate(task, (*ws, np.zeros((4, 5))))
 
 
