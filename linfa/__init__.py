@@ -12,7 +12,8 @@ flows on population second moments (see ``docs/design.md`` in the repository;
 import importlib
 from types import ModuleType
 
-from linfa import eqprop, exact, feedback, integrate, observables
+from linfa import eqprop, exact, feedback, integrate, observables, rules
+from linfa.instances import Instance
 from linfa.integrate import IntegrationError, Solution, Status, solve
 from linfa.networks import DeepLinear
 from linfa.random_matrices import spd_with_condition
@@ -28,6 +29,7 @@ __all__ = [
     "FA",
     "AbstractRule",
     "DeepLinear",
+    "Instance",
     "IntegrationError",
     "KolenPollack",
     "SignSymmetry",
@@ -41,6 +43,7 @@ __all__ = [
     "feedback",
     "integrate",
     "observables",
+    "rules",
     "sgd",
     "solve",
     "spd_with_condition",

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from linfa import theorems
+from linfa.instances import Instance
 from linfa.theorems._core import draw_groups
-from linfa.theorems._instance import Instance
 
 
 def _groups(id_: str, seed: int = 0, n: int | None = None) -> list[Instance]:

@@ -14,9 +14,9 @@ strategies in your own property tests:
 and :func:`conjecture` to search for, shrink and save a counterexample.
 """
 
+from linfa.instances import Instance
 from linfa.testing.conjecture import ConjectureResult, Outcome, conjecture, evaluate, replay
 from linfa.testing.strategies import feedback, initial_states, instances, seeds, tasks, widths
-from linfa.theorems._instance import Instance
 
 __all__ = [
     "ConjectureResult",

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 from hypothesis.strategies import SearchStrategy
 
+from linfa.instances import Instance
 from linfa.linalg import frobenius, sym
 from linfa.testing.strategies import instances, widths
-from linfa.theorems._instance import Instance
 
 __all__ = ["ZERO_INIT_TOL", "zero_init_alignment", "zero_init_instances"]
 

@@ -19,10 +19,11 @@ import numpy as np
 from hypothesis import strategies as st
 
 from linfa import feedback as _feedback
+from linfa import rules as _rules
+from linfa.instances import Instance
 from linfa.networks import DeepLinear
 from linfa.random_matrices import spd_with_condition
 from linfa.tasks import Task
-from linfa.theorems._instance import RULES, Instance
 
 __all__ = ["feedback", "initial_states", "instances", "seeds", "tasks", "widths"]
 
@@ -47,6 +48,20 @@ def _choice(name: str, v: Any, options: Sequence[str]) -> str:
     if v not in options:
         raise ValueError(f"{name}: expected one of {tuple(options)}, got {v!r}")
     return str(v)
+
+
+def _rule(name: str, v: Any, *, with_feedback: bool = False) -> type[_rules.AbstractRule]:
+    """A registered rule class from a name or class (with a feedback layout if asked)."""
+    try:
+        cls = _rules.get(v)
+    except (KeyError, TypeError):
+        raise ValueError(f"{name}: expected a registered rule, one of {_rules.names()}, got {v!r}") from None
+    if _rules.get(cls.name) is not cls:
+        raise ValueError(f"{name}: {cls.__qualname__} is not registered (use linfa.rules.register)")
+    if with_feedback and cls.feedback_layout is None:
+        with_layout = [n for n in _rules.names() if _rules.get(n).feedback_layout is not None]
+        raise ValueError(f"{name}: expected a rule with feedback matrices, one of {with_layout}, got {cls.name!r}")
+    return cls
 
 
 def _positive(name: str, v: Any) -> float:
@@ -236,17 +251,21 @@ def _low_rank(rng: np.random.Generator, n: int, m: int, rank: int | None) -> np.
 def feedback(
     *,
     widths: Sequence[int],
-    rule: str = "FA",
+    rule: str | type[_rules.AbstractRule] = "FA",
     kind: str = "gaussian",
     scale: float | None = None,
 ) -> SearchStrategy[tuple[np.ndarray, ...]]:
-    """Fixed feedback matrices for FA (``B_2..B_L``), DFA (``B_1..B_{L-1}``) or Kolen–Pollack's start.
+    """The feedback matrices of a rule's :class:`~linfa.rules.FeedbackLayout`.
+
+    FA's ``B_2..B_L``, DFA's ``B_1..B_{L-1}``, Kolen–Pollack's start, or those
+    of any registered rule with a layout.
 
     Parameters
     ----------
     widths : sequence of int
         ``(n0, ..., nL)``.
-    rule : {"FA", "DFA", "KolenPollack"}
+    rule : str or rule class
+        A registered rule with feedback (``"FA"``, ``"DFA"``, ``"KolenPollack"``, a user's).
     kind : {"gaussian", "uniform", "orthogonal", "row_normalized", "integers"}
         A sampler of :mod:`linfa.feedback`, or integer entries in ``[-2, 2]``
         (shrinking toward zero).
@@ -264,11 +283,11 @@ def feedback(
     >>> test()
     """
     ws = _widths_arg("widths", widths)
-    rule = _choice("rule", rule, ("FA", "DFA", "KolenPollack"))
+    rule_cls = _rule("rule", rule, with_feedback=True)
     kind = _choice("kind", kind, FEEDBACK_KINDS)
     if scale is not None:
         scale = _positive("scale", scale)
-    shapes = _feedback_shapes(ws, rule)
+    shapes = rule_cls.feedback_shapes(ws)
 
     @st.composite
     def draw_feedback(draw: Any) -> tuple[np.ndarray, ...]:
@@ -276,12 +295,6 @@ def feedback(
         return _make_feedback(np.random.default_rng(draw(seeds())), shapes, kind, scale, ints)
 
     return draw_feedback()
-
-
-def _feedback_shapes(ws: Sequence[int], rule: str) -> list[tuple[int, int]]:
-    if rule == "DFA":
-        return [(ws[l], ws[-1]) for l in range(1, len(ws) - 1)]
-    return [(ws[l - 1], ws[l]) for l in range(2, len(ws))]
 
 
 def _make_feedback(rng: np.random.Generator, shapes: Sequence[tuple[int, int]], kind: str, scale: float | None,
@@ -351,7 +364,7 @@ def _make_state(rng: np.random.Generator, net: DeepLinear, init: str, scale: flo
 
 def instances(
     *,
-    rule: str = "FA",
+    rule: str | type[_rules.AbstractRule] = "FA",
     widths: Sequence[int] | SearchStrategy[tuple[int, ...]] | None = None,
     init: str = "small",
     init_scale: float | None = None,
@@ -363,27 +376,34 @@ def instances(
     noise: float = 0.0,
     values: str = "gaussian",
     decay: float = 0.5,
+    rule_params: dict[str, Any] | None = None,
     params: dict[str, Any] | None = None,
 ) -> SearchStrategy[Instance]:
-    """A complete, reproducible learning-dynamics :class:`~linfa.theorems.Instance`.
+    """A complete, reproducible learning-dynamics :class:`~linfa.Instance`.
 
-    It holds the task moments, the initial weights and the feedback (naming
-    of :mod:`linfa.theorems._instance`), records the seeds it was drawn from,
-    and saves to / loads from ``.npz`` without pickling.
+    It holds the task moments, the initial weights and the feedback of the
+    rule's declared layout (naming of :mod:`linfa.instances`), records the
+    seeds it was drawn from, and saves to / loads from ``.npz`` without pickling.
 
     Parameters
     ----------
-    rule : {"BP", "FA", "DFA", "KolenPollack", "SignSymmetry"}
+    rule : str or rule class
+        Any registered rule: ``"BP"``, ``"FA"``, ``"DFA"``, ``"KolenPollack"``,
+        ``"SignSymmetry"`` or a user's (:func:`linfa.rules.register`).
     widths : sequence of int or strategy, optional
         Fixed widths or a :func:`widths` strategy (default ``widths()``).
     init, init_scale
         See :func:`initial_states`.
     feedback_kind, feedback_scale
-        See :func:`feedback` (ignored for BP and sign symmetry).
+        See :func:`feedback` (ignored for a rule without feedback matrices).
     structure, whitened, rank, noise, values
         See :func:`tasks` (the input condition number is at most 10).
     decay : float
-        Kolen–Pollack's weight decay ``λ``.
+        Kolen–Pollack's weight decay ``λ``: the value of a declared parameter
+        ``decay`` of the rule unless ``rule_params`` gives one.
+    rule_params : dict, optional
+        Values of the rule's declared :attr:`~linfa.AbstractRule.parameters`
+        (JSON numbers or lists), stored in the instance's parameters.
     params : dict, optional
         Extra JSON parameters stored in the instance (e.g. ``{"t1": 2.0}``
         read by the catalogue checks).
@@ -397,13 +417,22 @@ def instances(
     ...     assert inst.widths == (3, 4, 4, 2) and rule.name == "DFA"
     >>> test()
     """
-    rule = _choice("rule", rule, RULES)
+    rule_cls = _rule("rule", rule)
     init = _choice("init", init, INITS)
     feedback_kind = _choice("feedback_kind", feedback_kind, FEEDBACK_KINDS)
     values = _choice("values", values, VALUES)
     structure = _choice("structure", structure, TASK_STRUCTURES)
-    if rule == "KolenPollack" and (isinstance(decay, bool) or not np.isfinite(decay) or decay < 0):
-        raise ValueError(f"decay: expected a finite weight decay >= 0, got {decay!r}")
+    if rule_params is not None and not isinstance(rule_params, dict):
+        raise TypeError(f"rule_params: expected a dict of the rule's parameters, got {type(rule_params).__name__}")
+    rule_values = dict(rule_params or {})
+    if "decay" in rule_cls.parameters and "decay" not in rule_values:
+        if isinstance(decay, bool) or not np.isfinite(decay) or decay < 0:
+            raise ValueError(f"decay: expected a finite weight decay >= 0, got {decay!r}")
+        rule_values["decay"] = float(decay)
+    if sorted(rule_values) != sorted(rule_cls.parameters):
+        raise ValueError(
+            f"rule_params: {rule_cls.name} takes parameters {list(rule_cls.parameters)}, got {sorted(rule_values)}"
+        )
     if params is not None and not isinstance(params, dict):
         raise TypeError(f"params: expected a dict of JSON parameters, got {type(params).__name__}")
     if widths is None:
@@ -429,19 +458,14 @@ def instances(
         rng = np.random.default_rng(seed)
         r = None if rank is None else min(rank, ws[0], ws[-1])
         w = draw(_integer_matrix((ws[-1], ws[0]))) if values == "integers" else None
-        shapes = _feedback_shapes(ws, rule) if rule in ("FA", "DFA", "KolenPollack") else []
+        shapes = rule_cls.feedback_shapes(ws)
         ints = [draw(_integer_matrix(sh)) for sh in shapes] if int_feedback else None
         task = _make_task(rng, ws[0], ws[-1], structure, whitened, r, noise, 10.0, w)
         state = _make_state(rng, DeepLinear(ws), init, s_init, task)
         fb = _make_feedback(rng, shapes, feedback_kind, fb_scale, ints)
-        arrays: dict[str, np.ndarray] = {"sxx": task.sxx, "syx": task.syx, "syy": task.syy}
-        arrays.update({f"W{l}": w for l, w in enumerate(state, start=1)})
-        first = 1 if rule == "DFA" else 2
-        arrays.update({f"B{first + i}": b for i, b in enumerate(fb)})
-        p: dict[str, Any] = {"rule": rule, "widths": list(ws), "init": init, "structure": structure, **extra}
-        if rule == "KolenPollack":
-            p["decay"] = float(decay)
-        return Instance(arrays, p, seed={"seed": seed, "strategy": "linfa.testing.instances"},
-                        name="linfa.testing.instances")
+        return Instance.learning(task, state, rule=rule_cls, feedback=fb,
+                                 seed={"seed": seed, "strategy": "linfa.testing.instances"},
+                                 name="linfa.testing.instances",
+                                 init=init, structure=structure, **extra, **rule_values)
 
     return draw_instance()

@@ -2,7 +2,7 @@
 
 Importing this package registers every entry. See :mod:`linfa.theorems._core`
 for :class:`Theorem`, :class:`Verdict` and how instances are seeded, and
-:class:`Instance` for the reproducible instances checks run on.
+:class:`linfa.Instance` (:mod:`linfa.instances`) for the reproducible instances checks run on.
 
 Examples
 --------
@@ -14,12 +14,15 @@ Examples
 True
 """
 
+from linfa.instances import Instance
 from linfa.theorems._core import (
     KINDS,
     Result,
     Theorem,
     Verdict,
     catalogue,
+    draw_group,
+    draw_groups,
     get,
     group_seed,
     register,
@@ -27,21 +30,25 @@ from linfa.theorems._core import (
     run,
     unregister,
 )
-from linfa.theorems._instance import RULES, Instance
+from linfa.theorems._numerics import ATOL, RTOL, solve
 
 __all__ = [
+    "ATOL",
     "KINDS",
-    "RULES",
+    "RTOL",
     "Instance",
     "Result",
     "Theorem",
     "Verdict",
     "catalogue",
+    "draw_group",
+    "draw_groups",
     "get",
     "group_seed",
     "register",
     "replay",
     "run",
+    "solve",
     "unregister",
 ]
 

@@ -28,14 +28,14 @@ import importlib
 import math
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from linfa.facts import FACTS
-from linfa.theorems._instance import Instance
+from linfa.instances import Instance
 
 __all__ = [
     "KINDS",
@@ -43,6 +43,8 @@ __all__ = [
     "Theorem",
     "Verdict",
     "catalogue",
+    "draw_group",
+    "draw_groups",
     "get",
     "group_seed",
     "register",
@@ -318,19 +320,36 @@ def group_seed(theorem_id: str, seed: int, group: int) -> np.random.SeedSequence
     return np.random.SeedSequence(int(seed), spawn_key=(zlib.crc32(theorem_id.encode()), int(group)))
 
 
+def draw_group(theorem: Theorem, seed: int, group: int, positions: Sequence[int] | None = None) -> Instance:
+    """Draw instance group ``group`` of ``theorem`` under run seed ``seed``.
+
+    The group's ``theorem.group_size`` instances are drawn together from
+    :func:`group_seed`; ``positions`` keeps only those (in that order).
+
+    Returns
+    -------
+    Instance
+        Batched, with ``seed = {"entropy", "spawn_key", "group"}`` and
+        ``name = theorem.id``.
+    """
+    ss = group_seed(theorem.id, seed, group)
+    inst = theorem.draw(np.random.default_rng(ss), theorem.group_size)
+    if inst.size != theorem.group_size:
+        raise ValueError(f"{theorem.id}: draw returned {inst.size} instances, expected {theorem.group_size}")
+    seed_info = {"entropy": int(seed), "spawn_key": [int(k) for k in ss.spawn_key], "group": int(group)}
+    if positions is None:
+        return Instance(inst.arrays, inst.params, seed_info, theorem.group_size, theorem.id)
+    pos = np.asarray(positions, dtype=np.intp)
+    return Instance({k: a[pos] for k, a in inst.arrays.items()}, inst.params, seed_info, len(pos), theorem.id)
+
+
 def draw_groups(theorem: Theorem, n: int, seed: int) -> Iterator[tuple[int, Instance]]:
-    """Draw ``n`` instances of ``theorem`` in groups of ``theorem.group_size``."""
+    """Draw ``n`` instances of ``theorem`` in groups of ``theorem.group_size`` (:func:`draw_group`)."""
     g = 0
     remaining = n
     while remaining > 0:
         size = min(theorem.group_size, remaining)
-        ss = group_seed(theorem.id, seed, g)
-        inst = theorem.draw(np.random.default_rng(ss), theorem.group_size)
-        if inst.size != theorem.group_size:
-            raise ValueError(f"{theorem.id}: draw returned {inst.size} instances, expected {theorem.group_size}")
-        arrays = inst.arrays if size == theorem.group_size else {k: a[:size] for k, a in inst.arrays.items()}
-        seed_info = {"entropy": int(seed), "spawn_key": [int(k) for k in ss.spawn_key], "group": g}
-        yield g, Instance(arrays, inst.params, seed_info, size, theorem.id)
+        yield g, draw_group(theorem, seed, g, None if size == theorem.group_size else range(size))
         remaining -= size
         g += 1
 

@@ -8,13 +8,13 @@ from typing import Any
 import numpy as np
 
 from linfa import feedback as fb
+from linfa.instances import Instance
 from linfa.networks import DeepLinear
 from linfa.random_matrices import spd_with_condition
 from linfa.tasks import Task
-from linfa.theorems._instance import Instance
 
 __all__ = ["dfa_feedback", "fa_feedback", "gaussian_teacher_network", "integers", "linear_instance", "network",
-           "random_sxx", "teacher_task"]
+           "random_sxx", "rule_feedback", "teacher_task"]
 
 
 def integers(rng: np.random.Generator, lo: int, hi: int, n: int | None = None) -> Any:
@@ -62,24 +62,19 @@ def linear_instance(
     size: int,
     **params: Any,
 ) -> Instance:
-    """Pack a batched learning-dynamics instance (naming of :mod:`linfa.theorems._instance`)."""
-    arrays: dict[str, np.ndarray] = {
-        "sxx": np.broadcast_to(task.sxx, (size, *task.sxx.shape[-2:])),
-        "syx": np.broadcast_to(task.syx, (size, *task.syx.shape[-2:])),
-        "syy": np.broadcast_to(task.syy, (size, *task.syy.shape[-2:])),
-    }
-    for l, w in enumerate(weights, start=1):
-        arrays[f"W{l}"] = np.broadcast_to(w, (size, *w.shape[-2:]))
-    first = 1 if rule == "DFA" else 2
-    for l, b in zip(range(first, first + len(feedback)), feedback, strict=True):
-        arrays[f"B{l}"] = np.broadcast_to(b, (size, *b.shape[-2:]))
-    widths = [int(weights[0].shape[-1]), *(int(w.shape[-2]) for w in weights)]
-    return Instance(arrays, {"rule": rule, "widths": widths, **params}, size=size)
+    """Pack a batched learning-dynamics instance (:meth:`linfa.Instance.learning`)."""
+    return Instance.learning(task, weights, rule=rule, feedback=feedback, size=size, **params)
 
 
 def network(widths: Sequence[int]) -> DeepLinear:
     """Shorthand for :class:`~linfa.DeepLinear`."""
     return DeepLinear(tuple(widths))
+
+
+def rule_feedback(rng: np.random.Generator, rule: str, widths: Sequence[int], size: int, kind: str = "gaussian",
+                  scale: float | None = None) -> tuple[np.ndarray, ...]:
+    """The feedback of ``rule``'s declared layout (:func:`linfa.feedback.for_rule`) batched over ``size``."""
+    return fb.for_rule(rule, widths, rng, kind=kind, scale=scale, batch=(size,))
 
 
 def fa_feedback(rng: np.random.Generator, widths: Sequence[int], size: int, kind: str = "gaussian",

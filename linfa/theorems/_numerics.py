@@ -19,8 +19,8 @@ from linfa.tasks import Task
 from linfa.theorems._core import Verdict
 
 if TYPE_CHECKING:
+    from linfa.instances import Instance
     from linfa.integrate import Solution
-    from linfa.theorems._instance import Instance
 
 __all__ = ["ATOL", "RTOL", "bound", "fro", "saveat", "solve", "sym", "t", "trajectory"]
 

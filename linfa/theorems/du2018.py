@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from linfa.instances import Instance
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, register
-from linfa.theorems._instance import Instance
 from linfa.theorems.lillicrap2016 import TOL_CONSERVED, conservation_drift
 
 __all__: list[str] = []

@@ -31,13 +31,13 @@ from typing import Any
 import numpy as np
 
 from linfa import observables as obs
+from linfa.instances import Instance
 from linfa.linalg import inner
 from linfa.random_matrices import haar_orthonormal
 from linfa.rules import BP, FA, AbstractRule
 from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
-from linfa.theorems._instance import Instance
 from linfa.theorems._numerics import bound, fro, solve, sym, t, trajectory
 
 __all__: list[str] = []

@@ -20,11 +20,11 @@ from collections.abc import Callable
 import numpy as np
 
 from linfa.exact import kolen_pollack_mismatch
+from linfa.instances import Instance
 from linfa.rules import AbstractRule, KolenPollack
 from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
-from linfa.theorems._instance import Instance
 from linfa.theorems._numerics import bound, fro, saveat, t, trajectory
 
 __all__: list[str] = []

@@ -23,13 +23,13 @@ import numpy as np
 
 from linfa import observables as obs
 from linfa.exact import fa_zero_init_structure
+from linfa.instances import Instance
 from linfa.linalg import inner
 from linfa.products import prefix_products
 from linfa.rules import FA, AbstractRule, error
 from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
-from linfa.theorems._instance import Instance
 from linfa.theorems._numerics import bound, fro, saveat, sym, t, trajectory
 
 __all__: list[str] = []
@@ -153,9 +153,11 @@ def conservation_drift(inst: Instance) -> Verdict:
 def _conservation_scale(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
     """Size of the terms of the conserved quantities: ``Σ_l ‖W_l‖² + 2‖W_{l+1}‖ ‖M‖``."""
     ws = rule.weights(state)
+    layout = type(rule).feedback_layout
+    others = rule.feedback_of(state) if layout is not None and layout.kind == "layer" else ws[1:]
     total = np.zeros(np.shape(ws[0])[:-2])
     for l in range(len(ws) - 1):
-        other = rule.feedback[l] if isinstance(rule, FA) else ws[l + 1]
+        other = others[l]
         total = total + fro(ws[l]) ** 2 + 2 * fro(ws[l + 1]) * fro(other)
     return total
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from linfa import observables as obs
+from linfa.instances import Instance
 from linfa.rules import BP
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
-from linfa.theorems._instance import Instance
 from linfa.theorems._numerics import trajectory
 
 __all__: list[str] = []

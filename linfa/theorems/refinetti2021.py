@@ -24,13 +24,13 @@ from __future__ import annotations
 import numpy as np
 
 from linfa import observables as obs
+from linfa.instances import Instance
 from linfa.random_matrices import haar_orthonormal
 from linfa.rules import DFA, AbstractRule
 from linfa.sgd import sgd
 from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
-from linfa.theorems._instance import Instance
 from linfa.theorems._numerics import saveat, t, trajectory
 
 __all__: list[str] = []
@@ -54,10 +54,7 @@ def _draw_structure(rng: np.random.Generator, size: int, rule: str, **params: ob
     widths = (_draw.integers(rng, 1, 5), *_draw.integers(rng, n_out + 1, n_out + 3, depth - 1), n_out)
     task = _draw.teacher_task(rng, widths[0], widths[-1], size, noise=0.1)
     weights = _draw.network(widths).zeros(batch=(size,))
-    if rule == "DFA":
-        feedback = _draw.dfa_feedback(rng, widths, size)
-    else:
-        feedback = _draw.fa_feedback(rng, widths, size)
+    feedback = _draw.rule_feedback(rng, rule, widths, size)
     return _draw.linear_instance(task, weights, rule=rule, feedback=feedback, size=size, **params)
 
 

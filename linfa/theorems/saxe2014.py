@@ -18,13 +18,13 @@ from __future__ import annotations
 import numpy as np
 
 from linfa.exact import saxe_mode
+from linfa.instances import Instance
 from linfa.products import prefix_products
 from linfa.random_matrices import haar_orthonormal
 from linfa.rules import AbstractRule
 from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
-from linfa.theorems._instance import Instance
 from linfa.theorems._numerics import bound, saveat, t, trajectory
 
 __all__: list[str] = []

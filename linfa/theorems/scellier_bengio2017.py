@@ -35,9 +35,9 @@ from linfa.eqprop import (
     relax,
     relax_ode,
 )
+from linfa.instances import Instance
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
-from linfa.theorems._instance import Instance
 
 __all__: list[str] = []
 

@@ -14,31 +14,37 @@ array              meaning
 =================  =============================================================
 ``sxx, syx, syy``  the task's moments, shapes ``(*batch, n0, n0)``, ``(*batch, nL, n0)``, ``(*batch, nL, nL)``
 ``W1 .. WL``       initial weights, ``W_l`` of shape ``(*batch, n_l, n_{l-1})``
-``B1 .. B{L-1}``   DFA feedback ``B_l`` of shape ``(*batch, n_l, n_L)``
-``B2 .. BL``       FA / Kolen–Pollack feedback ``B_l`` of shape ``(*batch, n_{l-1}, n_l)``
+``B{first} ..``    the rule's feedback, named and shaped by its
+                   :class:`~linfa.rules.FeedbackLayout` (DFA: ``B1 .. B{L-1}`` of shape
+                   ``(*batch, n_l, n_L)``; FA, Kolen–Pollack: ``B2 .. BL`` of shape
+                   ``(*batch, n_{l-1}, n_l)``)
 =================  =============================================================
 
-with ``params["rule"]`` one of :data:`RULES` (and ``params["decay"]`` for
-Kolen–Pollack). Other instances (e.g. quadratic energies) use their own names.
+with ``params["rule"]`` the name of a registered rule (:func:`linfa.rules.get`)
+and its declared parameters beside it (e.g. ``params["decay"]`` for
+Kolen–Pollack). Encoding (:meth:`Instance.learning`,
+:meth:`Instance.from_problem`) and decoding (:meth:`Instance.problem`) read
+only the rule's declaration, so a user's registered rule round-trips like the
+built-in ones. Other instances (e.g. quadratic energies) use their own names.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from linfa import rules
 from linfa._validate import shape_str
-from linfa.rules import BP, DFA, FA, AbstractRule, KolenPollack, SignSymmetry
+from linfa.rules import AbstractRule
 from linfa.tasks import Task
 
-__all__ = ["RULES", "Instance"]
+__all__ = ["Instance"]
 
-RULES = ("BP", "FA", "DFA", "KolenPollack", "SignSymmetry")
 _META_KEY = "__linfa_instance__"
 _FORMAT = 1
 Param = int | float | str | bool | None | list[Any]
@@ -219,40 +225,47 @@ class Instance:
             )
         return tuple(self.arrays[f"W{l}"] for l in range(1, depth + 1))
 
+    def rule_class(self) -> type[AbstractRule]:
+        """The registered rule class named by ``params["rule"]``.
+
+        Raises
+        ------
+        ValueError
+            If no rule of that name is registered.
+        """
+        name = self.params.get("rule")
+        if not isinstance(name, str):
+            raise ValueError(f"params['rule']: expected the name of a registered rule, got {name!r}")
+        try:
+            return rules.get(name)
+        except KeyError:
+            raise ValueError(
+                f"params['rule']: expected one of {rules.names()} (or a rule registered with "
+                f"linfa.rules.register), got {name!r}"
+            ) from None
+
     def feedback(self) -> tuple[np.ndarray, ...]:
-        """Feedback matrices for ``params["rule"]`` (empty for BP and sign symmetry)."""
-        rule = self.params.get("rule")
+        """The feedback arrays of ``params["rule"]``'s layout (empty for BP and sign symmetry)."""
+        cls = self.rule_class()
         depth = self.depth
-        if rule == "DFA":
-            keys = [f"B{l}" for l in range(1, depth)]
-        elif rule in ("FA", "KolenPollack"):
-            keys = [f"B{l}" for l in range(2, depth + 1)]
-        else:
-            keys = []
+        keys = list(cls.feedback_names(depth))
         missing = [k for k in keys if k not in self.arrays]
         if missing:
             raise ValueError(
-                f"instance: rule {rule!r} of depth {depth} needs feedback arrays {keys}, missing {missing}"
+                f"instance: rule {cls.name!r} of depth {depth} needs feedback arrays {keys}, missing {missing}"
             )
         return tuple(self.arrays[k] for k in keys)
 
     def rule(self) -> AbstractRule:
-        """The learning rule named by ``params["rule"]`` with this instance's feedback."""
-        name = self.params.get("rule")
-        if name not in RULES:
-            raise ValueError(f"params['rule']: expected one of {RULES}, got {name!r}")
-        if name == "BP":
-            return BP()
-        if name == "SignSymmetry":
-            return SignSymmetry()
-        if name == "FA":
-            return FA(self.feedback())
-        if name == "DFA":
-            return DFA(self.feedback())
-        decay = self.params.get("decay")
-        if not isinstance(decay, int | float):
-            raise ValueError(f"params['decay']: expected a number for KolenPollack, got {decay!r}")
-        return KolenPollack(float(decay))
+        """The learning rule named by ``params["rule"]``, with this instance's feedback and parameters."""
+        cls = self.rule_class()
+        values = {}
+        for p in cls.parameters:
+            v = self.params.get(p)
+            if isinstance(v, bool) or not isinstance(v, int | float | list):
+                raise ValueError(f"params[{p!r}]: expected a number for {cls.name}, got {v!r}")
+            values[p] = v
+        return cls.build(self.feedback() if cls.holds_feedback() else (), **values)
 
     def problem(self) -> tuple[AbstractRule, Task, tuple[np.ndarray, ...]]:
         """``(rule, task, state0)`` of a learning-dynamics instance, validated.
@@ -265,12 +278,101 @@ class Instance:
         rule = self.rule()
         task = self.task()
         weights = self.weights()
-        if isinstance(rule, KolenPollack):
-            state = rule.init_state(weights, self.feedback())
-        else:
-            state = rule.init_state(weights)
+        learned = self.feedback() if type(rule).learns_feedback else None
+        state = rule.init_state(weights, learned)
         rule.validate(task, state, name="instance state")
         return rule, task, tuple(state)
+
+    @classmethod
+    def learning(
+        cls,
+        task: Task,
+        weights: Sequence[np.ndarray],
+        *,
+        rule: str | type[AbstractRule],
+        feedback: Sequence[np.ndarray] = (),
+        size: int | None = None,
+        seed: Mapping[str, Any] | None = None,
+        name: str = "",
+        **params: Any,
+    ) -> Instance:
+        """Encode a learning-dynamics instance (the inverse of :meth:`problem`).
+
+        Parameters
+        ----------
+        task : Task
+        weights : sequence of ndarray
+            ``(W_1, ..., W_L)``, each ``(*batch, n_l, n_{l-1})``.
+        rule : str or rule class
+            A registered rule (its name is stored as ``params["rule"]``).
+        feedback : sequence of ndarray
+            The matrices of the rule's :class:`~linfa.rules.FeedbackLayout`, in
+            its order (fixed or initial); stored as ``B{first}, ...``.
+        size : int, optional
+            Batch size: every array is broadcast to a leading axis ``size``.
+        seed, name
+            As for :class:`Instance`.
+        **params
+            JSON parameters: the rule's declared parameters (e.g. ``decay``)
+            and anything else (e.g. ``t1``).
+
+        Returns
+        -------
+        Instance
+            With ``params = {"rule": name, "widths": [n0, ..., nL], **params}``.
+
+        Raises
+        ------
+        ValueError
+            If the number of feedback matrices does not match the layout.
+        """
+        rule_cls = rules.get(rule)
+        if rule_cls.name not in rules.names() or rules.get(rule_cls.name) is not rule_cls:
+            raise ValueError(f"rule: {rule_cls.__qualname__} is not registered (use linfa.rules.register)")
+        weights = tuple(np.asarray(w) for w in weights)
+        if not weights:
+            raise ValueError("weights: expected at least one weight matrix")
+        keys = rule_cls.feedback_names(len(weights))
+        if len(feedback) != len(keys):
+            raise ValueError(
+                f"feedback: rule {rule_cls.name!r} of depth {len(weights)} expects {len(keys)} matrices "
+                f"{list(keys)}, got {len(feedback)}"
+            )
+
+        def put(a: Any) -> np.ndarray:
+            a = np.asarray(a)
+            return a if size is None else np.broadcast_to(a, (size, *a.shape[-2:]))
+
+        arrays: dict[str, np.ndarray] = {"sxx": put(task.sxx), "syx": put(task.syx), "syy": put(task.syy)}
+        for l, w in enumerate(weights, start=1):
+            arrays[f"W{l}"] = put(w)
+        for key, b in zip(keys, feedback, strict=True):
+            arrays[key] = put(b)
+        widths = [int(weights[0].shape[-1]), *(int(w.shape[-2]) for w in weights)]
+        return cls(arrays, {"rule": rule_cls.name, "widths": widths, **params}, seed, size, name)
+
+    @classmethod
+    def from_problem(
+        cls,
+        rule: AbstractRule,
+        task: Task,
+        state: Sequence[np.ndarray],
+        *,
+        size: int | None = None,
+        seed: Mapping[str, Any] | None = None,
+        name: str = "",
+        **params: Any,
+    ) -> Instance:
+        """Encode ``(rule, task, state)`` (its weights, feedback and parameters) as an instance.
+
+        ``Instance.from_problem(rule, task, state).problem()`` gives back the same
+        problem. See :meth:`learning` for the parameters.
+        """
+        if not isinstance(rule, AbstractRule):
+            raise TypeError(f"rule: expected a linfa rule, got {type(rule).__name__}")
+        state = tuple(state)
+        return cls.learning(task, rule.weights(state), rule=type(rule), feedback=rule.feedback_of(state),
+                            size=size, seed=seed, name=name, **rule.parameter_values(), **params)
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{k}{shape_str(a.shape)}" for k, a in self.arrays.items())
