@@ -20,11 +20,12 @@ from linfa.sweep.checks import run_checks
 from linfa.sweep.cli import add_parser
 from linfa.sweep.conjecture import Conjecture
 from linfa.sweep.executors import AbstractExecutor, DaskExecutor, ProcessExecutor, SerialExecutor, get_executor
+from linfa.sweep.resolve import as_target, replay
 from linfa.sweep.run import sweep
 from linfa.sweep.seeds import chunked, instance_seed, instance_seeds
 from linfa.sweep.store import ResultStore, StoreError
 from linfa.sweep.summary import Summary, summarize
-from linfa.sweep.targets import AbstractTarget, Batched, PerInstance, Record, as_target, replay, run_chunk
+from linfa.sweep.targets import AbstractTarget, Batched, PerInstance, Record, run_chunk
 
 __all__ = [
     "AbstractExecutor",

@@ -71,7 +71,7 @@ class Catalogue(AbstractTarget):
         return f"linfa sweep {self.id} --seed {seed} --replay {index}"
 
     def run(self, seed: int, indices: Sequence[int]) -> list[Any]:
-        from linfa.theorems import Instance, group_seed
+        from linfa.theorems import draw_group
 
         gs = self.group_size
         out: dict[int, Any] = {}
@@ -79,15 +79,9 @@ class Catalogue(AbstractTarget):
         for i in indices:
             groups.setdefault(int(i) // gs, []).append(int(i) % gs)
         for g, positions in groups.items():
-            ss = group_seed(self.id, seed, g)
-            full = self.theorem.draw(np.random.default_rng(ss), gs)
-            if full.size != gs:
-                raise ValueError(f"{self.id}: draw returned {full.size} instances, expected {gs}")
-            pos = np.asarray(positions)
-            seed_info = {"entropy": int(seed), "spawn_key": [int(k) for k in ss.spawn_key], "group": g}
-            inst = Instance({k: a[pos] for k, a in full.arrays.items()}, full.params, seed_info, len(pos), self.id)
+            inst = draw_group(self.theorem, seed, g, positions)
             verdict = self.theorem.check(inst)
-            k = len(pos)
+            k = len(positions)
             per_metrics: dict[str, np.ndarray] = {}
             for name, value in verdict.details.items():
                 arr = np.asarray(value)

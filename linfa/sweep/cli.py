@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         if args.target is None:
             print("linfa sweep: error: a target (catalogue id or module:object) is required", file=sys.stderr)
             return 2
-        from linfa.sweep.targets import as_target, replay
+        from linfa.sweep.resolve import as_target, replay
 
         target = as_target(args.target)
         if args.replay is not None:

@@ -8,10 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 from linfa.sweep.executors import AbstractExecutor, get_executor
+from linfa.sweep.resolve import as_target
 from linfa.sweep.seeds import check_seed, chunked, is_count
 from linfa.sweep.store import ResultStore
 from linfa.sweep.summary import Summary, from_store
-from linfa.sweep.targets import as_target, run_chunk
+from linfa.sweep.targets import run_chunk
 
 __all__ = ["sweep"]
 

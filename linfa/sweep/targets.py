@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from linfa.sweep.seeds import check_seed, instance_seed, instance_seeds
+from linfa.sweep.seeds import instance_seeds
 
 __all__ = [
     "RESERVED",
@@ -52,8 +52,6 @@ __all__ = [
     "Batched",
     "PerInstance",
     "Record",
-    "as_target",
-    "replay",
     "run_chunk",
 ]
 
@@ -250,46 +248,6 @@ class Batched(_FunctionTarget):
         return split_batched(self.fn(instance_seeds(seed, indices), **self.params), len(indices))
 
 
-def as_target(target: Any) -> AbstractTarget:
-    """Interpret ``target`` as a sweep target.
-
-    Parameters
-    ----------
-    target : AbstractTarget, str, theorem or callable
-        A target; a catalogue id such as ``"lillicrap2016.zero_init_alignment"``
-        or a theorem/conjecture object (see :class:`Catalogue`); ``"module:function"``
-        (a :class:`PerInstance` function, or a target object of that name); or a
-        callable, taken as a :class:`PerInstance` function of ``rng``.
-    """
-    if isinstance(target, AbstractTarget):
-        return target
-    if isinstance(target, str):
-        if ":" in target:
-            import importlib
-
-            module, _, attr = target.partition(":")
-            try:
-                obj: Any = importlib.import_module(module)
-                for part in attr.split("."):
-                    obj = getattr(obj, part)
-            except (ImportError, AttributeError) as exc:
-                raise ValueError(f"target: cannot import {target!r}: {exc}") from None
-            return as_target(obj)
-        from linfa.sweep.catalogue import Catalogue
-
-        return Catalogue(target)
-    if hasattr(target, "check") and hasattr(target, "id"):
-        from linfa.sweep.catalogue import Catalogue
-
-        return Catalogue(target)
-    if callable(target):
-        return PerInstance(target)
-    raise TypeError(
-        "target: expected a catalogue id, 'module:function', a theorem, a callable or a "
-        f"linfa.sweep target, got {type(target).__name__}"
-    )
-
-
 # ----------------------------------------------------------- normalisation
 def _npz(arrays: Mapping[str, Any]) -> bytes:
     buf = io.BytesIO()
@@ -452,15 +410,3 @@ def run_chunk(target: AbstractTarget, seed: int, indices: Sequence[int], *,
                 except Exception as exc_i:
                     records.append(_error_record(i, exc_i))
     return [r if r.status == "ok" else replace(r, replay=target.replay_command(seed, r.index)) for r in records]
-
-
-def replay(target: Any, *, seed: int, index: int) -> Record:
-    """Re-run instance ``index`` of a sweep seeded with ``seed`` alone, keeping its arrays.
-
-    Exceptions propagate (so a debugger stops at them), unlike in a sweep.
-    """
-    t = as_target(target)
-    seed = check_seed(seed)
-    instance_seed(seed, index)  # validates index
-    rec = _run(t, seed, [int(index)], keep_instance=True)[0]
-    return rec if rec.status == "ok" else replace(rec, replay=t.replay_command(seed, rec.index))

@@ -25,8 +25,8 @@ from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis.errors import NoSuchExample
 from hypothesis.strategies import SearchStrategy
 
-from linfa.theorems._instance import Instance
-from linfa.theorems._numerics import ATOL, RTOL
+from linfa import theorems
+from linfa.instances import Instance
 
 __all__ = ["ConjectureResult", "Outcome", "conjecture", "evaluate", "replay"]
 
@@ -65,7 +65,8 @@ def evaluate(predicate: Predicate, instance: Instance, *, t1: float | None = Non
         ``predicate(instance)`` if ``t1`` is None, else
         ``predicate(instance, solution)`` with the :class:`linfa.integrate.Solution`
         of ``instance.problem()`` saved at ``n_save + 1`` equally spaced
-        times in ``[0, t1]``.
+        times in ``[0, t1]``, integrated by :func:`linfa.theorems.solve` (the
+        catalogue's tolerances).
     instance : Instance
     t1 : float, optional
     n_save : int
@@ -86,11 +87,8 @@ def evaluate(predicate: Predicate, instance: Instance, *, t1: float | None = Non
         raise TypeError(f"instance: expected a linfa Instance, got {type(instance).__name__}")
     if t1 is None:
         return _outcome(predicate(instance))
-    from linfa.integrate import solve
-
     rule, task, state = instance.problem()
-    sol = solve(rule, task, state, float(t1), saveat=np.linspace(0.0, float(t1), int(n_save) + 1),
-                rtol=RTOL, atol=ATOL)
+    sol = theorems.solve(rule, task, state, float(t1), saveat=np.linspace(0.0, float(t1), int(n_save) + 1))
     if not sol.ok.all():
         raise RuntimeError(f"instance: integration to t1 = {t1} failed with status {np.asarray(sol.status).tolist()}")
     return _outcome(predicate(instance, sol))
