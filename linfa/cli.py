@@ -21,6 +21,14 @@ instances. ``IDS`` are entry ids (``saxe2014.mode_dynamics``) or paper keys
 instances, no derivations). ``--json PATH`` writes the results as JSON
 following :data:`JSON_SCHEMA`.
 
+``linfa --plugin MODULE[:FUNCTION] COMMAND ...`` imports ``MODULE`` (an
+importable module name; repeatable) and calls ``FUNCTION()`` of it, if given,
+before running ``COMMAND``: a plug-in that registers its own rules
+(:func:`linfa.rules.register`) and catalogue entries
+(:func:`linfa.theorems.register`) makes them available to ``linfa check``,
+``linfa list``, ``linfa replay`` and ``linfa sweep``. Only what is named on the
+command line is imported, never anything named in a file being read.
+
 Sub-commands are added by modules exposing ``add_parser(subparsers)`` that
 sets ``func`` (``args.func(args) -> int``) as a parser default: the built-in
 ones here, and those listed in :data:`EXTENSIONS` (``linfa reproduce``,
@@ -38,7 +46,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["EXTENSIONS", "JSON_SCHEMA", "build_parser", "main", "render_table"]
+__all__ = ["EXTENSIONS", "JSON_SCHEMA", "build_parser", "load_plugin", "main", "render_table"]
 
 #: Modules providing further sub-commands through ``add_parser(subparsers)``.
 EXTENSIONS: tuple[str, ...] = ("linfa.reproduce", "linfa.sweep")
@@ -354,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     from linfa import __version__
 
     parser.add_argument("--version", action="version", version=f"linfa {__version__}")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE[:FUNCTION]",
+                        help="import MODULE (and call FUNCTION()) first, to register its rules and catalogue "
+                             "entries; repeatable")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_check(subparsers)
     _add_list(subparsers)
@@ -371,10 +382,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_plugin(spec: str) -> None:
+    """Import the module of ``spec`` (``"module"`` or ``"module:function"``) and call the function, if named.
+
+    Raises
+    ------
+    ImportError
+        If the module cannot be imported.
+    AttributeError, TypeError
+        If the function does not exist or is not callable.
+    """
+    module_name, _, func = spec.partition(":")
+    if not module_name:
+        raise ImportError(f"expected MODULE or MODULE:FUNCTION, got {spec!r}")
+    module = importlib.import_module(module_name)
+    if func:
+        obj: Any = module
+        for part in func.split("."):
+            obj = getattr(obj, part)
+        if not callable(obj):
+            raise TypeError(f"{spec!r} is not callable")
+        obj()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``linfa`` script and ``python -m linfa``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    for spec in args.plugin:
+        try:
+            load_plugin(spec)
+        except (ImportError, AttributeError, TypeError) as exc:
+            print(f"linfa: --plugin {spec}: {exc}", file=sys.stderr)
+            return 2
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
