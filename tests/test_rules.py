@@ -258,3 +258,111 @@ def test_whitened_fast_path_is_bit_identical():
     rule = linfa.FA(linfa.feedback.fa(widths, rng))
     for a, b in zip(rule.dstate(task, ws), rule.dstate(general, ws), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------ declaration and registry
+
+
+def test_builtins_declare_their_identity():
+    assert linfa.rules.names()[:5] == ("BP", "SignSymmetry", "FA", "DFA", "KolenPollack")
+    for name in linfa.rules.names()[:5]:
+        assert linfa.rules.get(name).name == name
+    assert linfa.FA.feedback_shapes((3, 4, 5, 2)) == [(4, 5), (5, 2)]
+    assert linfa.KolenPollack.feedback_shapes((3, 4, 5, 2)) == [(4, 5), (5, 2)]
+    assert linfa.DFA.feedback_shapes((3, 4, 5, 2)) == [(4, 2), (5, 2)]
+    assert linfa.BP.feedback_shapes((3, 4, 2)) == []
+    assert linfa.DFA.feedback_names(3) == ("B1", "B2") and linfa.FA.feedback_names(3) == ("B2", "B3")
+    assert linfa.KolenPollack.learns_feedback and not linfa.FA.learns_feedback
+    rng = np.random.default_rng(5)
+    ws = linfa.DeepLinear((3, 4, 5, 2)).gaussian(rng, 0.5)
+    bs = linfa.feedback.fa((3, 4, 5, 2), rng)
+    kp = linfa.KolenPollack(0.2)
+    state = kp.init_state(ws, bs)
+    assert len(state) == 5 and kp.depth(state) == 3
+    assert all(a is b for a, b in zip(kp.feedback_of(state), bs, strict=True))
+    assert linfa.FA(bs).feedback_of(ws) == linfa.FA(bs).feedback
+    with pytest.raises(TypeError, match="does not learn its feedback"):
+        linfa.FA(bs).init_state(ws, bs)
+    with pytest.raises(TypeError, match="needs the initial feedback"):
+        kp.init_state(ws)
+
+
+def test_register_get_and_custom_layout():
+    # a layout of one's own: one matrix, from the output to the first layer only
+    layout = linfa.rules.FeedbackLayout(lambda w: [(w[1], w[-1])], first=1, kind="first-layer",
+                                        description="B_1 of shape (n_1, n_L)")
+
+    @linfa.rules.register
+    class FirstOnly(linfa.AbstractRule):
+        name = "FirstOnlyTest"
+        feedback_layout = layout
+
+        def _signals(self, state, e):  # δ_L = e, δ_l = W_{l+1}^T δ_{l+1} for l >= 2, δ_1 = B_1 e
+            out = [e]
+            for w in reversed(self.weights(state)[2:]):
+                out.append(np.swapaxes(w, -1, -2) @ out[-1])
+            out.append(self.feedback[0] @ e)
+            return out[::-1]
+
+    try:
+        assert linfa.rules.get("FirstOnlyTest") is FirstOnly
+        with pytest.raises(ValueError, match="already registered"):
+            linfa.rules.register(type("Other", (linfa.AbstractRule,), {"name": "FirstOnlyTest"}))
+        rng = np.random.default_rng(6)
+        widths = (3, 4, 5, 2)
+        task = Task.random_teacher(rng, 3, 2)
+        ws = linfa.DeepLinear(widths).gaussian(rng, 0.5)
+        rule = FirstOnly(linfa.feedback.for_rule("FirstOnlyTest", widths, rng))
+        inst = linfa.Instance.from_problem(rule, task, ws)
+        assert sorted(k for k in inst.arrays if k.startswith("B")) == ["B1"]
+        rule2, task2, ws2 = inst.problem()
+        np.testing.assert_array_equal(rule2.feedback[0], rule.feedback[0])
+        # M_1 = B_1, M_2 = W_3^T: the flow of layer 2 is BP's, of layer 1 uses B_1
+        bp = linfa.BP().dstate(task, ws)
+        mine = rule2.dstate(task2, ws2)
+        np.testing.assert_allclose(mine[1], bp[1], rtol=1e-13)
+        np.testing.assert_allclose(mine[2], bp[2], rtol=1e-13)
+        e = task.syx - ws[2] @ ws[1] @ ws[0] @ task.sxx
+        np.testing.assert_allclose(mine[0], rule.feedback[0] @ e, rtol=1e-13)
+    finally:
+        linfa.rules.unregister("FirstOnlyTest")
+    with pytest.raises(KeyError, match="no rule 'FirstOnlyTest'"):
+        linfa.rules.get("FirstOnlyTest")
+    with pytest.raises(ValueError, match=r"params\['rule'\]: expected one of"):
+        inst.rule()
+
+
+def test_registry_rejects_bad_declarations():
+    with pytest.raises(TypeError, match="subclass of linfa.AbstractRule"):
+        linfa.rules.register(object)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="identifier"):
+        linfa.rules.register(type("NoName", (linfa.AbstractRule,), {}))
+    with pytest.raises(ValueError, match="learns_feedback but no feedback_layout"):
+        linfa.rules.register(type("Bad", (linfa.AbstractRule,), {"name": "BadLearn", "learns_feedback": True}))
+
+
+def test_unknown_name_loads_an_entry_point_lazily(monkeypatch):
+    import importlib.metadata as md
+
+    class FromPackage(linfa.AbstractRule):
+        name = "FromPackageTest"
+
+        def _signals(self, state, e):
+            return [e for _ in self.weights(state)]
+
+    calls = []
+
+    class EP:
+        name = "FromPackageTest"
+
+        def load(self):
+            calls.append(1)
+            return FromPackage
+
+    monkeypatch.setattr(md, "entry_points", lambda group: [EP()] if group == "linfa.rules" else [])
+    linfa.rules.get("FA")
+    assert calls == []  # known names never touch the entry points
+    try:
+        assert linfa.rules.get("FromPackageTest") is FromPackage and calls == [1]
+    finally:
+        linfa.rules.unregister("FromPackageTest")

@@ -39,7 +39,7 @@ class Catalogue(AbstractTarget):
     verdict's per-instance ``details`` as metrics, the instance's parameters,
     its size (number of array entries: the smallest failure is the reported
     counterexample) and, for a failure, the instance as an ``.npz`` readable by
-    :meth:`linfa.theorems.Instance.load`.
+    :meth:`linfa.Instance.load`.
     """
 
     def __init__(self, theorem: Any) -> None:

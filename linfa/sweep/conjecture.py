@@ -31,7 +31,7 @@ class Conjecture(AbstractTarget):
         ``predicate(instance, solution)``; a float is a margin, ``>= 0`` where
         the conjecture holds (as for :func:`linfa.testing.conjecture`).
     draw : callable
-        ``draw(rng) -> linfa.theorems.Instance``: one unbatched instance from a
+        ``draw(rng) -> linfa.Instance``: one unbatched instance from a
         :class:`numpy.random.Generator`. (A hypothesis strategy cannot be drawn
         from a seed; write the generator function it stands for.)
     t1 : float, optional

@@ -9,7 +9,7 @@ A catalogue entry is a published claim made checkable:
   passes when it finds a witness, which it reports);
 * a *tolerance* and the reason for it;
 * ``draw(rng, size)``, which draws ``size`` instances sharing their
-  dimensions as one batched :class:`~linfa.theorems.Instance`, and
+  dimensions as one batched :class:`~linfa.Instance`, and
   ``check(instance) -> Verdict``, which decides them all at once (one batched
   integration per group of instances);
 * optionally the name of a derivation in :mod:`linfa.symbolic.derivations`
@@ -224,7 +224,7 @@ class Theorem:
             Arrays of shape ``(K,)`` for a batch of ``K``, ``()`` for one.
         """
         if not isinstance(instance, Instance):
-            raise TypeError(f"instance: expected a linfa.theorems.Instance, got {type(instance).__name__}")
+            raise TypeError(f"instance: expected a linfa.Instance, got {type(instance).__name__}")
         if instance.size is None:
             batched = Instance({k: a[None] for k, a in instance.arrays.items()}, instance.params,
                                instance.seed, 1, instance.name)
