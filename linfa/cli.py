@@ -27,7 +27,8 @@ before running ``COMMAND``: a plug-in that registers its own rules
 (:func:`linfa.rules.register`) and catalogue entries
 (:func:`linfa.theorems.register`) makes them available to ``linfa check``,
 ``linfa list``, ``linfa replay`` and ``linfa sweep``. Only what is named on the
-command line is imported, never anything named in a file being read.
+command line is imported, never anything named in a file being read
+(:mod:`linfa.plugins`; worker processes load the same plug-ins).
 
 Sub-commands are added by modules exposing ``add_parser(subparsers)`` that
 sets ``func`` (``args.func(args) -> int``) as a parser default: the built-in
@@ -46,7 +47,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["EXTENSIONS", "JSON_SCHEMA", "build_parser", "load_plugin", "main", "render_table"]
+from linfa import plugins
+
+__all__ = ["EXTENSIONS", "JSON_SCHEMA", "build_parser", "main", "render_table"]
 
 #: Modules providing further sub-commands through ``add_parser(subparsers)``.
 EXTENSIONS: tuple[str, ...] = ("linfa.reproduce", "linfa.sweep")
@@ -382,36 +385,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_plugin(spec: str) -> None:
-    """Import the module of ``spec`` (``"module"`` or ``"module:function"``) and call the function, if named.
-
-    Raises
-    ------
-    ImportError
-        If the module cannot be imported.
-    AttributeError, TypeError
-        If the function does not exist or is not callable.
-    """
-    module_name, _, func = spec.partition(":")
-    if not module_name:
-        raise ImportError(f"expected MODULE or MODULE:FUNCTION, got {spec!r}")
-    module = importlib.import_module(module_name)
-    if func:
-        obj: Any = module
-        for part in func.split("."):
-            obj = getattr(obj, part)
-        if not callable(obj):
-            raise TypeError(f"{spec!r} is not callable")
-        obj()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``linfa`` script and ``python -m linfa``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     for spec in args.plugin:
         try:
-            load_plugin(spec)
+            plugins.load(spec)
         except (ImportError, AttributeError, TypeError) as exc:
             print(f"linfa: --plugin {spec}: {exc}", file=sys.stderr)
             return 2

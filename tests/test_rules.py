@@ -333,7 +333,7 @@ def test_register_get_and_custom_layout():
 
 
 def test_registry_rejects_bad_declarations():
-    with pytest.raises(TypeError, match="subclass of linfa.AbstractRule"):
+    with pytest.raises(TypeError, match=r"subclass of linfa\.AbstractRule"):
         linfa.rules.register(object)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="identifier"):
         linfa.rules.register(type("NoName", (linfa.AbstractRule,), {}))

@@ -281,7 +281,7 @@ def _last_json(capsys: pytest.CaptureFixture[str]) -> str:
     return text[text.index("{"):]
 
 
-def test_plugin_subprocess(tmp_path: Path) -> None:
+def test_plugin_in_subprocesses(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT)])}
     out = tmp_path / "check.json"
     cmd = [sys.executable, "-m", "linfa", "--plugin", "test_user_rule:register_claims", "check", CLAIM_ID,
@@ -290,3 +290,11 @@ def test_plugin_subprocess(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     (entry,) = json.loads(out.read_text())["results"]
     assert entry["passed"] and entry["holding"] == 4
+    # a sweep in two spawned worker processes: they load the same plug-in before looking the entry up
+    store = tmp_path / "sweep.sqlite"
+    cmd = [sys.executable, "-m", "linfa", "--plugin", "test_user_rule:register_claims", "sweep", CLAIM_ID,
+           "-n", "8", "--chunk-size", "4", "--workers", "2", "--out", str(store), "--no-progress", "--json"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert summary["counts"]["ok"] == 8

@@ -54,8 +54,10 @@ class Catalogue(AbstractTarget):
         self.group_size = int(self.theorem.group_size)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        # Pickle by id: draw/check may be lambdas; workers import the catalogue.
-        return (Catalogue, (self.id,))
+        # Pickle by id: draw/check may be lambdas; workers import the catalogue and this process's plug-ins.
+        from linfa import plugins
+
+        return (_from_id, (self.id, plugins.loaded()))
 
     def __repr__(self) -> str:
         return f"Catalogue({self.id!r})"
@@ -101,6 +103,13 @@ class Catalogue(AbstractTarget):
                     result["instance"] = _npz_bytes(inst.take(j))
                 out[g * gs + p] = result
         return [out[int(i)] for i in indices]
+
+
+def _from_id(theorem_id: str, plugin_specs: Sequence[str] = ()) -> Catalogue:
+    from linfa import plugins
+
+    plugins.load_all(plugin_specs)
+    return Catalogue(theorem_id)
 
 
 def _npz_bytes(instance: Any) -> bytes:

@@ -17,9 +17,11 @@ from linfa.sweep.executors import AbstractExecutor, get_executor
 __all__ = ["run_checks"]
 
 
-def _check_entry(position: int, theorem_id: str, kwargs: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    from linfa import theorems
+def _check_entry(position: int, theorem_id: str, kwargs: dict[str, Any],
+                 plugin_specs: Sequence[str] = ()) -> tuple[int, dict[str, Any]]:
+    from linfa import plugins, theorems
 
+    plugins.load_all(plugin_specs)
     result = theorems.run(theorems.get(theorem_id), **kwargs)
     fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.name != "theorem"}
     return position, fields
@@ -44,14 +46,14 @@ def run_checks(entries: Sequence[Any], *, workers: int | None = None, scheduler:
     >>> for result in run_checks(theorems.catalogue(), workers=2, fast=True):  # doctest: +SKIP
     ...     print(result.theorem.id, result.passed)
     """
-    from linfa import theorems
+    from linfa import plugins, theorems
 
     chosen = [theorems.get(e) if isinstance(e, str) else e for e in entries]
     ex, owned = get_executor(workers=workers, scheduler=scheduler, executor=executor)
     done: dict[int, dict[str, Any]] = {}
     next_out = 0
     try:
-        tasks = ((i, t.id, dict(run_kwargs)) for i, t in enumerate(chosen))
+        tasks = ((i, t.id, dict(run_kwargs), plugins.loaded()) for i, t in enumerate(chosen))
         for position, fields in ex.imap_unordered(_check_entry, tasks):
             done[position] = fields
             while next_out in done:
