@@ -66,6 +66,7 @@ class); they are loaded only when an unknown name is looked up.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, overload
@@ -180,11 +181,32 @@ class FeedbackLayout:
 
     def count(self, depth: int) -> int:
         """Number of feedback matrices of a network with ``depth`` layers."""
-        return len(self.shapes_for((1,) * (int(depth) + 1)))
+        return _count(self, int(depth))
 
     def names(self, depth: int) -> tuple[str, ...]:
         """Array names ``("B{first}", ...)`` for a network with ``depth`` layers."""
         return tuple(f"B{self.first + i}" for i in range(self.count(depth)))
+
+
+@functools.lru_cache(maxsize=256)
+def _count(layout: FeedbackLayout, depth: int) -> int:
+    # the state split calls this on every evaluation of a learned-feedback flow
+    return len(layout.shapes_for((1,) * (depth + 1)))
+
+
+@functools.lru_cache(maxsize=256)
+def _learned_depth(cls: type[AbstractRule], n: int) -> int:
+    """Depth ``L`` of a state of ``n`` entries: ``L`` weights then the layout's matrices for ``L``."""
+    layout = cls.feedback_layout
+    assert layout is not None
+    for depth in range(1, n + 1):
+        if depth + layout.count(depth) == n:
+            return depth
+    lengths = [d + layout.count(d) for d in range(1, 5)]
+    raise ValueError(
+        f"state: expected the weights W_1..W_L followed by the learned feedback "
+        f"({cls._layout_doc()}), i.e. {', '.join(map(str, lengths))}, ... entries, got {n}"
+    )
 
 
 # --------------------------------------------------------------------------- rules
@@ -311,22 +333,13 @@ class AbstractRule:
 
     def depth(self, state: State) -> int:
         """Number of weight layers ``L`` of a state."""
-        n = len(state)
-        if not type(self).learns_feedback:
-            return n
-        layout = type(self).feedback_layout
-        assert layout is not None
-        for depth in range(1, n + 1):
-            if depth + layout.count(depth) == n:
-                return depth
-        lengths = [d + layout.count(d) for d in range(1, 5)]
-        raise ValueError(
-            f"state: expected the weights W_1..W_L followed by the learned feedback "
-            f"({self._layout_doc()}), i.e. {', '.join(map(str, lengths))}, ... entries, got {n}"
-        )
+        cls = type(self)
+        return len(state) if not cls.learns_feedback else _learned_depth(cls, len(state))
 
     def weights(self, state: State) -> tuple[Any, ...]:
         """The forward weights ``(W_1, ..., W_L)`` of a state."""
+        if not type(self).learns_feedback:
+            return tuple(state)
         return tuple(state[: self.depth(state)])
 
     def feedback_of(self, state: State) -> tuple[Any, ...]:
