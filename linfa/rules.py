@@ -194,13 +194,19 @@ def _count(layout: FeedbackLayout, depth: int) -> int:
     return len(layout.shapes_for((1,) * (depth + 1)))
 
 
-@functools.lru_cache(maxsize=256)
+_DEPTHS: dict[tuple[type, int], int] = {}
+
+
 def _learned_depth(cls: type[AbstractRule], n: int) -> int:
     """Depth ``L`` of a state of ``n`` entries: ``L`` weights then the layout's matrices for ``L``."""
+    key = (cls, n)
+    if key in _DEPTHS:
+        return _DEPTHS[key]
     layout = cls.feedback_layout
     assert layout is not None
     for depth in range(1, n + 1):
         if depth + layout.count(depth) == n:
+            _DEPTHS[key] = depth
             return depth
     lengths = [d + layout.count(d) for d in range(1, 5)]
     raise ValueError(
