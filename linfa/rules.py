@@ -222,10 +222,24 @@ class AbstractRule:
     Subclasses declare :attr:`name`, :attr:`feedback_layout`,
     :attr:`learns_feedback` and :attr:`parameters`, and implement
     :meth:`_signals` (the ``δ_l = M_l e``); everything else is derived from
-    the declaration. A rule with fixed feedback (a layout and
-    ``learns_feedback = False``) is constructed as ``Rule(feedback, **params)``
-    and keeps the matrices in ``rule.feedback``; other rules as
-    ``Rule(**params)``. Concrete rules are final.
+    the declaration. A rule that learns its feedback also overrides
+    :meth:`dstate` to give the feedback's own flow; a rule with a known
+    conservation law overrides :meth:`conserved_quantities`. Concrete rules
+    are final.
+
+    Parameters
+    ----------
+    feedback : sequence of ndarray, optional
+        For a rule with fixed feedback (a layout and ``learns_feedback =
+        False``) only, and then required: the matrices of its layout, each
+        ``(*batch, rows, cols)``, kept as ``rule.feedback``.
+    **params
+        Exactly the declared :attr:`parameters`, set as attributes.
+
+    Raises
+    ------
+    TypeError
+        On missing or unexpected feedback or parameters.
     """
 
     #: The rule's registry name (as stored in ``Instance.params["rule"]``).
