@@ -60,6 +60,7 @@ from linfa.theorems import (  # noqa: F401
     lillicrap2016,
     nokland2016,
     refinetti2021,
+    refinetti2021_shallow,
     saxe2014,
     scellier_bengio2017,
 )

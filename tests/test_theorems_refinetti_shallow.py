@@ -1,0 +1,45 @@
+"""Catalogue entries of linfa.theorems.refinetti2021_shallow: they hold, and they can fail."""
+
+from __future__ import annotations
+
+import pytest
+
+from linfa import theorems
+from linfa.teacher_student import ode
+from linfa.theorems import refinetti2021_shallow as rs
+from linfa.theorems._core import draw_groups
+
+
+def _group(id_: str, seed: int = 0) -> theorems.Instance:
+    thm = theorems.get(id_)
+    return next(draw_groups(thm, thm.group_size, seed))[1]
+
+
+def test_entries_registered() -> None:
+    ids = {t.id for t in theorems.catalogue(["refinetti2021_shallow"])}
+    assert ids == {f"refinetti2021_shallow.{c}" for c in
+                   ("align_then_memorise", "degeneracy_breaking", "bp_realisable", "ode_limit")}
+
+
+def test_align_then_memorise_holds_for_dfa_not_for_bp() -> None:
+    inst = _group("refinetti2021_shallow.align_then_memorise")
+    dfa = rs.atm_verdict(inst, "DFA")
+    bp = rs.atm_verdict(inst, "BP")  # control: BP's second layer has no reason to turn towards b
+    assert dfa.holds.mean() >= 0.8
+    assert bp.holds.mean() <= 0.5
+
+
+def test_ode_limit_fails_for_a_mutated_ode(monkeypatch: pytest.MonkeyPatch) -> None:
+    inst = _group("refinetti2021_shallow.ode_limit", seed=1)
+    thm = theorems.get("refinetti2021_shallow.ode_limit")
+    right = thm.check(inst)
+    real = ode.field_sums
+
+    def wrong_i3(*args, **kw):  # type: ignore[no-untyped-def]
+        a2, a3, a4, j2 = real(*args, **kw)
+        return a2, 1.5 * a3, a4, j2  # e.g. a wrong constant in the closed form of I3
+
+    monkeypatch.setattr(ode, "field_sums", wrong_i3)
+    wrong = thm.check(inst)
+    assert right.holds.mean() >= 0.75
+    assert wrong.holds.mean() < 0.75  # the fraction the entry needs
