@@ -25,7 +25,7 @@ def bundles():
 def test_registry_names_titles_and_callables():
     assert set(rp.FIGURES) == {
         "fa_nse", "fa_angles", "fa_alignment", "dfa_weight_alignment", "dfa_condition_numbers",
-        "saxe_modes", "ep_beta",
+        "saxe_modes", "ep_beta", "shallow_align_then_memorise",
     }
     for name, spec in rp.FIGURES.items():
         assert spec.name == name and spec.title and callable(spec.compute) and callable(spec.draw)
@@ -171,3 +171,17 @@ def test_linfa_command_line_dispatches_reproduce(tmp_path, capsys):
     assert "ep_beta" in capsys.readouterr().out
     assert main(["reproduce", "saxe_modes", "--fast", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "saxe_modes.json").exists()
+
+
+def test_shallow_dfa_aligns_before_it_memorises_and_sgd_follows_the_ode(bundles):
+    b = bundles["shallow_align_then_memorise"]
+    # DFA: 90 % of the final alignment is reached while ε_g is within 10 % of its start
+    assert np.all(np.array(b.extra["eg_ratio_when_aligned_dfa"]) > 0.9)
+    assert np.all(b.series["eg_dfa"][-1] < 0.1 * b.series["eg_dfa"][0])
+    # SGD (N = 500, one run each) on its window follows the ODE it was started from
+    for rule in ("dfa", "bp"):
+        sgd = b.series[f"eg_{rule}_sgd"]
+        ok = np.isfinite(sgd)
+        assert ok.sum() > 10
+        gap = np.abs(sgd - b.series[f"eg_{rule}"])[ok] / np.broadcast_to(b.series[f"eg_{rule}"][0], sgd.shape)[ok]
+        assert np.max(gap) < 0.1
