@@ -48,7 +48,7 @@ def euler(p: ts.Problem, alpha: float, saveat: np.ndarray) -> tuple[np.ndarray, 
     y = [p.Q.copy(), p.R.copy(), p.v.copy()]
     marks = np.rint(saveat / DT).astype(int)
     out: list[list[np.ndarray]] = [[], [], []]
-    steps = int(round(alpha / DT))
+    steps = round(alpha / DT)
     j = 0
     for n in range(steps + 1):
         while j < len(marks) and marks[j] == n:

@@ -50,8 +50,8 @@ __all__ = [
 ]
 
 #: Sub-packages loaded on first attribute access (they import sympy, matplotlib,
-#: hypothesis or the catalogue): ``linfa.symbolic``, ``linfa.plot``, ...
-_LAZY = ("cli", "plot", "reproduce", "sweep", "symbolic", "testing", "theorems")
+#: hypothesis or the catalogue): ``linfa.symbolic``, ``linfa.plot``, ``linfa.teacher_student``, ...
+_LAZY = ("cli", "plot", "reproduce", "sweep", "symbolic", "teacher_student", "testing", "theorems")
 
 
 def __getattr__(name: str) -> ModuleType:

@@ -50,6 +50,7 @@ def test_there_are_notebooks():
         "02_scellier_bengio_quadratic_energy.ipynb",
         "03_garg_vempala_matrix_factorization.ipynb",
         "04_refinetti_align_then_memorise.ipynb",
+        "05_refinetti_shallow_align_then_memorise.ipynb",
     } <= names
 
 
