@@ -204,6 +204,8 @@ def _args(**kw: object) -> dict[str, object]:
     ({"R": np.zeros((2, 0))}, ValueError, "M"),
     ({"Q": np.full((2, 2), np.nan)}, ValueError, "Q"),
     ({"second_order": 1}, TypeError, "second_order"),
+    ({"v": np.ones(2) + 1j}, TypeError, "v"),
+    ({"eta": [1.0, 2.0, 3.0], "v": np.ones((2, 2))}, ValueError, "batch"),
 ])
 def test_problem_rejects_bad_input(kw: dict[str, object], exc: type[Exception], name: str) -> None:
     with pytest.raises(exc, match=name):
@@ -227,5 +229,7 @@ def test_other_bad_input() -> None:
         ts.simulate(w, wstar, np.ones((1, 2)), np.ones((1, 1)), [1.0], rng, eta=-1.0)
     with pytest.raises(ValueError, match="alphas"):
         ts.simulate(w, wstar, np.ones((1, 2)), np.ones((1, 1)), [1.0, 0.5], rng)
+    with pytest.raises(ValueError, match="rule"):
+        ts.Flow(ts.activation("erf"), rule="FA")
     with pytest.raises(ValueError, match="observe"):
         ts.solve(ts.Problem(**_args()), 1.0, observe=["loss"])  # type: ignore[arg-type]

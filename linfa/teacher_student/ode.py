@@ -140,6 +140,12 @@ class Flow:
     second_order: bool = True
     points: int | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.activation, Activation):
+            raise TypeError(f"activation: expected an Activation, got {type(self.activation).__name__}")
+        if self.rule not in ("BP", "DFA"):
+            raise ValueError(f"rule: expected 'BP' or 'DFA', got {self.rule!r}")
+
     def __call__(self, t: Any, y: Sequence[np.ndarray], args: Sequence[np.ndarray]) -> State:
         Q, R, v = y
         T, vstar, b, eta, sigma = args

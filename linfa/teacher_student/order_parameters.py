@@ -79,12 +79,12 @@ def initial_weights(
 
 
 def _array(name: str, a: Any, core: tuple[int, ...] | None, ndim: int) -> np.ndarray:
+    if np.iscomplexobj(a):
+        raise TypeError(f"{name}: expected real numbers, got complex")
     try:
         arr = np.asarray(a, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name}: expected a real numeric array, got {type(a).__name__}") from exc
-    if np.iscomplexobj(a):
-        raise TypeError(f"{name}: expected real numbers, got complex")
     want = shape_str(["*batch", *(core if core is not None else ["?"] * ndim)])
     if arr.ndim < ndim or (core is not None and arr.shape[arr.ndim - ndim:] != core):
         raise ValueError(f"{name}: expected shape {want}, got {shape_str(arr.shape)}")
