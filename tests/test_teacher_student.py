@@ -134,6 +134,29 @@ def test_linear_ode_is_the_deep_linear_population_flow(rule: str) -> None:
     np.testing.assert_allclose(vv, W2[:, :, 0, :], atol=1e-8)
 
 
+def test_batched_solve_with_saveat_observe_until() -> None:
+    # instances differ in initial conditions, feedback and learning rate; each batched instance is
+    # the instance solved alone; `until` stops each at ε_g = tol on the interpolant
+    rng = np.random.default_rng(11)
+    w, wstar = ts.initial_weights(rng, 60, 2, 2, size=3, scale=0.3)
+    v, vstar, b = 0.3 * rng.standard_normal((3, 2)), np.ones((3, 2)), rng.standard_normal((3, 2))
+    eta = np.array([0.3, 0.6, 0.9])
+    problem = ts.Problem.from_weights(w, wstar, v, vstar, rule="DFA", b=b, eta=eta)
+    eg0 = ts.generalisation_error(problem.order_parameters())
+    tol = 0.5 * float(eg0.min())
+    sol = ts.solve(problem, 200.0, saveat=[0.0, 1.0, 2.0], observe=["eg", "alignment", "overlaps"],
+                   until=ts.eg_below(tol), rtol=1e-10, atol=1e-12)
+    assert sol.observed["overlaps"].shape == (3, 3, 2, 2)
+    np.testing.assert_allclose(sol.observed["eg"][:, 0], eg0, rtol=1e-12)
+    Q, R, vv = sol.state_final
+    final = ts.generalisation_error(ts.OrderParameters(Q, R, problem.T, vv, vstar, b))
+    np.testing.assert_allclose(final, tol, rtol=1e-6)
+    for i in range(3):
+        one = ts.Problem(problem.Q[i], problem.R[i], problem.T[i], v[i], vstar[i], rule="DFA", b=b[i], eta=eta[i])
+        alone = ts.solve(one, 2.0, saveat=[0.0, 1.0, 2.0], observe=["eg"], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(alone.observed["eg"], sol.observed["eg"][i], rtol=1e-7, atol=1e-12)
+
+
 def test_cubature_flow_matches_closed_form_flow() -> None:
     rng = np.random.default_rng(8)
     w, wstar = ts.initial_weights(rng, 50, 2, 1, size=1, scale=0.8)

@@ -7,7 +7,8 @@ feedback ``b`` in place of ``v`` in the first-layer update). As N → ∞ the ov
 (Saad & Solla 1995; Goldt et al. 2019; Refinetti et al. 2021).
 
 * :class:`Problem` — a batch of initial conditions, teachers, feedbacks and learning rates;
-* :func:`solve` — integrate the ODEs with :func:`linfa.integrate.integrate` (:class:`Flow` is the field);
+* :func:`solve` — integrate the ODEs with :func:`linfa.integrate.integrate` (:class:`Flow` is the field;
+  :func:`eg_below` a stopping condition);
 * :func:`simulate` — the finite-N SGD they describe;
 * :mod:`~linfa.teacher_student.averages` — the Gaussian averages ``I2, I3, I4, J2``
   (closed forms for erf and linear ``g``, cubature for any other);
@@ -27,7 +28,7 @@ True
 from linfa.teacher_student import averages
 from linfa.teacher_student.activations import ACTIVATIONS, Activation, activation
 from linfa.teacher_student.observables import alignment, generalisation_error, overlaps, specialisation
-from linfa.teacher_student.ode import Flow, solve
+from linfa.teacher_student.ode import Flow, eg_below, solve
 from linfa.teacher_student.order_parameters import (
     OrderParameters,
     Problem,
@@ -48,6 +49,7 @@ __all__ = [
     "alignment",
     "averages",
     "covariance",
+    "eg_below",
     "generalisation_error",
     "initial_weights",
     "order_parameters",

@@ -43,7 +43,7 @@ from linfa.teacher_student import averages
 from linfa.teacher_student.activations import Activation
 from linfa.teacher_student.order_parameters import OrderParameters, Problem, covariance
 
-__all__ = ["Flow", "State", "solve"]
+__all__ = ["Flow", "State", "eg_below", "solve"]
 
 State = tuple[np.ndarray, np.ndarray, np.ndarray]
 #: ``obs(order_parameters) -> ndarray`` (leading batch axes preserved)
@@ -178,6 +178,26 @@ def _order_parameters(y: Sequence[np.ndarray], args: Sequence[np.ndarray]) -> Or
         Q, R, np.broadcast_to(T, (*lead, *T.shape[-2:])), v,
         np.broadcast_to(vstar, (*lead, vstar.shape[-1])), np.broadcast_to(b, (*lead, b.shape[-1])),
     )
+
+
+def eg_below(tol: float, activation: Any = "erf") -> Event:
+    """Stop an instance once its generalisation error falls to ``tol`` (status ``event``).
+
+    .. math:: g = \\epsilon_g(Q, R, T, v) - \\text{tol}
+
+    For :func:`solve`'s ``until``; the time is located on the interpolant.
+    """
+    from linfa._validate import real
+    from linfa.teacher_student import observables as tso
+    from linfa.teacher_student.activations import activation as _activation
+
+    tol = real("tol", tol, positive=True)
+    act = _activation(activation)
+
+    def g(t: Any, y: Sequence[np.ndarray], args: Sequence[np.ndarray]) -> np.ndarray:
+        return tso.generalisation_error(_order_parameters(y, args), act) - tol
+
+    return Event(g, direction=-1, name=f"eg_below({tol:g})")
 
 
 def solve(
