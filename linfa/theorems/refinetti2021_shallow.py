@@ -40,6 +40,7 @@ __all__: list[str] = []
 
 PAPER = "Refinetti et al. 2021"
 REF = "Refinetti, d'Ascoli, Ohana & Goldt, ICML 2021, sec. 3 (shallow networks, teacher-student ODEs)"
+FACT = "docs/design.md, fact 9"
 #: Dimension of the weights drawn to make consistent initial order parameters.
 N_DRAW = 100
 #: Scale of the small initial weights (first and second layer).
@@ -106,11 +107,12 @@ register(Theorem(
     statement=(r"\alpha_A = \min\{\alpha : \cos(v(\alpha), b) \ge 0.9\cos(v(\alpha_1), b)\}:\ "
                r"\epsilon_g(\alpha_A) \ge 0.9\,\epsilon_g(0),\ \ \epsilon_g(\alpha_1) \le 0.1\,\epsilon_g(0),\ "
                r"\cos(v(\alpha_1), b) \ge 0.5"),
-    reference=REF + ", fig. 2 (alignment phase, then memorisation phase)",
+    reference=REF + ", fig. 2 (alignment phase, then memorisation phase); " + FACT,
     hypotheses=("erf activation, K = M = 2, no noise, v* = 1, T = w*w*ᵀ/N of a Gaussian teacher (N = 100)",
                 "small initial weights (std 1e-2, both layers), DFA feedback b ~ N(0, I_K)",
                 "η ~ U(0.2, 0.8), η² terms kept, α_1 = 1000, ODE by tsit5 at rtol 1e-7 saved on 121 log-spaced times"),
     kind="empirical",
+    fact=9,
     fraction=0.8,
     tolerance=ALIGNED,
     tolerance_reason="the thresholds (90 % of the final alignment, ε_g within 10 %, then below 10 %) formalise "
@@ -154,11 +156,12 @@ register(Theorem(
     statement=(r"\epsilon_g^{\mathrm{DFA}}(\alpha_1),\ \epsilon_g^{\mathrm{BP}}(\alpha_1) \le 10^{-2}\epsilon_g(0),\ "
                r"\cos(v^{\mathrm{DFA}}(\alpha_1), b) > \cos(v^{\mathrm{BP}}(\alpha_1), b);\ "
                r"\max_{\epsilon_g = 0}\cos(v, b) = 1\ (M = 1)"),
-    reference=REF + " (degeneracy breaking by the alignment phase)",
+    reference=REF + " (degeneracy breaking by the alignment phase); " + FACT,
     hypotheses=("erf activation, K in {2, 3} > M = 1, no noise, v* = 1",
                 "the same small initial weights (std 1e-2) for BP and DFA, b ~ N(0, I_K)",
                 "η ~ U(0.2, 0.8), α_1 = 1000, ODE by tsit5 at rtol 1e-7"),
     kind="empirical",
+    fact=9,
     fraction=0.8,
     tolerance=ZERO_ERROR,
     tolerance_reason="'zero error' read as a 100-fold fall of ε_g by α = 1000 (fixed before any run); with 24 "
@@ -195,10 +198,11 @@ register(Theorem(
     paper=PAPER,
     title="BP from small weights learns a realisable erf teacher (K ≥ M, no noise): ε_g → 0",
     statement=r"K \ge M,\ \sigma = 0:\quad \epsilon_g^{\mathrm{BP}}(\alpha_1) \le 10^{-3}\,\epsilon_g(0)",
-    reference="Saad & Solla, Phys. Rev. E 52 (1995) (plateau, then specialisation); " + REF,
+    reference="Saad & Solla, Phys. Rev. E 52 (1995) (plateau, then specialisation); " + REF + "; " + FACT,
     hypotheses=("erf activation, M in {1, 2}, K in {M, M + 1}, no noise, v* = 1",
                 "small initial weights (std 1e-2)", "η ~ U(0.2, 0.8), η² terms kept, α_1 = 1000"),
     kind="empirical",
+    fact=9,
     fraction=0.9,
     tolerance=BP_ZERO,
     tolerance_reason="ε_g → 0 read as a 1000-fold fall by α = 1000 (past the symmetric plateau of small init; "
@@ -263,11 +267,13 @@ register(Theorem(
     title="The order-parameter ODE is the N → ∞ limit of online SGD (gap in ε_g ∝ N^{-1/2})",
     statement=(r"G(N) = \operatorname{med}_{\rm seeds}\,\mathrm{rms}_{\alpha,\,(Q, R, v, \epsilon_g)}"
                r"(\mathrm{SGD}_N - \mathrm{ODE}):\quad G(800) \le 0.7\,G(100)"),
-    reference="Saad & Solla 1995; Goldt et al., NeurIPS 2019 (the ODEs as the thermodynamic limit); " + REF,
+    reference="Saad & Solla 1995; Goldt et al., NeurIPS 2019 (the ODEs as the thermodynamic limit); " + REF + "; "
+              + FACT,
     hypotheses=("erf activation, K, M in {1, 2}, BP or DFA, η ~ U(0.5, 1), no noise",
                 "32 seeds of Gaussian initial weights (student std 0.5) at N = 100 and N = 800, α <= 0.5",
                 "the ODE from each seed's own initial order parameters"),
     kind="empirical",
+    fact=9,
     fraction=0.75,
     tolerance=RATIO,
     tolerance_reason="expected ratio (100/800)^{1/2} = 0.35 (fluctuations of one run are O(N^{-1/2}); an "
