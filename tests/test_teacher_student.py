@@ -67,18 +67,19 @@ def test_relu_cubature_matches_monte_carlo_and_known_i2() -> None:
 def _gaps(n: int, act: str) -> tuple[float, float]:
     """Mean over seeds and times of |ε_g(simulation) − ε_g(ODE from the same initial weights)|.
 
-    Returned for the ODE and for a mutated ODE without the η² terms (wrong for SGD at η = 1).
+    Returned for the ODE and for a mutated ODE without the η² terms (I4 and the noise's σ² J2),
+    wrong for SGD at η = 1.
     """
     seeds = 32
     rng = np.random.default_rng([15, n])
     w, wstar = ts.initial_weights(rng, n, 2, 2, size=seeds, scale=0.5)
     v, vstar, b = np.full((seeds, 2), 0.5), np.ones((seeds, 2)), rng.standard_normal((seeds, 2))
     alphas = np.linspace(0.0, 0.6, 4)
-    sim = ts.simulate(w, wstar, v, vstar, alphas, rng, rule="DFA", b=b, eta=1.0, activation=act)
+    sim = ts.simulate(w, wstar, v, vstar, alphas, rng, rule="DFA", b=b, eta=1.0, sigma=0.3, activation=act)
     eg_sim = ts.generalisation_error(sim.order_parameters(), act)
     out = []
     for second_order in (True, False):
-        problem = ts.Problem.from_weights(w, wstar, v, vstar, rule="DFA", b=b, eta=1.0, activation=act,
+        problem = ts.Problem.from_weights(w, wstar, v, vstar, rule="DFA", b=b, eta=1.0, sigma=0.3, activation=act,
                                           second_order=second_order)
         gap = eg_sim - ts.solve(problem, alphas[-1], saveat=alphas, observe=["eg"]).observed["eg"]
         assert np.all(gap[:, 0] == pytest.approx(0.0, abs=1e-12))  # same initial order parameters
@@ -155,6 +156,18 @@ def test_batched_solve_with_saveat_observe_until() -> None:
         one = ts.Problem(problem.Q[i], problem.R[i], problem.T[i], v[i], vstar[i], rule="DFA", b=b[i], eta=eta[i])
         alone = ts.solve(one, 2.0, saveat=[0.0, 1.0, 2.0], observe=["eg"], rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(alone.observed["eg"], sol.observed["eg"][i], rtol=1e-7, atol=1e-12)
+
+
+def test_frozen_second_layer_stays_put_in_ode_and_simulation() -> None:
+    rng = np.random.default_rng(12)
+    w, wstar = ts.initial_weights(rng, 80, 2, 1, size=2)
+    v, vstar = rng.standard_normal((2, 2)), np.ones((2, 1))
+    sim = ts.simulate(w, wstar, v, vstar, [0.0, 0.5], rng, train_second_layer=False)
+    problem = ts.Problem.from_weights(w, wstar, v, vstar, train_second_layer=False)
+    sol = ts.solve(problem, 0.5, saveat=[0.0, 0.5])
+    np.testing.assert_array_equal(sim.v[:, -1], v)
+    np.testing.assert_array_equal(sol.states[2][:, -1], v)
+    assert not np.allclose(sol.states[1][:, -1], problem.R)  # the first layer did learn
 
 
 def test_cubature_flow_matches_closed_form_flow() -> None:

@@ -28,6 +28,12 @@ where :math:`I_n(a, b, ...)` is the average of :mod:`.averages` over the fields 
 indices. The :math:`\\eta^2` term comes from :math:`\\Delta w_k \\cdot \\Delta w_l / N` with
 :math:`x \\cdot x / N \\to 1`; the other terms from :math:`w_k \\cdot \\Delta w_l / N`.
 ``T`` and ``v*`` are constant.
+
+For linear ``g`` without the :math:`\\eta^2` terms this is exactly the population flow of the
+deep linear network ``(N, K, 1)`` of :mod:`linfa.rules` (BP, or DFA with ``B_1 = b``) with
+:math:`W_1 = w/\\sqrt N`, :math:`W_2 = v^T`, :math:`\\Sigma_{xx} = I_N`,
+:math:`\\Sigma_{yx} = {v^*}^T w^*/\\sqrt N`, at time :math:`t = \\eta\\alpha`
+(then :math:`Q = W_1W_1^T`, :math:`R = W_1 {w^*}^T/\\sqrt N`).
 """
 
 from __future__ import annotations
