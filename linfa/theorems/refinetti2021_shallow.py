@@ -33,8 +33,8 @@ from __future__ import annotations
 import numpy as np
 
 from linfa import teacher_student as ts
+from linfa.instances import Instance
 from linfa.theorems._core import Theorem, Verdict, register
-from linfa.theorems._instance import Instance
 
 __all__: list[str] = []
 
