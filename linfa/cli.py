@@ -15,7 +15,13 @@ instances. ``IDS`` are entry ids (``saxe2014.mode_dynamics``) or paper keys
   instance, an empirical claim on its stated fraction, an existential claim
   with a witness found, and no derivation failed);
 * ``1`` when some claim did not (or its check raised);
-* ``2`` on a usage error (unknown id, bad option).
+* ``2`` on a usage or input error (unknown id, bad option, unreadable or
+  unwritable file, unreachable scheduler);
+* ``3`` on an internal error (a bug in linfa: please report the traceback).
+
+Every sub-command uses the same codes (see :data:`EXIT_CODES`); errors go to
+stderr, results to stdout. Output closed early (``linfa list | head``) ends
+quietly.
 
 ``--fast`` is a quick numerical run (each entry's smaller default number of
 instances, no derivations). ``--json PATH`` writes the results as JSON
@@ -42,6 +48,7 @@ import argparse
 import importlib
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -49,10 +56,63 @@ from typing import Any
 
 from linfa import plugins
 
-__all__ = ["EXTENSIONS", "JSON_SCHEMA", "build_parser", "main", "render_table"]
+__all__ = ["EXIT_CODES", "EXTENSIONS", "JSON_SCHEMA", "UsageError", "build_parser", "main", "render_table"]
 
 #: Modules providing further sub-commands through ``add_parser(subparsers)``.
 EXTENSIONS: tuple[str, ...] = ("linfa.reproduce", "linfa.sweep")
+
+#: Exit status of every ``linfa`` command.
+EXIT_CODES: dict[int, str] = {
+    0: "success: every selected claim holds (every instance recorded without failure)",
+    1: "a claim failed (or a check, instance or predicate reported a failure)",
+    2: "usage or input error: bad option, unknown id, unreadable or unwritable file, unreachable scheduler",
+    3: "internal error: a bug in linfa (the traceback is printed; please report it)",
+    4: "the cluster was lost (Dask scheduler gone, or no workers within the timeout); a sweep's results file "
+       "is intact and the same command resumes it",
+    130: "interrupted (Ctrl-C or SIGTERM); a sweep resumes when run again",
+    141: "the reader of the output went away (e.g. piped into head); ends quietly",
+}
+
+
+class UsageError(Exception):
+    """A user error found by a command: printed as ``linfa CMD: message`` on stderr, exit status 2."""
+
+
+def _epilog() -> str:
+    return "exit status:\n" + "\n".join(f"  {code:<4} {what}" for code, what in EXIT_CODES.items())
+
+
+def writable_file(path: str, what: str) -> None:
+    """Raise :class:`UsageError` unless ``path`` can be written (creating its directory); nothing is left behind.
+
+    Called before a long computation whose results go to ``path``.
+    """
+    target = os.path.abspath(path)
+    if os.path.isdir(target):
+        raise UsageError(f"{what}: {path} is a directory, expected a file path")
+    directory = os.path.dirname(target)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        existed = os.path.exists(target)
+        with open(target, "a", encoding="utf-8"):
+            pass
+        if not existed:
+            os.remove(target)
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot write {path} ({exc.strerror or exc})") from None
+
+
+def writable_dir(path: str, what: str) -> None:
+    """Raise :class:`UsageError` unless ``path`` is (or can be made) a writable directory."""
+    import tempfile
+
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot write into the directory {path} ({exc.strerror or exc})") from None
+
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 _SEED_INFO = {
@@ -153,18 +213,28 @@ def _add_check(subparsers: Any) -> None:
     p.set_defaults(func=_run_check)
 
 
-def _positive_int(s: str) -> int:
-    v = int(s)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s}")
+def _int_at_least(s: str, minimum: int, what: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {s!r}") from None
+    if v < minimum:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {s}")
     return v
 
 
-def _non_negative_int(s: str) -> int:
-    v = int(s)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {s}")
-    return v
+def positive_int(s: str) -> int:
+    """``argparse`` type: an integer ``>= 1``."""
+    return _int_at_least(s, 1, "a positive integer")
+
+
+def non_negative_int(s: str) -> int:
+    """``argparse`` type: an integer ``>= 0``."""
+    return _int_at_least(s, 0, "a non-negative integer")
+
+
+_positive_int = positive_int
+_non_negative_int = non_negative_int
 
 
 def _fmt_margin(x: float) -> str:
@@ -212,6 +282,8 @@ def _run_check(args: argparse.Namespace) -> int:
     except KeyError as exc:
         print(f"linfa check: {exc.args[0]}", file=sys.stderr)
         return 2
+    if args.json:
+        writable_file(args.json, "--json")
     from tqdm import tqdm
 
     start = time.perf_counter()
@@ -257,11 +329,16 @@ def _run_check(args: argparse.Namespace) -> int:
             "passed": not failed,
             "results": [r.to_json() for r in results],
         }
-        directory = os.path.dirname(os.path.abspath(args.json))
-        os.makedirs(directory, exist_ok=True)
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=2, allow_nan=False)
-            fh.write("\n")
+        text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+            with open(args.json, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            # checked before running, so rare (disk full, path removed): keep the results on stderr
+            sys.stderr.write(text)
+            raise UsageError(f"--json: cannot write {args.json} ({exc.strerror or exc}); "
+                             "the JSON results were written to stderr above") from None
     return 1 if failed else 0
 
 
@@ -327,7 +404,10 @@ def _add_replay(subparsers: Any) -> None:
     )
     p.add_argument("path", metavar="PATH", help="the .npz file")
     p.add_argument("--predicate", default=None, metavar="MODULE:NAME",
-                   help="the conjecture's predicate (default: the one recorded in the file)")
+                   help="the conjecture's predicate to import and run (the file's recorded one is only shown, "
+                        "never imported, unless --trust)")
+    p.add_argument("--trust", action="store_true",
+                   help="import and run the predicate named inside the file (only for files you trust)")
     p.set_defaults(func=_run_replay)
 
 
@@ -337,20 +417,43 @@ def _run_replay(args: argparse.Namespace) -> int:
     try:
         inst = Instance.load(args.path)
     except (OSError, ValueError, TypeError) as exc:
-        print(f"linfa replay: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
+    recorded = inst.params.get("predicate")
     if "predicate" in inst.params or args.predicate:
+        import warnings
+
         from linfa.testing import replay
 
-        outcome = replay(inst, predicate=args.predicate)
+        if args.predicate is None and not args.trust:
+            if not isinstance(recorded, str):
+                raise UsageError(f"{args.path} records no importable predicate; name one with --predicate MODULE:NAME")
+            raise UsageError(
+                f"{args.path} asks to import and run the predicate {recorded!r}. linfa does not run code named "
+                "inside a data file. If you know that function, name it:\n"
+                f"    linfa replay {shlex.quote(args.path)} --predicate {shlex.quote(recorded)}\n"
+                "or, if you trust the file and every module importable from here, add --trust")
+        if args.predicate is not None and isinstance(recorded, str) and args.predicate != recorded:
+            print(f"linfa replay: note: using {args.predicate!r}, not {recorded!r} recorded in the file",
+                  file=sys.stderr)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the CLI warns itself, once
+            if args.predicate is None:
+                print(f"linfa replay: warning: importing and running {recorded!r} named inside {args.path} "
+                      "(--trust)", file=sys.stderr)
+            try:
+                outcome = replay(inst, predicate=args.predicate, trust=bool(args.trust))
+            except (ValueError, TypeError) as exc:
+                raise UsageError(str(exc)) from None
         print(outcome)
         return 0 if outcome.holds else 1
     try:
         thm = get(inst.name)
     except KeyError as exc:
-        print(f"linfa replay: {exc.args[0]}", file=sys.stderr)
-        return 2
-    verdict = thm.check(inst)
+        raise UsageError(f"{args.path}: {exc.args[0]}") from None
+    try:
+        verdict = thm.check(inst)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise UsageError(f"{args.path}: not an instance of {thm.id} ({exc})") from None
     holds = bool(verdict.holds.all())
     print(f"{thm.id}: holds={holds} margin={float(verdict.margin.min()):.6g}")
     for k, v in verdict.details.items():
@@ -361,7 +464,8 @@ def _run_replay(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     """The ``linfa`` argument parser with every available sub-command."""
-    parser = argparse.ArgumentParser(prog="linfa", description="Verify theory about learning in linear networks.")
+    parser = argparse.ArgumentParser(prog="linfa", description="Verify theory about learning in linear networks.",
+                                     epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     from linfa import __version__
 
     parser.add_argument("--version", action="version", version=f"linfa {__version__}")
@@ -382,11 +486,31 @@ def build_parser() -> argparse.ArgumentParser:
         add = getattr(module, "add_parser", None)
         if callable(add):
             add(subparsers)
+    for sub in subparsers.choices.values():
+        if sub.epilog is None:
+            sub.epilog = _epilog()
+            if sub.formatter_class is argparse.HelpFormatter:
+                sub.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
 
+def _quiet_stdout() -> None:
+    """After a broken pipe: send what is left of stdout to /dev/null so that exiting prints nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout replaced (tests) or already closed
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``linfa`` script and ``python -m linfa``; returns the exit status."""
+    """Entry point of the ``linfa`` script and ``python -m linfa``; returns the exit status.
+
+    See :data:`EXIT_CODES`. A user error prints one line on stderr (no
+    traceback) and returns 2; an unexpected exception is a bug: its traceback
+    goes to stderr and the status is 3.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     for spec in args.plugin:
@@ -396,7 +520,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"linfa: --plugin {spec}: {exc}", file=sys.stderr)
             return 2
     if getattr(args, "func", None) is None:
-        parser.print_help()
+        parser.print_help(sys.stderr)
         return 2
-    status: int = args.func(args)
+    command = f"linfa {args.command}" if getattr(args, "command", None) else "linfa"
+    try:
+        status: int = args.func(args)
+        sys.stdout.flush()
+    except UsageError as exc:
+        print(f"{command}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 141  # as if killed by SIGPIPE, like other tools whose reader went away
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        print(f"{command}: internal error (a bug in linfa; please report the traceback above)", file=sys.stderr)
+        return 3
     return status

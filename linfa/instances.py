@@ -183,14 +183,31 @@ class Instance:
             If the file is not a linfa instance, or holds non-finite or
             misshapen arrays.
         """
-        with np.load(os.fspath(path), allow_pickle=False) as data:
-            if _META_KEY not in data.files:
-                raise ValueError(f"path: {os.fspath(path)!r} is not a linfa instance file (no {_META_KEY} entry)")
-            meta = json.loads(str(data[_META_KEY][()]))
-            arrays = {k: data[k] for k in data.files if k != _META_KEY}
-        if meta.get("format") != _FORMAT:
-            raise ValueError(f"path: unsupported instance format {meta.get('format')!r} (expected {_FORMAT})")
-        return cls(arrays, meta.get("params", {}), meta.get("seed"), meta.get("size"), meta.get("name", ""))
+        where = os.fspath(path)
+        try:
+            with np.load(where, allow_pickle=False) as data:
+                if not hasattr(data, "files") or _META_KEY not in data.files:
+                    raise ValueError(f"path: {where!r} is not a linfa instance file (no {_META_KEY} entry)")
+                meta = json.loads(str(data[_META_KEY][()]))
+                arrays = {k: data[k] for k in data.files if k != _META_KEY}
+        except OSError as exc:
+            raise ValueError(f"path: cannot read {where!r} ({exc.strerror or exc})") from None
+        except Exception as exc:  # a truncated zip, a damaged member, bad JSON: all "not a readable instance"
+            if isinstance(exc, ValueError) and str(exc).startswith("path:"):
+                raise
+            raise ValueError(f"path: {where!r} is not a readable linfa instance file "
+                             f"({type(exc).__name__}: {exc})") from None
+        if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+            fmt = meta.get("format") if isinstance(meta, dict) else None
+            raise ValueError(f"path: unsupported instance format {fmt!r} in {where!r} (expected {_FORMAT})")
+        params, name = meta.get("params", {}), meta.get("name", "")
+        if not isinstance(params, dict) or not isinstance(name, str):
+            raise ValueError(f"path: {where!r} holds malformed metadata (params {type(params).__name__}, "
+                             f"name {type(name).__name__})")
+        try:
+            return cls(arrays, params, meta.get("seed"), meta.get("size"), name)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"path: {where!r} is not a valid linfa instance ({exc})") from None
 
     # ------------------------------------------------- learning dynamics
     @property

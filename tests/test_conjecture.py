@@ -51,12 +51,14 @@ def test_general_feedback_counterexample_is_found_and_shrunk(false_conjecture) -
 def test_counterexample_replays_from_file(false_conjecture) -> None:  # type: ignore[no-untyped-def]
     res = false_conjecture
     assert res.path is not None and res.path.endswith(".npz")
-    assert res.command == f"linfa replay {res.path}"
+    ref = "linfa.testing.conjectures:zero_init_alignment"
+    assert res.command == f"linfa replay {res.path} --predicate {ref}"
     loaded = Instance.load(res.path)
-    assert loaded.params["predicate"] == "linfa.testing.conjectures:zero_init_alignment"
-    again = replay(res.path)
+    assert loaded.params["predicate"] == ref
+    again = replay(res.path, predicate=ref)
     assert not again.holds and again.margin == pytest.approx(res.outcome.margin, rel=1e-9)
-    proc = subprocess.run([sys.executable, "-m", "linfa", "replay", res.path], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "linfa", "replay", res.path, "--predicate", ref],
+                          capture_output=True, text=True)
     assert proc.returncode == 1, proc.stderr
     assert "FAILS" in proc.stdout
     assert "zero_init_alignment" in str(res) and res.path in str(res)

@@ -16,6 +16,7 @@ import random
 import re
 import shlex
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,9 +27,10 @@ from hypothesis.errors import NoSuchExample
 from hypothesis.strategies import SearchStrategy
 
 from linfa import theorems
+from linfa._validate import count, real
 from linfa.instances import Instance
 
-__all__ = ["ConjectureResult", "Outcome", "conjecture", "evaluate", "replay"]
+__all__ = ["ConjectureResult", "Outcome", "UntrustedPredicateError", "conjecture", "evaluate", "replay"]
 
 Predicate = Callable[..., Any]
 
@@ -87,6 +89,8 @@ def evaluate(predicate: Predicate, instance: Instance, *, t1: float | None = Non
         raise TypeError(f"instance: expected a linfa Instance, got {type(instance).__name__}")
     if t1 is None:
         return _outcome(predicate(instance))
+    t1 = real("t1", t1, positive=True)
+    n_save = count("n_save", n_save, minimum=1)
     rule, task, state = instance.problem()
     sol = theorems.solve(rule, task, state, float(t1), saveat=np.linspace(0.0, float(t1), int(n_save) + 1))
     if not sol.ok.all():
@@ -110,15 +114,41 @@ def _reference(predicate: Predicate) -> str | None:
 
 
 def _resolve(ref: str) -> Predicate:
+    """Import the predicate ``ref`` (``module:function``); only ever called on a name the *user* gave."""
     module, _, qual = ref.partition(":")
     if not module or not qual:
         raise ValueError(f"predicate: expected 'module:function', got {ref!r}")
-    obj: Any = importlib.import_module(module)
-    for part in qual.split("."):
-        obj = getattr(obj, part)
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qual.split("."):
+            obj = getattr(obj, part)
+    except ImportError as exc:
+        raise ValueError(f"predicate: cannot import module {module!r} of {ref!r} ({exc})") from None
+    except AttributeError:
+        raise ValueError(f"predicate: module {module!r} has no attribute {qual!r}") from None
     if not callable(obj):
         raise TypeError(f"predicate: {ref!r} is not callable")
     return obj
+
+
+class UntrustedPredicateError(ValueError):
+    """A saved instance names a predicate that the caller did not name and did not agree to trust.
+
+    Attributes
+    ----------
+    recorded : str
+        The ``module:function`` recorded in the file.
+    """
+
+    def __init__(self, recorded: str, source: str) -> None:
+        self.recorded = recorded
+        super().__init__(
+            f"predicate: {source} asks to import and run {recorded!r}; linfa does not import code named inside "
+            f"a data file. If you know that function, name it yourself: "
+            f"linfa replay {shlex.quote(source)} --predicate {shlex.quote(recorded)} "
+            f"(replay(..., predicate={recorded!r}) in Python), or, if you trust the file and everything "
+            "importable from where you run it, pass --trust (trust=True)"
+        )
 
 
 @dataclass(frozen=True)
@@ -248,27 +278,64 @@ def conjecture(
     os.makedirs(directory, exist_ok=True)
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "conjecture"
     path = inst.save(os.path.join(directory, f"{slug}-seed{seed}.npz"))
-    command = f"linfa replay {shlex.quote(path)}"
-    if ref is None:
-        command += " --predicate MODULE:FUNCTION  # the predicate is not importable; name one that is"
+    command = f"linfa replay {shlex.quote(path)} --predicate "
+    command += (shlex.quote(ref) if ref is not None
+                else "MODULE:FUNCTION  # the predicate is not importable; name one that is")
     return ConjectureResult(label, False, count, inst, outcome, path, command)
 
 
-def replay(instance: Instance | str | os.PathLike[str], *, predicate: Predicate | str | None = None) -> Outcome:
+def replay(instance: Instance | str | os.PathLike[str], *, predicate: Predicate | str | None = None,
+           trust: bool = False) -> Outcome:
     """Re-evaluate a saved counterexample (or any instance) against its conjecture.
+
+    A counterexample file records the ``module:function`` of its predicate, but
+    a file is data: it may come from anyone. So the recorded name is imported
+    only when the caller names the same predicate (``predicate="module:function"``
+    or the function itself) or says the file is trusted (``trust=True``, which
+    warns). Otherwise :class:`UntrustedPredicateError` says what the file asks for
+    and how to allow it; nothing is imported.
 
     Parameters
     ----------
     instance : Instance or path
         As saved by :func:`conjecture`.
     predicate : callable or "module:function", optional
-        Default: the predicate recorded in the instance.
+        The predicate to evaluate. A string is imported (it is the caller's
+        choice, not the file's). Default: the predicate recorded in the
+        instance, which needs ``trust=True``.
+    trust : bool
+        Import and run the predicate recorded in the file (with a
+        :class:`UserWarning`). Only for files whose origin you trust.
+
+    Returns
+    -------
+    Outcome
+
+    Raises
+    ------
+    UntrustedPredicateError
+        If ``predicate`` is None, the file records one, and ``trust`` is false.
+    ValueError
+        If no predicate is given or recorded, or a named one cannot be imported.
     """
-    inst = instance if isinstance(instance, Instance) else Instance.load(instance)
+    if predicate is not None and not callable(predicate) and not isinstance(predicate, str):
+        raise TypeError(f"predicate: expected a callable or 'module:function', got {type(predicate).__name__}")
+    if not isinstance(trust, bool | np.bool_):
+        raise TypeError(f"trust: expected a bool, got {type(trust).__name__}")
+    if isinstance(instance, Instance):
+        inst, source = instance, "the instance"
+    elif isinstance(instance, str | os.PathLike):
+        inst, source = Instance.load(instance), os.fspath(instance)
+    else:
+        raise TypeError(f"instance: expected an Instance or a path to a .npz file, got {type(instance).__name__}")
     if predicate is None:
         ref = inst.params.get("predicate")
         if not isinstance(ref, str):
             raise ValueError("predicate: the instance records no importable predicate; pass one")
+        if not trust:
+            raise UntrustedPredicateError(ref, source)
+        warnings.warn(f"replay: importing and running {ref!r}, named inside {source} (trust=True)",
+                      UserWarning, stacklevel=2)
         predicate = ref
     fn = _resolve(predicate) if isinstance(predicate, str) else predicate
     t1 = inst.params.get("t1")
