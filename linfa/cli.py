@@ -292,14 +292,29 @@ def _run_check(args: argparse.Namespace) -> int:
                   "derivation": not (args.no_derivations or args.fast)}
     bar = tqdm(total=len(chosen), desc="linfa check", unit="claim", file=sys.stderr,
                disable=True if args.quiet else None, leave=False)
-    if getattr(args, "workers", None) or getattr(args, "scheduler", None):
+    from linfa.sweep.cli import executor_from_args
+
+    try:
+        executor = executor_from_args(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if executor is not None:
         # one entry per task on local processes or a Dask cluster; same results as serial
         from linfa.sweep.checks import run_checks
+        from linfa.sweep.executors import ClusterLost
 
-        for result in run_checks(chosen, workers=args.workers, scheduler=args.scheduler, **run_kwargs):
-            bar.set_postfix_str(result.theorem.id)
-            bar.update()
-            results.append(result)
+        try:
+            for result in run_checks(chosen, executor=executor, **run_kwargs):
+                bar.set_postfix_str(result.theorem.id)
+                bar.update()
+                results.append(result)
+        except ClusterLost as exc:
+            bar.close()
+            print(f"linfa check: error: the Dask cluster was lost: {exc}; {len(results)} of {len(chosen)} "
+                  "entries were checked; run the command again", file=sys.stderr)
+            return 4
+        finally:
+            executor.close()
     else:
         for thm in chosen:
             bar.set_postfix_str(thm.id)

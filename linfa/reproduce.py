@@ -36,6 +36,7 @@ import csv
 import functools
 import json
 import math
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -538,9 +539,10 @@ def reproduce(
     """
     from tqdm import tqdm
 
+    from linfa._validate import count
+
     chosen = _check_names(names)
-    if int(seed) != seed or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    seed = count("seed", seed, minimum=0)
     out: dict[str, Bundle] = {}
     bar = tqdm(chosen, desc="linfa reproduce", unit="figure", disable=not progress)
     for name in bar:
@@ -571,9 +573,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", default="figures", metavar="DIR", help="output directory (default: ./figures)")
     p.add_argument("--list", action="store_true", help="list the figures and exit")
     p.add_argument("--fast", action="store_true", help="fewer instances and save points")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed, a non-negative integer (default: 0)")
     p.set_defaults(func=run)
     return p
+
+
+def _seed(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {s!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {s}")
+    return v
 
 
 def run(args: argparse.Namespace) -> int:
@@ -583,10 +595,13 @@ def run(args: argparse.Namespace) -> int:
         for name, spec in FIGURES.items():
             print(f"{name:<{width}}  {spec.title}")
         return 0
+    from linfa.cli import UsageError, writable_dir
+
     try:
         chosen = _check_names(args.figures or None)
-    except ValueError as exc:
-        print(f"linfa reproduce: {exc}")
+        writable_dir(args.out, "--out")  # before computing anything
+    except (ValueError, UsageError) as exc:
+        print(f"linfa reproduce: error: {exc}", file=sys.stderr)
         return 2
     reproduce(chosen, args.out, fast=args.fast, seed=args.seed)
     for name in chosen:

@@ -151,7 +151,7 @@ def test_cli_writes_the_requested_figures(tmp_path, capsys):
 def test_cli_unknown_figure_is_an_error(tmp_path, capsys):
     args = _parser().parse_args(["reproduce", "nope", "--out", str(tmp_path)])
     assert rp.run(args) == 2
-    assert "unknown figure" in capsys.readouterr().out
+    assert "unknown figure" in capsys.readouterr().err  # errors go to stderr
     assert not list(tmp_path.iterdir())
 
 

@@ -10,7 +10,9 @@
 target or a function of ``rng`` (e.g. ``linfa.sweep.examples:FA_ALIGNMENT``).
 Running the same command again resumes an interrupted sweep; a finished one
 does no work. Exit status: 0 if every instance is recorded without failure or
-error, 1 if some failed or errored, 2 for bad arguments or an unusable results file.
+error, 1 if some failed or errored, 2 for bad arguments, an unusable results file
+or an unreachable scheduler, 3 for an internal error, 4 if the Dask cluster was
+lost (the results file is intact: run again to resume), 130 if interrupted.
 """
 
 from __future__ import annotations
@@ -21,16 +23,73 @@ import signal
 import sys
 from typing import Any
 
-__all__ = ["add_parser", "add_workers_arguments", "main", "run"]
+__all__ = ["add_parser", "add_workers_arguments", "executor_from_args", "main", "run"]
+
+
+def _int_type(minimum: int, what: str) -> Any:
+    def parse(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {s!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {s}")
+        return v
+
+    parse.__name__ = what  # argparse names the type in its messages
+    return parse
+
+
+_POSITIVE = _int_type(1, "a positive integer")
+_NON_NEGATIVE = _int_type(0, "a non-negative integer")
+
+
+def _seconds(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {s!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number of seconds, got {s}")
+    return v
 
 
 def add_workers_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the mutually exclusive ``--workers N`` / ``--scheduler ADDR`` options (also for ``linfa check``)."""
+    """Add the mutually exclusive ``--workers N`` / ``--scheduler ADDR`` options (also for ``linfa check``).
+
+    ``--workers`` must be a positive integer (1 is this process) for both
+    commands; ``--cluster-timeout S`` bounds the wait for Dask workers.
+    """
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--workers", type=int, default=None, metavar="N",
-                       help="run in N local processes (default: in this process)")
+    group.add_argument("--workers", type=_POSITIVE, default=None, metavar="N",
+                       help="run in N local processes (default: 1, in this process)")
     group.add_argument("--scheduler", default=None, metavar="ADDR",
                        help="run on the Dask cluster at ADDR, e.g. tcp://host:8786 (needs linfa[distributed])")
+    parser.add_argument("--cluster-timeout", type=_seconds, default=120.0, metavar="S",
+                        help="with --scheduler: seconds to wait for the scheduler, and for a worker when the "
+                             "cluster has none, before giving up (default 120)")
+
+
+def executor_from_args(args: argparse.Namespace) -> Any:
+    """The executor chosen by ``--workers`` / ``--scheduler`` (None: serial), connecting to Dask now.
+
+    Raises
+    ------
+    ValueError
+        If the scheduler address is malformed or unreachable.
+    """
+    from linfa.sweep.executors import DaskExecutor, ProcessExecutor
+
+    if getattr(args, "scheduler", None):
+        return DaskExecutor(args.scheduler, timeout=getattr(args, "cluster_timeout", 120.0))
+    workers = getattr(args, "workers", None)
+    if workers is not None and workers > 1:
+        return ProcessExecutor(workers)
+    return None
+
+
+LOST = ("the Dask cluster was lost: {exc}. The results file {out} is intact (every finished chunk is "
+        "recorded); run the same command again to resume")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -48,13 +107,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def _fill(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", nargs="?", help="catalogue id, or module:object (a sweep target or a function of rng)")
-    p.add_argument("--instances", "-n", type=int, default=None, metavar="N", help="number of instances")
-    p.add_argument("--seed", type=int, default=0, help="root seed (default 0)")
-    p.add_argument("--chunk-size", type=int, default=64, metavar="C",
+    p.add_argument("--instances", "-n", type=_NON_NEGATIVE, default=None, metavar="N", help="number of instances")
+    p.add_argument("--seed", type=_NON_NEGATIVE, default=0, help="root seed (default 0)")
+    p.add_argument("--chunk-size", type=_POSITIVE, default=64, metavar="C",
                    help="instances per batched task (default 64)")
     add_workers_arguments(p)
     p.add_argument("--out", "-o", default=None, metavar="PATH", help="results file (SQLite); resumed if it exists")
-    p.add_argument("--replay", type=int, default=None, metavar="I", help="re-run instance I alone and print it")
+    p.add_argument("--replay", type=_NON_NEGATIVE, default=None, metavar="I",
+                   help="re-run instance I alone and print it")
     p.add_argument("--summary", default=None, metavar="PATH", help="print the summary of a results file and exit")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -93,17 +153,24 @@ def run(args: argparse.Namespace) -> int:
         if args.instances is None or args.out is None:
             print("linfa sweep: error: --instances N and --out PATH are required to run a sweep", file=sys.stderr)
             return 2
+        from linfa.sweep.executors import ClusterLost
         from linfa.sweep.run import sweep
 
+        executor = executor_from_args(args)
         old = signal.signal(signal.SIGTERM, _sigterm)
         try:
             summary = sweep(target, args.instances, out=args.out, seed=args.seed, chunk_size=args.chunk_size,
-                            workers=args.workers, scheduler=args.scheduler, progress=not args.no_progress)
+                            executor=executor, progress=not args.no_progress)
         except KeyboardInterrupt:
             print(f"linfa sweep: interrupted; run the same command again to resume ({args.out})", file=sys.stderr)
             return 130
+        except ClusterLost as exc:
+            print(f"linfa sweep: error: {LOST.format(exc=exc, out=args.out)}", file=sys.stderr)
+            return 4
         finally:
             signal.signal(signal.SIGTERM, old)
+            if executor is not None:
+                executor.close()
         _print_summary(summary, args.json)
         return 0 if summary.passed else 1
     except (StoreError, ValueError, TypeError, KeyError, ImportError) as exc:
@@ -114,10 +181,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point: ``python -m linfa.sweep.cli ...`` (same options as ``linfa sweep``)."""
-    parser = argparse.ArgumentParser(prog="linfa sweep", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    _fill(parser)
-    return run(parser.parse_args(argv))
+    from linfa.cli import main as linfa_main
+
+    return linfa_main(["sweep", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

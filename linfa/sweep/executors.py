@@ -9,13 +9,15 @@ million tasks. Dask is imported only by :class:`DaskExecutor`.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
 from linfa.sweep.seeds import is_count
 
-__all__ = ["AbstractExecutor", "DaskExecutor", "ProcessExecutor", "SerialExecutor", "get_executor"]
+__all__ = ["AbstractExecutor", "ClusterLost", "DaskExecutor", "ProcessExecutor", "SerialExecutor", "get_executor"]
 
 _INSTALL = "pip install 'linfa[distributed]'"
 
@@ -79,6 +81,27 @@ def _bounded(submit: Callable[[tuple[Any, ...]], Future[Any]], tasks: Iterable[t
             fut.cancel()
 
 
+def _exit_with_parent() -> None:
+    """Worker initializer: a daemon thread that ends this process as soon as its parent is gone.
+
+    A pool's idle workers block on a queue whose other end the parent holds; if
+    the parent is killed (SIGKILL, OOM killer) that queue never closes, so
+    without this they would sit idle forever.
+    """
+    import threading
+    from multiprocessing.connection import wait as wait_for
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait_for([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="linfa-parent-watch", daemon=True).start()
+
+
 class ProcessExecutor(AbstractExecutor):
     """Run tasks in ``workers`` local processes (:class:`concurrent.futures.ProcessPoolExecutor`).
 
@@ -89,13 +112,16 @@ class ProcessExecutor(AbstractExecutor):
     start_method : {"spawn", "forkserver", "fork"}
         How processes start; ``"spawn"`` (default) is safe when threads are
         running. Functions and targets must be importable (module level).
+
+    Each worker exits by itself when this process dies, even by SIGKILL.
     """
 
     def __init__(self, workers: int, *, start_method: str = "spawn") -> None:
         if not is_count(workers, 1):
             raise ValueError(f"workers: expected a positive integer, got {workers!r}")
         self._workers = workers
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(start_method))
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(start_method),
+                                         initializer=_exit_with_parent)
 
     @property
     def workers(self) -> int:
@@ -118,6 +144,14 @@ def _import_distributed() -> Any:
     return distributed
 
 
+class ClusterLost(RuntimeError):
+    """The Dask cluster went away during a run: the scheduler died, or no worker was left for ``timeout`` s.
+
+    What was already yielded is kept (a sweep's results file holds every chunk
+    written before); running the same sweep again resumes.
+    """
+
+
 class DaskExecutor(AbstractExecutor):
     """Run tasks on a Dask distributed cluster.
 
@@ -126,6 +160,17 @@ class DaskExecutor(AbstractExecutor):
     client : distributed.Client or str
         A client (left open on :meth:`close`), or a scheduler address such as
         ``"tcp://10.0.0.5:8786"`` (a client is made and closed here).
+    timeout : float
+        Seconds to wait when the cluster has no worker (all lost, or none
+        started yet) before giving up with :class:`ClusterLost`; also the
+        time allowed to connect to a scheduler given by address.
+    poll : float
+        Seconds between checks of the cluster while waiting for results.
+
+    Raises
+    ------
+    ValueError
+        If ``client`` is a malformed or unreachable scheduler address.
 
     Eight tasks per worker thread are kept in flight to hide the round trip to
     the scheduler.
@@ -133,11 +178,24 @@ class DaskExecutor(AbstractExecutor):
 
     per_worker = 8
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, *, timeout: float = 120.0, poll: float = 1.0) -> None:
+        from linfa._validate import real
+
+        self.timeout = real("timeout", timeout, positive=True)
+        self.poll = real("poll", poll, positive=True)
         distributed = _import_distributed()
         self._owns = isinstance(client, str)
         if self._owns:
-            self.client = distributed.Client(client)
+            try:  # a malformed address fails here, before a half-made Client complains while being collected
+                distributed.comm.get_address_host_port(client)
+            except ValueError as exc:
+                if "know how to extract" not in str(exc):
+                    raise ValueError(f"scheduler: malformed Dask scheduler address {client!r} ({exc}); "
+                                     "expected e.g. tcp://host:8786") from None
+            try:
+                self.client = distributed.Client(client, timeout=self.timeout, set_as_default=False)
+            except (OSError, ValueError, TypeError, TimeoutError) as exc:
+                raise ValueError(f"scheduler: cannot connect to the Dask scheduler at {client!r} ({exc})") from None
         elif isinstance(client, distributed.Client):
             self.client = client
         else:
@@ -146,39 +204,65 @@ class DaskExecutor(AbstractExecutor):
 
     @property
     def workers(self) -> int:
-        return max(1, sum(self.client.nthreads().values()))
+        return max(1, sum(self._nthreads().values()))
+
+    def _nthreads(self) -> dict[str, int]:
+        try:
+            out: dict[str, int] = self.client.nthreads()
+        except Exception as exc:
+            raise ClusterLost(f"lost the Dask scheduler ({type(exc).__name__}: {exc})") from None
+        return out
 
     def imap_unordered(self, fn: Callable[..., Any], tasks: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
         window = self.per_worker * self.workers
-        ac = self._distributed.as_completed()
         it = iter(tasks)
-        n_pending = 0
-
-        def top_up() -> None:
-            nonlocal n_pending
-            for task in it:
-                ac.add(self.client.submit(fn, *task, pure=False))
-                n_pending += 1
-                if n_pending >= window:
-                    break
-
-        top_up()
+        pending: set[Any] = set()
+        idle_since: float | None = None
         try:
-            while n_pending:
-                fut = next(ac)
-                n_pending -= 1
-                result = fut.result()
-                fut.release()
-                top_up()
-                yield result
+            while True:
+                for task in it:
+                    pending.add(self.client.submit(fn, *task, pure=False))
+                    if len(pending) >= window:
+                        break
+                if not pending:
+                    return
+                try:
+                    done = self._distributed.wait(list(pending), timeout=self.poll, return_when="FIRST_COMPLETED").done
+                except TimeoutError:
+                    done = set()
+                except Exception as exc:  # futures cancelled because the scheduler connection was lost
+                    raise ClusterLost(f"lost the Dask scheduler ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+                                      ) from None
+                if not done:
+                    if self._nthreads():
+                        idle_since = None
+                    elif idle_since is None:
+                        idle_since = time.monotonic()
+                    elif time.monotonic() - idle_since > self.timeout:
+                        raise ClusterLost(f"the Dask cluster has had no worker for {self.timeout:g} s "
+                                          "(all lost, or none started); start workers, or raise the timeout")
+                    continue
+                for fut in done:
+                    pending.discard(fut)
+                    if fut.status == "cancelled":
+                        raise ClusterLost("lost the Dask scheduler (the running tasks were cancelled)")
+                    result = fut.result()
+                    fut.release()
+                    yield result
         finally:
-            for fut in list(ac.futures):
-                fut.cancel()
+            for fut in pending:
+                try:
+                    fut.cancel()
+                except Exception:  # the cluster is gone; nothing left to cancel
+                    pass
 
     def close(self) -> None:
         if self._owns:
-            self.client.close()
             self._owns = False
+            try:
+                self.client.close(timeout=min(self.timeout, 10.0))
+            except Exception:  # closing a client whose scheduler died
+                pass
 
 
 def get_executor(*, workers: int | None = None, scheduler: Any = None,
