@@ -183,6 +183,7 @@ class DaskExecutor(AbstractExecutor):
 
         self.timeout = real("timeout", timeout, positive=True)
         self.poll = real("poll", poll, positive=True)
+        self._muted: dict[str, int] | None = None
         distributed = _import_distributed()
         self._owns = isinstance(client, str)
         if self._owns:
@@ -193,7 +194,7 @@ class DaskExecutor(AbstractExecutor):
                     raise ValueError(f"scheduler: malformed Dask scheduler address {client!r} ({exc}); "
                                      "expected e.g. tcp://host:8786") from None
             try:
-                self.client = distributed.Client(client, timeout=self.timeout, set_as_default=False)
+                self.client = distributed.Client(client, timeout=self.timeout)
             except (OSError, ValueError, TypeError, TimeoutError) as exc:
                 raise ValueError(f"scheduler: cannot connect to the Dask scheduler at {client!r} ({exc})") from None
         elif isinstance(client, distributed.Client):
@@ -210,8 +211,20 @@ class DaskExecutor(AbstractExecutor):
         try:
             out: dict[str, int] = self.client.nthreads()
         except Exception as exc:
-            raise ClusterLost(f"lost the Dask scheduler ({type(exc).__name__}: {exc})") from None
+            raise self._lost(f"lost the Dask scheduler ({type(exc).__name__}: {exc})") from None
         return out
+
+    def _lost(self, message: str) -> ClusterLost:
+        """The error to raise; also quiets the client's own reconnection tracebacks until :meth:`close`."""
+        import logging
+
+        if self._muted is None:
+            self._muted = {}
+            for name in ("distributed", "distributed.client", "distributed.core", "distributed.comm"):
+                log = logging.getLogger(name)
+                self._muted[name] = log.level
+                log.setLevel(logging.CRITICAL + 1)
+        return ClusterLost(message)
 
     def imap_unordered(self, fn: Callable[..., Any], tasks: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
         window = self.per_worker * self.workers
@@ -231,7 +244,7 @@ class DaskExecutor(AbstractExecutor):
                 except TimeoutError:
                     done = set()
                 except Exception as exc:  # futures cancelled because the scheduler connection was lost
-                    raise ClusterLost(f"lost the Dask scheduler ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+                    raise self._lost(f"lost the Dask scheduler ({type(exc).__name__}: {str(exc).splitlines()[0]})"
                                       ) from None
                 if not done:
                     if self._nthreads():
@@ -239,13 +252,13 @@ class DaskExecutor(AbstractExecutor):
                     elif idle_since is None:
                         idle_since = time.monotonic()
                     elif time.monotonic() - idle_since > self.timeout:
-                        raise ClusterLost(f"the Dask cluster has had no worker for {self.timeout:g} s "
+                        raise self._lost(f"the Dask cluster has had no worker for {self.timeout:g} s "
                                           "(all lost, or none started); start workers, or raise the timeout")
                     continue
                 for fut in done:
                     pending.discard(fut)
                     if fut.status == "cancelled":
-                        raise ClusterLost("lost the Dask scheduler (the running tasks were cancelled)")
+                        raise self._lost("lost the Dask scheduler (the running tasks were cancelled)")
                     result = fut.result()
                     fut.release()
                     yield result
@@ -263,6 +276,12 @@ class DaskExecutor(AbstractExecutor):
                 self.client.close(timeout=min(self.timeout, 10.0))
             except Exception:  # closing a client whose scheduler died
                 pass
+        if self._muted is not None:
+            import logging
+
+            for name, level in self._muted.items():
+                logging.getLogger(name).setLevel(level)
+            self._muted = None
 
 
 def get_executor(*, workers: int | None = None, scheduler: Any = None,

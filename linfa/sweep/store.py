@@ -99,6 +99,7 @@ class ResultStore:
         self.path = path
         self._conn = conn
         self.meta = meta
+        self._lock: Any = None
 
     # ------------------------------------------------------------ opening
     @classmethod
@@ -141,15 +142,25 @@ class ResultStore:
                 )
         elif identity is None:
             raise StoreError(f"{p}: no such results file")
+        if not readonly and not os.access(p.parent, os.W_OK):
+            raise StoreError(f"{p}: cannot write in the directory {p.parent} (permission denied)")
+        lock = None
         try:
             if readonly:
                 conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
                                        check_same_thread=False)
             else:
                 conn = sqlite3.connect(p, isolation_level=None, timeout=60.0, check_same_thread=False)
-            return cls._init(p, conn, exists, identity, readonly)
+                lock = _writer_lock(p, conn)
+            store = cls._init(p, conn, exists, identity, readonly)
         except sqlite3.DatabaseError as exc:
+            _release(lock)
             raise StoreError(f"{p}: damaged or unreadable SQLite file ({exc}); it was left as it is") from None
+        except BaseException:
+            _release(lock)
+            raise
+        store._lock = lock
+        return store
 
     @classmethod
     def _init(cls, p: Path, conn: sqlite3.Connection, exists: bool, identity: Mapping[str, Any] | None,
@@ -164,7 +175,8 @@ class ResultStore:
                         f"(application_id {app:#x}, tables {sorted(tables)}); refusing to touch it: "
                         "choose another output path"
                     )
-                cls._create(conn, identity)
+                if not cls._create(conn, identity):  # another process created it first: open theirs
+                    return cls._init(p, conn, True, identity, readonly)
             else:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 if version != SCHEMA_VERSION:
@@ -177,6 +189,7 @@ class ResultStore:
                 if check != "ok":
                     raise StoreError(f"{p}: damaged linfa sweep results file (sqlite quick_check: {check}); "
                                      "it was left as it is")
+                _check_schema(p, conn)
             meta = dict(conn.execute("SELECT key, value FROM sweep").fetchall())
             if not readonly:
                 conn.execute("PRAGMA journal_mode = WAL")
@@ -194,10 +207,20 @@ class ResultStore:
         return store
 
     @staticmethod
-    def _create(conn: sqlite3.Connection, identity: Mapping[str, Any]) -> None:
+    def _create(conn: sqlite3.Connection, identity: Mapping[str, Any]) -> bool:
+        """Create the schema in an empty file; False (nothing done) if another process got there first.
+
+        The emptiness is checked again inside the same ``BEGIN IMMEDIATE`` that
+        creates the tables, so two sweeps started at once cannot both create them.
+        """
         import linfa
 
         conn.execute("BEGIN IMMEDIATE")
+        app = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if app or tables:
+            conn.execute("ROLLBACK")
+            return False
         try:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -217,6 +240,7 @@ class ResultStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        return True
 
     def _check_identity(self, identity: Mapping[str, Any]) -> None:
         want = _identity_rows(identity)
@@ -243,8 +267,10 @@ class ResultStore:
 
     # ------------------------------------------------------------- access
     def close(self) -> None:
-        """Close the file (folding the write-ahead log into it)."""
+        """Close the file (folding the write-ahead log into it) and let another sweep write to it."""
         self._conn.close()
+        _release(self._lock)  # after SQLite has closed its own descriptors
+        self._lock = None
 
     def __enter__(self) -> ResultStore:
         return self
@@ -391,6 +417,57 @@ class ResultStore:
         """The first record matching a fixed ``WHERE`` clause in a fixed order (for summaries)."""
         row = self._conn.execute(f"SELECT idx FROM instances WHERE {sql_where} ORDER BY {order} LIMIT 1").fetchone()
         return None if row is None else self.record(row[0])
+
+
+_TABLES = {
+    "sweep": ["key", "value"],
+    "instances": ["idx", "status", "holds", "margin", "size", "params", "error", "replay", "instance"],
+    "metrics": ["idx", "name", "value"],
+}
+
+
+def _check_schema(p: Path, conn: sqlite3.Connection) -> None:
+    """Raise :class:`StoreError` unless every table of the schema is there with its columns (nothing written)."""
+    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    missing = [t for t in _TABLES if t not in have]
+    if missing:
+        raise StoreError(f"{p}: a linfa sweep results file without its table(s) {missing} (damaged or edited "
+                         "by hand); it was left as it is: choose another output path")
+    for table, columns in _TABLES.items():
+        got = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+        if got != columns:
+            raise StoreError(f"{p}: table {table!r} has columns {got}, expected {columns} (damaged or edited by "
+                             "hand); it was left as it is: choose another output path")
+
+
+def _writer_lock(p: Path, conn: sqlite3.Connection) -> Any:
+    """Hold an exclusive ``flock`` on the results file while this process writes to it.
+
+    A second sweep on the same file (same or another target) is refused at once
+    instead of running the same instances again; a summary (read-only) is not
+    affected. The lock goes with the process, even when it is killed.
+    Where ``fcntl`` is missing (Windows) there is no lock: run one sweep per file.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    conn.execute("PRAGMA schema_version").fetchone()  # the file exists now (SQLite creates it on first use)
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        conn.close()
+        raise StoreError(f"{p}: another linfa sweep is writing to this file right now; wait for it to finish "
+                         "(running the same command afterwards resumes or confirms it), or choose another "
+                         "output path") from None
+    return fd
+
+
+def _release(lock: Any) -> None:
+    if lock is not None:
+        os.close(lock)  # closing the descriptor releases the flock
 
 
 class _Transaction:
