@@ -6,7 +6,9 @@ argument, what was expected and what was given.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -18,10 +20,19 @@ __all__ = [
     "as_matrix",
     "batch",
     "check_symmetric_psd",
+    "checked_problem",
     "count",
+    "instance_of",
+    "is_symbolic_problem",
+    "is_trusted",
     "observables",
+    "problem_state",
     "real",
+    "real_array",
     "shape_str",
+    "times",
+    "trusted",
+    "widths",
 ]
 
 
@@ -67,10 +78,7 @@ def as_matrix(
         if (rows is not None and shape[0] != rows) or (cols is not None and shape[1] != cols):
             raise ValueError(f"{name}: expected shape {want}, got {shape_str(shape)}")
         return a
-    try:
-        arr = np.asarray(a, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name}: expected a real numeric array, got {type(a).__name__}") from exc
+    arr = real_array(name, a)
     if arr.ndim < 2:
         raise ValueError(
             f"{name}: expected a matrix of shape {want}, got shape {shape_str(arr.shape)}"
@@ -81,6 +89,160 @@ def as_matrix(
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name}: expected finite entries, got {bad} NaN or infinite value(s)")
     return arr
+
+
+def real_array(name: str, a: Any, *, finite: bool = False) -> np.ndarray:
+    """``a`` as a float64 array, refusing what would convert silently or wrongly.
+
+    Complex values (whose imaginary part ``float`` would drop), strings (even
+    numeric ones), booleans-as-objects, ``None``, ragged lists and datetimes
+    raise ``TypeError`` naming ``name``; with ``finite`` NaN/inf raise ``ValueError``.
+    """
+    if a is None or isinstance(a, str | bytes):
+        raise TypeError(f"{name}: expected a real numeric array, got {type(a).__name__} {a!r}"[:200])
+    kind = getattr(getattr(a, "dtype", None), "kind", None)
+    if kind is None:
+        try:
+            kind = np.asarray(a).dtype.kind
+        except ValueError:  # ragged nested lists
+            raise TypeError(f"{name}: expected a real numeric array, got a ragged {type(a).__name__}") from None
+    if kind not in "iuf":
+        what = {"b": "boolean", "c": "complex", "U": "string", "S": "bytes", "O": "object", "M": "datetime",
+                "m": "timedelta"}
+        raise TypeError(f"{name}: expected a real numeric array, got {what.get(kind, kind)} entries")
+    try:
+        arr = np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: expected a real numeric array, got {type(a).__name__}") from exc
+    if finite and not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name}: expected finite entries, got {bad} NaN or infinite value(s)")
+    return arr
+
+
+def instance_of(name: str, x: Any, cls: type | tuple[type, ...], what: str) -> Any:
+    """Return ``x`` if it is an instance of ``cls``, else a ``TypeError`` saying ``what`` was expected."""
+    if not isinstance(x, cls):
+        raise TypeError(f"{name}: expected {what}, got {type(x).__name__}")
+    return x
+
+
+def times(name: str, t: Any, *, minimum: float | None = 0.0, min_size: int = 1) -> np.ndarray:
+    """A 1-D array of finite real times (``>= minimum`` if given), at least ``min_size`` of them."""
+    arr = real_array(name, t, finite=True)
+    if arr.ndim > 1:
+        raise ValueError(f"{name}: expected a time or a 1-D array of times, got shape {shape_str(arr.shape)}")
+    if arr.size < min_size:
+        raise ValueError(f"{name}: expected at least {min_size} time(s), got {arr.size}")
+    if minimum is not None and arr.size and float(arr.min()) < minimum:
+        raise ValueError(f"{name}: expected times >= {minimum:g}, got {float(arr.min())!r}")
+    return arr
+
+
+def widths(name: str, w: Any, *, minimum_length: int = 2) -> tuple[int, ...]:
+    """Layer widths ``(n0, ..., nL)``: a sequence of at least ``minimum_length`` positive integers."""
+    if isinstance(w, str | bytes) or w is None or np.ndim(w) != 1:
+        raise TypeError(f"{name}: expected a sequence of layer widths such as (3, 4, 2), got {w!r}")
+    items = tuple(w)
+    if len(items) < minimum_length:
+        raise ValueError(f"{name}: expected at least {minimum_length} widths (n0, ..., nL), got {items!r}")
+    return tuple(count(f"{name}[{i}]", n, minimum=1) for i, n in enumerate(items))
+
+
+# ---------------------------------------------------------------- (rule, task, state) checks
+#: True while a caller that has validated its arguments (or the integrator, whose state is
+#: validated once at the start) evaluates flows and observables: skips the per-call checks.
+_TRUSTED: ContextVar[bool] = ContextVar("linfa_validated", default=False)
+
+
+def is_symbolic_problem(state: Any, task: Any = None) -> bool:
+    """Whether ``state`` (or ``task``) holds sympy matrices (checked by the symbolic layer, not here)."""
+    if isinstance(state, tuple | list) and state and is_symbolic(state[0]):
+        return True
+    return task is not None and is_symbolic(getattr(task, "sxx", None))
+
+
+def problem_state(rule: Any, task: Any, state: Any, *, name: str = "state",
+                  needs_task: bool = True) -> tuple[np.ndarray, ...]:
+    """Check ``rule``, ``task`` (unless ``needs_task`` is false and it is ``None``) and the shapes of ``state``.
+
+    Checks types, dtypes and the chain of weight shapes ``W_l: (n_l, n_{l-1})``
+    with ``n_0``/``n_L`` from the task, and that batch shapes broadcast. Entries
+    are not required to be finite: a NaN state gives NaN observables (as a
+    diverging run does), it is not a malformed argument.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``state`` as float64 arrays.
+    """
+    from linfa.rules import AbstractRule
+    from linfa.tasks import Task
+
+    instance_of("rule", rule, AbstractRule, "a linfa rule such as linfa.FA(feedback)")
+    if task is not None or needs_task:
+        instance_of("task", task, Task, "a linfa.Task")
+    if not isinstance(state, tuple | list):
+        raise TypeError(f"{name}: expected a tuple of weight matrices (W_1, ..., W_L), got {type(state).__name__}")
+    if not state:
+        raise ValueError(f"{name}: expected at least one weight matrix, got an empty tuple")
+    arrays = tuple(real_array(f"{name}[{i}]", a) for i, a in enumerate(state))
+    for i, a in enumerate(arrays):
+        if a.ndim < 2:
+            raise ValueError(f"{name}[{i}]: expected a matrix of shape (*batch, m, n), got shape {shape_str(a.shape)}")
+    weights = rule.weights(arrays)
+    prev = task.n_in if task is not None else weights[0].shape[-1]
+    for l, w in enumerate(weights, start=1):
+        if w.shape[-1] != prev:
+            whose = "the task's inputs" if l == 1 and task is not None else f"the rows of W_{l - 1}"
+            raise ValueError(f"{name}[{l - 1}] (W_{l}): expected {prev} columns ({whose}; task and state must "
+                             f"agree), got shape {shape_str(w.shape)}")
+        prev = w.shape[-2]
+    if task is not None and prev != task.n_out:
+        raise ValueError(f"{name}[{len(weights) - 1}] (W_{len(weights)}): expected {task.n_out} rows (the task's "
+                         f"outputs), got shape {shape_str(weights[-1].shape)}")
+    try:
+        np.broadcast_shapes(*(a.shape[:-2] for a in arrays), *(() if task is None else (task.batch_shape,)))
+    except ValueError:
+        raise ValueError(f"{name}: batch shapes {[shape_str(a.shape[:-2]) for a in arrays]} do not broadcast"
+                         + ("" if task is None else f" with the task's {shape_str(task.batch_shape)}")) from None
+    return arrays
+
+
+def checked_problem(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate ``fn(rule, task, state, ...)``: validate the three (see :func:`problem_state`) unless trusted."""
+
+    @functools.wraps(fn)
+    def wrapper(rule: Any, task: Any, state: Any, *args: Any, **kwargs: Any) -> Any:
+        if _TRUSTED.get() or is_symbolic_problem(state, task):
+            return fn(rule, task, state, *args, **kwargs)
+        state = problem_state(rule, task, state)
+        token = _TRUSTED.set(True)
+        try:
+            return fn(rule, task, state, *args, **kwargs)
+        finally:
+            _TRUSTED.reset(token)
+
+    return wrapper
+
+
+def trusted(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a flow or observable so that the per-call checks inside it are skipped (already validated)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        token = _TRUSTED.set(True)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _TRUSTED.reset(token)
+
+    return wrapper
+
+
+def is_trusted() -> bool:
+    """Whether the current call runs inside a validated caller (see :func:`checked_problem`)."""
+    return _TRUSTED.get()
 
 
 def check_symmetric_psd(name: str, a: np.ndarray, *, rtol: float = 1e-10) -> None:
@@ -130,8 +292,10 @@ def real(
     finite : bool
         Require a finite value.
     """
-    if isinstance(x, bool) or x is None:
-        raise TypeError(f"{name}: expected a real number, got {x!r}")
+    if isinstance(x, bool | np.bool_ | str | bytes | complex | np.complexfloating) or x is None:
+        raise TypeError(f"{name}: expected a real number, got {type(x).__name__} {x!r}")
+    if np.ndim(x) != 0:
+        raise TypeError(f"{name}: expected a real number, got an array of shape {shape_str(np.shape(x))}")
     try:
         v = float(x)
     except (TypeError, ValueError):
@@ -147,12 +311,16 @@ def real(
 
 def count(name: str, x: Any, *, minimum: int = 0) -> int:
     """An integer argument ``>= minimum`` (``2.0`` is accepted, ``2.5`` and ``True`` are not)."""
-    if isinstance(x, bool) or x is None:
-        raise TypeError(f"{name}: expected an integer >= {minimum}, got {x!r}")
+    if isinstance(x, bool | np.bool_ | str | bytes | complex | np.complexfloating) or x is None:
+        raise TypeError(f"{name}: expected an integer >= {minimum}, got {type(x).__name__} {x!r}")
+    if np.ndim(x) != 0:
+        raise TypeError(f"{name}: expected an integer >= {minimum}, got an array of shape {shape_str(np.shape(x))}")
     try:
         v = int(x)
         exact = v == x
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf); ValueError: int(nan)
+        if isinstance(x, float | np.floating):
+            raise ValueError(f"{name}: expected an integer >= {minimum}, got {x!r}") from None
         raise TypeError(f"{name}: expected an integer >= {minimum}, got {type(x).__name__} {x!r}") from None
     if not exact or v < minimum:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {x!r}")
@@ -180,4 +348,5 @@ def observables(observe: Any, *, what: str = "a callable obs(rule, task, state)"
     for key, fn in obs.items():
         if not callable(fn):
             raise TypeError(f"observe[{key!r}]: expected {what}, got {type(fn).__name__}")
-    return obs
+    # the integrators validate the state once; observables then skip their per-call checks
+    return {key: trusted(fn) for key, fn in obs.items()}

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from linfa._validate import as_matrix, count, instance_of, real, real_array, times
+from linfa._validate import widths as check_widths
 from linfa.linalg import relative_residual, transpose
 from linfa.tasks import Task
 
@@ -74,13 +76,15 @@ def saxe_mode(t: Any, s: Any, u0: Any, *, depth: int = 2, tau: float = 1.0) -> n
     ndarray
         ``u(t)``, the broadcast shape of ``t``, ``s``, ``u0``.
     """
-    t, s, u0 = (np.asarray(a, dtype=np.float64) for a in (t, s, u0))
+    t, s, u0 = (real_array(name, a, finite=True) for name, a in (("t", t), ("s", s), ("u0", u0)))
+    if np.any(t < 0):
+        raise ValueError(f"t: expected times >= 0, got {float(t.min())!r}")
     if np.any(u0 <= 0):
         raise ValueError("u0: expected positive initial mode strengths")
     if np.any(s < 0):
         raise ValueError("s: expected non-negative singular values")
-    if int(depth) != depth or depth < 2:
-        raise ValueError(f"depth: expected an integer >= 2, got {depth!r}")
+    depth = count("depth", depth, minimum=2)
+    tau = real("tau", tau, positive=True)
     if depth == 2:
         x = 2 * s * t / tau
         # u = 1 / (e^{-x}/u0 + (1 - e^{-x})/s), with (1 - e^{-x})/s -> 2t/τ as s -> 0.
@@ -160,7 +164,11 @@ def saxe_weights(task: Task, t: Any, u0: Any, widths: Sequence[int]) -> tuple[np
         ``W_l`` of shape ``(*batch, n_l, n_{l-1})`` for scalar ``t``, else
         ``(*batch, T, n_l, n_{l-1})``.
     """
-    widths = tuple(int(w) for w in widths)
+    instance_of("task", task, Task, "a linfa.Task")
+    widths = check_widths("widths", widths)
+    if (widths[0], widths[-1]) != (task.n_in, task.n_out):
+        raise ValueError(f"widths: expected (n0, ..., nL) with n0 = {task.n_in} and nL = {task.n_out} (the task's "
+                         f"inputs and outputs), got {widths}")
     L = len(widths) - 1
     r = min(widths)
     batch = task.batch_shape
@@ -168,10 +176,13 @@ def saxe_weights(task: Task, t: Any, u0: Any, widths: Sequence[int]) -> tuple[np
     U = uu[..., :, :r]
     V = np.swapaxes(vt, -1, -2)[..., :, :r]
     s = sv[..., :r]
-    tt = np.asarray(t, dtype=np.float64)
+    tt = times("t", t, min_size=0)
     scalar = tt.ndim == 0
     tt = np.atleast_1d(tt)
-    u0 = np.broadcast_to(np.asarray(u0, dtype=np.float64), (r,))
+    u0 = real_array("u0", u0, finite=True)
+    if u0.ndim > 1 or u0.size not in (1, r):
+        raise ValueError(f"u0: expected a scalar or {r} initial strengths (r = min(widths)), got shape {u0.shape}")
+    u0 = np.broadcast_to(u0.reshape(-1) if u0.ndim else u0, (r,))
     u = saxe_mode(tt[:, None], s[..., None, :], u0, depth=L)  # (*batch, T, r)
     d = u ** (1.0 / L)
     frames = [V[..., None, :, :]]
@@ -201,6 +212,7 @@ def bp_fixed_point(task: Task) -> np.ndarray:
     ValueError
         If ``Σxx`` is singular (then the minimiser is not unique).
     """
+    instance_of("task", task, Task, "a linfa.Task")
     sxx = np.asarray(task.sxx, dtype=np.float64)
     if np.any(np.linalg.matrix_rank(sxx, hermitian=True) < sxx.shape[-1]):
         raise ValueError("task: Σxx is singular; the fixed point Σyx Σxx^{-1} is not unique")
@@ -221,8 +233,9 @@ def kolen_pollack_mismatch(t: Any, mismatch0: Any, decay: float) -> np.ndarray:
     -------
     ndarray, shape (*batch, T, n_k, n_{k-1}) (or ``(*batch, n_k, n_{k-1})`` for scalar ``t``)
     """
-    m0 = np.asarray(mismatch0, dtype=np.float64)
-    tt = np.asarray(t, dtype=np.float64)
+    m0 = as_matrix("mismatch0", mismatch0)
+    tt = times("t", t, min_size=1)
+    decay = real("decay", decay, minimum=0.0)
     if tt.ndim == 0:
         return np.exp(-decay * tt) * m0
     return np.exp(-decay * tt)[:, None, None] * m0[..., None, :, :]
@@ -254,6 +267,12 @@ class FactorStructure:
         return self.max_residual <= tol
 
 
+def _matrices(name: str, seq: Any) -> tuple[np.ndarray, ...]:
+    if not isinstance(seq, tuple | list):
+        raise TypeError(f"{name}: expected a tuple of matrices, got {type(seq).__name__}")
+    return tuple(as_matrix(f"{name}[{i}]", a) for i, a in enumerate(seq))
+
+
 def fa_zero_init_structure(weights: Sequence[Any], feedback: Sequence[Any]) -> FactorStructure:
     """Feedback alignment from zero, two layers (fact 3): ``A = B M``, ``W = N B^T``, ``N + N^T = M M^T``.
 
@@ -276,13 +295,17 @@ def fa_zero_init_structure(weights: Sequence[Any], feedback: Sequence[Any]) -> F
     feedback : (B,)
         ``B`` of shape ``(*batch, n1, n2)`` (as for :class:`linfa.FA`).
     """
+    weights, feedback = _matrices("weights", weights), _matrices("feedback", feedback)
     if len(weights) != 2 or len(feedback) != 1:
         raise ValueError(
             f"weights, feedback: expected two layers (A, W) and one feedback matrix (B,), "
             f"got {len(weights)} and {len(feedback)}"
         )
-    A, W = (np.asarray(w, dtype=np.float64) for w in weights)
-    B = np.asarray(feedback[0], dtype=np.float64)
+    A, W = weights
+    B = feedback[0]
+    if A.shape[-2] != B.shape[-2] or W.shape[-2] != B.shape[-1] or W.shape[-1] != A.shape[-2]:
+        raise ValueError(f"weights, feedback: expected A (n1, n0), W (n2, n1), B (n1, n2), got shapes "
+                         f"{A.shape}, {W.shape}, {B.shape}")
     M = np.linalg.pinv(B) @ A
     N = W @ np.linalg.pinv(transpose(B))
     MMt = M @ transpose(M)
@@ -316,8 +339,8 @@ def dfa_zero_init_structure(weights: Sequence[Any], feedback: Sequence[Any]) -> 
     feedback : (B_1, ..., B_{L-1})
         As for :class:`linfa.DFA`.
     """
-    ws = [np.asarray(w, dtype=np.float64) for w in weights]
-    bs = [np.asarray(b, dtype=np.float64) for b in feedback]
+    ws = list(_matrices("weights", weights))
+    bs = list(_matrices("feedback", feedback))
     L = len(ws)
     if L < 2 or len(bs) != L - 1:
         raise ValueError(

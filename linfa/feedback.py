@@ -30,8 +30,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from linfa import rules
-from linfa._validate import as_generator, real, shape_str
+from linfa._validate import as_generator, real
 from linfa._validate import batch as as_batch
+from linfa._validate import widths as check_widths
 from linfa.random_matrices import haar_orthonormal
 
 __all__ = ["KINDS", "dfa", "fa", "for_rule", "sample"]
@@ -64,10 +65,10 @@ def sample(
     ndarray, shape (*batch, n_rows, n_cols)
     """
     rng = as_generator("rng", rng)
-    rows, cols = (int(s) for s in shape)
-    if rows < 1 or cols < 1:
-        raise ValueError(f"shape: expected two positive sizes, got {shape_str(shape)}")
-    if kind not in KINDS:
+    rows, cols = check_widths("shape", shape, minimum_length=2)[-2:]
+    if np.ndim(shape) != 1 or len(shape) != 2:
+        raise ValueError(f"shape: expected two sizes (n_rows, n_cols), got {shape!r}")
+    if not isinstance(kind, str) or kind not in KINDS:
         raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
     if scale is not None:
         scale = real("scale", scale, positive=True)
@@ -119,6 +120,10 @@ def for_rule(
     cls = rules.get(rule)
     shapes = cls.feedback_shapes(widths)
     return tuple(sample(rng, shp, kind=kind, scale=scale, batch=batch) for shp in shapes)
+
+
+def _widths(widths: Sequence[int]) -> tuple[int, ...]:
+    return check_widths("widths", widths)
 
 
 def fa(

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from linfa._validate import real_array
+
 __all__ = ["loglog_fit", "loglog_slope"]
 
 
@@ -45,8 +47,8 @@ def loglog_fit(x: Any, y: Any) -> tuple[float, float]:
     >>> loglog_fit([1e-3, 1e-2, 1e-1], [2e-6, 2e-4, 2e-2])[0]  # doctest: +ELLIPSIS
     2.0...
     """
-    xa = np.asarray(x, dtype=float).reshape(-1)
-    ya = np.asarray(y, dtype=float).reshape(-1)
+    xa = real_array("x", x).reshape(-1)  # complex, strings, None: a TypeError naming the argument
+    ya = real_array("y", y).reshape(-1)
     if xa.shape != ya.shape:
         raise ValueError(f"y: expected the shape of x, {xa.shape}, got {ya.shape}")
     ok = np.isfinite(xa) & np.isfinite(ya) & (xa > 0) & (ya > 0)

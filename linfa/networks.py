@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from linfa._validate import as_generator, as_matrix, real, shape_str
+from linfa._validate import as_generator, as_matrix, is_trusted, real, real_array, shape_str
 from linfa._validate import batch as as_batch
+from linfa._validate import widths as check_widths
 from linfa.random_matrices import haar_orthonormal
 from linfa.tasks import Task
 
@@ -40,15 +41,7 @@ class DeepLinear:
     """
 
     def __init__(self, widths: Sequence[int]) -> None:
-        try:
-            w = tuple(int(n) for n in widths)
-        except (TypeError, ValueError):
-            raise TypeError(f"widths: expected a sequence of integers, got {widths!r}") from None
-        if len(w) < 2 or any(n < 1 for n in w) or any(int(a) != a for a in widths):
-            raise ValueError(
-                f"widths: expected (n0, ..., nL) with L >= 1 positive integers, got {tuple(widths)!r}"
-            )
-        self.widths: tuple[int, ...] = w
+        self.widths: tuple[int, ...] = check_widths("widths", widths)
 
     @property
     def depth(self) -> int:
@@ -83,7 +76,11 @@ class DeepLinear:
         return out
 
     def product(self, weights: Sequence[np.ndarray]) -> np.ndarray:
-        """End-to-end map ``W = W_L ⋯ W_1``; shape ``(*batch, nL, n0)``."""
+        """End-to-end map ``W = W_L ⋯ W_1``; shape ``(*batch, nL, n0)``.
+
+        ``weights`` must have this network's shapes; NaN entries propagate.
+        """
+        weights = self._shapes_of(weights)
         out = weights[0]
         for w in weights[1:]:
             out = w @ out
@@ -93,6 +90,25 @@ class DeepLinear:
         """Outputs for inputs ``X`` of shape ``(*batch, n, n0)``; returns ``(*batch, n, nL)``."""
         x = as_matrix("X", X, cols=self.widths[0])
         return x @ np.swapaxes(self.product(weights), -1, -2)
+
+    def _shapes_of(self, weights: Any, name: str = "weights") -> Weights:
+        """``weights`` as real arrays with this network's shapes (not required finite)."""
+        if is_trusted():
+            return tuple(weights)
+        if not isinstance(weights, tuple | list):
+            raise TypeError(f"{name}: expected a tuple (W_1, ..., W_L), got {type(weights).__name__}")
+        if len(weights) != self.depth:
+            raise ValueError(f"{name}: expected {self.depth} weight matrices, got {len(weights)}")
+        out = tuple(real_array(f"{name}[{i}]", w) for i, w in enumerate(weights))
+        for i, (w, shp) in enumerate(zip(out, self.shapes, strict=True)):
+            if w.shape[-2:] != shp:
+                raise ValueError(f"{name}[{i}]: expected shape {shape_str(['*batch', *shp])}, got {shape_str(w.shape)}")
+        try:
+            np.broadcast_shapes(*(w.shape[:-2] for w in out))
+        except ValueError:
+            raise ValueError(f"{name}: batch shapes do not broadcast: "
+                             + ", ".join(shape_str(w.shape[:-2]) for w in out)) from None
+        return out
 
     # ---------------------------------------------------------- initialisers
     def init(self, kind: str, **kwargs: Any) -> Weights:
@@ -201,7 +217,8 @@ class DeepLinear:
                 f"got {task.n_in} and {task.n_out}"
             )
         r = min(self.widths)
-        u = np.broadcast_to(np.asarray(u0, dtype=float), (r,)) if np.ndim(u0) <= 1 else None
+        u0 = real_array("u0", u0)
+        u = np.broadcast_to(u0, (r,)) if np.ndim(u0) == 0 or np.shape(u0) in ((1,), (r,)) else None
         if u is None or not np.all(np.isfinite(u)) or np.any(u <= 0):
             raise ValueError(f"u0: expected a positive scalar or {r} positive values, got {u0!r}")
         batch = task.batch_shape

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from linfa._validate import checked_problem, count, is_symbolic_problem, is_trusted, problem_state, real_array
 from linfa.exact import alignment_fit
 from linfa.linalg import frobenius, relative_residual, sym
 from linfa.linalg import inner as _inner
@@ -69,6 +70,7 @@ def angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ndarray, shape (*batch,)
         ``arccos(<a, b> / (‖a‖ ‖b‖))``; NaN where either vanishes.
     """
+    a, b = _pair(a, b)
     a, b = _unit_scale(a, (-2, -1)), _unit_scale(b, (-2, -1))
     return _angle_from(_inner(a, b), _inner(a, a), _inner(b, b))
 
@@ -79,10 +81,28 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     Computed directly (not as ``cos(angle)``, which loses digits near ±1);
     NaN where either vanishes.
     """
+    a, b = _pair(a, b)
     a, b = _unit_scale(a, (-2, -1)), _unit_scale(b, (-2, -1))
     den = frobenius(a) * frobenius(b)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, np.clip(_inner(a, b) / np.where(den > 0, den, 1.0), -1.0, 1.0), np.nan)
+
+
+def _pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``a, b`` as real arrays of the same matrix shape (``(*batch, m, n)``; the batches broadcast)."""
+    if is_trusted():
+        return a, b
+    a, b = real_array("a", a), real_array("b", b)
+    for name, x in (("a", a), ("b", b)):
+        if x.ndim < 2:
+            raise ValueError(f"{name}: expected a matrix of shape (*batch, m, n), got shape {x.shape}")
+    if a.shape[-2:] != b.shape[-2:]:
+        raise ValueError(f"a, b: expected matrices of the same shape, got {a.shape} and {b.shape}")
+    try:
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"a, b: batch shapes {a.shape[:-2]} and {b.shape[:-2]} do not broadcast") from None
+    return a, b
 
 
 def _unit_scale(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
@@ -100,6 +120,7 @@ def _angle_from(ab: np.ndarray, aa: np.ndarray, bb: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
+@checked_problem
 def error_covariance(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
     """Error covariance ``Σee = <(y - ŷ)(y - ŷ)^T>``; shape ``(*batch, nL, nL)``."""
     w = prefix_products(rule.weights(state))[-1]
@@ -107,6 +128,7 @@ def error_covariance(rule: AbstractRule, task: Task, state: State) -> np.ndarray
     return sym(task.syy - wsyx - _t(wsyx) + w @ task.sxx @ _t(w))
 
 
+@checked_problem
 def loss(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
     """Population loss ``L = ½ <‖y - ŷ‖²> = ½ tr Σee``; shape ``batch``.
 
@@ -119,11 +141,13 @@ def loss(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
     return 0.5 * _tr(task.syy) - _inner(w, task.syx) + 0.5 * _inner(w @ task.sxx, w)
 
 
+@checked_problem
 def nse(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
     """Normalised squared error ``<‖e‖²> / <‖y‖²> = 2L / tr Σyy``; shape ``batch``."""
     return 2.0 * loss(rule, task, state) / _tr(task.syy)
 
 
+@checked_problem
 def update_angles(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
     """Angle between each layer's update under ``rule`` and under BP.
 
@@ -143,6 +167,7 @@ def _backward_and_bp(rule: AbstractRule, state: State) -> tuple[tuple[np.ndarray
     return rule.backward_matrices(state), suffix_products(weights)
 
 
+@checked_problem
 def alignment(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
     """Population alignment ``<e^T W_{>l} M_l e> = tr(W_{>l} M_l Σee)`` per hidden layer.
 
@@ -160,6 +185,7 @@ def alignment(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
     return np.stack(out, axis=-1) if out else np.zeros((*see.shape[:-2], 0))
 
 
+@checked_problem
 def signal_angles(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
     """Population angle between the hidden signals ``M_l e`` and ``W_{>l}^T e``.
 
@@ -213,6 +239,7 @@ def signal_angle(feedback: np.ndarray, w: np.ndarray, e: np.ndarray) -> np.ndarr
     )
 
 
+@checked_problem
 def weight_alignment(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
     """Cosine between the BP backward path ``W_{>l}^T`` and the rule's ``M_l``.
 
@@ -230,6 +257,7 @@ def weight_alignment(rule: AbstractRule, task: Task, state: State) -> np.ndarray
     return np.stack(out, axis=-1) if out else np.zeros((*batch, 0))
 
 
+@checked_problem
 def layer_alignment(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
     """Layer-wise cosine ``cos(W_l^T, B_l)``, ``l = 2..L``, for rules with layer-wise feedback.
 
@@ -264,6 +292,7 @@ def layer_alignment(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
 # Alignment matrices (docs/design.md, fact 5)
 
 
+@checked_problem
 def alignment_matrices(
     rule: AbstractRule, task: Task, state: State
 ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
@@ -299,11 +328,13 @@ def alignment_matrices(
     return tuple(mats), np.stack(res, axis=-1)
 
 
+@checked_problem
 def alignment_residuals(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
     """Relative residuals of the alignment-matrix fit; shape ``(*batch, L)``."""
     return alignment_matrices(rule, task, state)[1]
 
 
+@checked_problem
 def alignment_condition_numbers(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
     """Condition numbers ``σ_max / σ_min`` of the alignment matrices ``A_l``.
 
@@ -348,6 +379,8 @@ def conserved_quantities(rule: AbstractRule, state: State) -> tuple[np.ndarray, 
     """
     if not isinstance(rule, AbstractRule):
         raise TypeError(f"rule: expected a linfa rule, got {type(rule).__name__}")
+    if not is_trusted() and not is_symbolic_problem(state):
+        state = problem_state(rule, None, state, needs_task=False)
     return tuple(rule.conserved_quantities(state))
 
 
@@ -367,8 +400,7 @@ def conserved_quantity(layer: int) -> Observable:
     callable
         ``obs(rule, task, state) -> ndarray (*batch, n_l, n_l)``.
     """
-    if int(layer) != layer or layer < 1:
-        raise ValueError(f"layer: expected a hidden layer index l >= 1, got {layer!r}")
+    layer = count("layer", layer, minimum=1)
 
     def q(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
         qs = conserved_quantities(rule, state)

@@ -67,6 +67,7 @@ def spd_with_condition(
     condition = real("condition", condition, minimum=1.0)
     batch = as_batch("batch", batch)
     lam = np.geomspace(1.0, 1.0 / condition, n)
-    lam = lam * ((n if trace is None else trace) / lam.sum())
+    trace = n if trace is None else real("trace", trace, positive=True)
+    lam = lam * (trace / lam.sum())
     q = haar_orthonormal(rng, n, n, tuple(batch))
     return sym((q * lam) @ transpose(q))

@@ -74,7 +74,15 @@ from typing import Any, ClassVar, TypeVar, overload
 import numpy as np
 
 from linfa._ops import is_symbolic, matmul, sign, transpose
-from linfa._validate import as_matrix, real, shape_str
+from linfa._validate import (
+    as_matrix,
+    is_symbolic_problem,
+    is_trusted,
+    problem_state,
+    real,
+    shape_str,
+    trusted,
+)
 from linfa.products import prefix_products
 from linfa.tasks import Task
 
@@ -332,8 +340,10 @@ class AbstractRule:
             validates nothing (call :meth:`validate` once beforehand).
         """
 
+        dstate = trusted(self.dstate)  # validated once by the caller; no per-step checks
+
         def f(t: Any, state: State) -> State:
-            return self.dstate(task, state)
+            return dstate(task, state)
 
         return f
 
@@ -341,8 +351,12 @@ class AbstractRule:
         """Evaluate the flow at ``state`` (``flow(task)(t, state)`` without ``t``).
 
         The weights move by ``δ_l W_{<l}^T``; a rule that learns its feedback
-        overrides this to add the feedback's own flow.
+        overrides this to add the feedback's own flow. Called directly, it
+        checks ``task`` and the shapes of ``state`` first (:meth:`flow`, used
+        by the integrators, does not).
         """
+        if not is_trusted() and not is_symbolic_problem(state, task):
+            state = problem_state(self, task, state)
         weights = self.weights(state)
         prefix = prefix_products(weights)
         e = error(task, prefix[-1])
@@ -778,6 +792,8 @@ class KolenPollack(AbstractRule):
         return _chain(self.feedback_of(state), e, transpose_each=False)
 
     def dstate(self, task: Task, state: State) -> State:
+        if not is_trusted() and not is_symbolic_problem(state, task):
+            state = problem_state(self, task, state)
         depth = self.depth(state)
         grads = super().dstate(task, state)
         lam = self.decay

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from linfa._ops import is_symbolic
-from linfa._validate import as_generator, as_matrix, check_symmetric_psd, count, real, shape_str
+from linfa._validate import as_generator, as_matrix, check_symmetric_psd, count, real, real_array, shape_str
 from linfa._validate import batch as as_batch
 from linfa.linalg import sym, trace, transpose
 from linfa.random_matrices import haar_orthonormal, spd_with_condition
@@ -72,9 +72,17 @@ class Task:
         n0 = sxx.shape[-1]
         if sxx.shape[-2] != n0:
             raise ValueError(f"sxx: expected a square matrix (*batch, n0, n0), got {shape_str(sxx.shape)}")
-        syx = as_matrix("syx", self.syx, cols=n0)
+        if n0 == 0:
+            raise ValueError(f"sxx: expected at least one input (n0 >= 1), got shape {shape_str(sxx.shape)}")
+        syx = as_matrix("syx", self.syx)
+        if syx.shape[-1] != n0:
+            raise ValueError(f"syx, sxx: expected syx of shape (*batch, nL, {n0}) to match the {n0} inputs of sxx, "
+                             f"got {shape_str(syx.shape)}")
         nl = syx.shape[-2]
-        syy = as_matrix("syy", self.syy, nl, nl)
+        syy = as_matrix("syy", self.syy)
+        if syy.shape[-2:] != (nl, nl):
+            raise ValueError(f"syy, syx: expected syy of shape (*batch, {nl}, {nl}) to match the {nl} rows of syx, "
+                             f"got {shape_str(syy.shape)}")
         check_symmetric_psd("sxx", sxx)
         check_symmetric_psd("syy", syy)
         try:
@@ -176,10 +184,9 @@ class Task:
         Y : ndarray, shape (*batch, n, nL)
         """
         rng = as_generator("rng", rng)
-        if int(n) != n or n < 1:
-            raise ValueError(f"n: expected a positive integer, got {n!r}")
+        n = count("n", n, minimum=1)
         root = self.joint_root()
-        xi = rng.standard_normal((*root.shape[:-2], int(n), root.shape[-1]))
+        xi = rng.standard_normal((*root.shape[:-2], n, root.shape[-1]))
         z = xi @ transpose(root)
         return z[..., : self.n_in], z[..., self.n_in :]
 
@@ -220,7 +227,10 @@ class Task:
         """
         w = as_matrix("w_star", w_star)
         n_out, n_in = w.shape[-2:]
-        s = np.eye(n_in) if sxx is None else as_matrix("sxx", sxx, n_in, n_in)
+        s = np.eye(n_in) if sxx is None else as_matrix("sxx", sxx)
+        if s.shape[-2:] != (n_in, n_in):
+            raise ValueError(f"sxx, w_star: expected sxx of shape (*batch, {n_in}, {n_in}) to match the {n_in} "
+                             f"columns of w_star, got {shape_str(s.shape)}")
         noise = real("noise", noise, minimum=0.0)
         syx = w @ s
         syy = sym(syx @ transpose(w) + noise**2 * np.eye(n_out))
@@ -350,6 +360,7 @@ class Task:
         and ``Σyy`` holds exactly.
         """
         rng = as_generator("rng", rng)
+        n_in = count("n_in", n_in, minimum=1)
         c = as_matrix("syy", syy)
         check_symmetric_psd("syy", c)
         n_out = c.shape[-1]
@@ -378,9 +389,15 @@ def factors(weights: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     Z : ndarray, shape (*batch, n, r)
     W : ndarray, shape (*batch, r, m)
     """
+    if not isinstance(weights, tuple | list):
+        raise TypeError(f"weights: expected two layers (W_1, W_2), got {type(weights).__name__}")
     if len(weights) != 2:
         raise ValueError(f"weights: expected two layers (W_1, W_2), got {len(weights)}")
-    return weights[1], weights[0]
+    w1, w2 = (real_array(f"weights[{i}]", w) for i, w in enumerate(weights))
+    if w1.ndim < 2 or w2.ndim < 2 or w2.shape[-1] != w1.shape[-2]:
+        raise ValueError(f"weights: expected W_1 (*batch, r, m) and W_2 (*batch, n, r), got shapes "
+                         f"{shape_str(w1.shape)} and {shape_str(w2.shape)}")
+    return w2, w1
 
 
 def _joint(sxx: np.ndarray, syx: np.ndarray, syy: np.ndarray) -> np.ndarray:

@@ -85,9 +85,11 @@ def test_same_seed_same_task():
 
 def test_bad_moments_are_rejected_with_the_argument_named():
     eye = np.eye(3)
-    with pytest.raises(ValueError, match=r"syx: expected shape \(\*batch, m, 3\), got \(2, 4\)"):
+    with pytest.raises(ValueError, match=r"syx, sxx: expected syx of shape \(\*batch, nL, 3\) to match the 3 "
+                                         r"inputs of sxx, got \(2, 4\)"):
         Task(eye, np.zeros((2, 4)), np.eye(2))
-    with pytest.raises(ValueError, match=r"syy: expected shape \(\*batch, 2, 2\), got \(3, 3\)"):
+    with pytest.raises(ValueError, match=r"syy, syx: expected syy of shape \(\*batch, 2, 2\) to match the 2 rows "
+                                         r"of syx, got \(3, 3\)"):
         Task(eye, np.zeros((2, 3)), np.eye(3))
     with pytest.raises(ValueError, match="sxx: expected a symmetric matrix"):
         Task(np.triu(np.ones((3, 3))), np.zeros((2, 3)), np.eye(2))

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from linfa._validate import shape_str
+from linfa._validate import real_array, shape_str
 from linfa.linalg import sym as _sym
 
 __all__ = [
@@ -51,12 +51,19 @@ Batch = tuple[int, ...]
 
 
 # ---------------------------------------------------------------- validation
+_ABSENT: Any = object()  # an argument not given (``None`` is a wrong value for x and s)
+
+
+def check_model(model: Any) -> QuadraticEnergy:
+    """``model`` if it is a :class:`QuadraticEnergy`, else a ``TypeError`` naming it."""
+    if not isinstance(model, QuadraticEnergy):
+        raise TypeError(f"model: expected a linfa.eqprop.QuadraticEnergy, got {type(model).__name__}")
+    return model
+
+
 def _as_array(name: str, a: Any, core: Sequence[int | None], labels: Sequence[str]) -> np.ndarray:
     """``a`` as a finite float64 array whose trailing axes are ``core``."""
-    try:
-        arr = np.asarray(a, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name}: expected a real numeric array, got {type(a).__name__}") from exc
+    arr = real_array(name, a)
     want = shape_str(["*batch", *(f"{lab}={c}" if c is not None else lab
                                   for lab, c in zip(labels, core, strict=True))])
     if arr.ndim < len(core) or any(
@@ -84,10 +91,7 @@ def _where(batch_index: tuple[int, ...]) -> str:
 
 
 def _as_beta(beta: Any) -> np.ndarray:
-    try:
-        arr = np.asarray(beta, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"beta: expected a real number or array, got {type(beta).__name__}") from exc
+    arr = real_array("beta", beta)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"beta: expected finite values, got {beta!r}")
     return arr
@@ -421,17 +425,19 @@ class QuadraticEnergy:
         )
 
     # ------------------------------------------------------------ data checks
-    def check_data(self, x: Any = None, d: Any = None, s: Any = None) -> tuple[Any, Any, Any]:
+    def check_data(self, x: Any = _ABSENT, d: Any = None, s: Any = _ABSENT, *,
+                   s_name: str = "s") -> tuple[Any, Any, Any]:
         """Validate data against the model: ``x`` is ``(*batch, m, n_in)``,
         ``d`` is ``(*batch, m, n_out)``, a state ``s`` is ``(*batch, m, n)``.
 
-        Returns the float64 arrays (``None`` passes through).
+        Returns the float64 arrays; ``d=None`` (no target) passes through, as
+        do ``x`` and ``s`` when not given. ``s_name`` names ``s`` in errors.
         """
         named: list[tuple[str, np.ndarray]] = []
         out: list[np.ndarray | None] = []
         for name, a, last, lab in (("x", x, self.n_in, "n_in"), ("d", d, self.n_out, "n_out"),
-                                   ("s", s, self.n, "n")):
-            if a is None:
+                                   (s_name, s, self.n, "n")):
+            if a is _ABSENT or (a is None and name == "d"):
                 out.append(None)
                 continue
             arr = _as_array(name, a, (None, last), ("m", lab))
@@ -477,6 +483,12 @@ def check_beta(model: QuadraticEnergy, beta: Any) -> np.ndarray:
         positive definite (reporting its smallest eigenvalue).
     """
     bt = _as_beta(beta)
+    check_model(model)
+    try:
+        np.broadcast_shapes(bt.shape, model.W.shape[:-2])
+    except ValueError:
+        raise ValueError(f"beta: expected a scalar or an array of the model's batch shape "
+                         f"{shape_str(model.W.shape[:-2])}, got shape {shape_str(bt.shape)}") from None
     if np.any(bt < 0):
         lo = np.linalg.eigvalsh(nudged_matrix(model, bt))[..., 0]
         bad = (bt < 0) & (lo <= 0)
@@ -559,7 +571,7 @@ def energy(model: QuadraticEnergy, s: Any, x: Any) -> np.ndarray:
     -------
     ndarray, shape (*batch, m)
     """
-    x, _, s = model.check_data(x=x, s=s)
+    x, _, s = check_model(model).check_data(x=x, s=s)
     As = s @ model.A  # A symmetric: rows of s @ A are (A s)^T
     return 0.5 * np.sum(s * As, axis=-1) - np.sum(s * _field(model.b, model.U, x), axis=-1)
 
@@ -577,7 +589,7 @@ def cost(model: QuadraticEnergy, s: Any, d: Any) -> np.ndarray:
     -------
     ndarray, shape (*batch, m)
     """
-    _, d, s = model.check_data(d=d, s=s)
+    _, d, s = check_model(model).check_data(d=d, s=s)
     e = _output_error(model.P, s, d)
     return 0.5 * np.sum(e * e, axis=-1)
 
@@ -627,7 +639,7 @@ def energy_gradient(
     ndarray, shape (*batch, m, n)
     """
     bt = _as_beta(beta)
-    x, d, s = model.check_data(x=x, d=d, s=s)
+    x, d, s = check_model(model).check_data(x=x, d=d, s=s)
     g = s @ model.A - _field(model.b, model.U, x)
     _check_target(d, bt)
     if d is None:

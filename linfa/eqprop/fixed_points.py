@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from linfa.eqprop.energy import QuadraticEnergy, _nudged_system, _output_error, check_beta
+from linfa.eqprop.energy import QuadraticEnergy, _nudged_system, _output_error, check_beta, check_model
 
 __all__ = ["fixed_point", "output_error", "solve_rows"]
 
@@ -75,7 +75,7 @@ def fixed_point(model: QuadraticEnergy, x: Any, d: Any = None, beta: Any = 0.0) 
         negative β.
     """
     bt = check_beta(model, beta)
-    x, d, _ = model.check_data(x=x, d=d)
+    x, d, _ = check_model(model).check_data(x=x, d=d)
     return solve_rows(*_nudged_system(model, x, d, bt))
 
 
@@ -92,5 +92,5 @@ def output_error(model: QuadraticEnergy, s: Any, d: Any) -> np.ndarray:
     -------
     ndarray, shape (*batch, m, n_out)
     """
-    _, d, s = model.check_data(d=d, s=s)
+    _, d, s = check_model(model).check_data(d=d, s=s)
     return _output_error(model.P, s, d)

@@ -104,6 +104,7 @@ from linfa.eqprop.energy import (
     _output_error,
     _sym,
     check_beta,
+    check_model,
     nudged_matrix,
 )
 from linfa.eqprop.fixed_points import fixed_point, output_error, solve_rows
@@ -240,7 +241,7 @@ def gradient(model: QuadraticEnergy, x: Any, d: Any) -> Params:
         ``b`` of shape ``(*batch, n)``, ``U`` ``(*batch, n, n_in)``,
         ``W`` ``(*batch, n, n)`` (symmetric).
     """
-    x, d, _ = model.check_data(x=x, d=d)
+    x, d, _ = check_model(model).check_data(x=x, d=d)
     return _gradient_kernel(model.W, model.b, model.U, model.P, x, d)
 
 
@@ -267,7 +268,7 @@ def parameter_derivative(model: QuadraticEnergy, s: Any, x: Any) -> Params:
     -------
     Params
     """
-    x, _, s = model.check_data(x=x, s=s)
+    x, _, s = check_model(model).check_data(x=x, s=s)
     return _dF_dtheta(s, x)
 
 
@@ -310,7 +311,7 @@ def ep_gradient(
         raise ValueError("beta: the EP estimate needs a nonzero beta")
     if centered:
         check_beta(model, -bt)
-    x, d, _ = model.check_data(x=x, d=d)
+    x, d, _ = check_model(model).check_data(x=x, d=d)
     return _ep_kernel(model.W, model.b, model.U, model.P, x, d, bt, centered)
 
 
@@ -339,7 +340,7 @@ def ep_gradient_closed_form(model: QuadraticEnergy, x: Any, d: Any, beta: Any) -
     Params
     """
     bt = check_beta(model, beta)
-    x, d, _ = model.check_data(x=x, d=d)
+    x, d, _ = check_model(model).check_data(x=x, d=d)
     s0 = fixed_point(model, x)
     mu = solve_rows(nudged_matrix(model, bt), output_error(model, s0, d) @ model.P)
     return Params(np.mean(mu, axis=-2), _mean_outer(mu, x),
@@ -378,7 +379,7 @@ def ep_error_coefficient(
     -------
     Params
     """
-    x, d, _ = model.check_data(x=x, d=d)
+    x, d, _ = check_model(model).check_data(x=x, d=d)
     s0 = fixed_point(model, x)
     A, Q = model.A, model.Q
     lam = solve_rows(A, output_error(model, s0, d) @ model.P)

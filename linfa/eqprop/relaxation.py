@@ -52,7 +52,8 @@ from typing import Any
 
 import numpy as np
 
-from linfa.eqprop.energy import QuadraticEnergy, _nudged_system, check_beta, nudged_matrix
+from linfa._validate import times
+from linfa.eqprop.energy import QuadraticEnergy, _nudged_system, check_beta, check_model, nudged_matrix
 from linfa.eqprop.fixed_points import fixed_point, output_error, solve_rows
 
 __all__ = [
@@ -68,8 +69,8 @@ __all__ = [
 
 
 def _times(t: Any) -> np.ndarray:
-    ts = np.asarray(t, dtype=np.float64)
-    if ts.ndim != 1 or not np.all(np.isfinite(ts)) or np.any(ts < 0):
+    ts = times("t", t, minimum=0.0, min_size=1)
+    if ts.ndim != 1:
         raise ValueError(f"t: expected a 1-D array of finite times >= 0, got shape {ts.shape}")
     return ts
 
@@ -121,7 +122,7 @@ def relax(
     ndarray, shape (*batch, T, m, n)
     """
     bt = check_beta(model, beta)
-    x, d, s_init = model.check_data(x=x, d=d, s=s_init)
+    x, d, s_init = check_model(model).check_data(x=x, d=d, s=s_init, s_name="s_init")
     H, c = _nudged_system(model, x, d, bt)
     s_star = solve_rows(H, c)
     return s_star[..., None, :, :] + _apply_rows(decay(H, t), s_init - s_star)
@@ -143,7 +144,7 @@ def relaxation_args(
         Rows :math:`(b + Ux + \beta P^Td)^T`.
     """
     bt = check_beta(model, beta)
-    x, d, _ = model.check_data(x=x, d=d)
+    x, d, _ = check_model(model).check_data(x=x, d=d)
     H, c = _nudged_system(model, x, d, bt)
     batch = np.broadcast_shapes(H.shape[:-2], c.shape[:-2])
     return (np.broadcast_to(H, (*batch, *H.shape[-2:])).copy(),
@@ -194,7 +195,7 @@ def relax_ode(
 
     ts = _times(t)
     H, c = relaxation_args(model, x, d, beta)
-    _, _, s0 = model.check_data(s=s_init)
+    _, _, s0 = check_model(model).check_data(s=s_init, s_name="s_init")
     batch = H.shape[:-2]
     s0 = np.broadcast_to(s0, (*batch, *c.shape[-2:])).copy()
     return integrate(relaxation_vf, (s0,), float(ts[-1]), args=(H, c), batch_shape=batch,

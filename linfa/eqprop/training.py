@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from linfa.eqprop.energy import QuadraticEnergy, _as_beta, _sym, check_beta
+from linfa.eqprop.energy import QuadraticEnergy, _as_beta, _sym, check_beta, check_model
 from linfa.eqprop.gradients import Params, _ep_kernel, _gradient_kernel
 
 __all__ = [
@@ -126,7 +126,7 @@ def learning_args(
     if bad:
         raise ValueError(f"trainable: expected names among 'b', 'U', 'W', got {bad!r}")
     bt = _as_beta(beta)
-    x, d, _ = model.check_data(x=x, d=d)
+    x, d, _ = check_model(model).check_data(x=x, d=d)
     n, n_in = model.n, model.n_in
     bm = np.full(n, 1.0 if "b" in trainable else 0.0)
     um = np.ones((n, n_in)) if model.u_mask is None else model.u_mask.astype(float)

@@ -273,13 +273,7 @@ class Problem:
 
 
 def _time(name: str, t: Any) -> float:
-    try:
-        v = float(t)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name}: expected a real number, got {type(t).__name__}") from None
-    if not np.isfinite(v):
-        raise ValueError(f"{name}: expected a finite time, got {t!r}")
-    return v
+    return real(name, t)  # a finite real number; strings, complex and None are refused
 
 
 class Raw:

@@ -166,8 +166,11 @@ def solve(
         items: list[Any] = []
     elif isinstance(until, Event | Condition):
         items = [until]
-    else:
+    elif isinstance(until, list | tuple):
         items = list(until)
+    else:
+        raise TypeError("until: expected a condition from linfa.integrate.until (or a list of them), "
+                        f"got {type(until).__name__}")
     events = []
     for i, c in enumerate(items):
         if isinstance(c, Condition):

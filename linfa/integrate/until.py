@@ -76,10 +76,11 @@ def when(observable: Observable, threshold: float, *, direction: int = -1,
         raise TypeError(f"observable: expected a callable, got {type(observable).__name__}")
     if direction not in (-1, 0, 1):
         raise ValueError(f"direction: expected -1, 0 or 1, got {direction!r}")
+    thr = real("threshold", threshold)  # finite: a NaN threshold would never be crossed
     try:
-        thr = float(threshold)
-    except (TypeError, ValueError):
-        raise TypeError(f"threshold: expected a real number, got {threshold!r}") from None
+        status = Status(status)
+    except ValueError:
+        raise ValueError(f"status: expected a linfa.Status, got {status!r}") from None
     name = getattr(observable, "__name__", "observable")
 
     def g(rule: Any, task: Any, state: tuple[np.ndarray, ...]) -> Any:
