@@ -209,14 +209,20 @@ def problem_state(rule: Any, task: Any, state: Any, *, name: str = "state",
     return arrays
 
 
-def checked_problem(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate ``fn(rule, task, state, ...)``: validate the three (see :func:`problem_state`) unless trusted."""
+def checked_problem(fn: Callable[..., Any] | None = None, *, needs_task: bool = True) -> Any:
+    """Decorate ``fn(rule, task, state, ...)``: validate the three (see :func:`problem_state`) unless trusted.
+
+    ``@checked_problem(needs_task=False)`` for an observable that does not read
+    the task (``None`` is then accepted for it).
+    """
+    if fn is None:
+        return functools.partial(checked_problem, needs_task=needs_task)
 
     @functools.wraps(fn)
     def wrapper(rule: Any, task: Any, state: Any, *args: Any, **kwargs: Any) -> Any:
         if _TRUSTED.get() or is_symbolic_problem(state, task):
             return fn(rule, task, state, *args, **kwargs)
-        state = problem_state(rule, task, state)
+        state = problem_state(rule, task, state, needs_task=needs_task)
         token = _TRUSTED.set(True)
         try:
             return fn(rule, task, state, *args, **kwargs)

@@ -118,12 +118,8 @@ def for_rule(
         ``(*batch, rows, cols)``; empty for a rule without feedback.
     """
     cls = rules.get(rule)
-    shapes = cls.feedback_shapes(widths)
+    shapes = cls.feedback_shapes(check_widths("widths", widths))
     return tuple(sample(rng, shp, kind=kind, scale=scale, batch=batch) for shp in shapes)
-
-
-def _widths(widths: Sequence[int]) -> tuple[int, ...]:
-    return check_widths("widths", widths)
 
 
 def fa(

@@ -292,7 +292,7 @@ def layer_alignment(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
 # Alignment matrices (docs/design.md, fact 5)
 
 
-@checked_problem
+@checked_problem(needs_task=False)  # reads only the state
 def alignment_matrices(
     rule: AbstractRule, task: Task, state: State
 ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
@@ -328,13 +328,13 @@ def alignment_matrices(
     return tuple(mats), np.stack(res, axis=-1)
 
 
-@checked_problem
+@checked_problem(needs_task=False)  # reads only the state
 def alignment_residuals(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
     """Relative residuals of the alignment-matrix fit; shape ``(*batch, L)``."""
     return alignment_matrices(rule, task, state)[1]
 
 
-@checked_problem
+@checked_problem(needs_task=False)  # reads only the state
 def alignment_condition_numbers(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
     """Condition numbers ``σ_max / σ_min`` of the alignment matrices ``A_l``.
 

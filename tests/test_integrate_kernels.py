@@ -155,7 +155,7 @@ def test_a_failing_shard_stops_the_others():
 
 
 @pytest.mark.parametrize("threads, error", [(0, ValueError), (1.5, ValueError), (True, TypeError),
-                                            ("2", ValueError)])
+                                            ("2", TypeError)])
 def test_bad_threads_are_named(threads, error):
     rule, task, w0 = _mixed_problem()
     with pytest.raises(error, match="threads"):

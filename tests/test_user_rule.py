@@ -195,9 +195,9 @@ def test_conjecture_true_and_false_with_replay(tmp_path: Path, capsys: pytest.Ca
     assert not res.holds and res.path is not None and res.outcome is not None
     saved = linfa.Instance.load(res.path)
     assert saved.params["rule"] == "SignFA" and type(saved.rule()) is SignFA
-    again = replay(res.path)
+    again = replay(res.path, predicate=loss_halves_by_t1)  # the file's recorded name is not imported unasked
     assert not again.holds and again.margin == res.outcome.margin
-    assert cli_main(["replay", res.path]) == 1
+    assert cli_main(["replay", res.path, "--predicate", "test_user_rule:loss_halves_by_t1"]) == 1
 
 
 # ------------------------------------------------------------------ a catalogue entry, linfa check, linfa sweep
