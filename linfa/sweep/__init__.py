@@ -19,7 +19,7 @@ from linfa.sweep.catalogue import Catalogue
 from linfa.sweep.checks import run_checks
 from linfa.sweep.cli import add_parser
 from linfa.sweep.conjecture import Conjecture
-from linfa.sweep.executors import AbstractExecutor, DaskExecutor, ProcessExecutor, SerialExecutor, get_executor
+from linfa.sweep.executors import AbstractExecutor, ClusterLost, DaskExecutor, ProcessExecutor, SerialExecutor, get_executor
 from linfa.sweep.resolve import as_target, replay
 from linfa.sweep.run import sweep
 from linfa.sweep.seeds import chunked, instance_seed, instance_seeds
@@ -32,6 +32,7 @@ __all__ = [
     "AbstractTarget",
     "Batched",
     "Catalogue",
+    "ClusterLost",
     "Conjecture",
     "DaskExecutor",
     "PerInstance",

@@ -79,7 +79,12 @@ def sweep(
     Raises
     ------
     linfa.sweep.StoreError
-        If ``out`` is not a results file of this sweep (it is then left untouched).
+        If ``out`` is not a results file of this sweep (it is then left untouched),
+        or another sweep is writing to it right now.
+    linfa.sweep.ClusterLost
+        If the Dask cluster goes away (scheduler dead, or no worker for the
+        executor's ``timeout``); ``out`` keeps every chunk written before, and
+        the same call resumes.
 
     Examples
     --------
