@@ -19,7 +19,14 @@ from linfa.sweep.catalogue import Catalogue
 from linfa.sweep.checks import run_checks
 from linfa.sweep.cli import add_parser
 from linfa.sweep.conjecture import Conjecture
-from linfa.sweep.executors import AbstractExecutor, ClusterLost, DaskExecutor, ProcessExecutor, SerialExecutor, get_executor
+from linfa.sweep.executors import (
+    AbstractExecutor,
+    ClusterLost,
+    DaskExecutor,
+    ProcessExecutor,
+    SerialExecutor,
+    get_executor,
+)
 from linfa.sweep.resolve import as_target, replay
 from linfa.sweep.run import sweep
 from linfa.sweep.seeds import chunked, instance_seed, instance_seeds
