@@ -32,8 +32,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 import linfa
-from linfa.integrate import solve
-from linfa.integrate.solve import prepare
+from linfa.dynamics import prepare, solve
 
 
 def w1_problem(K: int = 256, n: int = 16, seed: int = 0):

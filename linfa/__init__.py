@@ -12,13 +12,13 @@ flows on population second moments (see ``docs/design.md`` in the repository;
 import importlib
 from types import ModuleType
 
-from linfa import eqprop, exact, feedback, integrate, observables, rules
+from linfa import dynamics, eqprop, exact, feedback, integrate, observables, rules
+from linfa.dynamics import sgd, solve
 from linfa.instances import Instance
-from linfa.integrate import IntegrationError, Solution, Status, solve
+from linfa.integrate import IntegrationError, Solution, Status
 from linfa.networks import DeepLinear
 from linfa.random_matrices import spd_with_condition
 from linfa.rules import BP, DFA, FA, AbstractRule, KolenPollack, SignSymmetry
-from linfa.sgd import sgd
 from linfa.tasks import Task, factors
 
 __version__ = "0.1.0"
@@ -37,6 +37,7 @@ __all__ = [
     "Status",
     "Task",
     "__version__",
+    "dynamics",
     "eqprop",
     "exact",
     "factors",

@@ -125,8 +125,8 @@ def _rng(seed: int, experiment: int) -> np.random.Generator:
 def _lillicrap(fast: bool, seed: int) -> dict[str, np.ndarray]:
     """BP and FA on Lillicrap et al.'s 30-20-10 linear task, K instances."""
     from linfa import observables as obs
+    from linfa.dynamics import solve
     from linfa.feedback import fa as fa_feedback
-    from linfa.integrate import solve
     from linfa.networks import DeepLinear
     from linfa.rules import BP, FA
     from linfa.tasks import Task
@@ -156,8 +156,8 @@ def _lillicrap(fast: bool, seed: int) -> dict[str, np.ndarray]:
 def _dfa(fast: bool, seed: int) -> dict[str, np.ndarray]:
     """DFA on a 4-layer linear network from zero init, K instances."""
     from linfa import observables as obs
+    from linfa.dynamics import solve
     from linfa.feedback import dfa as dfa_feedback
-    from linfa.integrate import solve
     from linfa.networks import DeepLinear
     from linfa.rules import DFA
     from linfa.tasks import Task
@@ -238,8 +238,8 @@ def _dfa_condition_numbers(fast: bool, seed: int) -> Bundle:
 
 
 def _saxe_modes(fast: bool, seed: int) -> Bundle:
+    from linfa.dynamics import solve
     from linfa.exact import saxe_mode
-    from linfa.integrate import solve
     from linfa.networks import DeepLinear
     from linfa.rules import BP
     from linfa.tasks import Task

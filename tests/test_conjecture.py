@@ -32,7 +32,7 @@ def test_general_feedback_counterexample_is_found_and_shrunk(false_conjecture) -
         np.testing.assert_array_equal(a, np.round(a))
         assert np.abs(a).max() <= 1
     # independently confirm: integrate, then exhibit an explicit e with e^T W B e < 0
-    from linfa.integrate import solve
+    from linfa.dynamics import solve
 
     rule, task, state = inst.problem()
     sol = solve(rule, task, state, 2.0, saveat=np.linspace(0, 2.0, 9), rtol=1e-10, atol=1e-12)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import linfa
 from linfa import exact
-from linfa.integrate import solve
+from linfa.dynamics import solve
 
 
 @settings(deadline=None, max_examples=30)

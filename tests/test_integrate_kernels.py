@@ -13,9 +13,10 @@ import pytest
 
 import linfa
 from linfa import observables
-from linfa.integrate import IntegrationError, Status, solve, until
+from linfa.dynamics import solve, until
+from linfa.integrate import IntegrationError, Status
 from linfa.integrate._kernels import lincomb_nz, scale_rows, scaled_error
-from linfa.integrate._tableaus import METHODS, lincomb
+from linfa.integrate.methods import METHODS, lincomb
 
 
 def _rows(rng: np.random.Generator, m: int, n: int) -> np.ndarray:

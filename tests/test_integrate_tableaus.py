@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from linfa.integrate import METHODS, Tsit5
-from linfa.integrate._tableaus import _PolynomialDense
+from linfa.integrate.methods import _PolynomialDense
 
 Tree = tuple  # a rooted tree: the sorted tuple of its root's subtrees; () is the single vertex
 

@@ -7,8 +7,8 @@ import pytest
 
 import linfa
 from linfa import observables
-from linfa.integrate import IntegrationError, Status, solve
-from linfa.sgd import sgd
+from linfa.dynamics import sgd, solve
+from linfa.integrate import IntegrationError, Status
 
 
 def problem(batch=(6,), seed=0):

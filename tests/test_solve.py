@@ -1,4 +1,4 @@
-"""linfa.integrate.solve on learning rules, chained against the closed forms (neural-tangents style)."""
+"""linfa.solve on learning rules, chained against the closed forms (neural-tangents style)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 import linfa
 from linfa import exact, observables
-from linfa.integrate import IntegrationError, Status, solve, until
+from linfa.dynamics import solve, until
+from linfa.integrate import IntegrationError, Status
 
 TIGHT = dict(rtol=1e-12, atol=1e-14)
 
@@ -276,7 +277,7 @@ def test_euler_takes_exactly_t_over_dt_steps_and_equals_discrete_gd():
 
 def test_until_with_a_per_layer_observable_is_a_clear_error():
     from linfa import observables as obs
-    from linfa.integrate import until
+    from linfa.dynamics import until
 
     rng = np.random.default_rng(5)
     task = linfa.Task.random_teacher(rng, 3, 2, batch=(4,))

@@ -89,7 +89,7 @@ def test_general_feedback_witness_is_real() -> None:
     assert res.passed and res.witness is not None
     inst = theorems.replay(thm, res.witness)
     # independent confirmation: integrate and exhibit an error vector with e^T W B e < 0
-    from linfa.integrate import solve
+    from linfa.dynamics import solve
 
     rule, task, state = inst.problem()
     sol = solve(rule, task, state, float(inst.params["t1"]),  # type: ignore[arg-type]

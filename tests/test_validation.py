@@ -20,7 +20,7 @@ def problem():
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [
-        ({"rtol": "a"}, "rtol"), ({"rtol": None}, "rtol"), ({"atol": -1.0}, "atol"), ({"dt0": "a"}, "dt0"),
+        ({"rtol": "a"}, "rtol"), ({"stepsize": 1e-8}, "stepsize"), ({"atol": -1.0}, "atol"), ({"dt0": "a"}, "dt0"),
         ({"max_steps": None}, "max_steps"), ({"max_steps": 2.5}, "max_steps"), ({"saveat": "a"}, "saveat"),
         ({"observe": [obs.loss]}, "observe"),
     ],

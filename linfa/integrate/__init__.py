@@ -1,18 +1,25 @@
-"""Continuous-time integration of batched learning dynamics.
+"""A generic batched integrator for ``dy/dt = vf(t, y, args)``.
 
-* :func:`integrate` — the generic batched integrator for ``dy/dt = vf(t, y, args)``;
-* :func:`solve` — a learning rule on a task (:mod:`linfa.rules`, :mod:`linfa.tasks`);
-* :class:`Solution`, :class:`Status`, :class:`IntegrationError` — what comes back;
-* :class:`Event`, :func:`norm_above`, :func:`flow_below` and :mod:`linfa.integrate.until`
-  — stopping conditions.
+It knows nothing of networks, rules or tasks: ``y`` is any tuple of arrays
+with leading batch axes. The rule-level front end (:func:`linfa.solve`,
+:func:`linfa.sgd`, stopping conditions) is :mod:`linfa.dynamics`.
+
+* :func:`integrate` — the entry point;
+* :mod:`~linfa.integrate.methods` — Runge–Kutta methods as data (``METHODS``,
+  :class:`AbstractRungeKutta`, each with its ``order``);
+* :mod:`~linfa.integrate.controller` — :class:`StepSizeController` (tolerances, step rule);
+* :mod:`~linfa.integrate.events` — :class:`Event`, :func:`norm_above`, :func:`flow_below`;
+* :mod:`~linfa.integrate.solution` — :class:`Solution`, :class:`Status`,
+  :class:`IntegrationError`.
 """
 
-from linfa.integrate import until
-from linfa.integrate._events import Event, flow_below, norm_above
+from typing import Any
+
 from linfa.integrate._integrate import integrate
-from linfa.integrate._solution import IntegrationError, Solution, Status
-from linfa.integrate._tableaus import METHODS, AbstractRungeKutta, Dop853, Dopri5, Euler, Tsit5
-from linfa.integrate.solve import solve
+from linfa.integrate.controller import StepSizeController
+from linfa.integrate.events import Event, flow_below, norm_above
+from linfa.integrate.methods import METHODS, AbstractRungeKutta, Dop853, Dopri5, Euler, Tsit5, as_method
+from linfa.integrate.solution import IntegrationError, Solution, Status
 
 __all__ = [
     "METHODS",
@@ -24,10 +31,26 @@ __all__ = [
     "IntegrationError",
     "Solution",
     "Status",
+    "StepSizeController",
     "Tsit5",
+    "as_method",
     "flow_below",
     "integrate",
     "norm_above",
-    "solve",
-    "until",
 ]
+
+#: Names that lived here before the rule-level front end moved to :mod:`linfa.dynamics`.
+_MOVED = {"solve": "linfa.dynamics.solve", "prepare": "linfa.dynamics.prepare", "until": "linfa.dynamics.until"}
+
+
+class MovedError(ImportError):
+    """A name that moved out of :mod:`linfa.integrate`; the message says where to."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        raise MovedError(
+            f"linfa.integrate.{name} moved to {_MOVED[name]} (the rule-level front end above the "
+            f"generic integrator); use linfa.solve / linfa.sgd, or import {name} from linfa.dynamics"
+        )
+    raise AttributeError(f"module 'linfa.integrate' has no attribute {name!r}")

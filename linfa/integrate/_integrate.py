@@ -7,10 +7,11 @@ from typing import Any
 
 from linfa._validate import count
 from linfa.integrate import _engine, _scipy
-from linfa.integrate._events import Event
-from linfa.integrate._problem import Problem, VectorField
-from linfa.integrate._solution import Solution
-from linfa.integrate._tableaus import METHODS
+from linfa.integrate.controller import StepSizeController
+from linfa.integrate.events import Event
+from linfa.integrate.methods import METHODS, AbstractRungeKutta, as_method
+from linfa.integrate.problem import Problem, VectorField
+from linfa.integrate.solution import Solution
 
 __all__ = ["integrate"]
 
@@ -25,9 +26,10 @@ def integrate(
     batch_shape: Sequence[int] = (),
     saveat: Any = None,
     observe: Mapping[str, Callable[..., Any]] | None = None,
-    method: str = "dopri5",
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
+    method: str | AbstractRungeKutta | type[AbstractRungeKutta] = "dopri5",
+    stepsize: StepSizeController | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
     dt0: float | None = None,
     max_steps: int = 100_000,
     until: Event | Sequence[Event] | None = None,
@@ -71,20 +73,20 @@ def integrate(
         ``name -> obs(t, y, args)``, evaluated at the save points only, on
         a batch of shape ``(K, S)`` (or a flat batch of the finite saved
         states when some are NaN).
-    method : str
+    method : str or AbstractRungeKutta
         ``"dopri5"`` (Dormand–Prince 5(4)), ``"tsit5"`` (Tsitouras 5(4):
         the same cost per step, smaller error constants, so usually fewer
         steps), ``"dop853"`` (8th order),
         ``"euler"`` (fixed step ``dt0``), or ``"scipy:<NAME>"`` with
         ``NAME`` one of ``RK23, RK45, DOP853, Radau, BDF, LSODA`` (one scipy
-        solver per instance).
-    rtol, atol : float
-        Tolerances of the per-instance error control: a step is accepted
-        when the RMS over the instance's components of
-        ``err / (atol + rtol·max(|y|, |y_new|))`` is at most 1.
-    dt0 : float, optional
-        Initial step (required for ``euler``, whose every step it is);
-        chosen per instance when omitted.
+        solver per instance); or a method object such as ``Tsit5()`` (your
+        own :class:`AbstractRungeKutta` subclass plugs in the same way).
+    stepsize : StepSizeController, optional
+        Tolerances and step-size rule; default ``StepSizeController()``.
+    rtol, atol, dt0 : float, optional
+        Shortcuts for ``stepsize=StepSizeController(rtol=..., atol=..., dt0=...)``
+        (not together with ``stepsize``). ``dt0`` is the initial step
+        (required for ``euler``, whose every step it is).
     max_steps : int
         Maximum number of steps (accepted + rejected) per instance.
     until : Event or sequence of Event, optional
@@ -129,22 +131,21 @@ def integrate(
     >>> np.allclose(sol.states[0][:, -1, 0], np.exp(-rates))
     True
     """
-    if not isinstance(method, str):
-        raise TypeError(f"method: expected a string, got {type(method).__name__}")
+    controller = StepSizeController.resolve(stepsize, rtol=rtol, atol=atol, dt0=dt0)
+    scipy_name = method.split(":", 1)[1] if isinstance(method, str) and method.startswith("scipy:") else None
+    if scipy_name is None:
+        try:
+            rk = as_method(method)
+        except ValueError:
+            known = ", ".join([*METHODS, *(f"scipy:{n}" for n in _scipy.SCIPY_METHODS)])
+            raise ValueError(f"method: expected one of {known}, got {method!r}") from None
     problem = Problem.build(
         vf, y0, t1, t0=t0, args=args, batch_shape=batch_shape, saveat=saveat, observe=observe,
-        rtol=rtol, atol=atol, dt0=dt0, max_steps=max_steps, until=until, throw=throw,
+        controller=controller, max_steps=max_steps, until=until, throw=throw,
     )
     threads = count("threads", threads, minimum=1)
-    if method.startswith("scipy:"):
+    if scipy_name is not None:
         if threads != 1:
             raise ValueError(f"threads: the scipy: route runs in one thread, expected 1, got {threads}")
-        raw = _scipy.run(problem, method.split(":", 1)[1])
-    elif method in METHODS:
-        raw = _engine.run(problem, METHODS[method], threads)
-    else:
-        known = ", ".join([*METHODS, *(f"scipy:{n}" for n in _scipy.SCIPY_METHODS)])
-        raise ValueError(f"method: expected one of {known}, got {method!r}")
-    return raw.solution(method)
-
-
+        return _scipy.run(problem, scipy_name).solution(str(method))
+    return _engine.run(problem, rk, threads).solution(rk.name)

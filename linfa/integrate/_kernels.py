@@ -7,8 +7,8 @@ these make one pass over memory per operation and a temporary for each
 product; the loops here make one pass and no temporaries.
 
 Every loop does the same floating-point operations, in the same order, as
-the numpy reference next to it in :mod:`linfa.integrate._tableaus`
-(:func:`~linfa.integrate._tableaus.lincomb`), with no reassociation and no
+the numpy reference next to it in :mod:`linfa.integrate.methods`
+(:func:`~linfa.integrate.methods.lincomb`), with no reassociation and no
 fused multiply-add (numba's default, no ``fastmath``): the results are
 bit-identical to the reference and to any split of the batch, which
 ``tests/test_integrate_kernels.py`` checks.

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from linfa.integrate._problem import Problem, Raw
-from linfa.integrate._solution import Status
+from linfa.integrate.problem import Problem, Raw
+from linfa.integrate.solution import Status
 
 __all__ = ["SCIPY_METHODS", "run"]
 
@@ -87,8 +87,8 @@ def _one(p: Problem, raw: Raw, k: int, solver_cls: Any, args: tuple[Any, ...]) -
     if p.t1 == p.t0:
         finish(Status.success, p.t0, y0)
         return
-    solver = solver_cls(fun, p.t0, y0, p.t1, rtol=p.rtol, atol=p.atol,
-                        first_step=p.dt0)
+    c = p.controller
+    solver = solver_cls(fun, p.t0, y0, p.t1, rtol=c.rtol, atol=c.atol, first_step=c.dt0)
     nxt, steps = n0, 0
     while True:
         t_old, y_old = solver.t, solver.y.copy()

@@ -6,7 +6,7 @@ The matrix helpers ``t``, ``sym`` and ``fro`` are :func:`linfa.linalg.transpose`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,6 +14,7 @@ import numpy as np
 from linfa.linalg import frobenius as fro
 from linfa.linalg import sym
 from linfa.linalg import transpose as t
+from linfa.observables import Observable
 from linfa.rules import AbstractRule
 from linfa.tasks import Task
 from linfa.theorems._core import Verdict
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
     from linfa.integrate import Solution
 
 __all__ = ["ATOL", "RTOL", "bound", "fro", "saveat", "solve", "sym", "t", "trajectory"]
-
-Observable = Callable[[AbstractRule, Task, tuple[np.ndarray, ...]], np.ndarray]
 
 #: Integrator tolerances of every catalogue trajectory (``dopri5``).
 RTOL = 1e-9
@@ -51,7 +50,7 @@ def trajectory(
     saveat: np.ndarray,
     observe: Mapping[str, Observable],
 ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
-    """Integrate a batch with :func:`linfa.integrate.solve` and return ``(ts, observed, ok)``.
+    """Integrate a batch with :func:`linfa.solve` and return ``(ts, observed, ok)``.
 
     ``observed[name]`` has shape ``(K, S, ...)``; ``ok`` (shape ``(K,)``) is
     false for instances whose integration failed (their values are NaN).
@@ -71,8 +70,8 @@ def solve(
     observe: Mapping[str, Observable] | None = None,
     until: Any = None,
 ) -> Solution:
-    """:func:`linfa.integrate.solve` at the catalogue's tolerances (:data:`RTOL`, :data:`ATOL`)."""
-    from linfa.integrate import solve as _solve
+    """:func:`linfa.solve` at the catalogue's tolerances (:data:`RTOL`, :data:`ATOL`)."""
+    from linfa.dynamics import solve as _solve
 
     return _solve(rule, task, state0, t1, saveat=saveat, observe=observe, rtol=RTOL, atol=ATOL, until=until)
 

@@ -168,7 +168,7 @@ register(Theorem(
 
 
 def _check_optimal(inst: Instance) -> Verdict:
-    from linfa.integrate.until import when
+    from linfa.dynamics.until import when
 
     _, _, _, ok, info = _limit(inst, until=when(obs.nse, 0.1 * TOL_OPTIMAL))
     margin = np.where(ok, TOL_OPTIMAL - info["nse"], -1.0)

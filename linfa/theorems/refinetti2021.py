@@ -24,10 +24,10 @@ from __future__ import annotations
 import numpy as np
 
 from linfa import observables as obs
+from linfa.dynamics import sgd
 from linfa.instances import Instance
 from linfa.random_matrices import haar_orthonormal
 from linfa.rules import DFA, AbstractRule
-from linfa.sgd import sgd
 from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register

@@ -2,7 +2,10 @@
 
 A method is its tableau (``C``, ``A``, ``B``), its error weights and its
 continuous extension; the one batched loop in :mod:`linfa.integrate._engine`
-does the rest. Conventions (shared with ``scipy.integrate._ivp.rk``): a step
+does the rest. A method object (or class) is accepted wherever a method name
+is (:func:`as_method`), so a user's own tableau plugs in like a built-in one.
+
+Conventions (shared with ``scipy.integrate._ivp.rk``): a step
 from ``(t, y)`` with size ``h`` computes the stages ``k_i = f(t + c_i h, y +
 h Σ_j a_ij k_j)`` for ``i < s``, the new state ``y_new = y + h Σ_i b_i k_i``,
 and always the extra row ``k_s = f(t + h, y_new)``, which is the first stage
@@ -61,7 +64,7 @@ def lincomb(coeffs: np.ndarray, rows: np.ndarray, out: np.ndarray, tmp: np.ndarr
         out.fill(0.0)
     return out
 
-__all__ = ["METHODS", "AbstractRungeKutta", "Dop853", "Dopri5", "Euler", "Tsit5"]
+__all__ = ["METHODS", "AbstractRungeKutta", "Dop853", "Dopri5", "Euler", "Tsit5", "as_method"]
 
 
 class AbstractRungeKutta:
@@ -70,6 +73,8 @@ class AbstractRungeKutta:
     Attributes
     ----------
     name : str
+    order : int
+        Order ``p`` of the step: the global error is ``O(h^p)``.
     C : ndarray, shape (s,)
     A : ndarray, shape (s, s)
         Strictly lower triangular.
@@ -85,6 +90,7 @@ class AbstractRungeKutta:
     """
 
     name: ClassVar[str]
+    order: ClassVar[int]
     C: ClassVar[np.ndarray]
     A: ClassVar[np.ndarray]
     B: ClassVar[np.ndarray]
@@ -175,6 +181,7 @@ class Euler(_PolynomialDense):
     """
 
     name = "euler"
+    order = 1
     C = np.array([0.0])
     A = np.zeros((1, 1))
     B = np.array([1.0])
@@ -189,6 +196,7 @@ class Dopri5(_PolynomialDense):
     """
 
     name = "dopri5"
+    order = 5
     error_order = 4
     C = np.array([0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0])
     A = np.array(
@@ -260,6 +268,7 @@ class Tsit5(_PolynomialDense):
     """
 
     name = "tsit5"
+    order = 5
     error_order = 4
     C = np.array([0.0, 0.161, 0.327, 0.9, 0.9800255409045096857298102862870245954942, 1.0])
     A = np.array(
@@ -526,6 +535,7 @@ class Dop853(AbstractRungeKutta):
     """
 
     name = "dop853"
+    order = 8
     error_order = 7
     C = _D853["c"][:12]
     A = _D853["a"][:12, :12]
@@ -565,3 +575,26 @@ class Dop853(AbstractRungeKutta):
 
 
 METHODS: dict[str, AbstractRungeKutta] = {m.name: m() for m in (Euler, Dopri5, Tsit5, Dop853)}
+
+
+def as_method(method: str | AbstractRungeKutta | type[AbstractRungeKutta]) -> AbstractRungeKutta:
+    """The method named ``method`` in :data:`METHODS`, or ``method`` itself (an instance or a class).
+
+    Raises
+    ------
+    TypeError
+        Neither a string nor an :class:`AbstractRungeKutta`.
+    ValueError
+        An unknown name.
+    """
+    if isinstance(method, type) and issubclass(method, AbstractRungeKutta):
+        return method()
+    if isinstance(method, AbstractRungeKutta):
+        return method
+    if not isinstance(method, str):
+        raise TypeError(
+            f"method: expected a method name or a linfa.integrate.AbstractRungeKutta, got {type(method).__name__}"
+        )
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
+    return METHODS[method]

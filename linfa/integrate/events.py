@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from linfa._validate import real
-from linfa.integrate._solution import Status
+from linfa.integrate.solution import Status
 
 __all__ = ["Event", "flow_below", "norm_above"]
 

@@ -4,8 +4,10 @@
 flattened to ``K`` instances, the state as one ``(K, D)`` array (instance
 major: leaf after leaf within a row), the arguments either per instance
 ``(K, ...)`` or shared by all (stored once, broadcast on use), and the save
-times. :class:`Raw` is what a route returns before it becomes a
-:class:`~linfa.integrate.Solution`.
+times. :class:`Raw` is what a route fills in (per-instance saved states,
+endings and counters) and turns into a :class:`~linfa.integrate.Solution`,
+evaluating the observables at the save points; a route of your own (a
+discrete-time map such as :func:`linfa.sgd`) builds its result the same way.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from typing import Any
 import numpy as np
 
 from linfa._validate import count, observables, real
-from linfa.integrate._events import Event
-from linfa.integrate._solution import IntegrationError, Solution, Status
+from linfa.integrate.controller import StepSizeController
+from linfa.integrate.events import Event
+from linfa.integrate.solution import IntegrationError, Solution, Status
 
-__all__ = ["Layout", "Problem", "Raw"]
+__all__ = ["Args", "Layout", "Problem", "Raw", "VectorField"]
 
 VectorField = Callable[[np.ndarray, tuple[np.ndarray, ...], tuple[Any, ...]], Sequence[Any]]
 
@@ -142,9 +145,7 @@ class Problem:
     t0: float
     t1: float
     ts: np.ndarray
-    rtol: float
-    atol: float
-    dt0: float | None
+    controller: StepSizeController
     max_steps: int
     events: tuple[Event, ...]
     observe: dict[str, Callable[..., Any]]
@@ -173,9 +174,7 @@ class Problem:
         batch_shape: Sequence[int],
         saveat: Any,
         observe: Mapping[str, Callable[..., Any]] | None,
-        rtol: float,
-        atol: float,
-        dt0: float | None,
+        controller: StepSizeController,
         max_steps: int,
         until: Any,
         throw: bool,
@@ -196,10 +195,16 @@ class Problem:
             raise ValueError("y0: expected at least one array, got an empty tuple")
         leaves = []
         for i, leaf in enumerate(y0):
+            _real_array(f"y0[{i}]", leaf)
             a = np.asarray(leaf, dtype=np.float64)
             if a.shape[:nb] != batch:
                 raise ValueError(
                     f"y0[{i}]: expected leading batch axes {batch}, got shape {a.shape}"
+                )
+            if 0 in a.shape[nb:]:
+                raise ValueError(
+                    f"y0[{i}]: expected a leaf with at least one entry per instance, got core shape "
+                    f"{a.shape[nb:]} (a zero-size leaf has nothing to integrate)"
                 )
             if not np.all(np.isfinite(a)):
                 raise ValueError(f"y0[{i}]: expected finite entries, got NaN or inf")
@@ -213,7 +218,7 @@ class Problem:
             raise TypeError(f"args: expected a tuple of arrays, got {type(args).__name__}")
         values, shared = [], []
         for i, arg in enumerate(args):
-            a = np.asarray(arg)
+            a = _real_array(f"args[{i}]", arg)
             lead = a.shape[:nb]
             if a.ndim < nb or any(s not in (1, b) for s, b in zip(lead, batch, strict=True)):
                 raise ValueError(
@@ -249,10 +254,10 @@ class Problem:
                     f"saveat: expected times within [t0, t1] = [{t0f}, {t1f}], "
                     f"got [{ts[0]}, {ts[-1]}]"
                 )
-        rtol = real("rtol", rtol, positive=True)
-        atol = real("atol", atol, positive=True)
-        if dt0 is not None:
-            dt0 = real("dt0", dt0, positive=True)
+        if not isinstance(controller, StepSizeController):
+            raise TypeError(
+                f"stepsize: expected a linfa.integrate.StepSizeController, got {type(controller).__name__}"
+            )
         max_steps = count("max_steps", max_steps, minimum=1)
         if until is None:
             events: tuple[Event, ...] = ()
@@ -266,10 +271,18 @@ class Problem:
         obs = observables(observe, what="a callable")
         return cls(
             vf=vf, layout=layout, y0=flat, args=tuple(values), args_shared=tuple(shared),
-            batch_shape=batch, t0=t0f, t1=t1f, ts=ts, rtol=rtol, atol=atol,
-            dt0=dt0, max_steps=max_steps, events=events,
+            batch_shape=batch, t0=t0f, t1=t1f, ts=ts, controller=controller,
+            max_steps=max_steps, events=events,
             observe=obs, throw=bool(throw),
         )
+
+
+def _real_array(name: str, x: Any) -> np.ndarray:
+    """``x`` as an array, refusing complex numbers (numpy would drop the imaginary part)."""
+    a = np.asarray(x)
+    if np.iscomplexobj(a):
+        raise TypeError(f"{name}: expected real numbers, got complex dtype {a.dtype}")
+    return a
 
 
 def _time(name: str, t: Any) -> float:
@@ -310,7 +323,7 @@ class Raw:
         """Evaluate the observables at the save points and shape everything by the batch."""
         p = self.problem
         batch = p.batch_shape
-        observed = {name: _observe(fn, p, self.save) for name, fn in p.observe.items()}
+        observed = {name: _observe(name, fn, p, self.save) for name, fn in p.observe.items()}
         stats = {
             "num_steps": np.where(self.n_rejected >= 0, self.n_accepted + self.n_rejected, -1).reshape(batch),
             "num_accepted": self.n_accepted.reshape(batch),
@@ -331,7 +344,7 @@ class Raw:
         )
 
 
-def _observe(fn: Callable[..., Any], p: Problem, save: np.ndarray) -> np.ndarray:
+def _observe(name: str, fn: Callable[..., Any], p: Problem, save: np.ndarray) -> np.ndarray:
     """Evaluate ``fn(t, y, args)`` at every finite saved state; NaN elsewhere."""
     K, S = save.shape[:2]
     args = Args(p.args, p.args_shared, K)
@@ -339,17 +352,36 @@ def _observe(fn: Callable[..., Any], p: Problem, save: np.ndarray) -> np.ndarray
     if valid.all():
         t = np.broadcast_to(p.ts, (K, S))
         y = tuple(v.reshape(K, S, *v.shape[1:]) for v in p.layout.views(save.reshape(K * S, p.layout.D)))
-        out = np.asarray(fn(t, y, args.over(np.arange(K), (S,))), dtype=np.float64)
-        return np.broadcast_to(out, (K, S, *out.shape[2:])).copy()
+        return _values(name, fn(t, y, args.over(np.arange(K), (S,))), (K, S)).copy()
     kk, jj = np.nonzero(valid)
     full = None
     if kk.size:
         rows = save[kk, jj]
-        vals = np.asarray(fn(p.ts[jj], p.layout.views(rows), args.take(kk)), dtype=np.float64)
+        vals = _values(name, fn(p.ts[jj], p.layout.views(rows), args.take(kk)), (kk.size,))
         full = np.full((K, S, *vals.shape[1:]), np.nan)
         full[kk, jj] = vals
     else:
         # Nothing finite to observe: call once on the initial state to learn the shape.
-        probe = np.asarray(fn(np.full(1, p.t0), p.layout.views(p.y0[:1]), args.take(np.arange(1))))
+        probe = _values(name, fn(np.full(1, p.t0), p.layout.views(p.y0[:1]), args.take(np.arange(1))), (1,))
         full = np.full((K, S, *probe.shape[1:]), np.nan)
     return full
+
+
+def _values(name: str, out: Any, lead: tuple[int, ...]) -> np.ndarray:
+    """An observable's output as a float array with the leading axes ``lead``, or a clear error."""
+    what = f"observe[{name!r}]"
+    if out is None:
+        raise TypeError(f"{what}: expected an array with leading axes {lead} (one value per instance "
+                        "and save time), got None (does the function return its value?)")
+    a = np.asarray(out)
+    if np.iscomplexobj(a):
+        raise TypeError(f"{what}: expected real values, got complex dtype {a.dtype}")
+    if a.shape[: len(lead)] != lead:
+        raise ValueError(
+            f"{what}: expected an array with leading axes {lead} (one value per instance and save "
+            f"time), got shape {a.shape}"
+        )
+    try:
+        return a.astype(np.float64, copy=False)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what}: expected real numbers, got dtype {a.dtype}") from None

@@ -16,20 +16,20 @@ As ``η → 0`` with ``t = η k`` fixed this converges to the flow of
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from linfa._validate import as_generator, count, observables, real
-from linfa.integrate._solution import IntegrationError, Solution, Status
-from linfa.integrate.solve import prepare
+from linfa.dynamics.problem import observable, prepare, vector_field, warn_failures
+from linfa.integrate import Solution, Status, StepSizeController
+from linfa.integrate.problem import Problem, Raw
+from linfa.observables import Observable
 from linfa.rules import AbstractRule
 from linfa.tasks import Task
 
 __all__ = ["sgd"]
-
-Observable = Callable[[AbstractRule, Task, tuple[np.ndarray, ...]], Any]
 
 _CHUNK = 64  # steps of samples drawn at once per instance
 
@@ -74,7 +74,8 @@ def sgd(
         Extra label noise: ``y ← y + noise · ξ`` with ``ξ ~ N(0, I)`` (on top
         of any noise already in ``Σyy``).
     observe : dict of str to callable, optional
-        ``name -> obs(rule, task, state)`` on the population task.
+        ``name -> obs(rule, task, state)`` on the population task, with the
+        calling convention of :func:`linfa.solve`.
     every : int
         Observation interval in steps; step 0 and the last step are always observed.
     max_norm : float
@@ -88,11 +89,14 @@ def sgd(
     -------
     Solution
         ``ts = η · (observed steps)``; ``stats["num_steps"]`` per instance.
+        Built like :func:`linfa.solve`'s (:class:`linfa.integrate.problem.Raw`),
+        with the same observable checks and the same warning when some
+        instances fail.
 
     Examples
     --------
     >>> import numpy as np, linfa
-    >>> from linfa.sgd import sgd
+    >>> from linfa.dynamics import sgd
     >>> rng = np.random.default_rng(0)
     >>> task = linfa.Task.random_teacher(rng, 3, 2)
     >>> w0 = linfa.DeepLinear((3, 4, 2)).gaussian(rng, 0.1)
@@ -111,6 +115,16 @@ def sgd(
     obs = observables(observe)
 
     y0, args, batch, unpack = prepare(rule, task, state0)
+    obs_steps = sorted({*range(0, steps + 1, every), steps})
+    ts = lr * np.array(obs_steps, dtype=np.float64)
+    # the same problem as solve's (the population flow), recorded at the observed steps
+    problem = Problem.build(
+        vector_field(unpack), y0, lr * steps, t0=0.0, args=args, batch_shape=batch, saveat=ts,
+        observe={name: observable(fn, unpack) for name, fn in obs.items()},
+        controller=StepSizeController(dt0=lr), max_steps=max(steps, 1), until=None, throw=throw,
+    )
+    raw = Raw(problem)
+    layout = problem.layout
     K = math.prod(batch)
     flat_args = tuple(np.broadcast_to(a, (*batch, *a.shape[len(batch):])).reshape(K, *a.shape[len(batch):])
                       for a in args)
@@ -120,18 +134,11 @@ def sgd(
     root = task_k.joint_root()  # (K, d, d)
     children = rng.spawn(K)
 
-    obs_steps = sorted({*range(0, steps + 1, every), steps})
     S = len(obs_steps)
-    saved = [np.full((K, S, *s.shape[1:]), np.nan) for s in state]
-    status = np.zeros(K, dtype=np.int64)
     alive = np.ones(K, dtype=bool)
-    t_final = np.full(K, steps * lr)
-    n_steps = np.full(K, steps, dtype=np.int64)
-    final = [s.copy() for s in state]
 
     def record(j: int) -> None:
-        for buf, s in zip(saved, state, strict=True):
-            buf[alive, j] = s[alive]
+        raw.save[alive, j] = layout.flatten(state, K)[alive]
 
     record(0)
     j_obs = 1
@@ -163,54 +170,18 @@ def sgd(
             if bad.any():
                 rows = np.flatnonzero(bad)
                 codes = np.where(finite[rows], int(Status.diverged), int(Status.non_finite))
-                status[rows] = codes
-                t_final[rows] = k * lr
-                n_steps[rows] = k
-                for f, s in zip(final, state, strict=True):
-                    f[rows] = s[rows]
+                raw.n_accepted[rows] = raw.n_fev[rows] = k
+                raw.finish(rows, codes, k * lr, layout.flatten([s[rows] for s in state], rows.size))
                 alive &= ~bad
-                if throw:
-                    r = int(rows[0])
-                    idx = tuple(int(i) for i in np.unravel_index(r, batch)) if batch else ()
-                    raise IntegrationError(Status(int(codes[0])), idx, k * lr)
             for s, ns in zip(state, new, strict=True):
                 s[alive] = ns[alive]
             if j_obs < S and obs_steps[j_obs] == k + 1:
                 record(j_obs)
                 j_obs += 1
-    for f, s in zip(final, state, strict=True):
-        f[alive] = s[alive]
-
-    ts = lr * np.array(obs_steps, dtype=np.float64)
-    observed = {}
-    for name, fn in obs.items():
-        v = _observe(fn, unpack, flat_args, saved, K, S)
-        observed[name] = v.reshape(*batch, *v.shape[1:])
-    states = tuple(buf.reshape(*batch, S, *buf.shape[2:]) for buf in saved)
-    return Solution(
-        ts=ts,
-        states=states,
-        observed=observed,
-        status=status.reshape(batch),
-        t_final=t_final.reshape(batch),
-        state_final=tuple(f.reshape(*batch, *f.shape[1:]) for f in final),
-        event=np.full(batch, -1, dtype=np.int64),
-        stats={"num_steps": n_steps.reshape(batch), "num_flow_evals": n_steps.reshape(batch)},
-        method="sgd",
-    )
-
-
-def _observe(fn: Observable, unpack: Callable[[tuple[Any, ...]], tuple[AbstractRule, Task]],
-             flat_args: tuple[np.ndarray, ...], saved: list[np.ndarray], K: int, S: int) -> np.ndarray:
-    """``fn`` at every saved state (batch ``(K, S)``), NaN where the state is NaN."""
-    valid = np.ones((K, S), dtype=bool)
-    for buf in saved:
-        valid &= np.isfinite(buf.reshape(K, S, -1)).all(axis=-1)
-    kk, jj = np.nonzero(valid)
-    sub_rule, sub_task = unpack(tuple(a[kk] for a in flat_args))
-    vals = np.asarray(fn(sub_rule, sub_task, tuple(buf[kk, jj] for buf in saved)), dtype=np.float64)
-    out = np.full((K, S, *vals.shape[1:]), np.nan)
-    out[kk, jj] = vals
-    return out
-
-
+    rows = np.flatnonzero(alive)
+    raw.n_accepted[rows] = raw.n_fev[rows] = steps
+    raw.finish(rows, Status.success, steps * lr, layout.flatten([s[rows] for s in state], rows.size))
+    raw.n_calls = steps
+    sol = raw.solution("sgd")
+    warn_failures(sol)
+    return sol
