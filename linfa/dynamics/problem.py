@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from linfa.integrate import Solution, Status
+from linfa.integrate.solution import describe
 from linfa.observables import Observable
 from linfa.rules import AbstractRule
 from linfa.tasks import Task
@@ -114,17 +115,18 @@ def observable(fn: Observable, unpack: Unpack) -> Callable[..., Any]:
 
 
 def warn_failures(sol: Solution, *, stacklevel: int = 3) -> None:
-    """Warn once when some instances of ``sol`` failed: how many, with which status."""
-    codes, counts = np.unique(sol.status, return_counts=True)
-    failed = [(Status(int(c)), int(n)) for c, n in zip(codes, counts, strict=True) if Status(int(c)).failed]
+    """Warn once when some instances of ``sol`` failed: how many, with which status, and what to try."""
+    status = sol.status.ravel()
+    stiff = np.broadcast_to(np.asarray(sol.stats.get("stiff", False), dtype=bool), sol.status.shape).ravel()
+    failed = [st for st in map(Status, np.unique(status).tolist()) if st.failed]
     if not failed:
         return
-    n_failed = sum(n for _, n in failed)
-    how = ", ".join(f"{n} {st.name}" for st, n in failed)
-    first = failed[0][0]
+    counts = {st: int(np.sum(status == st)) for st in failed}
+    how = ", ".join(f"{n} {st.name}" for st, n in counts.items())
+    advice = " ".join(f"{st.name}: {describe(st, bool(np.any(stiff[status == st])))}" for st in failed)
     warnings.warn(
-        f"{n_failed} of {sol.status.size} instance(s) failed ({how}); their saved values after the "
-        f"failure are NaN. {first.name}: {first.message} See Solution.status and Solution.message.",
+        f"{sum(counts.values())} of {status.size} instance(s) failed ({how}); their saved values after "
+        f"the failure are NaN (see Solution.status and Solution.message). {advice}",
         FailedInstancesWarning,
         stacklevel=stacklevel,
     )

@@ -52,6 +52,8 @@ from linfa.integrate.solution import Status
 __all__ = ["run"]
 
 ROOT_MAXITER = 100
+#: ``h ρ`` above this fraction of the stability limit counts as "at the limit" (one step's estimate).
+STIFF_FRACTION = 0.5
 
 
 def run(p: Problem, m: AbstractRungeKutta, threads: int = 1) -> Raw:
@@ -399,7 +401,10 @@ class _Loop:
         else:
             def vf(t: np.ndarray, y: np.ndarray) -> np.ndarray:
                 inst.n_fev += 1
-                return layout.flatten(self.call(t, layout.views(y), args), K)
+                f = layout.flatten(self.call(t, layout.views(y), args), K)
+                # an overflow in the probe step (it can drive the first step to 0) is a non-finite flow
+                inst.saw_non_finite |= ~np.isfinite(f).all(axis=1)
+                return f
 
             h = self.ctrl.initial_step(vf, inst.t, buf.y, f0, p.t1 - p.t0, m.error_order)
         inst.h = np.minimum(h, p.t1 - p.t0) if p.t1 > p.t0 else h
@@ -571,7 +576,25 @@ class _Loop:
         over = live & (inst.n_acc + inst.n_rej >= p.max_steps)
         if over.any():
             rows = np.flatnonzero(over)
+            self.raw.stiff[inst.idx[rows]] = self._at_stability_limit(rows)
             self._finish(rows, Status.max_steps, inst.t[rows], y[rows])
+
+    def _at_stability_limit(self, rows: np.ndarray) -> np.ndarray:
+        """Whether the last step of ``rows`` sat at the method's stability limit (a stiff problem).
+
+        The last two stages of the step are at the same time ``t + h`` (``c = 1``), so
+        ``ρ = ‖k_s - k_{s-1}‖ / ‖y_new - y_{s-1}‖`` estimates the Jacobian's norm along
+        them (Hairer & Wanner's test in DOPRI5): ``h ρ`` near the end of the stability
+        interval means the step is limited by stability, not accuracy.
+        """
+        m, buf = self.m, self.buf
+        S = buf.S
+        if not m.adaptive or S < 2 or m.C[S - 1] != 1.0:
+            return np.zeros(rows.size, dtype=bool)
+        dk = np.linalg.norm(buf.hk[S][rows] - buf.hk[S - 1][rows], axis=1)
+        dy = np.linalg.norm(buf.ynew[rows] - buf.ytmp[rows], axis=1)
+        h_rho = dk / np.where(dy > 0, dy, np.inf)
+        return np.isfinite(h_rho) & (h_rho >= STIFF_FRACTION * m.stability_limit)
 
     # --------------------------------------------------- dense output
     def _dense(self, rows: np.ndarray, h: np.ndarray, args: tuple[Any, ...]) -> np.ndarray:

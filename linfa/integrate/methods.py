@@ -22,6 +22,7 @@ conditions (rooted trees), so a mistyped digit cannot pass.
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 import numpy as np
@@ -103,6 +104,33 @@ class AbstractRungeKutta:
     def n_stages(self) -> int:
         """Number of stages ``s`` of one step (not counting the last row)."""
         return len(self.B)
+
+    @functools.cached_property
+    def stability_limit(self) -> float:
+        """Where the stability interval on the negative real axis ends: ``x`` with ``|R(-x)| = 1``.
+
+        ``R(z) = 1 + z bᵀ (I - zA)⁻¹ 1`` is the method's stability function (a
+        polynomial for an explicit method); a step ``h`` on ``dy/dt = λy``
+        with real ``λ < 0`` is stable while ``h|λ| <= x`` (2 for Euler, about
+        3.3 for ``dopri5``). Computed from the tableau.
+        """
+        A, B = np.asarray(self.A, dtype=float), np.asarray(self.B, dtype=float)
+        # R(z) = 1 + Σ_k z^{k+1} bᵀ A^k 1: its coefficients, A nilpotent
+        coeffs, v = [1.0], np.ones(len(B))
+        for _ in range(len(B)):
+            coeffs.append(float(B @ v))
+            v = A @ v
+        poly = np.polynomial.Polynomial(coeffs)
+        xs = np.arange(1, 4001) * 0.01
+        outside = np.abs(poly(-xs)) > 1.0
+        if not outside.any():
+            return float(xs[-1])
+        hi = float(xs[np.argmax(outside)])
+        lo = hi - 0.01
+        for _ in range(50):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if abs(poly(-mid)) <= 1.0 else (lo, mid)
+        return lo
 
     @property
     def adaptive(self) -> bool:

@@ -304,6 +304,7 @@ class Raw:
         self.n_rejected = np.zeros(K, dtype=np.int64)
         self.n_fev = np.zeros(K, dtype=np.int64)
         self.n_calls = 0
+        self.stiff = np.zeros(K, dtype=bool)  # ended at max_steps with steps at the stability limit
 
     def finish(self, k: np.ndarray, status: Any, t: Any, y: np.ndarray, event: Any = -1) -> None:
         """Record the end of instances ``k`` (flat indices); raise if asked to."""
@@ -317,7 +318,8 @@ class Raw:
                 st = Status(int(code))
                 if st.failed:
                     index = np.unravel_index(int(kk), self.problem.batch_shape) if self.problem.batch_shape else ()
-                    raise IntegrationError(st, tuple(int(i) for i in index), float(self.t_final[kk]))
+                    raise IntegrationError(st, tuple(int(i) for i in index), float(self.t_final[kk]),
+                                           stiff=bool(self.stiff[kk]))
 
     def solution(self, method: str) -> Solution:
         """Evaluate the observables at the save points and shape everything by the batch."""
@@ -330,6 +332,7 @@ class Raw:
             "num_rejected": self.n_rejected.reshape(batch),
             "num_flow_evals": self.n_fev.reshape(batch),
             "num_vf_calls": self.n_calls,
+            "stiff": self.stiff.reshape(batch),
         }
         return Solution(
             ts=p.ts.copy(),

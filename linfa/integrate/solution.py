@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["IntegrationError", "Solution", "Status"]
+__all__ = ["STIFF_HINT", "IntegrationError", "Solution", "Status", "describe"]
 
 
 class Status(enum.IntEnum):
@@ -40,7 +40,10 @@ class Status(enum.IntEnum):
 _MESSAGES = {
     Status.success: "The integration reached t1.",
     Status.event: "A stopping condition (`until`) was met; the event time is in `t_final`.",
-    Status.max_steps: "The maximum number of solver steps was reached. Try increasing `max_steps`.",
+    Status.max_steps: (
+        "The maximum number of solver steps was reached. Try increasing `max_steps`; if the state "
+        "grows without bound, stop it at a finite bound with `until=diverged(bound)`."
+    ),
     Status.diverged: (
         "The state diverged: a divergence condition in `until` was met (its norm passed the "
         "bound). Later saved values are NaN; check the learning rate, the feedback or the task."
@@ -57,16 +60,30 @@ _MESSAGES = {
     ),
 }
 
+#: Added to the ``max_steps`` message of an instance whose steps sat at the stability limit.
+STIFF_HINT = (
+    "Its steps sat at the stability limit of the explicit method: the problem is probably stiff. "
+    "Use an implicit method, e.g. method='scipy:LSODA' (or 'scipy:Radau', 'scipy:BDF')."
+)
+
+
+def describe(status: Status, stiff: bool = False) -> str:
+    """The message of one instance's ending: :attr:`Status.message`, plus the stiffness hint."""
+    status = Status(status)
+    if stiff and status == Status.max_steps:
+        return f"{status.message} {STIFF_HINT}"
+    return status.message
+
 
 class IntegrationError(RuntimeError):
     """Raised with ``throw=True`` when an instance ends with a failing :class:`Status`."""
 
-    def __init__(self, status: Status, index: tuple[int, ...], t: float) -> None:
+    def __init__(self, status: Status, index: tuple[int, ...], t: float, *, stiff: bool = False) -> None:
         self.status = status
         self.index = index
         self.t = t
         where = f"instance {index}" if index else "the integration"
-        super().__init__(f"{where} stopped at t = {t:.6g} with status {status.name}: {status.message}")
+        super().__init__(f"{where} stopped at t = {t:.6g} with status {status.name}: {describe(status, stiff)}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,7 +114,9 @@ class Solution:
         Per instance (shape ``batch``): ``num_steps`` (accepted + rejected),
         ``num_accepted``, ``num_rejected`` (``-1`` where the method does not
         report it) and ``num_flow_evals``; plus ``num_vf_calls`` (a scalar:
-        batched calls of the vector field).
+        batched calls of the vector field) and ``stiff`` (boolean per
+        instance: it ended at ``max_steps`` with its steps at the explicit
+        method's stability limit, see :data:`STIFF_HINT`).
     method : str
         The method used.
     """
@@ -131,29 +150,36 @@ class Solution:
     def messages(self) -> np.ndarray:
         """The :attr:`Status.message` of each instance, an object array of shape ``batch``."""
         out = np.empty(self.status.shape, dtype=object)
+        stiff = self._stiff
         for idx in np.ndindex(self.status.shape):
-            out[idx] = Status(int(self.status[idx])).message
+            out[idx] = describe(Status(int(self.status[idx])), bool(stiff[idx]))
         return out
+
+    @property
+    def _stiff(self) -> np.ndarray:
+        return np.broadcast_to(np.asarray(self.stats.get("stiff", False), dtype=bool), self.status.shape)
 
     @property
     def message(self) -> str:
         """A one-paragraph summary: how many instances ended how, and what to do."""
-        codes, counts = np.unique(self.status, return_counts=True)
+        keys = [(int(s), bool(f)) for s, f in zip(self.status.ravel(), self._stiff.ravel(), strict=True)]
         n = self.status.size
+        groups = sorted(set(keys))
         if n == 1:
-            return Status(int(codes[0])).message
+            return describe(Status(groups[0][0]), groups[0][1])
         parts = [
-            f"{c} of {n} instance(s): {Status(int(s)).name} — {Status(int(s)).message}"
-            for s, c in zip(codes, counts, strict=True)
+            f"{keys.count(g)} of {n} instance(s): {Status(g[0]).name} — {describe(Status(g[0]), g[1])}"
+            for g in groups
         ]
         return "\n".join(parts)
 
     def raise_for_status(self) -> Solution:
         """Raise :class:`IntegrationError` for the first failing instance; else return self."""
+        stiff = self._stiff
         for idx in np.ndindex(self.status.shape):
             status = Status(int(self.status[idx]))
             if status.failed:
-                raise IntegrationError(status, idx, float(self.t_final[idx]))
+                raise IntegrationError(status, idx, float(self.t_final[idx]), stiff=bool(stiff[idx]))
         return self
 
     def __repr__(self) -> str:
