@@ -417,3 +417,163 @@ def test_an_empty_batch_gives_empty_results_of_the_right_shapes():
     assert sol.states[0].shape == (0, 3, 3) and sol.state_final[0].shape == (0, 3)
     assert sol.observed["sq"].shape == (0, 3)
     assert sol.status.shape == sol.t_final.shape == sol.stats["num_steps"].shape == (0,)
+
+
+# --------------------------------------------------------------------------
+# The integrator below the domain: layering, method objects, the controller object.
+
+
+def test_integrate_imports_nothing_of_the_learning_domain():
+    """``linfa.integrate`` is generic: importing it loads no rule, task, observable or front end."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (  # load linfa.integrate without linfa/__init__.py (which imports the whole toolkit)
+        "import importlib.util, sys, types\n"
+        "pkg = types.ModuleType('linfa')\n"
+        "pkg.__path__ = list(importlib.util.find_spec('linfa').submodule_search_locations)\n"
+        "sys.modules['linfa'] = pkg\n"
+        "import linfa.integrate\n"
+        "assert callable(linfa.integrate.integrate)\n"
+        "bad = [m for m in ('linfa.rules', 'linfa.tasks', 'linfa.observables', 'linfa.dynamics', "
+        "'linfa.networks', 'linfa.feedback') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    import linfa.integrate
+
+    for path in Path(linfa.integrate.__file__).parent.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        for name in ("linfa.rules", "linfa.tasks", "linfa.observables"):
+            assert name not in text, (path.name, name)
+
+
+def test_old_front_end_paths_fail_with_a_message_naming_the_new_home():
+    with pytest.raises(ImportError, match=r"linfa\.dynamics"):
+        from linfa.integrate import solve  # noqa: F401
+    with pytest.raises(ImportError, match=r"linfa\.dynamics\.until"):
+        from linfa.integrate.until import when  # noqa: F401
+
+
+@pytest.mark.parametrize("name", ["euler", "dopri5", "tsit5", "dop853"])
+def test_a_method_object_or_class_is_accepted_where_its_name_is(name):
+    from linfa.integrate import METHODS
+
+    fun, y0, args, _ = PROBLEMS["riccati"]
+    kw = {"dt0": 0.01} if name == "euler" else {}
+    by_name = integrate(fun, (y0,), 2.0, args=args, batch_shape=(3,), method=name, **kw)
+    obj = METHODS[name]
+    for method in (obj, type(obj)):
+        sol = integrate(fun, (y0,), 2.0, args=args, batch_shape=(3,), method=method, **kw)
+        np.testing.assert_array_equal(sol.states[0], by_name.states[0])
+        assert sol.method == name
+
+
+def test_a_users_own_tableau_plugs_in_and_converges_at_its_declared_order():
+    """Heun's method (order 2) written as data only: halving the step divides the error by 2**order."""
+    from linfa.integrate import AbstractRungeKutta
+    from linfa.integrate.methods import Euler
+
+    class Heun(Euler):  # Euler's linear dense output is enough here
+        name = "heun"
+        order = 2
+        C = np.array([0.0, 1.0])
+        A = np.array([[0.0, 0.0], [1.0, 0.0]])
+        B = np.array([0.5, 0.5])
+        P = np.array([[1.0], [0.0], [0.0]])
+
+    assert isinstance(Heun(), AbstractRungeKutta)
+    fun, y0, args, exact = PROBLEMS["decay"]
+    errs = []
+    for dt in (0.02, 0.01):
+        sol = integrate(fun, (y0,), 1.0, args=args, batch_shape=(3,), method=Heun, dt0=dt)
+        errs.append(np.abs(sol.state_final[0] - exact(np.array([1.0]), y0, args)[:, -1]).max())
+    assert abs(np.log2(errs[0] / errs[1]) - Heun.order) < 0.1
+    with pytest.raises(TypeError, match="^method: expected"):
+        integrate(fun, (y0,), 1.0, args=args, batch_shape=(3,), method=3)
+
+
+def test_stability_limit_is_where_the_stability_function_leaves_the_unit_disc():
+    from linfa.integrate import METHODS
+
+    assert METHODS["euler"].stability_limit == pytest.approx(2.0)  # R(z) = 1 + z
+    for m in METHODS.values():
+        x = m.stability_limit
+        poly = np.polynomial.Polynomial(
+            [1.0, *(float(m.B @ np.linalg.matrix_power(m.A, k) @ np.ones(len(m.B))) for k in range(len(m.B)))]
+        )
+        assert abs(poly(-x)) <= 1.0 + 1e-9 and abs(poly(-x * (1 + 1e-6))) > 1.0
+        assert np.all(np.abs(poly(-np.linspace(0.0, x, 200))) <= 1.0 + 1e-9)
+
+
+def test_step_size_controller_object_is_the_keywords_and_one_home_of_the_defaults():
+    from linfa.integrate import StepSizeController
+
+    fun, y0, args, _ = PROBLEMS["riccati"]
+    a = integrate(fun, (y0,), 2.0, args=args, batch_shape=(3,), rtol=1e-6, atol=1e-9)
+    b = integrate(fun, (y0,), 2.0, args=args, batch_shape=(3,), stepsize=StepSizeController(rtol=1e-6, atol=1e-9))
+    np.testing.assert_array_equal(a.states[0], b.states[0])
+    default = integrate(fun, (y0,), 2.0, args=args, batch_shape=(3,))
+    explicit = integrate(fun, (y0,), 2.0, args=args, batch_shape=(3,),
+                         rtol=StepSizeController.rtol, atol=StepSizeController.atol)
+    np.testing.assert_array_equal(default.states[0], explicit.states[0])
+    with pytest.raises(ValueError, match="^stepsize: "):
+        integrate(fun, (y0,), 2.0, args=args, batch_shape=(3,), stepsize=StepSizeController(), rtol=1e-6)
+    with pytest.raises(ValueError, match="^atol: expected"):
+        StepSizeController(atol=0.0)
+
+
+# --------------------------------------------------------------------------
+# Issues 17/18: failures that say what they are.
+
+
+def test_complex_input_is_a_type_error_naming_the_argument():
+    fun, y0, args, _ = PROBLEMS["decay"]
+    with pytest.raises(TypeError, match=r"^y0\[0\]: expected real"):
+        integrate(fun, (y0 + 1j,), 1.0, args=args, batch_shape=(3,))
+    with pytest.raises(TypeError, match=r"^args\[0\]: expected real"):
+        integrate(fun, (y0,), 1.0, args=(args[0] + 0j,), batch_shape=(3,))
+    with pytest.raises(TypeError, match=r"^vf: output leaf 0: expected real"):
+        integrate(lambda t, y, a: (y[0] * 1j,), (y0,), 1.0, batch_shape=(3,))
+    with pytest.raises(TypeError, match=r"^observe\['z'\]: expected real"):
+        integrate(fun, (y0,), 1.0, args=args, batch_shape=(3,), observe={"z": lambda t, y, a: y[0][..., 0] * 1j})
+
+
+def test_a_zero_size_leaf_is_refused_up_front():
+    with pytest.raises(ValueError, match=r"^y0\[1\]: expected a leaf with at least one entry"):
+        integrate(lambda t, y, a: (-y[0], -y[1]), (np.ones((2, 3)), np.ones((2, 0))), 1.0, batch_shape=(2,))
+
+
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "dop853"])
+def test_an_overflowing_flow_is_non_finite_not_stalled(method):
+    """y' = y^5 from 1e50: the flow (1e250) overflows in the first trial steps."""
+    sol = integrate(lambda t, y, a: (y[0] ** 5,), (np.array([[1e50], [1.0]]),), 0.1, batch_shape=(2,),
+                    method=method)
+    assert sol.status.tolist() == [Status.non_finite, Status.success]
+    assert "non-finite" in sol.messages[0]
+
+
+def _stiff(t, y, a):
+    return (-a[0][:, None] * (y[0] - np.cos(t)[:, None]),)
+
+
+@pytest.mark.parametrize("method", ["dopri5", "tsit5", "dop853"])
+def test_max_steps_at_the_stability_limit_says_probably_stiff(method):
+    """y' = -λ (y - cos t): with λ = 1e4 the step sits at (stability limit)/λ; with λ = 1 it does not."""
+    sol = integrate(_stiff, (np.zeros((2, 1)),), 10.0, args=(np.array([1e4, 1.0]),), batch_shape=(2,),
+                    method=method, max_steps=300)
+    assert sol.status.tolist() == [Status.max_steps, Status.success]
+    assert sol.stats["stiff"].tolist() == [True, False]
+    assert "probably stiff" in sol.messages[0] and "scipy:" in sol.messages[0]
+    # a max_steps ending that is not stiff (a long, oscillating, accuracy-limited run) does not say so
+    rot = integrate(fun_rotation, (np.array([[1.0, 0.0]]),), 1e4, args=(np.ones(1),), batch_shape=(1,),
+                    method=method, max_steps=300)
+    assert rot.status.tolist() == [Status.max_steps] and "stiff" not in rot.message
+    with pytest.raises(IntegrationError, match="probably stiff"):
+        integrate(_stiff, (np.zeros((1, 1)),), 10.0, args=(np.array([1e4]),), batch_shape=(1,),
+                  method=method, max_steps=300, throw=True)
+    # and the implicit method it names solves it in far fewer steps (dopri5 needs ~36000)
+    ok = integrate(_stiff, (np.zeros((1, 1)),), 10.0, args=(np.array([1e4]),), batch_shape=(1,),
+                   method="scipy:LSODA", max_steps=1000)
+    assert ok.status.tolist() == [Status.success]

@@ -401,12 +401,10 @@ class _Loop:
         else:
             def vf(t: np.ndarray, y: np.ndarray) -> np.ndarray:
                 inst.n_fev += 1
-                f = layout.flatten(self.call(t, layout.views(y), args), K)
-                # an overflow in the probe step (it can drive the first step to 0) is a non-finite flow
-                inst.saw_non_finite |= ~np.isfinite(f).all(axis=1)
-                return f
+                return layout.flatten(self.call(t, layout.views(y), args), K)
 
-            h = self.ctrl.initial_step(vf, inst.t, buf.y, f0, p.t1 - p.t0, m.error_order)
+            h, overflow = self.ctrl.initial_step(vf, inst.t, buf.y, f0, p.t1 - p.t0, m.error_order)
+            inst.saw_non_finite |= overflow  # a flow whose norm overflows: the step that stalls is non-finite
         inst.h = np.minimum(h, p.t1 - p.t0) if p.t1 > p.t0 else h
         np.multiply(f0, inst.h[:, None], out=buf.hk[0])
         self._compact()

@@ -120,7 +120,8 @@ class StepSizeController:
         return acc, finite, np.where(acc, grow, shrink)
 
     def initial_step(self, vf: Callable[[np.ndarray, np.ndarray], np.ndarray], t0: np.ndarray,
-                     y0: np.ndarray, f0: np.ndarray, interval: float, error_order: int) -> np.ndarray:
+                     y0: np.ndarray, f0: np.ndarray, interval: float,
+                     error_order: int) -> tuple[np.ndarray, np.ndarray]:
         """The first step of each instance, scipy's ``select_initial_step`` heuristic.
 
         Parameters
@@ -136,11 +137,14 @@ class StepSizeController:
 
         Returns
         -------
-        ndarray, shape (K,)
+        h : ndarray, shape (K,)
+        overflow : ndarray of bool, shape (K,)
+            The flow is too large for its scaled norm to be computed (it
+            overflows); ``h`` is then 0, and the instance cannot be integrated.
         """
         K, D = y0.shape
         if interval == 0:
-            return np.full(K, 1.0)
+            return np.full(K, 1.0), np.zeros(K, dtype=bool)
         scale = self.atol + np.abs(y0) * self.rtol
         d0 = np.sqrt(np.einsum("ij,ij->i", y0 / scale, y0 / scale) / D)
         d1 = np.sqrt(np.einsum("ij,ij->i", f0 / scale, f0 / scale) / D)
@@ -158,4 +162,4 @@ class StepSizeController:
             (0.01 / np.where(small, 1.0, dmax)) ** (1.0 / (error_order + 1)),
         )
         h1 = np.where(np.isfinite(h1), h1, h0)
-        return np.minimum(np.minimum(100 * h0, h1), interval)
+        return np.minimum(np.minimum(100 * h0, h1), interval), ~(np.isfinite(d1) & np.isfinite(d2))
