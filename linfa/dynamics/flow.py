@@ -102,9 +102,9 @@ def solve(
         On bad arguments, naming the argument, what was expected and what was
         given; also when an observable returns something of the wrong shape.
 
-    Observables
-    -----------
-    An observable is called once per solve, after the integration, on all
+    Notes
+    -----
+    **Observables.** An observable is called once per solve, after the integration, on all
     the saved states at once: ``obs(rule, task, state)`` where ``rule`` and
     ``task`` carry two leading batch axes ``(K, S)`` (``K`` instances, flat;
     ``S`` save times; a shared array has size-1 axes there) and each state
@@ -117,9 +117,7 @@ def solve(
     Anything else (a scalar for the whole batch, ``None``, a wrongly shaped
     array) raises a ``ValueError``/``TypeError`` naming the observable.
 
-    Notes
-    -----
-    The flow of every rule is :math:`\\dot W_l = M_l E W_{<l}^T` with
+    **The flow.** The flow of every rule is :math:`\\dot W_l = M_l E W_{<l}^T` with
     :math:`E = \\Sigma_{yx} - W\\Sigma_{xx}` (:mod:`linfa.rules`).
 
     Examples
