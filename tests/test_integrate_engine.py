@@ -490,7 +490,7 @@ def test_a_users_own_tableau_plugs_in_and_converges_at_its_declared_order():
         sol = integrate(fun, (y0,), 1.0, args=args, batch_shape=(3,), method=Heun, dt0=dt)
         errs.append(np.abs(sol.state_final[0] - exact(np.array([1.0]), y0, args)[:, -1]).max())
     assert abs(np.log2(errs[0] / errs[1]) - Heun.order) < 0.1
-    with pytest.raises(TypeError, match="^method: expected"):
+    with pytest.raises(TypeError, match=r"^method: expected"):
         integrate(fun, (y0,), 1.0, args=args, batch_shape=(3,), method=3)
 
 
@@ -518,9 +518,9 @@ def test_step_size_controller_object_is_the_keywords_and_one_home_of_the_default
     explicit = integrate(fun, (y0,), 2.0, args=args, batch_shape=(3,),
                          rtol=StepSizeController.rtol, atol=StepSizeController.atol)
     np.testing.assert_array_equal(default.states[0], explicit.states[0])
-    with pytest.raises(ValueError, match="^stepsize: "):
+    with pytest.raises(ValueError, match=r"^stepsize: "):
         integrate(fun, (y0,), 2.0, args=args, batch_shape=(3,), stepsize=StepSizeController(), rtol=1e-6)
-    with pytest.raises(ValueError, match="^atol: expected"):
+    with pytest.raises(ValueError, match=r"^atol: expected"):
         StepSizeController(atol=0.0)
 
 
