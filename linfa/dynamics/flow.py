@@ -8,7 +8,7 @@ from typing import Any
 from linfa._validate import observables
 from linfa.dynamics.problem import observable, prepare, vector_field, warn_failures
 from linfa.dynamics.until import Condition
-from linfa.integrate import AbstractRungeKutta, Event, Solution, StepSizeController, integrate
+from linfa.integrate import MAX_STEPS, AbstractRungeKutta, Event, Solution, StepSizeController, integrate
 from linfa.observables import Observable
 from linfa.rules import AbstractRule
 from linfa.tasks import Task
@@ -30,7 +30,7 @@ def solve(
     rtol: float | None = None,
     atol: float | None = None,
     dt0: float | None = None,
-    max_steps: int = 100_000,
+    max_steps: int = MAX_STEPS,
     until: Event | Condition | Sequence[Event | Condition] | None = None,
     throw: bool = False,
     threads: int = 1,

@@ -15,13 +15,14 @@ with leading batch axes. The rule-level front end (:func:`linfa.solve`,
 
 from typing import Any
 
-from linfa.integrate._integrate import integrate
+from linfa.integrate._integrate import MAX_STEPS, integrate
 from linfa.integrate.controller import StepSizeController
 from linfa.integrate.events import Event, flow_below, norm_above
 from linfa.integrate.methods import METHODS, AbstractRungeKutta, Dop853, Dopri5, Euler, Tsit5, as_method
 from linfa.integrate.solution import IntegrationError, Solution, Status
 
 __all__ = [
+    "MAX_STEPS",
     "METHODS",
     "AbstractRungeKutta",
     "Dop853",

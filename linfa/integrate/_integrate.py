@@ -13,7 +13,10 @@ from linfa.integrate.methods import METHODS, AbstractRungeKutta, as_method
 from linfa.integrate.problem import Problem, VectorField
 from linfa.integrate.solution import Solution
 
-__all__ = ["integrate"]
+__all__ = ["MAX_STEPS", "integrate"]
+
+#: Default ``max_steps`` of :func:`integrate` (and of :func:`linfa.solve`, which passes it on).
+MAX_STEPS = 100_000
 
 
 def integrate(
@@ -31,7 +34,7 @@ def integrate(
     rtol: float | None = None,
     atol: float | None = None,
     dt0: float | None = None,
-    max_steps: int = 100_000,
+    max_steps: int = MAX_STEPS,
     until: Event | Sequence[Event] | None = None,
     throw: bool = False,
     threads: int = 1,
