@@ -100,9 +100,10 @@ def test_some_failed_instances_warn_once_with_how_many_and_which_status(problem)
 
 
 def test_the_observable_type_is_defined_once():
+    """``obs(rule, task, state)`` has one type alias (teacher_student's observables take other arguments)."""
     root = Path(linfa.__file__).parent
     homes = [p.relative_to(root).as_posix() for p in root.rglob("*.py")
-             if "\nObservable = " in p.read_text(encoding="utf-8")]
+             if "\nObservable = Callable[[AbstractRule" in p.read_text(encoding="utf-8")]
     assert homes == ["observables.py"]
     from linfa.dynamics import until
 

@@ -30,7 +30,7 @@ from hypothesis.extra import numpy as hnp
 
 import linfa
 from linfa import eqprop, exact, feedback, observables
-from linfa.integrate import until
+from linfa.dynamics import until
 
 RNG = np.random.default_rng(0)
 TASK = linfa.Task.random_teacher(np.random.default_rng(1), 3, 2)
