@@ -166,8 +166,14 @@ class ResultStore:
     def _init(cls, p: Path, conn: sqlite3.Connection, exists: bool, identity: Mapping[str, Any] | None,
               readonly: bool) -> ResultStore:
         try:
-            app = conn.execute("PRAGMA application_id").fetchone()[0]
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            # one read transaction: a store being created by another process is seen
+            # either before its creation commits or after, never half-way
+            conn.execute("BEGIN")
+            try:
+                app = conn.execute("PRAGMA application_id").fetchone()[0]
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            finally:
+                conn.execute("COMMIT")
             if app != APPLICATION_ID:
                 if tables or readonly or identity is None:
                     raise StoreError(
@@ -192,7 +198,7 @@ class ResultStore:
                 _check_schema(p, conn)
             meta = dict(conn.execute("SELECT key, value FROM sweep").fetchall())
             if not readonly:
-                conn.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(conn)
                 conn.execute("PRAGMA synchronous = NORMAL")
         except BaseException:
             conn.close()
@@ -463,6 +469,28 @@ def _writer_lock(p: Path, conn: sqlite3.Connection) -> Any:
                          "(running the same command afterwards resumes or confirms it), or choose another "
                          "output path") from None
     return fd
+
+
+def _enable_wal(conn: sqlite3.Connection, timeout: float = 60.0) -> None:
+    """Switch the file to write-ahead logging (a persistent property of the file).
+
+    SQLite refuses a journal-mode change at once ("database is locked", without
+    calling the busy handler) while another connection holds a lock, as happens
+    when several sweeps open a new store together; retry for up to ``timeout`` s.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(2 * delay, 0.1)
 
 
 def _release(lock: Any) -> None:
