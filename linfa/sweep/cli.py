@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 from typing import Any
@@ -70,6 +71,24 @@ def add_workers_arguments(parser: argparse.ArgumentParser) -> None:
                              "cluster has none, before giving up (default 120)")
 
 
+def _drop_traceback(record: logging.LogRecord) -> bool:
+    record.exc_info = None
+    record.exc_text = None
+    record.stack_info = None
+    return True
+
+
+def _one_line_cluster_logs() -> None:
+    """Keep the Dask client's log lines but not their tracebacks, for the rest of this command.
+
+    When the scheduler dies, the client logs each failed reconnection with a
+    traceback, from its own thread, before and after the sweep reports the lost
+    cluster; on the command line a user error never shows a traceback.
+    """
+    for handler in logging.getLogger("distributed").handlers:
+        handler.addFilter(_drop_traceback)
+
+
 def executor_from_args(args: argparse.Namespace) -> Any:
     """The executor chosen by ``--workers`` / ``--scheduler`` (None: serial), connecting to Dask now.
 
@@ -81,7 +100,9 @@ def executor_from_args(args: argparse.Namespace) -> Any:
     from linfa.sweep.executors import DaskExecutor, ProcessExecutor
 
     if getattr(args, "scheduler", None):
-        return DaskExecutor(args.scheduler, timeout=getattr(args, "cluster_timeout", 120.0))
+        executor = DaskExecutor(args.scheduler, timeout=getattr(args, "cluster_timeout", 120.0))
+        _one_line_cluster_logs()
+        return executor
     workers = getattr(args, "workers", None)
     if workers is not None and workers > 1:
         return ProcessExecutor(workers)
