@@ -461,6 +461,7 @@ def instances(
         if structure != "teacher":
             raise ValueError(f"input_condition: structure {structure!r} has whitened input; use structure='teacher'")
         input_condition = float(input_condition)
+    conditioned: dict[str, Any] = {} if input_condition is None else {"input_condition": input_condition}
     extra = dict(params or {})
 
     int_feedback = feedback_kind == "integers"
@@ -482,7 +483,6 @@ def instances(
         return Instance.learning(task, state, rule=rule_cls, feedback=fb,
                                  seed={"seed": seed, "strategy": "linfa.testing.instances"},
                                  name="linfa.testing.instances",
-                                 init=init, structure=structure, **extra, **rule_values,
-                                 **({} if input_condition is None else {"input_condition": input_condition}))
+                                 init=init, structure=structure, **extra, **rule_values, **conditioned)
 
     return draw_instance()
