@@ -166,10 +166,16 @@ def test_failure_fraction_with_a_wilson_interval(tmp_path) -> None:  # type: ign
     assert f"fails on {res.failed} of 60 instances" in str(res)
 
 
-def test_compact_report_and_default_results_directory(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def _negative_feedback_entry(inst: Instance) -> float:
+    return float(inst.arrays["B2"].min())
+
+
+def test_compact_report_and_default_results_directory(false_conjecture, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
-    res = conjecture(zero_init_alignment, strategy=zero_init_instances(), t1=2.0, max_examples=200)
-    assert res.path == str(tmp_path / "linfa-results" / "zero_init_alignment-seed0.npz")
+    cheap = conjecture(_negative_feedback_entry, max_examples=30,
+                       strategy=instances(rule="FA", widths=(1, 1, 1), feedback_kind="integers"))
+    assert cheap.path == str(tmp_path / "linfa-results" / "negative_feedback_entry-seed0.npz")  # slug
+    res = false_conjecture
     text = str(res)
     assert "widths" in text and "instance seed" in text and res.path in text and "margin" in text
     assert "[" not in text.split("widths")[0] and "syx =" not in text  # no matrices on screen
