@@ -25,7 +25,7 @@ def bundles():
 def test_registry_names_titles_and_callables():
     assert set(rp.FIGURES) == {
         "fa_nse", "fa_angles", "fa_alignment", "dfa_weight_alignment", "dfa_condition_numbers",
-        "saxe_modes", "ep_beta", "garg_vempala", "nokland_zero_init", "kolen_pollack",
+        "saxe_modes", "ep_beta", "garg_vempala", "nokland_zero_init", "kolen_pollack", "du_balancedness",
         "shallow_align_then_memorise",
     }
     for name, spec in rp.FIGURES.items():
@@ -234,3 +234,10 @@ def test_saxe_random_init_reaches_the_singular_values(bundles):
     # random small init: |u_α(0)| small, and the learned modes approach s_α (BP converges to Σyx)
     assert np.all(np.abs(ur[0]) < 0.05)
     np.testing.assert_allclose(np.median(ur[-1, :, :2], axis=0), b.extra["singular_values"][:2], rtol=1e-3)
+
+
+def test_du_balancedness_q_constant_while_the_layers_change(bundles):
+    b = bundles["du_balancedness"]
+    assert b.extra["max_relative_drift"] < 1e-6  # integration error (rtol 1e-8)
+    assert np.all(b.series["relative_change_gram"][-1] > 0.1)  # each term changes by O(1)
+    assert np.all(np.array(b.extra["median_norm_growth"]) > 2.0)
