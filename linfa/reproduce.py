@@ -704,14 +704,14 @@ FIGURES: dict[str, FigureSpec] = {
     spec.name: spec
     for spec in [
         FigureSpec("fa_nse", "Lillicrap et al.: NSE of BP and FA on the 30-20-10 linear task", _fa_nse, _draw_fa_nse,
-                   paper="Lillicrap et al. 2016, Fig. 2a (linear-network learning curves; there with SGD)",
+                   paper="Lillicrap et al. 2016, Fig. 2 (linear task): learning curves of BP and FA (there with SGD)",
                    caption="Both rules start at NSE ≈ 1 (small init). FA leaves the start faster because its "
                            "hidden layer is driven by the fixed feedback B (entries U[-0.5, 0.5]) while BP's is "
                            "driven by W_2, which starts at the init scale 0.01: BP spends longer near the saddle "
                            "at W = 0. With the init and feedback at the same scale the order reverses."),
         FigureSpec("fa_angles", "Lillicrap et al.: FA update angle to BP per layer, with the 90° line",
                    _fa_angles, _draw_fa_angles,
-                   paper="Lillicrap et al. 2016, Fig. 2b (angle between the FA and BP hidden updates)",
+                   paper="Lillicrap et al. 2016, Fig. 2 (linear task): angle between the FA and BP hidden updates",
                    caption="The hidden (layer-1) update falls from ~90° to well below 90° and stays there: "
                            "FA's update is within 90° of BP's. The output layer's FA update is BP's (angle 0)."),
         FigureSpec("fa_alignment", "Lillicrap et al.: <e^T W B e> under FA", _fa_alignment, _draw_fa_alignment,
@@ -720,16 +720,16 @@ FIGURES: dict[str, FigureSpec] = {
                            "symmetric log axis (linear within ±linthresh around 0)."),
         FigureSpec("dfa_weight_alignment", "Refinetti et al.: DFA weight alignment per layer and NSE",
                    _dfa_weight_alignment, _draw_dfa_weight_alignment,
-                   paper="Refinetti et al. 2021, Fig. 2 (weight alignment of deep linear DFA networks)",
+                   paper="Refinetti et al. 2021, weight alignment of deep linear DFA networks (align, then memorise)",
                    caption="The cosine between each layer's BP backward path and its DFA feedback grows and "
                            "saturates while the error falls to the rounding floor.", size=(9.0, 4.0)),
         FigureSpec("dfa_condition_numbers", "Refinetti et al.: condition numbers of DFA's alignment matrices",
                    _dfa_condition_numbers, _draw_dfa_condition_numbers,
-                   paper="Refinetti et al. 2021, alignment-matrix structure from zero init (Sec. 3)",
+                   paper="Refinetti et al. 2021, alignment-matrix structure W_l = B_l A_l B_{l-1}^T from zero init",
                    caption="From zero init W_l = B_l A_l B_{l-1}^T holds exactly; the A_l start singular "
                            "(κ = ∞, not drawn) and become well conditioned as learning aligns the layers."),
         FigureSpec("saxe_modes", "Saxe et al.: singular-mode strengths vs the closed form", _saxe_modes,
-                   _draw_saxe_modes, paper="Saxe et al. 2014, Fig. 3 (mode strengths, simulation vs analytic)",
+                   _draw_saxe_modes, paper="Saxe et al. 2014, closed-form mode dynamics u(t) vs simulation",
                    caption="Left: from the mode-aligned balanced init each mode follows the closed form "
                            "u(t) = s e^{2st} / (e^{2st} − 1 + s/u_0) exactly (dashed). Right: from a random small "
                            "init the same sigmoidal, stage-like learning appears, ordered by s, but the timing "
@@ -750,7 +750,7 @@ FIGURES: dict[str, FigureSpec] = {
                            "sub-optimal factorisation on most instances.", size=(10.0, 4.2)),
         FigureSpec("nokland_zero_init", "Nøkland: DFA learns from exactly zero weights; BP cannot move",
                    _nokland, _draw_nokland,
-                   paper="Nøkland 2016, training from zero initial weights (Sec. 3, Fig. 4 setting)",
+                   paper="Nøkland 2016, DFA trains from zero initial weights (BP cannot)",
                    caption="At W = 0 every BP backward path W_{>l}^T is 0, so BP's NSE stays exactly 1. DFA's "
                            "hidden layers receive B_l e ≠ 0 and learn; FA also learns here (its signals "
                            "B_{l+1} ⋯ B_L e do not pass through the zero weights)."),
@@ -762,7 +762,7 @@ FIGURES: dict[str, FigureSpec] = {
                            "every instance, whatever the task: the decay is exact, not asymptotic."),
         FigureSpec("du_balancedness", "Du, Hu & Lee: BP conserves W_l W_l^T − W_{l+1}^T W_{l+1}",
                    _du_balancedness, _draw_du_balancedness,
-                   paper="Du, Hu & Lee 2018, Theorem 2.1 (linear case: layers automatically balanced)",
+                   paper="Du, Hu & Lee 2018, layers automatically balanced under gradient flow (linear case)",
                    caption="Left: from a small, unbalanced init the layers' squared norms grow by large "
                            "factors as the network learns. Right: each Gram matrix W_l W_l^T changes by O(1) "
                            "(dashed) while the difference Q_l stays constant: its relative drift (solid) is "
