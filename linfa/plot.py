@@ -156,22 +156,19 @@ def _per_layer(
     *,
     label: str | None,
     quantiles: Sequence[float],
+    zero_tol: float = 0.0,
     **line_kw: Any,
 ) -> tuple[Axes, np.ndarray]:
     """Resolve ``ax`` and ``(ts, values)``, draw one curve per layer (last axis) and return both.
 
     Curves are labelled from ``layer 1`` and coloured by the Axes' colour cycle unless ``color`` is given.
-    A layer whose values are identically 0 (every finite value below
-    ``1e-6`` times the largest over all layers, e.g. the output layer's angle
-    to BP under FA, whose update is BP's up to rounding) is not drawn and not
-    in the legend.
+    A layer whose values are identically 0 (every finite ``|value| <=
+    zero_tol``) is not drawn and not in the legend.
     """
     ax = _axes(ax)
     t, v = _series(ts, values, default_key, per_layer=True)
     q = _check_quantiles(quantiles)
     color = line_kw.pop("color", None)
-    finite = np.abs(v[np.isfinite(v)])
-    zero_tol = 1e-6 * float(finite.max()) if finite.size else 0.0
     for j in range(v.shape[-1]):
         col = np.abs(v[..., j])
         if v.shape[-1] > 1 and np.any(np.isfinite(col)) and np.all(col[np.isfinite(col)] <= zero_tol):
@@ -315,7 +312,9 @@ def update_angles(
     ts : ndarray, shape (S,), or Solution
     angles : ndarray, shape (*batch, S, L)
         Degrees, as returned by :func:`linfa.observables.update_angles`
-        (default observable name ``"update_angles"``).
+        (default observable name ``"update_angles"``). A layer whose angle is
+        always below ``1e-5`` degrees (its update is BP's, e.g. the output
+        layer under FA; ``arccos`` resolves nothing finer) is not drawn.
     ax : matplotlib Axes, optional
     label : str, optional
         Prefix of the per-layer labels (``"FA, layer 1"``).
@@ -327,7 +326,8 @@ def update_angles(
         One line per layer labelled ``layer l``, a dotted horizontal line at
         90° (``gid="right_angle"``), y limits ``[0, 180]``.
     """
-    ax, _ = _per_layer(ax, ts, angles, "update_angles", label=label, quantiles=quantiles, **line_kw)
+    # arccos cannot resolve angles below ~1e-6° (cos within rounding of 1): such a layer's update is BP's
+    ax, _ = _per_layer(ax, ts, angles, "update_angles", label=label, quantiles=quantiles, zero_tol=1e-5, **line_kw)
     ax.axhline(90.0, color="0.4", linestyle=":", linewidth=1, label="_nolegend_", gid="right_angle")
     ax.set_ylim(0.0, 180.0)
     ax.set_yticks([0, 45, 90, 135, 180])

@@ -260,3 +260,11 @@ def test_ax_none_draws_on_current_axes():
 def test_bad_input_names_the_argument(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_small_but_nonzero_layers_are_drawn():
+    """Only an identically-zero layer is dropped: a condition number of 2 beside one of 1e7 stays."""
+    ts = np.linspace(0, 1, 3)
+    kappas = np.array([[2.0, 1e7], [2.5, 1e5], [3.0, 1e3]])
+    ax = plot.condition_numbers(ts, kappas, ax=_ax())
+    assert [ln.get_label() for ln in _data_lines(ax)] == ["layer 1", "layer 2"]
