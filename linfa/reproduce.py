@@ -551,12 +551,11 @@ def _draw_shallow(b: Bundle, fig: Figure) -> None:
     axes[0].set(xscale="log", yscale="log", xlabel="α = steps / N", ylabel="ε_g / ε_g(0)",
                 title="generalisation error")
     axes[1].set(xscale="log", xlabel="α = steps / N", ylabel="cos(v, b)", title="second layer vs DFA feedback")
-    for ax in axes:
+    for ax, where in zip(axes, ("lower left", "upper left"), strict=True):  # where no curve runs
         ax.plot([], [], "k.", label=f"SGD, N = {b.extra['N_sim']}")
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc=where)
     fig.suptitle("Shallow erf teacher–student, K = M = 3, same small init: DFA aligns (cos ↑), then memorises (ε_g ↓)")
-    fig.set_size_inches(11, 4.2)
-    fig.subplots_adjust(wspace=0.25, top=0.84, bottom=0.13)
+    fig.set_size_inches(11, 4.2)  # (save() lays the figure out: constrained layout, so no subplots_adjust)
 
 
 def _draw_fa_nse(b: Bundle, fig: Figure) -> None:
