@@ -465,7 +465,7 @@ def _kolen_pollack(fast: bool, seed: int) -> Bundle:
 
 def _du_balancedness(fast: bool, seed: int) -> Bundle:
     from linfa import observables as obs
-    from linfa.integrate import solve
+    from linfa.dynamics import solve
     from linfa.linalg import frobenius
     from linfa.networks import DeepLinear
     from linfa.random_matrices import spd_with_condition

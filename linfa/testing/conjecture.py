@@ -138,7 +138,7 @@ def evaluate(predicate: Predicate, instance: Instance, *, t1: float | None = Non
     rule, task, state = instance.problem()
     saveat = np.linspace(0.0, float(t1), int(n_save) + 1)
     if tight:
-        from linfa.integrate import solve
+        from linfa.dynamics import solve
 
         sol = solve(rule, task, state, float(t1), saveat=saveat, rtol=TIGHT_RTOL, atol=TIGHT_ATOL)
     else:
