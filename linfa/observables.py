@@ -32,6 +32,7 @@ from linfa.linalg import trace as _tr
 from linfa.linalg import transpose as _t
 from linfa.products import prefix_products, suffix_products
 from linfa.rules import BP, AbstractRule
+from linfa.rules import error as rule_error
 from linfa.tasks import Task
 
 __all__ = [
@@ -44,9 +45,14 @@ __all__ = [
     "conserved_quantity",
     "cosine",
     "error_covariance",
+    "gradient",
+    "gradient_norms",
     "layer_alignment",
     "loss",
+    "loss_rate",
+    "mode_strengths",
     "nse",
+    "pseudo_backprop_angle",
     "signal_angle",
     "signal_angles",
     "suffix_products",
@@ -145,6 +151,119 @@ def loss(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
 def nse(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
     """Normalised squared error ``<‖e‖²> / <‖y‖²> = 2L / tr Σyy``; shape ``batch``."""
     return 2.0 * loss(rule, task, state) / _tr(task.syy)
+
+
+@checked_problem
+def gradient(rule: AbstractRule, task: Task, state: State) -> tuple[np.ndarray, ...]:
+    """The loss gradient ``∂L/∂W_l`` at the weights of ``state`` (whatever ``rule`` is).
+
+    With ``E = Σyx − W Σxx`` (:func:`linfa.rules.error`),
+
+    .. math::
+
+        \\frac{\\partial L}{\\partial W_l} = -\\,W_{>l}^T\\, E\\, W_{<l}^T,
+
+    the negative of BP's update. It is a tuple (one array per layer, shapes
+    differ), so it is not itself an observable for :func:`linfa.solve`; use
+    :func:`gradient_norms` there.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``∂L/∂W_l`` of shape ``(*batch, n_l, n_{l-1})``, ``l = 1..L``.
+    """
+    return tuple(-d for d in BP().dstate(task, rule.weights(state)))
+
+
+@checked_problem
+def gradient_norms(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+    """Frobenius norm ``‖∂L/∂W_l‖_F`` of each layer's loss gradient; shape ``(*batch, L)``."""
+    return np.stack([frobenius(g) for g in gradient(rule, task, state)], axis=-1)
+
+
+@checked_problem
+def loss_rate(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+    """Rate of change ``dL/dt`` of the loss along ``rule``'s flow; shape ``batch``.
+
+    By the chain rule, with ``Ẇ_l`` the rule's update (:meth:`AbstractRule.dstate`),
+
+    .. math::
+
+        \\frac{dL}{dt} = \\sum_{l=1}^{L}
+          \\Big\\langle \\frac{\\partial L}{\\partial W_l}, \\dot W_l\\Big\\rangle_F ,
+
+    which is ``-‖∇L‖²`` for BP and, for any rule, negative exactly when the
+    update is a descent direction. Learned feedback (Kolen–Pollack) does not
+    enter the loss, so only the forward weights count.
+    """
+    weights = rule.weights(state)
+    mine = rule.dstate(task, state)[: len(weights)]
+    return sum((_inner(g, w) for g, w in zip(gradient(rule, task, state), mine, strict=True)),
+               np.zeros(()))
+
+
+@checked_problem
+def mode_strengths(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+    """Saxe et al.'s mode strengths ``u_α = u_α^T W v_α`` for the task's SVD.
+
+    With ``Σyx = U S V^T`` (``numpy.linalg.svd``: singular values in
+    decreasing order, the same factors :meth:`linfa.DeepLinear.aligned` uses)
+    and ``W = W_L ⋯ W_1``,
+
+    .. math::
+
+        u_\\alpha = U_{:\\alpha}^T\\, W\\, V_{:\\alpha},\\qquad \\alpha = 1..r,\\; r = \\min(n_L, n_0).
+
+    For ``Σxx = I`` and mode-aligned balanced init under BP each ``u_α``
+    follows :func:`linfa.exact.saxe_mode`; from other inits it measures how
+    much of each target mode the network has learned (``u_α → s_α``). The
+    shape is the one :func:`linfa.plot.mode_strengths` expects after
+    :func:`linfa.solve` adds the time axis.
+
+    Returns
+    -------
+    ndarray, shape (*batch, r)
+    """
+    w = prefix_products(rule.weights(state))[-1]
+    u, _, vt = np.linalg.svd(task.syx)
+    r = min(u.shape[-1], vt.shape[-2])
+    return np.einsum("...ia,...ij,...aj->...a", u[..., :r], w, vt[..., :r, :])
+
+
+@checked_problem
+def pseudo_backprop_angle(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+    """Angle between each hidden layer's update and the pseudo-backprop update.
+
+    Pseudo-backprop sends ``W_{>l}^+ e`` (Moore–Penrose pseudo-inverse) where
+    BP sends ``W_{>l}^T e``; with ``E = Σyx − W Σxx`` the two updates of layer
+    ``l`` are
+
+    .. math::
+
+        \\dot W_l = M_l E W_{<l}^T \\quad\\text{and}\\quad
+        \\dot W_l^{\\mathrm{pBP}} = W_{>l}^{+} E W_{<l}^T .
+
+    Returns
+    -------
+    ndarray, shape (*batch, L-1)
+        Degrees, ``l = 1..L-1`` (the last layer's two updates coincide); NaN
+        where either update vanishes.
+    """
+    weights = rule.weights(state)
+    prefix = prefix_products(weights)
+    e = rule_error(task, prefix[-1])
+    mine = rule.dstate(task, state)[: len(weights)]
+    sufs = suffix_products(weights)
+    out = []
+    for l in range(len(weights) - 1):
+        s = sufs[l]
+        assert s is not None
+        upd = np.linalg.pinv(s) @ e
+        if prefix[l] is not None:
+            upd = upd @ _t(prefix[l])
+        out.append(angle(mine[l], upd))
+    batch = np.broadcast_shapes(*(np.shape(w)[:-2] for w in weights))
+    return np.stack(out, axis=-1) if out else np.zeros((*batch, 0))
 
 
 @checked_problem

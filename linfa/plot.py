@@ -116,14 +116,25 @@ def _draw(
     label: str | None,
     color: Any,
     quantiles: Quantiles,
+    floor: float | None = None,
     **line_kw: Any,
 ) -> None:
-    """A line for one instance, a median line and a quantile band for a batch."""
+    """A line for one instance, a median line and a quantile band for a batch.
+
+    With ``floor``, values below it (rounding noise of a converged quantity)
+    are not drawn: the line stops there and the band is cut at the floor.
+    """
     if v.ndim == 1:
         y = np.where(np.isfinite(v), v, np.nan)
+        if floor is not None:
+            y = np.where(y >= floor, y, np.nan)
         ax.plot(t, y, color=color, label=label if label is not None else "_nolegend_", **line_kw)
         return
     med, lo, hi = _stats(v, quantiles)
+    if floor is not None:
+        med = np.where(med >= floor, med, np.nan)
+        hi = np.where(hi >= floor, hi, np.nan)
+        lo = np.where(np.isnan(hi), np.nan, np.maximum(lo, floor))
     (line,) = ax.plot(t, med, color=color, label=label if label is not None else "_nolegend_", **line_kw)
     ax.fill_between(t, lo, hi, color=line.get_color(), alpha=_BAND_ALPHA, linewidth=0, label="_nolegend_")
 
@@ -145,17 +156,24 @@ def _per_layer(
     *,
     label: str | None,
     quantiles: Sequence[float],
+    zero_tol: float = 0.0,
     **line_kw: Any,
 ) -> tuple[Axes, np.ndarray]:
     """Resolve ``ax`` and ``(ts, values)``, draw one curve per layer (last axis) and return both.
 
     Curves are labelled from ``layer 1`` and coloured by the Axes' colour cycle unless ``color`` is given.
+    A layer whose values are identically 0 (every finite ``|value| <=
+    zero_tol``) is not drawn and not in the legend.
     """
     ax = _axes(ax)
     t, v = _series(ts, values, default_key, per_layer=True)
     q = _check_quantiles(quantiles)
     color = line_kw.pop("color", None)
     for j in range(v.shape[-1]):
+        col = np.abs(v[..., j])
+        if v.shape[-1] > 1 and np.any(np.isfinite(col)) and np.all(col[np.isfinite(col)] <= zero_tol):
+            ax.plot([], [], color=color, label="_nolegend_", gid="zero_layer")  # keeps the colour cycle
+            continue
         name = f"layer {j + 1}" if label is None else f"{label}, layer {j + 1}"
         _draw(ax, t, v[..., j], label=name, color=color, quantiles=q, **line_kw)
     return ax, v
@@ -218,6 +236,7 @@ def learning_curves(
     logy: bool = True,
     logx: bool = False,
     quantiles: Sequence[float] = (0.1, 0.9),
+    floor: float | None = None,
 ) -> Axes:
     """Loss or NSE against time for one or several runs, on a log scale.
 
@@ -238,6 +257,10 @@ def learning_curves(
         Log scales (the y axis is logarithmic by default).
     quantiles : (lo, hi)
         Band of a batched curve.
+    floor : float, optional
+        Rounding floor: values below it are not drawn (e.g. ``1e-14`` for an
+        NSE, whose converged value is rounding noise), and a dotted line
+        (``gid="floor"``) marks it when a curve reaches it.
 
     Returns
     -------
@@ -245,24 +268,31 @@ def learning_curves(
     """
     ax = _axes(ax)
     q = _check_quantiles(quantiles)
+    if floor is not None and not (np.isfinite(floor) and floor > 0):
+        raise ValueError(f"floor: expected a positive finite number or None, got {floor!r}")
+    reached = False
     if isinstance(curves, Mapping):
         for i, (name, c) in enumerate(curves.items()):
             if _is_solution(c):
                 t, v = _series(c, key, key, per_layer=False)
             else:
                 t, v = _series(ts, c, key, per_layer=False)
-            _draw(ax, t, v, label=str(name), color=f"C{i}", quantiles=q)
+            _draw(ax, t, v, label=str(name), color=f"C{i}", quantiles=q, floor=floor)
+            reached = reached or (floor is not None and bool(np.any(v < floor)))
         legend = len(curves) > 0
     else:
         if isinstance(curves, str):
             key = curves
         t, v = _series(ts, curves, key, per_layer=False)
-        _draw(ax, t, v, label=None, color="C0", quantiles=q)
+        _draw(ax, t, v, label=None, color="C0", quantiles=q, floor=floor)
+        reached = floor is not None and bool(np.any(v < floor))
         legend = False
     if logy:
         ax.set_yscale("log")
     if logx:
         ax.set_xscale("log")
+    if floor is not None and reached:  # marked only when some curve reaches it
+        ax.axhline(floor, color="0.6", linestyle=":", linewidth=1, label="_nolegend_", gid="floor")
     return _finish(ax, xlabel="t", ylabel=key if ylabel is None else ylabel, legend=legend)
 
 
@@ -282,7 +312,9 @@ def update_angles(
     ts : ndarray, shape (S,), or Solution
     angles : ndarray, shape (*batch, S, L)
         Degrees, as returned by :func:`linfa.observables.update_angles`
-        (default observable name ``"update_angles"``).
+        (default observable name ``"update_angles"``). A layer whose angle is
+        always below ``1e-5`` degrees (its update is BP's, e.g. the output
+        layer under FA; ``arccos`` resolves nothing finer) is not drawn.
     ax : matplotlib Axes, optional
     label : str, optional
         Prefix of the per-layer labels (``"FA, layer 1"``).
@@ -294,7 +326,8 @@ def update_angles(
         One line per layer labelled ``layer l``, a dotted horizontal line at
         90° (``gid="right_angle"``), y limits ``[0, 180]``.
     """
-    ax, _ = _per_layer(ax, ts, angles, "update_angles", label=label, quantiles=quantiles, **line_kw)
+    # arccos cannot resolve angles below ~1e-6° (cos within rounding of 1): such a layer's update is BP's
+    ax, _ = _per_layer(ax, ts, angles, "update_angles", label=label, quantiles=quantiles, zero_tol=1e-5, **line_kw)
     ax.axhline(90.0, color="0.4", linestyle=":", linewidth=1, label="_nolegend_", gid="right_angle")
     ax.set_ylim(0.0, 180.0)
     ax.set_yticks([0, 45, 90, 135, 180])
@@ -345,11 +378,36 @@ def alignment(
             top = float(finite.max()) if finite.size else 0.0
             linthresh = 10.0 ** np.floor(np.log10(1e-6 * top)) if top > 0 else 1.0  # a power of ten: clean ticks
         ax.set_yscale("symlog", linthresh=linthresh)
+        _symlog_ticks(ax, v, float(linthresh))
     elif yscale in ("linear", "log"):
         ax.set_yscale(yscale)
     else:
         raise ValueError(f"yscale: expected 'linear', 'log' or 'symlog', got {yscale!r}")
     return _finish(ax, xlabel="t", ylabel=r"$\langle e^T W B e\rangle$", legend=True)
+
+
+def _symlog_ticks(ax: Axes, v: np.ndarray, linthresh: float) -> None:
+    """At most ~5 decade ticks per sign, labelled ``10^k`` / ``−10^k``, plus 0; no minor ticks."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    finite = v[np.isfinite(v)]
+    lo_dec = int(np.floor(np.log10(linthresh)))
+    ext = {1.0: float(finite.max(initial=0.0)), -1.0: float(-finite.min(initial=0.0))}
+    hi = {sign: int(np.ceil(np.log10(e))) for sign, e in ext.items() if e > linthresh}
+    step = max(1, int(np.ceil(sum(h - lo_dec + 1 for h in hi.values()) / 7)))  # ~7 ticks in all
+    ticks = [0.0]
+    for sign, hi_dec in hi.items():
+        ticks += [sign * 10.0**k for k in range(hi_dec, lo_dec - 1, -step)]
+    ax.yaxis.set_major_locator(FixedLocator(sorted(ticks)))
+    ax.yaxis.set_minor_locator(NullLocator())
+
+    def fmt(y: float, _pos: int) -> str:
+        if y == 0:
+            return "0"
+        k = int(np.rint(np.log10(abs(y))))
+        return f"${'-' if y < 0 else ''}10^{{{k}}}$"
+
+    ax.yaxis.set_major_formatter(FuncFormatter(fmt))
 
 
 def weight_alignment(

@@ -115,6 +115,12 @@ class Task:
         """
         return bool(getattr(self, "_whitened", False))
 
+    def __repr__(self) -> str:
+        """A one-line summary: dimensions, batch, whether ``Σxx = I`` (the moments stay in the attributes)."""
+        sxx = "I" if self.whitened else ("symbolic" if is_symbolic(self.sxx) else "not I")
+        batch = f", batch={self.batch_shape}" if self.batch_shape else ""
+        return f"Task(n_in={self.n_in}, n_out={self.n_out}{batch}, sxx={sxx})"
+
     # ------------------------------------------------------------------ shape
     @property
     def n_in(self) -> int:

@@ -51,6 +51,7 @@ def test_there_are_notebooks():
         "03_garg_vempala_matrix_factorization.ipynb",
         "04_refinetti_align_then_memorise.ipynb",
         "05_refinetti_shallow_align_then_memorise.ipynb",
+        "06_everyday_questions.ipynb",
     } <= names
 
 

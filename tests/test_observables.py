@@ -188,3 +188,83 @@ def test_cosine_is_exact_near_parallel_and_matches_the_angle():
     far = rng.standard_normal((4, 3, 5))
     np.testing.assert_allclose(np.degrees(np.arccos(obs.cosine(a, far))), obs.angle(a, far), rtol=1e-10)
     assert np.isnan(obs.cosine(np.zeros((3, 5)), far[0]))
+
+
+# --------------------------------------------------------------------------
+# loss_rate, gradient, mode_strengths, pseudo_backprop_angle
+
+
+def test_gradient_matches_central_finite_differences():
+    rng, task, ws = _setup(11, widths=(4, 5, 6, 3))
+    rule = linfa.FA(linfa.feedback.fa((4, 5, 6, 3), rng))  # the gradient does not depend on the rule
+    grads = obs.gradient(rule, task, ws)
+    h = 1e-6
+    for l, w in enumerate(ws):
+        fd = np.zeros_like(w)
+        for idx in np.ndindex(w.shape):
+            plus, minus = [list(ws) for _ in range(2)]
+            plus[l], minus[l] = w.copy(), w.copy()
+            plus[l][idx] += h
+            minus[l][idx] -= h
+            fd[idx] = (obs.loss(rule, task, tuple(plus)) - obs.loss(rule, task, tuple(minus))) / (2 * h)
+        np.testing.assert_allclose(grads[l], fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(obs.gradient_norms(rule, task, ws),
+                               [np.linalg.norm(g) for g in grads], rtol=1e-12)
+
+
+def test_loss_rate_is_minus_squared_gradient_norm_for_bp():
+    _, task, ws = _setup(12, widths=(4, 5, 6, 3), batch=(3,))
+    rate = obs.loss_rate(linfa.BP(), task, ws)
+    assert rate.shape == (3,)
+    np.testing.assert_allclose(rate, -np.sum(obs.gradient_norms(linfa.BP(), task, ws) ** 2, axis=-1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("rule_name", ["FA", "DFA", "KP"])
+def test_loss_rate_is_the_derivative_of_the_loss_along_a_solve(rule_name):
+    widths = (4, 5, 6, 3)
+    rng, task, ws = _setup(13, widths=widths, batch=(2,))
+    if rule_name == "FA":
+        rule, s0 = linfa.FA(linfa.feedback.fa(widths, rng, batch=(2,))), ws
+    elif rule_name == "DFA":
+        rule, s0 = linfa.DFA(linfa.feedback.dfa(widths, rng, batch=(2,))), ws
+    else:
+        rule = linfa.KolenPollack(0.3)
+        s0 = rule.init_state(ws, linfa.feedback.fa(widths, rng, batch=(2,)))
+    h, t = 1e-4, 0.3
+    ts = np.array([t - h, t, t + h])
+    sol = linfa.solve(rule, task, s0, t + h, saveat=ts, rtol=1e-12, atol=1e-14,
+                      observe={"loss": obs.loss, "rate": obs.loss_rate})
+    fd = (sol.observed["loss"][:, 2] - sol.observed["loss"][:, 0]) / (2 * h)
+    np.testing.assert_allclose(sol.observed["rate"][:, 1], fd, rtol=1e-6)
+
+
+def test_mode_strengths_follow_saxe_closed_form_from_aligned_init():
+    rng = np.random.default_rng(14)
+    s = np.array([3.0, 2.0, 1.0])
+    task = Task.random_teacher(rng, 5, 3, singular_values=s)
+    widths, u0 = (5, 4, 3), 1e-3
+    sol = linfa.solve(linfa.BP(), task, linfa.DeepLinear(widths).aligned(task, u0), 4.0,
+                      saveat=np.linspace(0, 4, 9), rtol=1e-11, atol=1e-13,
+                      observe={"u": obs.mode_strengths})
+    assert sol.observed["u"].shape == (9, 3)
+    exact = linfa.exact.saxe_mode(np.linspace(0, 4, 9)[:, None], s, u0)
+    np.testing.assert_allclose(sol.observed["u"], exact, atol=1e-8)
+    # at the optimum W = Σyx the strengths are the singular values
+    np.testing.assert_allclose(obs.mode_strengths(linfa.BP(), task, (task.syx,)), s, rtol=1e-12)
+
+
+def test_pseudo_backprop_angle():
+    widths = (4, 6, 5, 3)
+    rng, task, ws = _setup(15, widths=widths, batch=(2,))
+    # when W_{>l} has orthonormal rows, W_{>l}^+ = W_{>l}^T: BP is pseudo-backprop for that layer
+    q = np.linalg.qr(rng.standard_normal((3, 3)))[0]
+    sq = (ws[0], ws[1], q @ np.eye(3, 5))  # W_3 with orthonormal rows: W_3^+ = W_3^T
+    ang = obs.pseudo_backprop_angle(linfa.BP(), task, sq)
+    assert ang.shape == (2, 2)
+    assert np.all(ang[..., 1] < 1e-5)
+    # a rule whose hidden signal is exactly W_{>l}^+ e: DFA with B_l = W_{>l}^+ at this state
+    pinvs = [np.linalg.pinv(s) for s in linfa.products.suffix_products(ws)[:-1]]
+    ang = obs.pseudo_backprop_angle(linfa.DFA(pinvs), task, ws)
+    assert np.all(ang < 1e-5)
+    # and BP generally differs
+    assert np.all(obs.pseudo_backprop_angle(linfa.BP(), task, ws) > 1.0)

@@ -119,10 +119,16 @@ def test_learning_curves_with_a_solution_and_an_observable_name():
 def test_update_angles_one_line_per_layer_and_the_right_angle():
     ts = np.linspace(0, 1, 5)
     angles = np.stack([np.linspace(90, 30, 5), np.zeros(5)], axis=-1)
+    angles[:, 1] += 1e-7 * np.arange(5)  # the output layer under FA: BP's update up to rounding
     ax = plot.update_angles(_solution(ts, update_angles=angles), ax=_ax())
     lines = _data_lines(ax)
-    assert [ln.get_label() for ln in lines] == ["layer 1", "layer 2"]
+    # the identically-zero layer is neither drawn nor in the legend; layer 1 keeps colour C0
+    assert [ln.get_label() for ln in lines] == ["layer 1"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["layer 1"]
     np.testing.assert_allclose(lines[0].get_ydata(), angles[:, 0])
+    angles[:, 1] = 1.0  # not zero: drawn
+    ax = plot.update_angles(ts, angles, ax=_ax())
+    assert [ln.get_label() for ln in _data_lines(ax)] == ["layer 1", "layer 2"]
     (right,) = [ln for ln in ax.get_lines() if ln.get_gid() == "right_angle"]
     np.testing.assert_allclose(right.get_ydata(), [90.0, 90.0])
     assert ax.get_ylim() == (0.0, 180.0)
@@ -148,6 +154,33 @@ def test_alignment_zero_line_and_symlog():
     np.testing.assert_allclose(zero.get_ydata(), [0.0, 0.0])
     np.testing.assert_allclose(_data_lines(ax)[0].get_ydata(), vals[:, 0])
     assert "e^T W B e" in ax.get_ylabel()
+
+
+def test_symlog_ticks_are_few_decades_labelled_as_powers_of_ten():
+    ts = np.linspace(0, 1, 4)
+    vals = np.array([[-0.3], [1e-6], [1e-1], [40.0]])
+    ax = plot.alignment(ts, vals, ax=_ax(), yscale="symlog")
+    ticks = ax.get_yticks()
+    assert 0.0 in ticks and len(ticks) <= 9
+    nonzero = np.abs(ticks[ticks != 0])
+    np.testing.assert_allclose(np.log10(nonzero), np.round(np.log10(nonzero)))  # decades only
+    fmt = ax.yaxis.get_major_formatter()
+    assert fmt(0.0, 0) == "0" and fmt(-0.01, 0) == "$-10^{-2}$" and fmt(100.0, 0) == "$10^{2}$"
+
+
+def test_learning_curves_floor_masks_rounding_noise():
+    ts = np.linspace(0, 1, 5)
+    nse = np.array([1.0, 1e-6, 1e-13, 3e-16, 1e-17])
+    ax = plot.learning_curves(ts, nse, ax=_ax(), floor=1e-14)
+    y = _data_lines(ax)[0].get_ydata()
+    np.testing.assert_allclose(y[:3], nse[:3])
+    assert np.all(np.isnan(y[3:]))
+    assert [ln.get_gid() for ln in ax.get_lines()].count("floor") == 1
+    # a curve that never reaches the floor does not stretch the axis down to it
+    ax = plot.learning_curves(ts, np.array([1.0, 0.5, 0.1, 0.05, 0.01]), ax=_ax(), floor=1e-14)
+    assert "floor" not in [ln.get_gid() for ln in ax.get_lines()] and ax.get_ylim()[0] > 1e-3
+    with pytest.raises(ValueError, match="floor"):
+        plot.learning_curves(ts, nse, ax=_ax(), floor=-1.0)
 
 
 def test_weight_alignment_limits():
@@ -227,3 +260,11 @@ def test_ax_none_draws_on_current_axes():
 def test_bad_input_names_the_argument(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_small_but_nonzero_layers_are_drawn():
+    """Only an identically-zero layer is dropped: a condition number of 2 beside one of 1e7 stays."""
+    ts = np.linspace(0, 1, 3)
+    kappas = np.array([[2.0, 1e7], [2.5, 1e5], [3.0, 1e3]])
+    ax = plot.condition_numbers(ts, kappas, ax=_ax())
+    assert [ln.get_label() for ln in _data_lines(ax)] == ["layer 1", "layer 2"]

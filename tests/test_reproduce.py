@@ -25,10 +25,21 @@ def bundles():
 def test_registry_names_titles_and_callables():
     assert set(rp.FIGURES) == {
         "fa_nse", "fa_angles", "fa_alignment", "dfa_weight_alignment", "dfa_condition_numbers",
-        "saxe_modes", "ep_beta", "shallow_align_then_memorise",
+        "saxe_modes", "ep_beta", "garg_vempala", "nokland_zero_init", "kolen_pollack", "du_balancedness",
+        "shallow_align_then_memorise",
     }
     for name, spec in rp.FIGURES.items():
         assert spec.name == name and spec.title and callable(spec.compute) and callable(spec.draw)
+        assert spec.paper and spec.caption  # each figure says what it reproduces and how to read it
+
+
+def test_every_figure_states_its_setting(bundles):
+    for name, b in bundles.items():
+        keys = set(b.settings)
+        assert keys & {"K", "instances"}, name  # how many instances the curves summarise
+        if b.x_label == "t":  # trajectories: the time unit and the integrator's tolerances
+            assert {"time", "integrator", "init"} <= keys, name
+            assert "learning rate × steps" in b.settings["time"]
 
 
 def test_fa_nse_starts_at_one_and_both_rules_learn(bundles):
@@ -108,6 +119,9 @@ def test_reproduce_writes_png_csv_json_with_the_numbers(tmp_path):
         assert rows[0][0] == b.x_label and len(rows) == len(b.x) + 1
         doc = json.loads((tmp_path / "figs" / f"{name}.json").read_text())
         assert doc["figure"] == name and doc["seed"] == 0 and doc["fast"] is True
+        assert doc["linfa_version"] and doc["settings"] == b.settings and doc["paper"]
+        caption = (tmp_path / "figs" / f"{name}.txt").read_text()
+        assert "Setting:" in caption and "seed: 0" in caption
         np.testing.assert_array_equal(doc["x"], b.x)
         for key, v in b.series.items():
             np.testing.assert_array_equal(np.array(doc["series"][key], dtype=float), v)
@@ -144,7 +158,7 @@ def test_cli_list(capsys):
 def test_cli_writes_the_requested_figures(tmp_path, capsys):
     args = _parser().parse_args(["reproduce", "ep_beta", "--out", str(tmp_path), "--fast", "--seed", "1"])
     assert rp.run(args) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ep_beta.csv", "ep_beta.json", "ep_beta.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ep_beta.csv", "ep_beta.json", "ep_beta.png", "ep_beta.txt"]
     assert json.loads((tmp_path / "ep_beta.json").read_text())["seed"] == 1
 
 
@@ -185,3 +199,45 @@ def test_shallow_dfa_aligns_before_it_memorises_and_sgd_follows_the_ode(bundles)
         assert ok.sum() > 10
         gap = np.abs(sgd - b.series[f"eg_{rule}"])[ok] / np.broadcast_to(b.series[f"eg_{rule}"][0], sgd.shape)[ok]
         assert np.max(gap) < 0.1
+
+
+def test_garg_vempala_fa_optimal_for_r_ge_rank_and_gd_below_fa_for_r_lt_rank(bundles):
+    b = bundles["garg_vempala"]
+    ex = b.series
+    # excess over the Eckart–Young optimum is never negative (beyond rounding): L* is the best rank-r loss
+    for v in ex.values():
+        assert np.all(v > -1e-10)
+    assert np.all(ex["excess_gd_r_ge_rank"][-1] < 1e-8) and np.median(ex["excess_fa_r_ge_rank"][-1]) < 1e-4
+    # r < rank: FA settles strictly above the optimum on some instances (its excess has stopped moving
+    # there), while GD keeps descending towards it
+    fa, gd = ex["excess_fa_r_lt_rank"], ex["excess_gd_r_lt_rank"]
+    stuck = (fa[-1] > 1e-3) & (np.abs(fa[-1] - fa[3 * len(b.x) // 4]) < 1e-3 * fa[-1])
+    assert np.any(stuck) and b.extra["fraction_fa_suboptimal_r_lt_rank"] > 0
+    assert np.median(gd[-1]) < np.median(fa[-1]) and np.all(np.diff(gd, axis=0) < 1e-12)
+
+
+def test_nokland_bp_frozen_at_zero_dfa_learns(bundles):
+    b = bundles["nokland_zero_init"]
+    assert b.extra["max_abs_change_nse_BP"] == 0.0  # W = 0 is a fixed point of BP exactly
+    assert b.extra["median_final_nse_DFA"] < 1e-6
+
+
+def test_kolen_pollack_mismatch_is_exactly_exponential(bundles):
+    b = bundles["kolen_pollack"]
+    np.testing.assert_allclose(b.series["closed_form"], np.exp(-b.extra["decay"] * b.x), rtol=1e-12)
+    assert b.extra["max_relative_deviation"] < 1e-4  # integration error only (rtol 1e-8)
+
+
+def test_saxe_random_init_reaches_the_singular_values(bundles):
+    b = bundles["saxe_modes"]
+    ur = b.series["random_init"]
+    # random small init: |u_α(0)| small, and the learned modes approach s_α (BP converges to Σyx)
+    assert np.all(np.abs(ur[0]) < 0.05)
+    np.testing.assert_allclose(np.median(ur[-1, :, :2], axis=0), b.extra["singular_values"][:2], rtol=1e-3)
+
+
+def test_du_balancedness_q_constant_while_the_layers_change(bundles):
+    b = bundles["du_balancedness"]
+    assert b.extra["max_relative_drift"] < 1e-6  # integration error (rtol 1e-8)
+    assert np.all(b.series["relative_change_gram"][-1] > 0.1)  # each term changes by O(1)
+    assert np.all(np.array(b.extra["median_norm_growth"]) > 2.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -246,15 +247,17 @@ def test_cli_runs_resumes_and_summarises(tmp_path: Path, capsys: pytest.CaptureF
     out = tmp_path / "cli.sqlite"
     rc = cli_main(["_sweep_targets:NOISY", "-n", "60", "--seed", "2", "--out", str(out), "--no-progress"])
     text = capsys.readouterr().out
-    assert rc == 1 and "FAILS on 60/60" in text and "smallest counterexample" in text and "replay:" in text
+    failing = re.search(r"fails on (\d+) of 60 instances", text)  # not "FAILS on 60/60 [ok 57, fail 3]"
+    assert rc == 1 and failing and "smallest counterexample" in text and "replay:" in text
     assert cli_main(["_sweep_targets:NOISY", "-n", "60", "--seed", "2", "--out", str(out), "--no-progress"]) == 1
     assert "this run" not in capsys.readouterr().out  # nothing re-run
     assert cli_main(["--summary", str(out), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert sum(data["counts"].values()) == 60 and data["counterexample"]["replay"]
+    assert data["counts"]["fail"] == int(failing.group(1))
     ok = tmp_path / "ok.sqlite"
     assert cli_main(["linfa.sweep.examples:FA_ALIGNMENT", "-n", "20", "--out", str(ok), "--no-progress"]) == 0
-    assert "holds on 20/20" in capsys.readouterr().out
+    assert "holds on all 20 instances" in capsys.readouterr().out
     bad = tmp_path / "bad.txt"
     bad.write_text("x")
     assert cli_main(["linfa.sweep.examples:FA_ALIGNMENT", "-n", "5", "--out", str(bad)]) == 2

@@ -111,3 +111,12 @@ def test_bad_moments_are_rejected_with_the_argument_named():
         Task.random_teacher(np.random.default_rng(0), 3, 2, singular_values=[1, 2, 3])
     with pytest.raises(ValueError, match="Y: expected as many samples"):
         Task.from_samples(np.zeros((5, 3)), np.zeros((4, 2)))
+
+
+def test_repr_is_a_short_summary():
+    rng = np.random.default_rng(0)
+    task = Task.random_teacher(rng, 30, 10, batch=(4,))
+    text = repr(task)
+    assert len(text.splitlines()) == 1 and len(text) < 100
+    assert "n_in=30" in text and "n_out=10" in text and "(4,)" in text and "sxx=I" in text
+    assert "sxx=not I" in repr(Task.random_teacher(rng, 3, 2, sxx=np.diag([1.0, 2.0, 3.0])))

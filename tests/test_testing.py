@@ -101,11 +101,27 @@ def test_instance_npz_round_trip(tmp_path_factory: pytest.TempPathFactory, inst:
         (lambda: initial_states(widths=(2, 3, 1), init="aligned"), TypeError, "task"),
         (lambda: instances(rule="Hebb"), ValueError, "rule"),
         (lambda: instances(rule="KolenPollack", decay=-1.0), ValueError, "decay"),
+        (lambda: instances(input_condition=0.5), ValueError, "input_condition"),
+        (lambda: instances(input_condition=10.0, structure="factorization"), ValueError, "input_condition"),
     ],
 )
 def test_options_validated_up_front(call, exc, match) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(exc, match=match):
         call()
+
+
+@settings(max_examples=15, deadline=None)
+@given(instances(rule="FA", widths=widths(min_depth=2, max_depth=3), input_condition=100.0,
+                 feedback_kind="uniform", feedback_scale=0.5))
+def test_instances_fix_the_input_condition_number_and_feedback(inst: Instance) -> None:
+    sxx = inst.arrays["sxx"]
+    ev = np.linalg.eigvalsh(sxx)
+    if sxx.shape[-1] > 1:
+        assert ev[-1] / ev[0] == pytest.approx(100.0, rel=1e-9)  # exactly, not "at most"
+    assert inst.params["input_condition"] == 100.0
+    for key, b in inst.arrays.items():
+        if key.startswith("B"):
+            assert np.all(np.abs(b) <= 0.5)  # U[-0.5, 0.5]
 
 
 def _fa_instance() -> Instance:

@@ -116,22 +116,27 @@ class Summary:
 
     def __str__(self) -> str:
         c = self.counts
+        ok, fail, err = (c.get(k, 0) for k in ("ok", "fail", "error"))
         missing = max(self.n_instances - self.n_recorded, 0)
+        n = self.n_recorded
         if not self.complete:
-            verdict = "incomplete"
-        elif self.kind == "theorem" and c.get("fail", 0):
-            verdict = "FAILS"
-        elif c.get("error", 0):
-            verdict = "ERRORS"
+            verdict = f"incomplete: {n} of {self.n_instances} instances recorded"
+        elif self.kind == "theorem" and fail:
+            verdict = f"fails on {fail} of {n} instances"
+        elif err:
+            verdict = f"errors on {err} of {n} instances"
         elif self.kind == "existential":
-            verdict = "witness found" if self.passed else "NO WITNESS"
+            verdict = (f"witness found: holds on {ok} of {n} instances" if self.passed
+                       else f"no witness in {n} instances")
         elif self.kind == "empirical":
-            verdict = ("holds" if self.passed else "FAILS") + f" (needs {self.fraction:.0%} of instances)"
+            verdict = (f"{'holds' if self.passed else 'FAILS'}: holds on {ok} of {n} instances "
+                       f"(needs {self.fraction:.0%})")
         else:
-            verdict = "holds" if self.passed else "FAILS"
+            verdict = f"holds on all {n} instances" if self.passed else f"fails on {fail} of {n} instances"
+        also = ", ".join(f"{k} {v}" for k, v in (("ok", ok if err else 0), ("fail", fail if err else 0),
+                                                  ("error", err), ("missing", missing)) if v)
         lines = [
-            f"{self.target} (seed {self.seed}): {verdict} on {self.n_recorded}/{self.n_instances} instances "
-            f"[ok {c.get('ok', 0)}, fail {c.get('fail', 0)}, error {c.get('error', 0)}, missing {missing}]",
+            f"{self.target} (seed {self.seed}): {verdict}" + (f" ({also})" if also else ""),
             f"  results: {self.path}",
         ]
         if self.n_run:

@@ -227,7 +227,7 @@ def tasks(
 
 
 def _make_task(rng: np.random.Generator, n_in: int, n_out: int, structure: str, whitened: bool, rank: int | None,
-               noise: float, max_condition: float, w: np.ndarray | None) -> Task:
+               noise: float, max_condition: float, w: np.ndarray | None, condition: float | None = None) -> Task:
     if structure == "output_correlated":
         cond = float(rng.uniform(1.0, max_condition))
         return Task.output_correlated(rng, n_in, spd_with_condition(rng, n_out, cond))
@@ -235,6 +235,8 @@ def _make_task(rng: np.random.Generator, n_in: int, n_out: int, structure: str, 
         w = _low_rank(rng, n_out, n_in, rank)
     if structure == "factorization":
         return Task.factorization(w)
+    if condition is not None:  # exactly this condition number (1 for a single input: any SPD 1×1 is)
+        return Task.teacher(w, sxx=spd_with_condition(rng, n_in, condition), noise=noise)
     sxx = None if whitened else spd_with_condition(rng, n_in, float(rng.uniform(1.0, max_condition)))
     return Task.teacher(w, sxx=sxx, noise=noise)
 
@@ -372,6 +374,7 @@ def instances(
     feedback_scale: float | None = None,
     structure: str = "teacher",
     whitened: bool = True,
+    input_condition: float | None = None,
     rank: int | None = None,
     noise: float = 0.0,
     values: str = "gaussian",
@@ -397,7 +400,13 @@ def instances(
     feedback_kind, feedback_scale
         See :func:`feedback` (ignored for a rule without feedback matrices).
     structure, whitened, rank, noise, values
-        See :func:`tasks` (the input condition number is at most 10).
+        See :func:`tasks` (with ``whitened=False`` the input condition number
+        is drawn in ``[1, 10]``).
+    input_condition : float, optional
+        Give ``Σxx`` exactly this condition number ``κ >= 1``
+        (:func:`linfa.random_matrices.spd_with_condition`; teacher tasks only;
+        implies ``whitened=False``). The feedback distribution and scale are
+        ``feedback_kind`` and ``feedback_scale``.
     decay : float
         Kolen–Pollack's weight decay ``λ``: the value of a declared parameter
         ``decay`` of the rule unless ``rule_params`` gives one.
@@ -445,6 +454,14 @@ def instances(
     tasks(n_in=2, n_out=2, structure=structure, whitened=whitened, noise=noise, values=values)
     if rank is not None:
         _int("rank", rank, lo=0)
+    if input_condition is not None:
+        if isinstance(input_condition, bool) or not isinstance(input_condition, int | float) \
+                or not np.isfinite(input_condition) or input_condition < 1:
+            raise ValueError(f"input_condition: expected a finite condition number >= 1, got {input_condition!r}")
+        if structure != "teacher":
+            raise ValueError(f"input_condition: structure {structure!r} has whitened input; use structure='teacher'")
+        input_condition = float(input_condition)
+    conditioned: dict[str, Any] = {} if input_condition is None else {"input_condition": input_condition}
     extra = dict(params or {})
 
     int_feedback = feedback_kind == "integers"
@@ -460,12 +477,12 @@ def instances(
         w = draw(_integer_matrix((ws[-1], ws[0]))) if values == "integers" else None
         shapes = rule_cls.feedback_shapes(ws)
         ints = [draw(_integer_matrix(sh)) for sh in shapes] if int_feedback else None
-        task = _make_task(rng, ws[0], ws[-1], structure, whitened, r, noise, 10.0, w)
+        task = _make_task(rng, ws[0], ws[-1], structure, whitened, r, noise, 10.0, w, input_condition)
         state = _make_state(rng, DeepLinear(ws), init, s_init, task)
         fb = _make_feedback(rng, shapes, feedback_kind, fb_scale, ints)
         return Instance.learning(task, state, rule=rule_cls, feedback=fb,
                                  seed={"seed": seed, "strategy": "linfa.testing.instances"},
                                  name="linfa.testing.instances",
-                                 init=init, structure=structure, **extra, **rule_values)
+                                 init=init, structure=structure, **extra, **rule_values, **conditioned)
 
     return draw_instance()
