@@ -13,7 +13,7 @@ import pytest
 
 from linfa import theorems
 from linfa.instances import Instance
-from linfa.theorems._core import draw_groups
+from linfa.theorems import draw_groups
 
 
 def _groups(id_: str, seed: int = 0, n: int | None = None) -> list[Instance]:
