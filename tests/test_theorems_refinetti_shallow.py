@@ -6,8 +6,8 @@ import pytest
 
 from linfa import theorems
 from linfa.teacher_student import ode
-from linfa.theorems import refinetti2021_shallow as rs
 from linfa.theorems import draw_groups
+from linfa.theorems import refinetti2021_shallow as rs
 
 
 def _group(id_: str, seed: int = 0) -> theorems.Instance:
