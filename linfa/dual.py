@@ -208,17 +208,27 @@ _UFUNCS: dict[str, Callable[..., Any]] = {
 
 
 # --------------------------------------------------------------------------- derivatives
-def _state(name: str, y: Sequence[Any]) -> tuple[tuple[np.ndarray, ...], tuple[int, ...]]:
+def _state(
+    name: str, y: Sequence[Any], batch_ndim: int | None = None
+) -> tuple[tuple[np.ndarray, ...], tuple[int, ...]]:
     if not isinstance(y, tuple | list) or not y:
         raise TypeError(f"{name}: expected a non-empty tuple of arrays, got {type(y).__name__}")
     leaves = tuple(np.asarray(a, dtype=float) for a in y)
-    if any(a.ndim < 2 for a in leaves):
-        raise ValueError(f"{name}: expected arrays of shape (*batch, m, n), got shapes {[a.shape for a in leaves]}")
+    if batch_ndim is None:
+        if any(a.ndim < 2 for a in leaves):
+            raise ValueError(f"{name}: expected arrays of shape (*batch, m, n), got shapes {[a.shape for a in leaves]}")
+        cores = [a.shape[-2:] for a in leaves]
+        heads = [a.shape[:-2] for a in leaves]
+    else:
+        if any(a.ndim < batch_ndim for a in leaves):
+            raise ValueError(f"{name}: expected {batch_ndim} batch axes, got shapes {[a.shape for a in leaves]}")
+        cores = [a.shape[batch_ndim:] for a in leaves]
+        heads = [a.shape[:batch_ndim] for a in leaves]
     try:
-        batch = np.broadcast_shapes(*(a.shape[:-2] for a in leaves))
+        batch = np.broadcast_shapes(*heads)
     except ValueError:
-        raise ValueError(f"{name}: batch shapes {[a.shape[:-2] for a in leaves]} do not broadcast") from None
-    return tuple(np.broadcast_to(a, (*batch, *a.shape[-2:])) for a in leaves), batch
+        raise ValueError(f"{name}: batch shapes {heads} do not broadcast") from None
+    return tuple(np.broadcast_to(a, (*batch, *c)) for a, c in zip(leaves, cores, strict=True)), batch
 
 
 def _tangents(out: Any, y: tuple[np.ndarray, ...], lead: tuple[int, ...]) -> tuple[np.ndarray, ...]:
@@ -243,7 +253,14 @@ def _tangents(out: Any, y: tuple[np.ndarray, ...], lead: tuple[int, ...]) -> tup
     return tuple(res)
 
 
-def jvp(f: Callable[[Any, State], State], t: Any, y: Sequence[Any], v: Sequence[Any]) -> tuple[State, State]:
+def jvp(
+    f: Callable[[Any, State], Sequence[Any]],
+    t: Any,
+    y: Sequence[Any],
+    v: Sequence[Any],
+    *,
+    batch_ndim: int | None = None,
+) -> tuple[State, State]:
     """Value and exact directional derivative of a flow.
 
     .. math::
@@ -264,6 +281,8 @@ def jvp(f: Callable[[Any, State], State], t: Any, y: Sequence[Any], v: Sequence[
         The direction, leaves broadcastable to ``y``'s (batched: one direction
         per instance), or with extra leading axes ``(*dirs, *batch, m_i, n_i)``
         for several directions at once.
+    batch_ndim : int, optional
+        As for :func:`jacobian`.
 
     Returns
     -------
@@ -278,7 +297,7 @@ def jvp(f: Callable[[Any, State], State], t: Any, y: Sequence[Any], v: Sequence[
         On a malformed state or direction, or a flow using an operation with
         no derivative rule.
     """
-    leaves, _ = _state("y", y)
+    leaves, _ = _state("y", y, batch_ndim)
     if not isinstance(v, tuple | list) or len(v) != len(leaves):
         raise TypeError(f"v: expected a tuple of {len(leaves)} arrays like y, got {type(v).__name__}")
     dirs = [np.asarray(d, dtype=float) for d in v]
@@ -298,7 +317,12 @@ def jvp(f: Callable[[Any, State], State], t: Any, y: Sequence[Any], v: Sequence[
 
 
 def jacobian(
-    f: Callable[[Any, State], State], t: Any, y: Sequence[Any], *, chunk: int | None = None
+    f: Callable[[Any, State], Sequence[Any]],
+    t: Any,
+    y: Sequence[Any],
+    *,
+    chunk: int | None = None,
+    batch_ndim: int | None = None,
 ) -> np.ndarray:
     """Dense per-instance Jacobian of a batched flow, from exact JVPs.
 
@@ -320,13 +344,18 @@ def jacobian(
     chunk : int, optional
         Directions per evaluation (default: all ``N``; lower it to bound
         memory, which is about ``chunk`` times that of one flow evaluation).
+    batch_ndim : int, optional
+        Number of leading batch axes of every leaf (default: all but the last
+        two, i.e. matrix leaves ``(*batch, m, n)``); the rest of a leaf is its
+        per-instance core, of any shape.
 
     Returns
     -------
     ndarray, shape ``(*batch, N, N)``
     """
-    leaves, batch = _state("y", y)
-    sizes = [int(np.prod(a.shape[-2:])) for a in leaves]
+    leaves, batch = _state("y", y, batch_ndim)
+    nb = len(batch)
+    sizes = [int(np.prod(a.shape[nb:])) for a in leaves]
     n = sum(sizes)
     if chunk is None:
         chunk = n
@@ -341,9 +370,9 @@ def jacobian(
         eye[np.arange(k), np.arange(start, stop)] = 1.0
         dirs = []
         for i, a in enumerate(leaves):
-            block = eye[:, offsets[i]:offsets[i + 1]].reshape((k,) + (1,) * len(batch) + a.shape[-2:])
+            block = eye[:, offsets[i]:offsets[i + 1]].reshape((k,) + (1,) * nb + a.shape[nb:])
             dirs.append(block)
-        _, der = jvp(f, t, leaves, dirs)
+        _, der = jvp(f, t, leaves, dirs, batch_ndim=nb)
         flat = np.concatenate([d.reshape((k, *batch, -1)) for d in der], axis=-1)  # (k, *batch, N)
         jac[..., start:stop] = np.moveaxis(flat, 0, -1)
     return jac
