@@ -134,3 +134,26 @@ def test_generic_vf_and_errors() -> None:
               until=linfa.integrate.until.loss_below(1e-3))
     with pytest.raises(ValueError, match="rodas4"):
         solve(linfa.BP(), linfa.Task.teacher(np.eye(2)), (np.eye(2), np.eye(2)), 1.0, method="rodas5")
+
+
+def test_scipy_implicit_route_uses_the_exact_jacobian() -> None:
+    """Same stiff linear field written two ways: with ``@`` (dual numbers give J exactly) and with einsum
+    (no derivative rule: scipy's finite differences, D extra evaluations per Jacobian)."""
+    rng = np.random.default_rng(5)
+    q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    a = -(q * np.logspace(0, 4, 6)) @ q.T  # eigenvalues -1 .. -1e4
+
+    def vf_matmul(t, y, args):
+        return (args[0] @ y[0],)
+
+    def vf_einsum(t, y, args):
+        return (np.einsum("kij,kjl->kil", args[0], y[0]),)
+
+    y0 = (np.ones((1, 6, 1)),)
+    want = expm(2.0 * a) @ np.ones((6, 1))
+    runs = {}
+    for name, vf in (("exact", vf_matmul), ("fd", vf_einsum)):
+        runs[name] = integrate(vf, y0, 2.0, args=(a[None],), batch_shape=(1,), method="scipy:BDF",
+                               rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(runs[name].state_final[0][0], want, rtol=1e-5, atol=1e-9)
+    assert runs["exact"].stats["num_flow_evals"][0] < runs["fd"].stats["num_flow_evals"][0]
