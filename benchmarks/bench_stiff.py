@@ -38,7 +38,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import linfa  # noqa: E402
-from linfa.integrate import solve  # noqa: E402
+from linfa.dynamics import solve  # noqa: E402
 
 T1, RTOL, ATOL = 1e6, 1e-6, 1e-9
 

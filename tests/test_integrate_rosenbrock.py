@@ -7,8 +7,9 @@ import pytest
 from scipy.linalg import expm
 
 import linfa
-from linfa.integrate import integrate, solve
-from linfa.integrate._rosenbrock import Rodas4, step
+from linfa.dynamics import solve, until
+from linfa.integrate import integrate
+from linfa.integrate.rosenbrock import Rodas4, step
 
 
 def _conditions(w: np.ndarray, method: type[Rodas4]) -> np.ndarray:
@@ -129,9 +130,13 @@ def test_generic_vf_and_errors() -> None:
                     saveat=[0.5, 1.0])
     want = np.exp(lam * np.array([0.5, 1.0]))[:, :, None] * np.ones(3)
     np.testing.assert_allclose(sol.states[0], want, rtol=1e-7, atol=1e-12)
+    for obj in (Rodas4, Rodas4()):  # a method object goes wherever the name does
+        again = integrate(vf, y0, 1.0, args=(lam,), batch_shape=(2,), method=obj, rtol=1e-9, atol=1e-12,
+                          saveat=[0.5, 1.0])
+        np.testing.assert_array_equal(again.states[0], sol.states[0])
     with pytest.raises(ValueError, match="until"):
         solve(linfa.BP(), linfa.Task.teacher(np.eye(2)), (np.eye(2), np.eye(2)), 1.0, method="rodas4",
-              until=linfa.integrate.until.loss_below(1e-3))
+              until=until.loss_below(1e-3))
     with pytest.raises(ValueError, match="rodas4"):
         solve(linfa.BP(), linfa.Task.teacher(np.eye(2)), (np.eye(2), np.eye(2)), 1.0, method="rodas5")
 

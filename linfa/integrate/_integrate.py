@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from linfa._validate import count
-from linfa.integrate import _engine, _rosenbrock, _scipy
+from linfa.integrate import _engine, _scipy, rosenbrock
 from linfa.integrate.controller import StepSizeController
 from linfa.integrate.events import Event
 from linfa.integrate.methods import METHODS, AbstractRungeKutta, as_method
@@ -140,12 +140,12 @@ def integrate(
     """
     controller = StepSizeController.resolve(stepsize, rtol=rtol, atol=atol, dt0=dt0)
     scipy_name = method.split(":", 1)[1] if isinstance(method, str) and method.startswith("scipy:") else None
-    stiff = _rosenbrock.as_rosenbrock(method)
+    stiff = rosenbrock.as_rosenbrock(method)
     if scipy_name is None and stiff is None:
         try:
             rk = as_method(method)
         except ValueError:
-            names = [*METHODS, *_rosenbrock.ROSENBROCK_METHODS, *(f"scipy:{n}" for n in _scipy.SCIPY_METHODS)]
+            names = [*METHODS, *rosenbrock.ROSENBROCK_METHODS, *(f"scipy:{n}" for n in _scipy.SCIPY_METHODS)]
             known = ", ".join(names)
             raise ValueError(f"method: expected one of {known}, got {method!r}") from None
     problem = Problem.build(
@@ -158,5 +158,5 @@ def integrate(
             raise ValueError(f"threads: the scipy: route runs in one thread, expected 1, got {threads}")
         return _scipy.run(problem, scipy_name).solution(str(method))
     if stiff is not None:
-        return _rosenbrock.run(problem, stiff).solution(stiff.name)
+        return rosenbrock.run(problem, stiff).solution(stiff.name)
     return _engine.run(problem, rk, threads).solution(rk.name)
