@@ -47,7 +47,7 @@ def test_rodas4_stability_function_is_l_stable() -> None:
     z = np.concatenate([-np.logspace(-2, 8, 60), 1j * np.logspace(-2, 4, 30) - 1e-9])
     out = []
     for zi in z:
-        y, _ = step(Rodas4, lambda v, zi=zi: zi * v, np.ones((1, 1), dtype=complex),
+        y, _ = step(Rodas4, lambda dt, v, zi=zi: zi * v, np.ones((1, 1), dtype=complex),
                     np.full((1, 1, 1), zi), np.ones(1))
         out.append(y[0, 0])
     r = np.abs(np.array(out))
@@ -67,7 +67,7 @@ def test_order_of_convergence_on_a_linear_problem_with_closed_form() -> None:
         h = np.full(2, t1 / n)
         y = y0.copy()
         for _ in range(n):
-            y, _ = step(Rodas4, lambda v: np.einsum("kij,kj->ki", a, v), y, a, h)
+            y, _ = step(Rodas4, lambda dt, v: np.einsum("kij,kj->ki", a, v), y, a, h)
         errs.append(np.max(np.abs(y - exact)))
     slopes = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
     assert np.all((slopes > 3.7) & (slopes < 4.6)), slopes
@@ -134,6 +134,23 @@ def test_generic_vf_and_errors() -> None:
         again = integrate(vf, y0, 1.0, args=(lam,), batch_shape=(2,), method=obj, rtol=1e-9, atol=1e-12,
                           saveat=[0.5, 1.0])
         np.testing.assert_array_equal(again.states[0], sol.states[0])
+    # a field depending on t, through an operation with a dual rule (t * ...) and one without (cos)
+    lam2 = np.array([1e4, 1.0])
+
+    def forced(t, y, args):
+        return (-args[0] * (y[0] - np.cos(t)[:, None]),)
+
+    def ramp(t, y, args):
+        return (-args[0] * (y[0] - 1.0 * t[:, None] * np.ones((1, 1))),)
+
+    s1 = integrate(forced, (np.zeros((2, 1)),), 10.0, args=(lam2[:, None],), batch_shape=(2,), method="rodas4",
+                   rtol=1e-9, atol=1e-12)
+    lm = lam2[:, None]
+    exact = lm / (lm**2 + 1) * (lm * np.cos(10.0) + np.sin(10.0)) - lm**2 / (lm**2 + 1) * np.exp(-lm * 10.0)
+    np.testing.assert_allclose(s1.state_final[0], exact, rtol=1e-6)
+    s2 = integrate(ramp, (np.zeros((2, 1)),), 10.0, args=(lam2[:, None],), batch_shape=(2,), method="rodas4",
+                   rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(s2.state_final[0], 10.0 - (1 - np.exp(-lm * 10.0)) / lm, rtol=1e-7)
     with pytest.raises(ValueError, match="until"):
         solve(linfa.BP(), linfa.Task.teacher(np.eye(2)), (np.eye(2), np.eye(2)), 1.0, method="rodas4",
               until=until.loss_below(1e-3))

@@ -82,8 +82,8 @@ def integrate(
         steps), ``"dop853"`` (8th order),
         ``"euler"`` (fixed step ``dt0``), ``"rodas4"`` (a stiff method:
         Rosenbrock 4(3) with the exact Jacobian of ``vf`` and a dense LU per
-        instance; ``vf`` written with the operations of :class:`linfa.dual.Dual`,
-        independent of ``t``; steps land on save points; no ``until`` yet),
+        instance; ``vf`` written, in ``y``, with the operations of
+        :class:`linfa.dual.Dual`; steps land on save points; no ``until`` yet),
         or ``"scipy:<NAME>"`` with
         ``NAME`` one of ``RK23, RK45, DOP853, Radau, BDF, LSODA`` (one scipy
         solver per instance); or a method object such as ``Tsit5()`` (your

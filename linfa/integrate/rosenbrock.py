@@ -1,8 +1,8 @@
 """A batched stiff method: Rosenbrock methods with the exact Jacobian of the flow.
 
 One step of an ``s``-stage Rosenbrock method in the transformed form of
-Hairer & Wanner (Solving ODEs II, §IV.7), for an autonomous ``y' = f(y)``
-with Jacobian ``J = ∂f/∂y`` at the step's start:
+Hairer & Wanner (Solving ODEs II, §IV.7), for ``y' = f(t, y)`` with Jacobian
+``J = ∂f/∂y`` at the step's start:
 
 .. math::
 
@@ -15,8 +15,10 @@ The linear systems share one matrix per instance: it is factored once per step
 (batched dense LU, one per instance) and each stage is a pair of triangular
 solves. ``J`` is the exact Jacobian of the one flow definition, from
 dual-number Jacobian–vector products (:func:`linfa.dual.jacobian`): the vector
-field must be written with the operations :class:`linfa.dual.Dual` supports
-(every rule's flow is) and must not depend on ``t``.
+field must be written, in ``y``, with the operations :class:`linfa.dual.Dual`
+supports (every rule's flow is). A field that depends on ``t`` gets the
+stage times ``t + α_i h`` and the term ``γ_i h ∂f/∂t`` (``∂f/∂t`` by a dual
+``t``, or a central difference when ``t`` enters through another operation).
 
 Step control is per instance and the same as for the explicit methods (the
 problem's :class:`~linfa.integrate.StepSizeController`): the scaled RMS error
@@ -203,7 +205,10 @@ def run(p: Problem, method: type[AbstractRosenbrock]) -> Raw:
             hs = np.where(hit, target - ta, h)
             jac = dual.jacobian(_at(p, ta, args), 0.0, layout.views(ya), batch_ndim=1)
             raw.n_calls += 1
-            y_new, err = step(method, lambda yy, rows=active, args=args, ta=ta: vf(rows, ta, yy, args), ya, jac, hs)
+            ft = _time_derivative(p, ta, ya, args)
+            raw.n_calls += 1
+            y_new, err = step(method, lambda dt, yy, rows=active, args=args, ta=ta: vf(rows, ta + dt, yy, args),
+                              ya, jac, hs, ft)
             scale = c.atol + c.rtol * np.maximum(np.abs(ya), np.abs(y_new))
             errn = np.sqrt(np.einsum("kd,kd->k", err / scale, err / scale) / D)
             finite = np.all(np.isfinite(y_new), axis=1)
@@ -241,6 +246,25 @@ def run(p: Problem, method: type[AbstractRosenbrock]) -> Raw:
     return raw
 
 
+def _time_derivative(p: Problem, ta: np.ndarray, ya: np.ndarray, args: tuple[Any, ...]) -> np.ndarray | None:
+    """``∂vf/∂t`` at ``(ta, ya)``, shape ``(K, D)``: exact by a dual ``t`` (None when vf ignores ``t``).
+
+    A vf using ``t`` in an operation :class:`linfa.dual.Dual` has no rule for
+    (e.g. ``np.cos(t)``) gets a central difference in ``t`` instead.
+    """
+    views = p.layout.views(ya)
+    try:
+        out = p.vf(dual.Dual(ta, np.ones_like(ta)), views, args)
+    except TypeError:
+        d = np.sqrt(np.finfo(float).eps) * np.maximum(1.0, np.abs(ta))
+        hi = p.layout.flatten(p.vf(ta + d, views, args), len(ta))
+        lo = p.layout.flatten(p.vf(ta - d, views, args), len(ta))
+        return (hi - lo) / (2 * d)[:, None]
+    if not any(isinstance(o, dual.Dual) for o in out):
+        return None
+    return p.layout.flatten([o.tangent if isinstance(o, dual.Dual) else 0.0 for o in out], len(ta))
+
+
 def _at(p: Problem, ta: np.ndarray, args: tuple[Any, ...]) -> Any:
     def f(t: Any, yy: tuple[Any, ...]) -> Any:
         return p.vf(ta, yy, args)
@@ -254,6 +278,7 @@ def step(
     y: np.ndarray,
     jac: np.ndarray,
     h: np.ndarray,
+    ft: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One step of ``method`` for every instance, with step sizes ``h``.
 
@@ -261,11 +286,15 @@ def step(
     ----------
     method : subclass of AbstractRosenbrock
     f : callable
-        ``f(y) -> y'`` on ``(K, D)`` arrays (autonomous).
+        ``f(dt, y) -> y'`` on ``(K, D)`` arrays, ``dt`` (shape ``(K,)``) the
+        time since the step's start.
     y : ndarray, shape (K, D)
     jac : ndarray, shape (K, D, D)
         ``∂f/∂y`` at ``y``, per instance.
     h : ndarray, shape (K,)
+    ft : ndarray, shape (K, D), optional
+        ``∂f/∂t`` at the step's start (omitted: 0, an autonomous field); it
+        enters stage ``i`` as ``γ_i h f_t`` with ``γ_i = Σ_j Γ_ij``.
 
     Returns
     -------
@@ -275,14 +304,18 @@ def step(
     K, D = y.shape
     s = len(method.m)
     a, c = method.a, method.c
+    alpha, big_gamma, _ = method.classical()
+    nodes, gammas = alpha.sum(axis=1), big_gamma.sum(axis=1)
     mat = np.eye(D)[None] / (h * method.gamma)[:, None, None] - jac
     lus = [sla.lu_factor(mat[k], check_finite=False) for k in range(K)]
     us = np.empty((s, K, D), dtype=np.result_type(y, jac))
     for i in range(s):
         yi = y + np.einsum("j,jkd->kd", a[i, :i], us[:i]) if i else y
-        rhs = f(yi)
+        rhs = f(nodes[i] * h, yi)
         if i:
             rhs = rhs + np.einsum("j,jkd->kd", c[i, :i], us[:i]) / h[:, None]
+        if ft is not None:
+            rhs = rhs + (gammas[i] * h)[:, None] * ft
         for k in range(K):
             us[i, k] = sla.lu_solve(lus[k], rhs[k], check_finite=False)
     return y + np.einsum("j,jkd->kd", method.m, us), np.einsum("j,jkd->kd", method.e, us)
