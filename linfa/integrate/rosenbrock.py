@@ -253,9 +253,10 @@ def _time_derivative(p: Problem, ta: np.ndarray, ya: np.ndarray, args: tuple[Any
     (e.g. ``np.cos(t)``) gets a central difference in ``t`` instead.
     """
     views = p.layout.views(ya)
+    t_dual: Any = dual.Dual(ta, np.ones_like(ta))
     try:
-        out = p.vf(dual.Dual(ta, np.ones_like(ta)), views, args)
-    except TypeError:
+        out = p.vf(t_dual, views, args)
+    except (TypeError, AttributeError, IndexError, ValueError):
         d = np.sqrt(np.finfo(float).eps) * np.maximum(1.0, np.abs(ta))
         hi = p.layout.flatten(p.vf(ta + d, views, args), len(ta))
         lo = p.layout.flatten(p.vf(ta - d, views, args), len(ta))
