@@ -18,21 +18,28 @@ the instances, compiled before timing): when ``jax`` and ``diffrax`` are
 installed (``pip install -e '.[bench]'``) it runs interleaved with the others
 and its ratio is printed too.
 
+The script unsets ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` for itself
+(see ``_blas_env.py``) and prints the BLAS kernel in use.
+
 Run: ``python benchmarks/bench_integrate.py [--repeat N]``. Timings are the
 best of ``N`` runs, interleaved, to damp the noise of a shared machine.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import time
+import _blas_env
 
-import numpy as np
-from scipy.integrate import solve_ivp
+_blas_env.clean()
 
-import linfa
-from linfa.dynamics import prepare, solve
+import argparse  # noqa: E402
+import os  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+from scipy.integrate import solve_ivp  # noqa: E402
+
+import linfa  # noqa: E402
+from linfa.dynamics import prepare, solve  # noqa: E402
 
 
 def w1_problem(K: int = 256, n: int = 16, seed: int = 0):
@@ -214,6 +221,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", choices=["W1", "W2"])
     a = parser.parse_args()
+    print(_blas_env.describe())
     if a.only in (None, "W1"):
         bench_w1(a.repeat)
     if a.only in (None, "W2"):

@@ -12,20 +12,27 @@ per task against chunks of 64 solved as one batch, with the batched FA check of
 :mod:`linfa.sweep.examples` (the same check either way), and the sweep's own
 cost per instance with a target that does nothing. The Dask cluster's
 start-up is not timed (a cluster is long-lived); the process pool's is.
+
+The script unsets ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` for itself
+(see ``_blas_env.py``) and prints the BLAS kernel in use.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import tempfile
-import time
-from typing import Any
+import _blas_env
 
-import numpy as np
+_blas_env.clean()
 
-from linfa.sweep import Batched, sweep
-from linfa.sweep.examples import FA_ALIGNMENT
+import argparse  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from linfa.sweep import Batched, sweep  # noqa: E402
+from linfa.sweep.examples import FA_ALIGNMENT  # noqa: E402
 
 
 def noop(seeds: list[np.random.SeedSequence]) -> dict[str, np.ndarray]:
@@ -63,6 +70,7 @@ def main() -> None:
     from distributed import Client, LocalCluster
 
     n, c = args.instances, args.chunk_size
+    print(_blas_env.describe())
     print(f"cores: {os.cpu_count()}; target: {target if isinstance(target, str) else target.id}; "
           f"{n} instances, chunks of {c}")
     with tempfile.TemporaryDirectory() as d:

@@ -12,7 +12,7 @@ flows on population second moments (see ``docs/design.md`` in the repository;
 import importlib
 from types import ModuleType
 
-from linfa import dynamics, eqprop, exact, feedback, integrate, observables, rules
+from linfa import dual, dynamics, eqprop, exact, feedback, integrate, observables, rules
 from linfa.dynamics import sgd, solve
 from linfa.instances import Instance
 from linfa.integrate import IntegrationError, Solution, Status
@@ -37,6 +37,7 @@ __all__ = [
     "Status",
     "Task",
     "__version__",
+    "dual",
     "dynamics",
     "eqprop",
     "exact",

@@ -565,7 +565,7 @@ def test_max_steps_at_the_stability_limit_says_probably_stiff(method):
                     method=method, max_steps=300)
     assert sol.status.tolist() == [Status.max_steps, Status.success]
     assert sol.stats["stiff"].tolist() == [True, False]
-    assert "probably stiff" in sol.messages[0] and "scipy:" in sol.messages[0]
+    assert "probably stiff" in sol.messages[0] and "scipy:" in sol.messages[0] and "'rodas4'" in sol.messages[0]
     # a max_steps ending that is not stiff (a long, oscillating, accuracy-limited run) does not say so
     rot = integrate(fun_rotation, (np.array([[1.0, 0.0]]),), 1e4, args=(np.ones(1),), batch_shape=(1,),
                     method=method, max_steps=300)

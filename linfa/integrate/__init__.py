@@ -7,6 +7,8 @@ with leading batch axes. The rule-level front end (:func:`linfa.solve`,
 * :func:`integrate` — the entry point;
 * :mod:`~linfa.integrate.methods` — Runge–Kutta methods as data (``METHODS``,
   :class:`AbstractRungeKutta`, each with its ``order``);
+* :mod:`~linfa.integrate.rosenbrock` — the stiff method ``rodas4`` (:class:`Rodas4`),
+  with the exact Jacobian of ``vf`` (:mod:`linfa.dual`);
 * :mod:`~linfa.integrate.controller` — :class:`StepSizeController` (tolerances, step rule);
 * :mod:`~linfa.integrate.events` — :class:`Event`, :func:`norm_above`, :func:`flow_below`;
 * :mod:`~linfa.integrate.solution` — :class:`Solution`, :class:`Status`,
@@ -19,17 +21,20 @@ from linfa.integrate._integrate import MAX_STEPS, integrate
 from linfa.integrate.controller import StepSizeController
 from linfa.integrate.events import Event, flow_below, norm_above
 from linfa.integrate.methods import METHODS, AbstractRungeKutta, Dop853, Dopri5, Euler, Tsit5, as_method
+from linfa.integrate.rosenbrock import AbstractRosenbrock, Rodas4
 from linfa.integrate.solution import IntegrationError, Solution, Status
 
 __all__ = [
     "MAX_STEPS",
     "METHODS",
+    "AbstractRosenbrock",
     "AbstractRungeKutta",
     "Dop853",
     "Dopri5",
     "Euler",
     "Event",
     "IntegrationError",
+    "Rodas4",
     "Solution",
     "Status",
     "StepSizeController",

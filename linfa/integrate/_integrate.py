@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from linfa._validate import count
-from linfa.integrate import _engine, _scipy
+from linfa.integrate import _engine, _scipy, rosenbrock
 from linfa.integrate.controller import StepSizeController
 from linfa.integrate.events import Event
 from linfa.integrate.methods import METHODS, AbstractRungeKutta, as_method
@@ -80,7 +80,11 @@ def integrate(
         ``"dopri5"`` (Dormand–Prince 5(4)), ``"tsit5"`` (Tsitouras 5(4):
         the same cost per step, smaller error constants, so usually fewer
         steps), ``"dop853"`` (8th order),
-        ``"euler"`` (fixed step ``dt0``), or ``"scipy:<NAME>"`` with
+        ``"euler"`` (fixed step ``dt0``), ``"rodas4"`` (a stiff method:
+        Rosenbrock 4(3) with the exact Jacobian of ``vf`` and a dense LU per
+        instance; ``vf`` written, in ``y``, with the operations of
+        :class:`linfa.dual.Dual`; steps land on save points; no ``until`` yet),
+        or ``"scipy:<NAME>"`` with
         ``NAME`` one of ``RK23, RK45, DOP853, Radau, BDF, LSODA`` (one scipy
         solver per instance); or a method object such as ``Tsit5()`` (your
         own :class:`AbstractRungeKutta` subclass plugs in the same way).
@@ -136,11 +140,13 @@ def integrate(
     """
     controller = StepSizeController.resolve(stepsize, rtol=rtol, atol=atol, dt0=dt0)
     scipy_name = method.split(":", 1)[1] if isinstance(method, str) and method.startswith("scipy:") else None
-    if scipy_name is None:
+    stiff = rosenbrock.as_rosenbrock(method)
+    if scipy_name is None and stiff is None:
         try:
             rk = as_method(method)
         except ValueError:
-            known = ", ".join([*METHODS, *(f"scipy:{n}" for n in _scipy.SCIPY_METHODS)])
+            names = [*METHODS, *rosenbrock.ROSENBROCK_METHODS, *(f"scipy:{n}" for n in _scipy.SCIPY_METHODS)]
+            known = ", ".join(names)
             raise ValueError(f"method: expected one of {known}, got {method!r}") from None
     problem = Problem.build(
         vf, y0, t1, t0=t0, args=args, batch_shape=batch_shape, saveat=saveat, observe=observe,
@@ -151,4 +157,6 @@ def integrate(
         if threads != 1:
             raise ValueError(f"threads: the scipy: route runs in one thread, expected 1, got {threads}")
         return _scipy.run(problem, scipy_name).solution(str(method))
+    if stiff is not None:
+        return rosenbrock.run(problem, stiff).solution(stiff.name)
     return _engine.run(problem, rk, threads).solution(rk.name)

@@ -1,7 +1,10 @@
 """The ``scipy:<METHOD>`` route: one :mod:`scipy.integrate` solver per instance.
 
 A reference and a route for stiff problems (``LSODA``, ``BDF``, ``Radau``;
-also ``RK45``, ``RK23``, ``DOP853``). The instances are integrated one after
+also ``RK45``, ``RK23``, ``DOP853``). The implicit methods get the exact
+Jacobian of ``vf`` (dual numbers, :func:`linfa.dual.jacobian`) instead of
+building one by finite differences, when ``vf`` is written with the
+operations :class:`linfa.dual.Dual` supports (every rule's flow is). The instances are integrated one after
 another by scipy's own step control, with the same semantics as the batched
 engine for save points (scipy's dense output), stopping conditions (located
 with :func:`scipy.optimize.brentq` on the dense output), ``max_steps`` and
@@ -14,12 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from linfa import dual
 from linfa.integrate.problem import Problem, Raw
 from linfa.integrate.solution import Status
 
 __all__ = ["SCIPY_METHODS", "run"]
 
 SCIPY_METHODS = ("RK23", "RK45", "DOP853", "Radau", "BDF", "LSODA")
+#: The methods that use a Jacobian: given the exact one (:func:`linfa.dual.jacobian`) when ``vf`` allows.
+IMPLICIT = ("Radau", "BDF", "LSODA")
 
 
 def run(p: Problem, name: str) -> Raw:
@@ -88,7 +94,8 @@ def _one(p: Problem, raw: Raw, k: int, solver_cls: Any, args: tuple[Any, ...]) -
         finish(Status.success, p.t0, y0)
         return
     c = p.controller
-    solver = solver_cls(fun, p.t0, y0, p.t1, rtol=c.rtol, atol=c.atol, first_step=c.dt0)
+    extra = {"jac": _exact_jacobian(p, args, y0)} if solver_cls.__name__ in IMPLICIT else {}
+    solver = solver_cls(fun, p.t0, y0, p.t1, rtol=c.rtol, atol=c.atol, first_step=c.dt0, **extra)
     nxt, steps = n0, 0
     while True:
         t_old, y_old = solver.t, solver.y.copy()
@@ -135,6 +142,27 @@ def _one(p: Problem, raw: Raw, k: int, solver_cls: Any, args: tuple[Any, ...]) -
         if steps >= p.max_steps:
             finish(Status.max_steps, t_new, y_new)
             return
+
+
+def _exact_jacobian(p: Problem, args: tuple[Any, ...], y0: np.ndarray) -> Any:
+    """``jac(t, y)``, the exact ``(D, D)`` Jacobian of one instance, or None (scipy's finite differences).
+
+    None when ``vf`` uses an operation :class:`linfa.dual.Dual` has no rule for.
+    """
+    layout = p.layout
+
+    def jac(t: float, y: np.ndarray) -> np.ndarray:
+        def f(_: Any, leaves: tuple[Any, ...]) -> Any:
+            return p.vf(np.array([t]), leaves, args)
+
+        return dual.jacobian(f, t, layout.views(y[None, :]), batch_ndim=1)[0]
+
+    try:
+        with np.errstate(all="ignore"):
+            jac(p.t0, y0)
+    except (TypeError, ValueError):
+        return None
+    return jac
 
 
 def _scalar_event(t: float, gs: Any, dense: Any, sigma: float, e: int) -> float:

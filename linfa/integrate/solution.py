@@ -63,7 +63,8 @@ _MESSAGES = {
 #: Added to the ``max_steps`` message of an instance whose steps sat at the stability limit.
 STIFF_HINT = (
     "Its steps sat at the stability limit of the explicit method: the problem is probably stiff. "
-    "Use an implicit method, e.g. method='scipy:LSODA' (or 'scipy:Radau', 'scipy:BDF')."
+    "Use the stiff method method='rodas4' (batched, exact Jacobian; best for states of up to a few "
+    "hundred entries) or an implicit scipy method, e.g. 'scipy:LSODA' (or 'scipy:Radau', 'scipy:BDF')."
 )
 
 

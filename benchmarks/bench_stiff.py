@@ -1,0 +1,116 @@
+"""W4: a stiff workload — linfa's stiff method ``rodas4`` against ``tsit5`` and scipy (a script, not a test).
+
+W4 (issue 16): FA, widths (30, 20, 10), Σxx with eigenvalues log-spaced from
+1e-4 to 1 in a random orthonormal basis, teacher entries N(0, 1/30), feedback
+and initial weights N(0, 0.01), K = 64 instances, t in [0, 1e6], rtol 1e-6,
+atol 1e-9. The state has D = 800 entries per instance.
+
+Routes:
+
+* ``rodas4`` (batched Rosenbrock 4(3), exact Jacobian by dual numbers, a dense
+  LU per instance and step) on ``--k-stiff`` instances (default 64), its time
+  scaled linearly to 64 when fewer are run (its cost is per instance: one
+  ``D x D`` Jacobian and LU per instance and step);
+* ``tsit5`` on all 64 instances for ``--tsit5-steps`` steps (default 2000), its
+  time projected to the whole interval from the time reached by the slowest
+  instance (it runs at its stability limit, so its step size stays put);
+* ``scipy:BDF`` on 4 instances, one by one, with the exact Jacobian supplied;
+* reference: ``rodas4`` at rtol 1e-8, atol 1e-11 on the first instance
+  (``--k-ref``); printed: each route's relative difference of final states
+  on it.
+
+The script unsets ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` for itself
+(see ``_blas_env.py``) and prints the BLAS kernel in use.
+
+Run: ``python benchmarks/bench_stiff.py [--quick]`` (``--quick``: 2 instances
+for rodas4 and BDF, 500 tsit5 steps; a few minutes).
+"""
+
+from __future__ import annotations
+
+import _blas_env
+
+_blas_env.clean()
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import linfa  # noqa: E402
+from linfa.dynamics import solve  # noqa: E402
+
+T1, RTOL, ATOL = 1e6, 1e-6, 1e-9
+
+
+def w4_problem(K: int = 64, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((30, 30)))
+    sxx = (q * np.logspace(-4, 0, 30)) @ q.T
+    sxx = 0.5 * (sxx + sxx.T)
+    task = linfa.Task.teacher(rng.standard_normal((K, 10, 30)) / np.sqrt(30), sxx=sxx)
+    feedback = (0.1 * rng.standard_normal((K, 20, 10)),)
+    w0 = (0.1 * rng.standard_normal((K, 20, 30)), 0.1 * rng.standard_normal((K, 10, 20)))
+    return linfa.FA(feedback), task, w0
+
+
+def subset(rule, task, w0, k: int):
+    fb = tuple(b[:k] for b in rule.feedback)
+    sxx = task.sxx[:k] if task.sxx.ndim == 3 else task.sxx
+    return linfa.FA(fb), linfa.Task(sxx, task.syx[:k], task.syy[:k]), tuple(w[:k] for w in w0)
+
+
+def _flat(state, k):
+    return np.concatenate([np.asarray(s).reshape(k, -1) for s in state], axis=1)
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--k-stiff", type=int, default=None)
+    parser.add_argument("--k-bdf", type=int, default=None)
+    parser.add_argument("--tsit5-steps", type=int, default=None)
+    parser.add_argument("--k-ref", type=int, default=1)
+    a = parser.parse_args()
+    k_stiff = a.k_stiff or (2 if a.quick else 64)
+    k_bdf = a.k_bdf or (2 if a.quick else 4)
+    n_tsit5 = a.tsit5_steps or (500 if a.quick else 2000)
+    print(_blas_env.describe())
+    print("W4  FA (30,20,10), Sigma_xx eigenvalues 1e-4..1, K=64, t in [0, 1e6], rtol 1e-6, atol 1e-9 (D = 800)")
+    rule, task, w0 = w4_problem()
+    k_ref = a.k_ref
+    r_ref = subset(rule, task, w0, k_ref)
+    t_ref, ref = timed(lambda: solve(*r_ref, T1, rtol=1e-8, atol=1e-11, method="rodas4"))
+    ref_final = _flat(ref.state_final, k_ref)
+    print(f"    reference rodas4 rtol 1e-8 on {k_ref} instance(s): {t_ref:.1f} s, status {set(ref.status.tolist())}, "
+          f"steps {ref.stats['num_steps'].mean():.0f}", flush=True)
+
+    def rel(sol, k):
+        k = min(k, k_ref)
+        got = _flat(sol.state_final, k)
+        return float(np.max(np.linalg.norm(got - ref_final[:k], axis=1) / np.linalg.norm(ref_final[:k], axis=1)))
+
+    t_st, st = timed(lambda: solve(*subset(rule, task, w0, k_stiff), T1, rtol=RTOL, atol=ATOL, method="rodas4"))
+    t_st64 = t_st * 64 / k_stiff
+    print(f"    rodas4 on {k_stiff} instances: {t_st:.1f} s"
+          + (f" -> {t_st64:.0f} s projected for 64" if k_stiff != 64 else "")
+          + f"; steps/instance {st.stats['num_steps'].mean():.0f}; max rel. diff {rel(st, k_stiff):.1e}", flush=True)
+    t_ts, ts = timed(lambda: solve(rule, task, w0, T1, rtol=RTOL, atol=ATOL, method="tsit5", max_steps=n_tsit5))
+    reached = float(np.min(ts.t_final))
+    t_ts_proj = t_ts * T1 / reached
+    print(f"    tsit5 on 64 instances: {n_tsit5} steps in {t_ts:.1f} s reached t >= {reached:.0f} "
+          f"(h ~ {reached / n_tsit5:.2f}, stability-limited) -> {t_ts_proj:.0f} s projected to t = 1e6", flush=True)
+    t_bdf, bdf = timed(lambda: solve(*subset(rule, task, w0, k_bdf), T1, rtol=RTOL, atol=ATOL, method="scipy:BDF"))
+    print(f"    scipy:BDF (exact Jacobian) on {k_bdf} instances: {t_bdf:.1f} s -> {t_bdf * 64 / k_bdf:.0f} s for 64; "
+          f"max rel. diff {rel(bdf, k_bdf):.1e}")
+    print(f"    rodas4 vs tsit5 (projected, 64 instances): {t_ts_proj / t_st64:.2f}x  (target >= 20x)")
+
+
+if __name__ == "__main__":
+    main()
