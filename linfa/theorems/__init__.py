@@ -54,6 +54,7 @@ __all__ = [
 
 # Entries register themselves on import, in this order (the order of `linfa list`).
 from linfa.theorems import (  # noqa: F401
+    flows,
     du2018,
     garg_vempala,
     kolen_pollack,
