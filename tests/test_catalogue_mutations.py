@@ -24,7 +24,7 @@ from linfa import theorems
 Patch = Callable[[pytest.MonkeyPatch], None]
 
 
-def _scale_hidden(cls: type, factor: float) -> Patch:
+def _scale_hidden(cls: type[rules.AbstractRule], factor: float) -> Patch:
     orig = cls._signals
 
     def patch(mp: pytest.MonkeyPatch) -> None:
@@ -34,7 +34,7 @@ def _scale_hidden(cls: type, factor: float) -> Patch:
     return patch
 
 
-def _scale_output(cls: type, factor: float) -> Patch:
+def _scale_output(cls: type[rules.AbstractRule], factor: float) -> Patch:
     orig = cls._signals
 
     def patch(mp: pytest.MonkeyPatch) -> None:
@@ -61,7 +61,7 @@ def _error_without_sxx(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(rules, "error", lambda task, w: task.syx - w)
 
 
-def _swap(cls: type, other: type) -> Patch:
+def _swap(cls: type[rules.AbstractRule], other: type[rules.AbstractRule]) -> Patch:
     def patch(mp: pytest.MonkeyPatch) -> None:
         mp.setattr(cls, "_signals", other._signals)
 
