@@ -54,8 +54,8 @@ __all__ = [
 
 # Entries register themselves on import, in this order (the order of `linfa list`).
 from linfa.theorems import (  # noqa: F401
-    flows,
     du2018,
+    flows,
     garg_vempala,
     kolen_pollack,
     lillicrap2016,
