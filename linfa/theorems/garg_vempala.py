@@ -143,7 +143,47 @@ def _check_fixed_point(inst: Instance) -> Verdict:
     return Verdict(margin >= 0, margin, info)
 
 
+def _fixed_point_error(rule: AbstractRule, task: Task, state: tuple[np.ndarray, ...]) -> np.ndarray:
+    """``‖Z W − Y Π‖ / ‖Y‖`` with ``Π`` the projector onto the top ``min(r, rank Y)`` rows of ``B^T Y``."""
+    assert isinstance(rule, FA)
+    w, z = state
+    y = task.syx
+    k = int(np.linalg.matrix_rank(y[(0,) * (y.ndim - 2)]))
+    _, _, vt = np.linalg.svd(rule.feedback[0] @ y)
+    rows = vt[..., : min(w.shape[-2], k), :]
+    return np.asarray(fro(z @ w - y @ (t(rows) @ rows)) / fro(y))
+
+
+def _reexamine_fixed_point(inst: Instance) -> Verdict:
+    """Failing instances again, to t = 3000 or a flow norm of 1e-11, with the convergence criterion.
+
+    A counterexample must have converged: flow norm <= 1e-9, and the distance to the predicted fixed
+    point unchanged (within 1e-3 of itself) between t/2 and t, with ``B^T Z`` invertible (σ_min >= 1e-3).
+    Anything else is still converging (or outside the hypotheses) and is inconclusive.
+    """
+    from linfa.integrate.until import steady_state
+
+    rule, task, state = inst.problem()
+    sol = solve(rule, task, state, T_REEXAMINE, until=steady_state(1e-11))
+    ok = sol.ok
+    t_end = np.asarray(sol.t_final, dtype=float)
+    final = sol.state_final
+    err = _fixed_point_error(rule, task, final)
+    half = solve(rule, task, state, float(np.max(t_end)) / 2).state_final
+    err_half = _fixed_point_error(rule, task, half)
+    vel = np.sqrt(sum(fro(d) ** 2 for d in rule.dstate(task, final)))
+    sigma = np.linalg.svd(rule.feedback[0] @ final[1], compute_uv=False)[..., -1]
+    holds = ok & (err <= TOL_FIXED)
+    settled = ok & (vel <= 1e-9) & (np.abs(err - err_half) <= 1e-3 * err) & (sigma >= 1e-3)
+    margin = np.where(holds, TOL_FIXED - err, np.where(ok, TOL_FIXED - err, -1.0))
+    return Verdict(holds, np.nan_to_num(margin, nan=-1.0), {"fixed_point_error": err, "velocity": vel},
+                   ~holds & ~settled,
+                   f"FA on matrix factorisation still converging at t = {T_REEXAMINE:g} or flow norm 1e-11 "
+                   "(a slow mode, σ_min(B^T Z) small): the fixed-point claim does not apply yet")
+
+
 TOL_FIXED = 1e-6
+T_REEXAMINE = 3000.0
 
 register(Theorem(
     id="garg_vempala.fixed_point",
@@ -154,7 +194,9 @@ register(Theorem(
     reference=f"{REF}, analysis of the fixed points of FA (docs/design.md, fact 4)",
     hypotheses=("FA on Y ≈ Z W with r < rank Y (so B^T Z is invertible at the limit)",
                 "rank Y in 2..4, singular values in [1, 2]", "Gaussian initialisation, scale 0.1",
-                "integrated to t = 300 (final flow norm ~1e-9)"),
+                "integrated to t = 300 (final flow norm ~1e-9); an instance failing there is re-examined to "
+                "t = 3000 (or flow norm 1e-11) and is a counterexample only if it has converged (flow norm "
+                "<= 1e-9, distance unchanged between t/2 and t, σ_min(B^T Z) >= 1e-3), else inconclusive"),
     kind="theorem",
     tolerance=TOL_FIXED,
     tolerance_reason="the limit is reached to a flow norm of ~1e-9 by t = 300; the distance to the predicted "
@@ -162,6 +204,7 @@ register(Theorem(
     draw=lambda rng, size: _draw_factorization(rng, size, r_offset=(-2, -1), scale=0.1, t1=300.0),
     check_batch=_check_fixed_point,
     fact=4,
+    reexamine=_reexamine_fixed_point,
     derivation="fa_factorization",
     instances=16, fast_instances=8, group_size=4,
 ))
