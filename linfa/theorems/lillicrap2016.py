@@ -31,6 +31,7 @@ from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
 from linfa.theorems._numerics import bound, fro, saveat, sym, t, trajectory
+from linfa.theorems._statistics import POPULATION_REASON
 
 __all__: list[str] = []
 
@@ -382,9 +383,15 @@ TOL_WITNESS = 1e-3
 register(Theorem(
     id="lillicrap2016.general_feedback_counterexample",
     paper=PAPER,
-    title="For general B, e^T W B e can be negative from zero init (the conjecture is false)",
-    statement=r"\exists\, B, \Sigma, t, e:\ A(0)=W(0)=0 \ \text{and}\ e^T W(t) B e < 0",
-    reference=f"{REF}; docs/design.md, fact 3: without B^T B = cI the sign of e^T W B e is not guaranteed",
+    title="For general B from zero init, W B need not be PSD: some direction e has e^T W B e < 0 "
+          "(refutes the every-e strengthening, not the paper's average condition)",
+    statement=(r"\exists\, B, \Sigma, t, e:\ A(0)=W(0)=0 \ \text{and}\ e^T W(t) B e < 0"
+               r"\quad(\text{while } \langle e^T W B e\rangle = \operatorname{tr}(W B \Sigma_{ee}) "
+               r"\text{ is a different quantity})"),
+    reference=f"{REF}; the paper's condition is the average <e^T W B e> > 0 (over the inputs); what is refuted "
+              "here is the stronger 'e^T W B e >= 0 for every e' that holds when B^T B = cI "
+              "(lillicrap2016.zero_init_alignment; docs/design.md, fact 3). The average is checked by "
+              "lillicrap2016.average_alignment",
     hypotheses=("FA, two layers, zero initial weights, Σxx = I", "Gaussian B (B^T B not a multiple of I)",
                 "n_out >= 2 and n_h >= n_out (with n_h < n_out, W B has rank < n_out and is generically "
                 "indefinite, so a witness would be automatic)",
@@ -393,12 +400,14 @@ register(Theorem(
                 "0-3), so the witnesses are error directions, not the typical error"),
     kind="existential",
     tolerance=TOL_WITNESS,
-    tolerance_reason="a witness must have λ_min(Sym(WB)) below −1e-3 ‖WB‖, far beyond integration error",
+    tolerance_reason="a witness must have λ_min(Sym(WB)) below −1e-3 ‖WB‖, far beyond integration error. A group "
+                     "of 4 instances (shared widths) held no witness in 8 of 150 groups (seed 1000), so 3 groups "
+                     "(--fast, 12 instances) all miss with probability ~1.5e-4 and 4 groups with ~1e-5",
     draw=_draw_general_b,
     check_batch=_check_general_b,
     fact=3,
     derivation="fa_zero_init",
-    instances=16, fast_instances=8, group_size=4,
+    instances=16, fast_instances=12, group_size=4,
 ))
 
 
@@ -526,7 +535,9 @@ register(Theorem(
     fraction=0.9,
     tolerance=0.0,
     tolerance_reason="a strict inequality (< 90°) on the saved grid (every 0.1 time units); the margin is 90° "
-                     "minus the largest angle over t in [1, 6] while learning (NSE > 1e-9)",
+                     "minus the largest angle over t in [1, 6] while learning (NSE > 1e-9). At least 90% of "
+                     "instances: " + POPULATION_REASON + "; measured 160 of 160 (--fast, seeds 0-39; "
+                     "Clopper–Pearson bound 0.96)",
     draw=_draw_linear_task,
     check_batch=_check_linear_task,
     instances=16, fast_instances=4, group_size=8,

@@ -32,6 +32,7 @@ from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
 from linfa.theorems._numerics import saveat, t, trajectory
+from linfa.theorems._statistics import POPULATION_REASON
 
 __all__: list[str] = []
 
@@ -237,12 +238,13 @@ register(Theorem(
                 "does not imply it: it assumes B^T B = c I and an SPD alignment matrix, which Gaussian B_l do "
                 "not satisfy; so no derivation is attached"),
     kind="empirical",
-    fraction=0.75,
+    fraction=0.85,
     tolerance=0.0,
     tolerance_reason="a strict ordering of three numbers per instance (margin: the smallest drop in alignment "
-                     "between consecutive κ); the fraction 0.75 allows finite-size reversals between κ = 1 and "
-                     "30, where the drop is small: the full ordering held on 121 of 128 instances (default "
-                     "runs, seeds 0-3), the κ = 1 vs 1000 ordering on every instance tried",
+                     "between consecutive κ); finite-size reversals happen between κ = 1 and 30, where the drop "
+                     "is small. At least 85% of instances: " + POPULATION_REASON + "; the full ordering held "
+                     "on 460 of 480 instances (--fast, seeds 0-39; Clopper–Pearson bound 0.92), the κ = 1 vs 1000 "
+                     "ordering on every instance tried",
     draw=_draw_conditioning,
     check_batch=_check_conditioning,
     fact=5,
