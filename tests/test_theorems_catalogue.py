@@ -213,6 +213,26 @@ def test_ep_order_check_tells_the_orders_apart() -> None:
     assert np.all(np.abs(centred.details["error_ratio_beta_vs_half"] - 4) < 0.05)
 
 
+def test_ep_order_checks_compare_the_whole_error_vector() -> None:
+    # a negated or permuted leading coefficient has the right norm but the wrong vector: it must fail
+    from linfa.eqprop import Params
+    from linfa.theorems import scellier_bengio2017 as sb
+
+    inst = theorems.get("scellier_bengio2017.ep_first_order").draw(np.random.default_rng(1), 4)
+    orig = sb.ep_error_coefficient
+    mutations = [lambda c: Params(*(-a for a in c)), lambda c: Params(c.b[..., ::-1], c.U, c.W)]
+    try:
+        for centered in (False, True):
+            assert sb._order_check(inst, centered=centered).holds.all()
+            for mutate in mutations:
+                sb.ep_error_coefficient = lambda *a, _m=mutate, **k: _m(orig(*a, **k))  # type: ignore[misc]
+                v = sb._order_check(inst, centered=centered)
+                assert not v.holds.any(), v.details["error_vector_vs_leading_term"]
+                sb.ep_error_coefficient = orig
+    finally:
+        sb.ep_error_coefficient = orig
+
+
 def test_default_check_covers_every_design_fact() -> None:
     ids = {t.id for t in theorems.catalogue()}
     for needed in ["lillicrap2016.alignment_condition", "lillicrap2016.fa_conservation", "du2018.balancedness",
