@@ -464,7 +464,7 @@ register(Theorem(
     tolerance=0.0,
     tolerance_reason="a strict inequality on the saved grid, normalised by ‖WB‖ ‖Σee‖. At least 80% of "
                      "instances: " + POPULATION_REASON + "; measured 309 of 320 (default runs, seeds 0-9; "
-                     "Clopper–Pearson bound 0.93)",
+                     "Clopper–Pearson bound 0.92)",
     draw=_draw_average,
     check_batch=_check_average,
     derivation=None,
