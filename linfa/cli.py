@@ -265,8 +265,8 @@ def render_table(results: Sequence[Any]) -> str:
         else:
             undecided = f", {r.inconclusive} undecided" if r.inconclusive else ""
             holds = f"{'yes' if r.passed else 'NO'} ({r.holding}/{r.instances}{undecided})"
-        if r.derivation.startswith("verified ("):
-            deriv = "verified*"  # some steps exact only at stated sizes (footnote below the table)
+        if r.derivation.startswith("checked at sizes ("):
+            deriv = "at sizes*"  # some steps exact only at stated sizes (footnote below the table)
         else:
             deriv = {"none": "—", "skipped": "skipped", "verified": "verified"}.get(r.derivation, r.derivation[:24])
         rows.append((t.id, t.paper, t.kind, str(r.instances), holds, _fmt_margin(r.worst_margin),
@@ -280,10 +280,12 @@ def render_table(results: Sequence[Any]) -> str:
 
     out = [line(header), line(["-" * w for w in widths])]
     out += [line(row) for row in rows]
-    starred = {r.theorem.derivation: r.derivation[len("verified ("):-1]
-               for r in results if r.derivation.startswith("verified (")}
+    prefix = "checked at sizes ("
+    starred = {r.theorem.derivation: r.derivation[len(prefix):-1]
+               for r in results if r.derivation.startswith(prefix)}
     if starred:
-        out.append("* verified; some steps proved exactly only at the stated sizes (the rest dimension-free):")
+        out.append("* checked at sizes, not verified for every size: some steps proved exactly only at the "
+                   "stated sizes (the rest dimension-free):")
         out += [f"    {name}: {scope}" for name, scope in starred.items()]
     return "\n".join(s.rstrip() for s in out)
 

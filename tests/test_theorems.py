@@ -183,3 +183,32 @@ def test_reexamine_decides_failing_instances_again() -> None:
     assert seen == [4] and r.holding == 2 and r.inconclusive == 2 and r.passed and r.status == "inconclusive"
     thm_bad = _theorem(check_batch=strict, reexamine=strict)
     assert not theorems.run(thm_bad, derivation=False).passed
+
+
+def test_derivation_status_needs_a_report_and_says_checked_at_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from linfa.theorems import _core
+
+    class Fake:
+        def __init__(self, report: object) -> None:
+            self.report = report
+
+        def verify(self, **kw: object) -> object:
+            assert kw.get("cross_check") is True  # linfa check runs the cross-checks
+            return self.report
+
+    class Report:
+        def __init__(self, ok: bool, scope: str) -> None:
+            self.ok, self.scope, self.failed = ok, scope, ["step 2"]
+
+        def __bool__(self) -> bool:
+            return self.ok
+
+    cases = [(None, "failed: the derivation returned no report"),
+             (Report(True, "dimension-free"), "verified"),
+             (Report(True, "some steps exact only at n=2"), "checked at sizes (some steps exact only at n=2)"),
+             (Report(False, "dimension-free"), "failed: step 2")]
+    for report, expected in cases:
+        thm = _theorem(derivation="fake")
+        monkeypatch.setattr(_core, "_DERIVATION_CACHE", {})
+        monkeypatch.setattr(Theorem, "load_derivation", lambda self, _r=report: Fake(_r))
+        assert _core.verify_derivation(thm) == expected

@@ -500,11 +500,13 @@ _DERIVATION_CACHE: dict[str, str] = {}
 
 
 def verify_derivation(theorem: Theorem) -> str:
-    """Build and verify the entry's derivation.
+    """Build the entry's derivation and verify its steps and its numerical cross-checks.
 
-    Returns ``"verified"`` (every step proved for all dimensions),
-    ``"verified (<scope>)"`` (some steps proved exactly only at stated sizes, see
-    :attr:`linfa.symbolic.Report.scope`), ``"failed: ..."`` or ``"none"``.
+    Returns ``"verified"`` (every step proved for all dimensions and every cross-check
+    passed), ``"checked at sizes (<scope>)"`` (some steps proved exactly only at stated
+    sizes, or only tested numerically, see :attr:`linfa.symbolic.Report.scope`: not a
+    proof for every size), ``"failed: ..."`` (a step or cross-check failed, or the
+    derivation returned no report) or ``"none"``.
     """
     if theorem.derivation is None:
         return "none"
@@ -512,10 +514,15 @@ def verify_derivation(theorem: Theorem) -> str:
         return _DERIVATION_CACHE[theorem.derivation]
     try:
         derivation = theorem.load_derivation()
-        report = derivation.verify()
-        if report is None or bool(report):
-            scope = getattr(report, "scope", "dimension-free")
-            status = "verified" if scope == "dimension-free" else f"verified ({scope})"
+        report = derivation.verify(cross_check=True, rng=np.random.default_rng(0))
+        if report is None:
+            status = "failed: the derivation returned no report"
+        elif bool(report):
+            scope = getattr(report, "scope", None)
+            if scope is None:
+                status = "failed: the report does not say what it covers (no scope)"
+            else:
+                status = "verified" if scope == "dimension-free" else f"checked at sizes ({scope})"
         else:
             status = "failed: " + ", ".join(str(n) for n in getattr(report, "failed", ["verification"]))
     except (ImportError, AttributeError) as exc:
