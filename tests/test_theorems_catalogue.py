@@ -7,6 +7,7 @@ Each theorem entry is checked on instances drawn by :mod:`linfa.testing` (not by
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -243,3 +244,14 @@ def test_default_check_covers_every_design_fact() -> None:
                    "garg_vempala.feedback_alignment", "lillicrap2016.linear_task_angle",
                    "refinetti2021.output_conditioning", "nokland2016.zero_init_training"]:
         assert needed in ids
+
+
+def test_nudge_lowers_cost_fails_for_a_negative_nudge(monkeypatch: pytest.MonkeyPatch) -> None:
+    # pushing away from the target (β < 0, A + βP^TP still positive definite) raises the cost: must fail
+    from linfa.theorems import scellier_bengio2017 as sb
+
+    thm = theorems.get("scellier_bengio2017.nudge_lowers_cost")
+    inst = thm.draw(np.random.default_rng(3), 4)
+    assert thm.check(inst).holds.all()
+    monkeypatch.setattr(sb, "BETAS", (-1e-3, -1e-2, -0.1))
+    assert not thm.check(inst).holds.any()
