@@ -255,3 +255,17 @@ def test_nudge_lowers_cost_fails_for_a_negative_nudge(monkeypatch: pytest.Monkey
     assert thm.check(inst).holds.all()
     monkeypatch.setattr(sb, "BETAS", (-1e-3, -1e-2, -0.1))
     assert not thm.check(inst).holds.any()
+
+
+def test_nudge_layer_orders_fail_when_layers_are_short_circuited() -> None:
+    # a coupling from the output straight to the deepest layer makes it move at order t, not t^n
+    thm = theorems.get("scellier_bengio2017.nudge_propagates_layer_by_layer")
+    for seed in range(4):
+        inst = thm.draw(np.random.default_rng(seed), 4)
+        if len(inst.params["layers"]) >= 3:  # type: ignore[arg-type]
+            break
+    assert thm.check(inst).holds.all()
+    w = inst.arrays["W"].copy()
+    w[:, 0, -1] = w[:, -1, 0] = 0.1  # deepest unit <-> an output unit
+    short = Instance({**inst.arrays, "W": w}, inst.params, size=inst.size)
+    assert not thm.check(short).holds.any()
