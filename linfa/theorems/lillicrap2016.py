@@ -127,6 +127,70 @@ register(Theorem(
 ))
 
 
+def _hidden_rate(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
+    """``(rate, −tr(W B E E^T), allowed, update angle)``: the loss rate due to the hidden layer's FA update.
+
+    ``rate`` is the central difference ``(L(A + h BE, W) − L(A − h BE, W)) / 2h`` with ``h ‖BE‖ = 1``:
+    ``L`` is quadratic in ``A``, so it is exact up to rounding, which ``allowed`` bounds (TOL_RATE of
+    ``‖W^T E‖ ‖BE‖`` plus 64 ulp of the loss terms differenced, over ``2h``); the formula is
+    ``⟨∂L/∂A, BE⟩ = −⟨W^T E, B E⟩``.
+    """
+    assert isinstance(rule, FA)
+    a, w = state
+    b = rule.feedback[0]
+    e = error(task, w @ a)
+    da = rule.dstate(task, state)[0]  # the hidden update the flow integrates (B E for FA)
+    h = 1.0 / np.maximum(fro(da), 1e-300)[..., None, None]
+    up, down = obs.loss(rule, task, (a + h * da, w)), obs.loss(rule, task, (a - h * da, w))
+    rate = (up - down) / (2 * h[..., 0, 0])
+    formula = -np.trace(w @ b @ e @ t(e), axis1=-2, axis2=-1)
+    terms = np.abs(up) + np.abs(down) + np.trace(task.syy, axis1=-2, axis2=-1)
+    allowed = TOL_RATE * fro(t(w) @ e) * fro(b @ e) + 64 * np.finfo(float).eps * terms / (2 * h[..., 0, 0])
+    angle = obs.update_angles(rule, task, state)[..., 0]
+    return np.stack([rate, formula, allowed, np.nan_to_num(angle, nan=90.0)], axis=-1)
+
+
+def _check_alignment_dynamics(inst: Instance) -> Verdict:
+    rule, task, state = inst.problem()
+    t1, ts = saveat(inst, skip_zero=True)
+    _, out, ok = trajectory(rule, task, state, t1, saveat=ts, observe={"r": _hidden_rate})
+    rate, formula, allowed, angle = (out["r"][..., i] for i in range(4))
+    gap = np.max(np.abs(rate - formula) / np.maximum(allowed, 1e-300), axis=1)
+    decided = np.abs(formula) > allowed
+    agree = np.all(np.where(decided, (angle < 90.0) == (rate < 0), True), axis=1)
+    margin = np.where(ok & agree, 1.0 - gap, -1.0)
+    return Verdict(margin >= 0, np.nan_to_num(margin, nan=-1.0),
+                   {"gap_over_allowed": gap, "fraction_of_times_loss_lowered": np.mean(rate < 0, axis=1)})
+
+
+TOL_RATE = 1e-8
+
+register(Theorem(
+    id="lillicrap2016.alignment_condition_dynamics",
+    paper=PAPER,
+    title="Along FA trajectories the hidden update lowers the loss at rate tr(W B E E^T): iff it is within 90° "
+          "of BP's",
+    statement=(r"\frac{dL}{dt}\Big|_{\dot A = BE} = -\operatorname{tr}(W B E E^T) = "
+               r"-\lVert W^T E\rVert\,\lVert BE\rVert \cos\angle(BE, W^TE);\ \ "
+               r"\Sigma_{xx} = I,\ \text{noiseless}:\ = -\langle e^T W B e\rangle"),
+    reference=f"{REF}, main text: the hidden update helps when e^T W B e > 0 (the condition as a statement about "
+              "the learning dynamics; lillicrap2016.alignment_condition checks the underlying identities)",
+    hypotheses=("FA, two layers, widths 1..6, Gaussian B, Gaussian init of scale 1/√n_h",
+                "any Σxx (half the groups whitened), noiseless teacher", "states along the FA flow, t in (0, 2]",
+                "the rate is the central difference of the loss along the hidden update alone"),
+    kind="theorem",
+    tolerance=TOL_RATE,
+    tolerance_reason="L is quadratic in A, so the central difference (step of norm 1 along BE) is exact up to "
+                     "rounding: allowed 1e-8 of ‖W^T E‖‖BE‖ plus 64 ulp of the loss terms it differences; margin "
+                     "= 1 − error/allowed; signs compared where |tr(W B E E^T)| exceeds the allowance",
+    draw=lambda rng, size: Instance({**(i := _draw_alignment(rng, size)).arrays}, {**i.params, "t1": 2.0,
+                                                                               "n_save": 8}, size=size),
+    check_batch=_check_alignment_dynamics,
+    derivation="alignment_condition",
+    instances=32, fast_instances=8, group_size=8,
+))
+
+
 # ----------------------------------------------------------------------------- fact 2
 def _draw_conservation(rng: np.random.Generator, size: int) -> Instance:
     widths, task, weights = _draw.gaussian_teacher_network(rng, size, max_depth=3)
