@@ -709,7 +709,7 @@ register(Theorem(
     tolerance=0.0,
     tolerance_reason="a strict comparison of two angles at t = 20. At least 70% of instances: "
                      + POPULATION_REASON + "; measured 220 of 256 (default runs, seeds 0-7; Clopper–Pearson "
-                     "bound 0.78); misses are mostly groups not yet converged by t = 20",
+                     "bound 0.78)",
     draw=_draw_pseudo,
     check_batch=_check_pseudo,
     instances=32, fast_instances=8, group_size=8,
