@@ -22,4 +22,5 @@ def test_fast_check_holds_at_twenty_seeds() -> None:
             r = theorems.run(thm, seed=seed, fast=True, derivation=False)
             if not r.passed:
                 failed.append((seed, thm.id, r.holding, r.instances, r.error))
+                print("FAILED", seed, thm.id, r.holding, r.instances, r.error, flush=True)
     assert not failed, failed
