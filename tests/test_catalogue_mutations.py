@@ -73,7 +73,7 @@ def _kp_decay_forward_only(mp: pytest.MonkeyPatch) -> None:
 
     def dstate(self: Any, task: Any, state: Any) -> Any:
         out = orig(self, task, state)
-        depth = self._depth(state)
+        depth = self.depth(state)
         return (*out[:depth], *(d + self.decay * b for d, b in zip(out[depth:], state[depth:], strict=True)))
 
     mp.setattr(rules.KolenPollack, "dstate", dstate)
@@ -84,7 +84,7 @@ def _kp_feedback_fixed(mp: pytest.MonkeyPatch) -> None:
 
     def dstate(self: Any, task: Any, state: Any) -> Any:
         out = orig(self, task, state)
-        depth = self._depth(state)
+        depth = self.depth(state)
         return (*out[:depth], *(-self.decay * b for b in state[depth:]))
 
     mp.setattr(rules.KolenPollack, "dstate", dstate)

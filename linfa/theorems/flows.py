@@ -29,11 +29,11 @@ import numpy as np
 
 from linfa import observables as obs
 from linfa import reference
+from linfa.instances import Instance
 from linfa.rules import AbstractRule
 from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
-from linfa.theorems._instance import Instance
 from linfa.theorems._numerics import bound, saveat, trajectory
 
 __all__: list[str] = []
