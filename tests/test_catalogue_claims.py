@@ -59,3 +59,17 @@ def test_zero_init_convergence_fails_without_feedback_rank() -> None:
     b[..., :, 0] = 0.0
     short = Instance({**inst.arrays, "B2": b}, {**inst.params, "t1": 200.0}, size=inst.size)
     assert not thm.check(short).holds.any()
+
+
+def test_alignment_matrix_bound_needs_the_zero_init_structure() -> None:
+    # from a random (non-zero) init W_{>l}^T is not B_l Λ_l^T and the bound read off B_l fails somewhere
+    thm = theorems.get("refinetti2021.alignment_matrix_bound")
+    failing = 0
+    for seed in range(3):
+        inst = _first_group(thm.id, seed)
+        assert thm.check(inst).holds.all()
+        rng = np.random.default_rng(seed)
+        noisy = {k: (a + 0.5 * rng.standard_normal(a.shape) if k.startswith("W") else a)
+                 for k, a in inst.arrays.items()}
+        failing += int((~thm.check(Instance(noisy, inst.params, size=inst.size)).holds).sum())
+    assert failing >= 3
