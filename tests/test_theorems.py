@@ -212,3 +212,25 @@ def test_derivation_status_needs_a_report_and_says_checked_at_sizes(monkeypatch:
         monkeypatch.setattr(_core, "_DERIVATION_CACHE", {})
         monkeypatch.setattr(Theorem, "load_derivation", lambda self, _r=report: Fake(_r))
         assert _core.verify_derivation(thm) == expected
+
+
+def test_tighter_reexamine_separates_integration_error_from_counterexamples() -> None:
+    from linfa.theorems import _numerics
+
+    def check_with(err_of_rtol):  # type: ignore[no-untyped-def]
+        def check(inst: Instance) -> Verdict:
+            err = np.full(inst.size or 1, err_of_rtol(_numerics.RTOL))
+            return Verdict(err <= 1e-6, 1e-6 - err)
+        return check
+
+    inst = Instance({"x": np.zeros((2, 1))}, size=2)
+
+    def run(err_of_rtol):  # type: ignore[no-untyped-def]
+        return _numerics.tighter_reexamine(check_with(err_of_rtol), 1e-6)(inst)
+
+    assert run(lambda r: 5e-6).counterexample.all()  # does not move: a counterexample
+    assert run(lambda r: 2e-6 + 5e3 * r).counterexample.all()  # 7e-6 -> 2.005e-6: less than tenfold
+    undecided = run(lambda r: 2e-5 if r > 1e-10 else 1.5e-6)  # tenfold smaller, still above 1e-6
+    assert undecided.inconclusive.all() and undecided.reason  # type: ignore[union-attr]
+    assert run(lambda r: 2e3 * r).holds.all()  # 2e-6 -> 2e-9: holds at the tighter tolerance
+    assert _numerics.RTOL == 1e-9  # restored

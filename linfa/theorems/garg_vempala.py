@@ -38,7 +38,7 @@ from linfa.rules import BP, FA, AbstractRule
 from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
-from linfa.theorems._numerics import bound, fro, solve, sym, t, trajectory
+from linfa.theorems._numerics import bound, fro, solve, sym, t, tighter_reexamine, trajectory
 
 __all__: list[str] = []
 
@@ -101,6 +101,7 @@ register(Theorem(
                      "(128 instances, seeds 0-3)",
     draw=lambda rng, size: _draw_factorization(rng, size, r_offset=(-1, 2), scale=0.5, t1=3.0),
     check_batch=_check_conservation,
+    reexamine=tighter_reexamine(_check_conservation, TOL_CONSERVED),
     fact=4,
     derivation="fa_factorization",
 ))

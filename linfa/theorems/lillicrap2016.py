@@ -30,7 +30,7 @@ from linfa.rules import FA, AbstractRule, error
 from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
-from linfa.theorems._numerics import bound, fro, saveat, solve, sym, t, trajectory
+from linfa.theorems._numerics import bound, fro, saveat, solve, sym, t, tighter_reexamine, trajectory
 from linfa.theorems._statistics import POPULATION_REASON
 
 __all__: list[str] = []
@@ -244,6 +244,7 @@ register(Theorem(
     tolerance_reason=_WHY_CONSERVED,
     draw=_draw_conservation,
     check_batch=conservation_drift,
+    reexamine=tighter_reexamine(conservation_drift, TOL_CONSERVED),
     fact=2,
     derivation="fa_conservation",
 ))
@@ -376,6 +377,7 @@ register(Theorem(
     draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=False, whitened=False, max_out=3,
                                            min_hidden_over_out=1),
     check_batch=_check_structure,
+    reexamine=tighter_reexamine(_check_structure, TOL_STRUCTURE),
     fact=3,
     derivation="fa_zero_init",
 ))
@@ -416,6 +418,7 @@ register(Theorem(
                      "integration error then leave ~1e-10 of ‖WB‖",
     draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=True, whitened=False, min_out=2),
     check_batch=_check_zero_init_alignment,
+    reexamine=tighter_reexamine(_check_zero_init_alignment, TOL_PSD),
     fact=3,
     derivation="fa_zero_init",
     group_size=4,
@@ -626,6 +629,7 @@ register(Theorem(
                      "to rounding plus integration error of M (dopri5, rtol 1e-9)",
     draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=True, whitened=True),
     check_batch=_check_lyapunov,
+    reexamine=tighter_reexamine(_check_lyapunov, TOL_LYAP),
     fact=3,
     derivation="fa_zero_init",
     group_size=4,
@@ -661,6 +665,7 @@ register(Theorem(
     draw=lambda rng, size: _draw_zero_init(rng, size, orthogonal=False, whitened=False, single_output=True,
                                            min_hidden=2),
     check_batch=_check_single_output,
+    reexamine=tighter_reexamine(_check_single_output, TOL_COS),
     fact=3,
     derivation="fa_zero_init",
 ))

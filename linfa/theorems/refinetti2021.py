@@ -31,7 +31,7 @@ from linfa.rules import DFA, AbstractRule
 from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
-from linfa.theorems._numerics import saveat, t, trajectory
+from linfa.theorems._numerics import saveat, t, tighter_reexamine, trajectory
 from linfa.theorems._statistics import POPULATION_REASON
 
 __all__: list[str] = []
@@ -119,6 +119,7 @@ register(Theorem(
     tolerance_reason=_WHY,
     draw=lambda rng, size: _draw_structure(rng, size, "DFA", t1=3.0, n_save=6),
     check_batch=_check_flow_structure,
+    reexamine=tighter_reexamine(_check_flow_structure, TOL_STRUCTURE),
     fact=5,
     derivation="deep_zero_init",
 ))
@@ -136,6 +137,7 @@ register(Theorem(
     tolerance_reason=_WHY,
     draw=lambda rng, size: _draw_structure(rng, size, "FA", t1=3.0, n_save=6),
     check_batch=_check_flow_structure,
+    reexamine=tighter_reexamine(_check_flow_structure, TOL_STRUCTURE),
     fact=5,
     derivation="deep_zero_init",
 ))
