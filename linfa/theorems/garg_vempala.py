@@ -162,7 +162,7 @@ def _reexamine_fixed_point(inst: Instance) -> Verdict:
     point unchanged (within 1e-3 of itself) between t/2 and t, with ``B^T Z`` invertible (σ_min >= 1e-3).
     Anything else is still converging (or outside the hypotheses) and is inconclusive.
     """
-    from linfa.integrate.until import steady_state
+    from linfa.dynamics.until import steady_state
 
     rule, task, state = inst.problem()
     sol = solve(rule, task, state, T_REEXAMINE, until=steady_state(1e-11))
@@ -225,7 +225,7 @@ TOL_OPTIMAL = 1e-3
 
 def _reexamine_optimal(inst: Instance) -> Verdict:
     """Failing instances again to t = 20000: a counterexample only if at rest (flow norm <= 1e-9) above NSE 1e-3."""
-    from linfa.integrate.until import when
+    from linfa.dynamics.until import when
 
     longer = Instance(inst.arrays, {**inst.params, "t1": 20000.0}, inst.seed, inst.size, inst.name)
     _, _, _, ok, info = _limit(longer, until=when(obs.nse, 0.1 * TOL_OPTIMAL))

@@ -547,7 +547,7 @@ def _excess(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
 
 
 def _check_convergence(inst: Instance) -> Verdict:
-    from linfa.integrate.until import when
+    from linfa.dynamics.until import when
 
     rule, task, state = inst.problem()
     t1 = float(inst.params["t1"])  # type: ignore[arg-type]
