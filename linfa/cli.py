@@ -11,9 +11,11 @@ derivation (:mod:`linfa.symbolic`) and its numerical check on seeded random
 instances. ``IDS`` are entry ids (``saxe2014.mode_dynamics``) or paper keys
 (``saxe2014``); none means all. It prints a table and exits with
 
-* ``0`` when every selected claim met its criterion (a theorem on every
-  instance, an empirical claim on its stated fraction, an existential claim
-  with a witness found, and no derivation failed);
+* ``0`` when every selected claim met its criterion (a theorem without a
+  counterexample, an empirical claim not rejected by the one-sided binomial
+  test of its stated fraction at level 1e-3, an existential claim with a
+  witness found, and no derivation failed); instances a check could not
+  decide are reported as *inconclusive* with the reason, and do not fail;
 * ``1`` when some claim did not (or its check raised);
 * ``2`` on a usage or input error (unknown id, bad option, unreadable or
   unwritable file, unreachable scheduler);
@@ -149,6 +151,7 @@ JSON_SCHEMA: dict[str, Any] = {
                 "additionalProperties": False,
                 "required": ["id", "paper", "title", "kind", "statement", "reference", "hypotheses", "tolerance",
                              "tolerance_reason", "required_fraction", "instances", "holding", "passed",
+                             "status", "inconclusive", "inconclusive_reasons", "p_value", "fraction_lower_bound",
                              "worst_margin", "seconds", "witness", "failures", "derivation", "error", "details"],
                 "properties": {
                     "id": {"type": "string", "pattern": r"^[A-Za-z0-9_]+\.[A-Za-z0-9_]+$"},
@@ -163,7 +166,15 @@ JSON_SCHEMA: dict[str, Any] = {
                     "required_fraction": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1},
                     "instances": {"type": "integer", "minimum": 0},
                     "holding": {"type": "integer", "minimum": 0},
-                    "passed": {"type": "boolean"},
+                    "passed": {"type": "boolean", "description": "no counterexample, error or rejection"},
+                    "status": {"enum": ["holds", "fails", "inconclusive"]},
+                    "inconclusive": {"type": "integer", "minimum": 0,
+                                     "description": "instances that could not be decided (never counterexamples)"},
+                    "inconclusive_reasons": {"type": "array", "items": {"type": "string"}},
+                    "p_value": {**_NUMBER_OR_NULL,
+                                "description": "empirical: one-sided binomial P(K <= holding | claimed fraction)"},
+                    "fraction_lower_bound": {**_NUMBER_OR_NULL,
+                                             "description": "empirical: Clopper-Pearson lower bound, level 1e-3"},
                     "worst_margin": {**_NUMBER_OR_NULL,
                                      "description": "smallest margin; the best witness's if existential"},
                     "seconds": {"type": "number", "minimum": 0},
@@ -249,10 +260,13 @@ def render_table(results: Sequence[Any]) -> str:
         t = r.theorem
         if r.error is not None:
             holds = "ERROR"
+        elif r.status == "inconclusive":
+            holds = f"inconclusive ({r.holding}/{r.instances}, {r.inconclusive} undecided)"
         else:
-            holds = f"{'yes' if r.passed else 'NO'} ({r.holding}/{r.instances})"
-        if r.derivation.startswith("verified ("):
-            deriv = "verified*"  # some steps exact only at stated sizes (footnote below the table)
+            undecided = f", {r.inconclusive} undecided" if r.inconclusive else ""
+            holds = f"{'yes' if r.passed else 'NO'} ({r.holding}/{r.instances}{undecided})"
+        if r.derivation.startswith("checked at sizes ("):
+            deriv = "at sizes*"  # some steps exact only at stated sizes (footnote below the table)
         else:
             deriv = {"none": "—", "skipped": "skipped", "verified": "verified"}.get(r.derivation, r.derivation[:24])
         rows.append((t.id, t.paper, t.kind, str(r.instances), holds, _fmt_margin(r.worst_margin),
@@ -266,10 +280,12 @@ def render_table(results: Sequence[Any]) -> str:
 
     out = [line(header), line(["-" * w for w in widths])]
     out += [line(row) for row in rows]
-    starred = {r.theorem.derivation: r.derivation[len("verified ("):-1]
-               for r in results if r.derivation.startswith("verified (")}
+    prefix = "checked at sizes ("
+    starred = {r.theorem.derivation: r.derivation[len(prefix):-1]
+               for r in results if r.derivation.startswith(prefix)}
     if starred:
-        out.append("* verified; some steps proved exactly only at the stated sizes (the rest dimension-free):")
+        out.append("* checked at sizes, not verified for every size: some steps proved exactly only at the "
+                   "stated sizes (the rest dimension-free):")
         out += [f"    {name}: {scope}" for name, scope in starred.items()]
     return "\n".join(s.rstrip() for s in out)
 
@@ -324,11 +340,16 @@ def _run_check(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     print(render_table(results))
     failed = [r for r in results if not r.passed]
+    for r in results:
+        if r.inconclusive:
+            print(f"INCONCLUSIVE {r.theorem.id}: {r.inconclusive}/{r.instances} undecided: "
+                  + ("; ".join(r.inconclusive_reasons) or "no reason given"))
     for r in failed:
         why = r.error or (f"derivation {r.derivation}" if r.derivation.startswith("failed") else None)
         if why is None:
             where = r.failures[0] if r.failures else None
-            why = (f"{r.holding}/{r.instances} held" + (f"; first failure: group {where['group']}, index "
+            test = f" (binomial p = {r.p_value:.2g} < 1e-3)" if r.p_value is not None else ""
+            why = (f"{r.holding}/{r.instances} held{test}" + (f"; first failure: group {where['group']}, index "
                                                          f"{where['index']}, margin {where['margin']:.3g}"
                                                          if where else ""))
         print(f"FAILED {r.theorem.id}: {why}  (replay: linfa check {r.theorem.id} --seed {args.seed}"

@@ -109,17 +109,35 @@ def test_saxe_fails_for_a_wrong_closed_form() -> None:
     assert not thm.check(wrong).holds.any()
 
 
-def test_feedback_alignment_fails_from_large_init_or_short_training() -> None:
+def test_feedback_alignment_undecided_from_large_init_or_short_training() -> None:
     thm = theorems.get("garg_vempala.feedback_alignment")
     insts = _groups(thm.id, n=8)
-    assert sum(int(thm.check(inst).holds.sum()) for inst in insts) >= thm.fraction * 8
-    # from a large init (scale 2 instead of 0.01) Z does not come to align with B^T
-    large = sum(int(thm.check(_scaled(inst, 200.0)).holds.sum()) for inst in insts)
-    assert large <= 2
-    # before learning (t1 = 0.01) neither the error nor the alignment is there
+    assert all(thm.check(inst).holds.all() for inst in insts)
+    # from a large init (scale 2 instead of 0.01) |tr C| is of the size of ½‖W‖²: the law no longer
+    # forces a large alignment (the bound it gives is weak or void), and the cosines stay small
+    large = [thm.check(_scaled(inst, 200.0)) for inst in insts]
+    assert all(np.all(v.details["trace_identity_error"] < 1e-8) for v in large)
+    ratio = np.concatenate([v.details["abs_trC0_over_half_W2_end"] for v in large])
+    assert np.median(ratio) > 0.1
+    assert np.median(np.concatenate([v.details["cos_Z_Bt_end"] for v in large])) < 0.3
+    # before learning (t1 = 0.01) W has mostly not outgrown tr C: undecided (inconclusive), never a
+    # counterexample; where it has, the positive sign is implied and holds
+    undecided = 0
     for inst in insts:
-        early = Instance(inst.arrays, {**inst.params, "t1": 0.01}, inst.seed, inst.size, inst.name)
-        assert not thm.check(early).holds.any()
+        early = thm.check(Instance(inst.arrays, {**inst.params, "t1": 0.01}, inst.seed, inst.size, inst.name))
+        assert not early.counterexample.any()
+        assert np.all(early.holds == (early.details["abs_trC0_over_half_W2_end"] < 1))
+        undecided += int(early.inconclusive.sum())  # type: ignore[union-attr]
+    assert undecided >= 6
+    # a wrong conserved trace (tr C(0) shifted) is a counterexample: the identity check can fail
+    from linfa.theorems import garg_vempala as gv
+
+    orig = gv._alignment_terms
+    try:
+        gv._alignment_terms = lambda r, tk, s: orig(r, tk, s) * np.array([1.0, 1.01, 1.0])  # type: ignore[assignment]
+        assert thm.check(insts[0]).counterexample.all()  # type: ignore[union-attr]
+    finally:
+        gv._alignment_terms = orig
 
 
 def test_rotation_invariant_similarity_separates_nothing_here() -> None:

@@ -107,5 +107,5 @@ def test_general_feedback_witness_is_real() -> None:
 def test_linear_task_angle_empirical() -> None:
     thm = theorems.get("lillicrap2016.linear_task_angle")
     res = theorems.run(thm, instances=4, seed=1, derivation=False)
-    assert res.passed and res.holding / res.instances >= thm.fraction
+    assert res.passed and res.p_value is not None and res.p_value >= 1e-3  # one-sided binomial test
     assert res.details["max_angle_after"]["max"] < 90.0

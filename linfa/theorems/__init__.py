@@ -55,6 +55,7 @@ __all__ = [
 # Entries register themselves on import, in this order (the order of `linfa list`).
 from linfa.theorems import (  # noqa: F401
     du2018,
+    flows,
     garg_vempala,
     kolen_pollack,
     lillicrap2016,

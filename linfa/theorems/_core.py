@@ -4,9 +4,12 @@ A catalogue entry is a published claim made checkable:
 
 * its *statement* (LaTeX), *reference* and *hypotheses*;
 * its *kind*: ``"theorem"`` (must hold on every valid instance),
-  ``"empirical"`` (must hold on at least a stated ``fraction`` of instances)
-  or ``"existential"`` (a separation or a counterexample: a search that
-  passes when it finds a witness, which it reports);
+  ``"empirical"`` (a population claim: at least a stated ``fraction`` of
+  random instances hold; a run fails when a one-sided exact binomial test
+  rejects it at level :data:`~linfa.theorems._statistics.ALPHA` = 1e-3, so a
+  correct claim fails a run with probability at most 1e-3) or
+  ``"existential"`` (a separation or a counterexample: a search that passes
+  when it finds a witness, which it reports);
 * a *tolerance* and the reason for it;
 * ``draw(rng, size)``, which draws ``size`` instances sharing their
   dimensions as one batched :class:`~linfa.Instance`, and
@@ -14,7 +17,12 @@ A catalogue entry is a published claim made checkable:
   integration per group of instances);
 * optionally the name of a derivation in :mod:`linfa.symbolic.derivations`
   and the number of the fact it checks (:mod:`linfa.facts`, the numbered
-  facts of docs/design.md).
+  facts of docs/design.md);
+* optionally ``reexamine(instance) -> Verdict``: a stricter second look
+  (tighter tolerances, a longer horizon, the entry's convergence criterion)
+  at the instances the check found failing, before they are reported. An
+  instance a check cannot decide is *inconclusive* (with a reason), never a
+  counterexample; an inconclusive instance does not fail the run.
 
 Seeding: group ``g`` of entry ``id`` under ``--seed S`` is drawn from
 ``SeedSequence(S, spawn_key=(crc32(id), g))``. Groups have a fixed size per
@@ -36,9 +44,11 @@ import numpy as np
 
 from linfa.facts import FACTS
 from linfa.instances import Instance
+from linfa.theorems._statistics import ALPHA, binomial_cdf, clopper_pearson_lower
 
 __all__ = [
     "KINDS",
+    "STATUSES",
     "Result",
     "Theorem",
     "Verdict",
@@ -54,6 +64,8 @@ __all__ = [
 
 Kind = Literal["theorem", "empirical", "existential"]
 KINDS: tuple[str, ...] = ("theorem", "empirical", "existential")
+#: What a run of an entry concluded (:attr:`Result.status`).
+STATUSES: tuple[str, ...] = ("holds", "fails", "inconclusive")
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,13 +82,23 @@ class Verdict:
     details : dict
         Per-instance diagnostics (arrays of shape ``(K,)``) and scalars, e.g.
         the measured error, the final loss.
+    inconclusive : array_like of bool, shape (K,), optional
+        Instances the check could not decide (e.g. an integration that has
+        not converged to the limit the claim is about): neither holding nor a
+        counterexample. They must not hold. Default: none.
+    reason : str
+        Why the inconclusive instances could not be decided.
 
-    For an unbatched instance :meth:`Theorem.check` returns shape ``()``.
+    An instance is thus in one of three states: it *holds*, it is
+    *inconclusive*, or it is a *counterexample* (neither). For an unbatched
+    instance :meth:`Theorem.check` returns shape ``()``.
     """
 
     holds: np.ndarray
     margin: np.ndarray
     details: dict[str, Any] = field(default_factory=dict)
+    inconclusive: np.ndarray | None = None
+    reason: str = ""
 
     def __post_init__(self) -> None:
         holds = np.asarray(self.holds, dtype=bool)
@@ -85,16 +107,34 @@ class Verdict:
             raise ValueError(f"margin: expected the shape of holds, {holds.shape}, got {margin.shape}")
         if np.any(np.isnan(margin)):
             raise ValueError("margin: expected numbers, got NaN (a check must decide every instance)")
+        undecided = (np.zeros(holds.shape, dtype=bool) if self.inconclusive is None
+                     else np.asarray(self.inconclusive, dtype=bool))
+        if undecided.shape != holds.shape:
+            raise ValueError(f"inconclusive: expected the shape of holds, {holds.shape}, got {undecided.shape}")
+        if np.any(undecided & holds):
+            raise ValueError("inconclusive: an instance cannot both hold and be inconclusive")
+        if not isinstance(self.reason, str):
+            raise TypeError(f"reason: expected a string, got {type(self.reason).__name__}")
         object.__setattr__(self, "holds", holds)
         object.__setattr__(self, "margin", margin)
         object.__setattr__(self, "details", dict(self.details))
+        object.__setattr__(self, "inconclusive", undecided)
+
+    @property
+    def counterexample(self) -> np.ndarray:
+        """Instances that neither hold nor are inconclusive; shape ``(K,)``."""
+        assert self.inconclusive is not None
+        return ~self.holds & ~self.inconclusive
 
     def squeeze(self) -> Verdict:
         """The verdict of a batch of one as an unbatched verdict."""
+        assert self.inconclusive is not None
         return Verdict(
             self.holds.reshape(()),
             self.margin.reshape(()),
             {k: (np.asarray(v)[0] if np.ndim(v) >= 1 and np.shape(v)[0] == 1 else v) for k, v in self.details.items()},
+            self.inconclusive.reshape(()),
+            self.reason,
         )
 
 
@@ -133,7 +173,9 @@ class Theorem:
         verdict arrays of shape ``(size,)``; use :meth:`check`, which also
         accepts a single instance.
     fraction : float
-        Required fraction of holding instances for ``"empirical"`` claims.
+        For ``"empirical"`` claims, the claimed population fraction ``p`` of
+        holding instances; a run fails when ``P(K <= holding | n, p) < 1e-3``
+        (one-sided exact binomial test over the ``n`` decided instances).
     derivation : str or None
         Name of a builder in :mod:`linfa.symbolic.derivations`.
     fact : int or None
@@ -143,6 +185,11 @@ class Theorem:
         Instances per batched draw.
     instances : int
         Default number of instances; ``fast_instances`` with ``--fast``.
+    reexamine : callable or None
+        ``reexamine(instance) -> Verdict`` on the batch of instances the check
+        found failing (not inconclusive): decides them more carefully. Its
+        holding instances hold, its inconclusive ones are inconclusive, and
+        only its failing ones are counterexamples.
     """
 
     id: str
@@ -162,6 +209,7 @@ class Theorem:
     group_size: int = 8
     instances: int = 32
     fast_instances: int = 8
+    reexamine: CheckFn | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or self.id.count(".") != 1 or not all(p for p in self.id.split(".")):
@@ -180,6 +228,8 @@ class Theorem:
             raise ValueError(f"fact: expected None or a fact number 1..{len(FACTS)} (linfa.facts), got {self.fact!r}")
         if not callable(self.draw) or not callable(self.check_batch):
             raise TypeError("draw, check_batch: expected callables")
+        if self.reexamine is not None and not callable(self.reexamine):
+            raise TypeError(f"reexamine: expected a callable or None, got {type(self.reexamine).__name__}")
         object.__setattr__(self, "hypotheses", tuple(self.hypotheses))
 
     @property
@@ -239,15 +289,32 @@ class Theorem:
             raise ValueError(f"{self.id}: check returned shape {verdict.holds.shape}, expected ({instance.size},)")
         return verdict
 
-    def passes(self, holding: int, total: int) -> bool:
-        """Whether ``holding`` of ``total`` instances meet this claim's criterion."""
+    def passes(self, holding: int, total: int, inconclusive: int = 0) -> bool:
+        """Whether ``holding`` of ``total`` instances (``inconclusive`` undecided) meet this claim's criterion.
+
+        A theorem passes without a counterexample; an empirical claim unless the
+        binomial test over the decided instances rejects it (:meth:`p_value` below
+        ``ALPHA``); an existential claim with a witness. Inconclusive instances
+        are never counterexamples.
+        """
         if total == 0:
             return False
         if self.kind == "existential":
             return holding >= 1
+        decided = total - inconclusive
         if self.kind == "theorem":
-            return holding == total
-        return holding >= math.ceil(self.fraction * total - 1e-9)
+            return holding == decided
+        p = self.p_value(holding, decided)
+        return p is None or p >= ALPHA
+
+    def p_value(self, holding: int, decided: int) -> float | None:
+        """One-sided binomial p-value of an empirical claim: ``P(K <= holding | decided, fraction)``.
+
+        None for other kinds or when no instance was decided.
+        """
+        if self.kind != "empirical" or decided < 1:
+            return None
+        return binomial_cdf(holding, decided, self.fraction)
 
     def load_derivation(self) -> Any:
         """The :mod:`linfa.symbolic` derivation object, or None (imports sympy)."""
@@ -362,6 +429,9 @@ class Result:
     existential claims, where it is the margin of the best witness.
     ``witness`` locates that witness (existential) or the worst instance
     (others): ``{"group", "index", "entropy", "spawn_key", "margin"}``.
+    ``inconclusive`` counts the instances that could not be decided, with the
+    checks' ``inconclusive_reasons``; ``p_value`` and ``fraction_lower_bound``
+    (the Clopper–Pearson bound at level 1e-3) describe an empirical claim's run.
     """
 
     theorem: Theorem
@@ -375,6 +445,21 @@ class Result:
     derivation: str = "none"
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    inconclusive: int = 0
+    inconclusive_reasons: list[str] = field(default_factory=list)
+    p_value: float | None = None
+    fraction_lower_bound: float | None = None
+
+    @property
+    def status(self) -> str:
+        """``"fails"`` (a counterexample, a rejected empirical claim, an error, a failed derivation),
+        ``"inconclusive"`` (nothing against the claim, but some theorem instances, or every instance,
+        undecided) or ``"holds"``; see :data:`STATUSES`."""
+        if not self.passed:
+            return "fails"
+        if self.inconclusive and (self.theorem.kind == "theorem" or self.inconclusive == self.instances):
+            return "inconclusive"
+        return "holds"
 
     def to_json(self) -> dict[str, Any]:
         """The result as JSON data (see :data:`linfa.cli.JSON_SCHEMA`)."""
@@ -384,6 +469,11 @@ class Result:
             "instances": self.instances,
             "holding": self.holding,
             "passed": self.passed,
+            "status": self.status,
+            "inconclusive": self.inconclusive,
+            "inconclusive_reasons": list(self.inconclusive_reasons),
+            "p_value": self.p_value,
+            "fraction_lower_bound": self.fraction_lower_bound,
             "worst_margin": _finite_or_none(self.worst_margin),
             "seconds": self.seconds,
             "witness": self.witness,
@@ -410,11 +500,13 @@ _DERIVATION_CACHE: dict[str, str] = {}
 
 
 def verify_derivation(theorem: Theorem) -> str:
-    """Build and verify the entry's derivation.
+    """Build the entry's derivation and verify its steps and its numerical cross-checks.
 
-    Returns ``"verified"`` (every step proved for all dimensions),
-    ``"verified (<scope>)"`` (some steps proved exactly only at stated sizes, see
-    :attr:`linfa.symbolic.Report.scope`), ``"failed: ..."`` or ``"none"``.
+    Returns ``"verified"`` (every step proved for all dimensions and every cross-check
+    passed), ``"checked at sizes (<scope>)"`` (some steps proved exactly only at stated
+    sizes, or only tested numerically, see :attr:`linfa.symbolic.Report.scope`: not a
+    proof for every size), ``"failed: ..."`` (a step or cross-check failed, or the
+    derivation returned no report) or ``"none"``.
     """
     if theorem.derivation is None:
         return "none"
@@ -422,10 +514,15 @@ def verify_derivation(theorem: Theorem) -> str:
         return _DERIVATION_CACHE[theorem.derivation]
     try:
         derivation = theorem.load_derivation()
-        report = derivation.verify()
-        if report is None or bool(report):
-            scope = getattr(report, "scope", "dimension-free")
-            status = "verified" if scope == "dimension-free" else f"verified ({scope})"
+        report = derivation.verify(cross_check=True, rng=np.random.default_rng(0))
+        if report is None:
+            status = "failed: the derivation returned no report"
+        elif bool(report):
+            scope = getattr(report, "scope", None)
+            if scope is None:
+                status = "failed: the report does not say what it covers (no scope)"
+            else:
+                status = "verified" if scope == "dimension-free" else f"checked at sizes ({scope})"
         else:
             status = "failed: " + ", ".join(str(n) for n in getattr(report, "failed", ["verification"]))
     except (ImportError, AttributeError) as exc:
@@ -474,6 +571,8 @@ def run(
     start = time.perf_counter()
     holding = 0
     total = 0
+    undecided = 0
+    reasons: list[str] = []
     best: tuple[float, dict[str, Any]] | None = None
     worst: tuple[float, dict[str, Any]] | None = None
     failures: list[dict[str, Any]] = []
@@ -481,17 +580,20 @@ def run(
     error = None
     try:
         for g, inst in draw_groups(theorem, int(n), int(seed)):
-            verdict = theorem.check(inst)
-            assert inst.seed is not None
-            for i, (ok, m) in enumerate(zip(verdict.holds, verdict.margin, strict=True)):
+            verdict = _reexamined(theorem, inst, theorem.check(inst))
+            assert inst.seed is not None and verdict.inconclusive is not None
+            if verdict.inconclusive.any() and verdict.reason and verdict.reason not in reasons:
+                reasons.append(verdict.reason)
+            for i, (ok, m, bad) in enumerate(zip(verdict.holds, verdict.margin, verdict.counterexample, strict=True)):
                 where = {**inst.seed, "group": g, "index": i, "margin": float(m)}
                 if best is None or m > best[0]:
                     best = (float(m), where)
-                if worst is None or m < worst[0]:
+                if (ok or bad) and (worst is None or m < worst[0]):
                     worst = (float(m), where)
-                if not ok and len(failures) < 5:
+                if bad and len(failures) < 5:
                     failures.append(where)
             holding += int(np.sum(verdict.holds))
+            undecided += int(np.sum(verdict.inconclusive))
             total += int(verdict.holds.size)
             for k, v in verdict.details.items():
                 arr = np.asarray(v)
@@ -500,7 +602,10 @@ def run(
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
     deriv = verify_derivation(theorem) if derivation else "skipped"
-    passed = error is None and theorem.passes(holding, total) and not deriv.startswith("failed")
+    passed = error is None and theorem.passes(holding, total, undecided) and not deriv.startswith("failed")
+    p_value = theorem.p_value(holding, total - undecided)
+    lower = (clopper_pearson_lower(holding, total - undecided)
+             if theorem.kind == "empirical" and total > undecided else None)
     if theorem.kind == "existential":
         margin, witness = (best[0], best[1]) if best is not None else (math.nan, None)
         if witness is not None and not passed:
@@ -519,7 +624,30 @@ def run(
         derivation=deriv,
         error=error,
         details={k: _summary(v) for k, v in detail_values.items()},
+        inconclusive=undecided,
+        inconclusive_reasons=reasons,
+        p_value=p_value,
+        fraction_lower_bound=lower,
     )
+
+
+def _reexamined(theorem: Theorem, inst: Instance, verdict: Verdict) -> Verdict:
+    """``verdict`` with its counterexamples decided again by ``theorem.reexamine`` (if any)."""
+    bad = np.flatnonzero(verdict.counterexample)
+    if theorem.reexamine is None or bad.size == 0:
+        return verdict
+    sub = Instance({k: a[bad] for k, a in inst.arrays.items()}, inst.params, inst.seed, int(bad.size), inst.name)
+    second = theorem.reexamine(sub)
+    if not isinstance(second, Verdict) or second.holds.shape != (bad.size,):
+        raise ValueError(f"{theorem.id}: reexamine must return a Verdict of shape ({bad.size},)")
+    assert verdict.inconclusive is not None and second.inconclusive is not None
+    holds, margin, undecided = verdict.holds.copy(), verdict.margin.copy(), verdict.inconclusive.copy()
+    holds[bad], margin[bad], undecided[bad] = second.holds, second.margin, second.inconclusive
+    reason = "; ".join(r for r in (verdict.reason if verdict.inconclusive.any() else "",
+                                   second.reason if second.inconclusive.any() else "") if r)
+    details = {**verdict.details, **{f"reexamined_{k}": v for k, v in second.details.items()
+                                     if not (np.ndim(v) >= 1 and np.shape(v)[0] == bad.size)}}
+    return Verdict(holds, margin, details, undecided, reason)
 
 
 def replay(theorem: Theorem, seed_info: Mapping[str, Any]) -> Instance:

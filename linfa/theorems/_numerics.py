@@ -6,7 +6,8 @@ The matrix helpers ``t``, ``sym`` and ``fro`` are :func:`linfa.linalg.transpose`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,7 +24,19 @@ if TYPE_CHECKING:
     from linfa.instances import Instance
     from linfa.integrate import Solution
 
-__all__ = ["ATOL", "RTOL", "bound", "fro", "saveat", "solve", "sym", "t", "trajectory"]
+__all__ = [
+    "ATOL",
+    "RTOL",
+    "bound",
+    "fro",
+    "saveat",
+    "solve",
+    "sym",
+    "t",
+    "tightened",
+    "tighter_reexamine",
+    "trajectory",
+]
 
 #: Integrator tolerances of every catalogue trajectory (``dopri5``).
 RTOL = 1e-9
@@ -84,3 +97,41 @@ def bound(err: np.ndarray, tol: float, valid: np.ndarray, details: Mapping[str, 
     """
     margin = np.where(valid, tol - err, -1.0)
     return Verdict(margin >= 0, np.nan_to_num(margin, nan=-1.0), dict(details))
+
+
+@contextlib.contextmanager
+def tightened(factor: float = 1e-3) -> Iterator[None]:
+    """Within the block, :func:`solve` integrates at ``factor`` times the catalogue's tolerances.
+
+    ``RTOL`` and ``ATOL`` become ``max(RTOL·factor, 1e-13)`` and ``max(ATOL·factor, 1e-15)``.
+    """
+    global RTOL, ATOL
+    old = RTOL, ATOL
+    RTOL, ATOL = max(old[0] * factor, 1e-13), max(old[1] * factor, 1e-15)
+    try:
+        yield
+    finally:
+        RTOL, ATOL = old
+
+
+def tighter_reexamine(check: Callable[[Instance], Verdict], tol: float) -> Callable[[Instance], Verdict]:
+    """A :attr:`Theorem.reexamine` for a bound ``err <= tol`` whose error is integration error.
+
+    The failing instances are checked again with the integrator's tolerances 1000 times tighter
+    (:func:`tightened`): an instance that now holds holds; one whose error ``tol − margin`` fell at
+    least tenfold (so it is the integration's, not the claim's) is inconclusive; one whose error did
+    not move is a counterexample.
+    """
+
+    def reexamine(inst: Instance) -> Verdict:
+        first = check(inst)
+        with tightened():
+            second = check(inst)
+        err0, err1 = tol - first.margin, tol - second.margin
+        shrinks = second.margin > -1.0  # valid instances (invalid ones get margin −1)
+        undecided = ~second.holds & shrinks & (err1 <= 0.1 * err0)
+        return Verdict(second.holds, second.margin, second.details, undecided,
+                       "the error shrinks with the integrator's tolerance (integration error, not the claim's): "
+                       "undecided at rtol 1e-12")
+
+    return reexamine

@@ -20,6 +20,7 @@ import numpy as np
 from linfa.instances import Instance
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, register
+from linfa.theorems._numerics import tighter_reexamine
 from linfa.theorems.lillicrap2016 import TOL_CONSERVED, conservation_drift
 
 __all__: list[str] = []
@@ -43,6 +44,7 @@ register(Theorem(
                      "measured <= 4e-10 of the terms' size (128 instances, seeds 0-3)",
     draw=_draw_balance,
     check_batch=conservation_drift,
+    reexamine=tighter_reexamine(conservation_drift, TOL_CONSERVED),
     fact=2,
     derivation="bp_balancedness",
 ))

@@ -25,7 +25,7 @@ from linfa.rules import AbstractRule, KolenPollack
 from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
-from linfa.theorems._numerics import bound, fro, saveat, t, trajectory
+from linfa.theorems._numerics import bound, fro, saveat, t, tighter_reexamine, trajectory
 
 __all__: list[str] = []
 
@@ -76,6 +76,7 @@ register(Theorem(
                      "measured <= 4e-11 (128 instances, seeds 0-3)",
     draw=_draw_kp,
     check_batch=_check_kp,
+    reexamine=tighter_reexamine(_check_kp, TOL),
     fact=8,
     derivation="kolen_pollack_decay",
 ))

@@ -18,6 +18,7 @@ from linfa.rules import BP
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
 from linfa.theorems._numerics import trajectory
+from linfa.theorems._statistics import POPULATION_REASON
 
 __all__: list[str] = []
 
@@ -64,7 +65,9 @@ register(Theorem(
     fraction=0.9,
     tolerance=FRACTION_LEFT,
     tolerance_reason="BP's standstill is exact (compared with 0.0); DFA's progress is a finite-horizon claim: "
-                     "at most 10% of the excess loss left at t = 20",
+                     "at most 10% of the excess loss left at t = 20. At least 90% of instances: "
+                     + POPULATION_REASON + "; measured 319 of 320 (--fast, seeds 0-39; Clopper–Pearson "
+                     "lower bound 0.97)",
     draw=_draw_zero,
     check_batch=_check_zero,
 ))

@@ -31,7 +31,8 @@ from linfa.rules import DFA, AbstractRule
 from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
-from linfa.theorems._numerics import saveat, t, trajectory
+from linfa.theorems._numerics import saveat, t, tighter_reexamine, trajectory
+from linfa.theorems._statistics import POPULATION_REASON
 
 __all__: list[str] = []
 
@@ -118,6 +119,7 @@ register(Theorem(
     tolerance_reason=_WHY,
     draw=lambda rng, size: _draw_structure(rng, size, "DFA", t1=3.0, n_save=6),
     check_batch=_check_flow_structure,
+    reexamine=tighter_reexamine(_check_flow_structure, TOL_STRUCTURE),
     fact=5,
     derivation="deep_zero_init",
 ))
@@ -135,6 +137,7 @@ register(Theorem(
     tolerance_reason=_WHY,
     draw=lambda rng, size: _draw_structure(rng, size, "FA", t1=3.0, n_save=6),
     check_batch=_check_flow_structure,
+    reexamine=tighter_reexamine(_check_flow_structure, TOL_STRUCTURE),
     fact=5,
     derivation="deep_zero_init",
 ))
@@ -237,15 +240,214 @@ register(Theorem(
                 "does not imply it: it assumes B^T B = c I and an SPD alignment matrix, which Gaussian B_l do "
                 "not satisfy; so no derivation is attached"),
     kind="empirical",
-    fraction=0.75,
+    fraction=0.85,
     tolerance=0.0,
     tolerance_reason="a strict ordering of three numbers per instance (margin: the smallest drop in alignment "
-                     "between consecutive κ); the fraction 0.75 allows finite-size reversals between κ = 1 and "
-                     "30, where the drop is small: the full ordering held on 121 of 128 instances (default "
-                     "runs, seeds 0-3), the κ = 1 vs 1000 ordering on every instance tried",
+                     "between consecutive κ); finite-size reversals happen between κ = 1 and 30, where the drop "
+                     "is small. At least 85% of instances: " + POPULATION_REASON + "; the full ordering held "
+                     "on 460 of 480 instances (--fast, seeds 0-39; Clopper–Pearson bound 0.92), the κ = 1 vs 1000 "
+                     "ordering on every instance tried",
     draw=_draw_conditioning,
     check_batch=_check_conditioning,
     fact=5,
     derivation=None,
     instances=32, fast_instances=12, group_size=6,
+))
+
+
+# ---------------------------------------------------------------- align, then memorise
+def _draw_align_memorise(rng: np.random.Generator, size: int) -> Instance:
+    depth = _draw.integers(rng, 2, 4)
+    widths = (_draw.integers(rng, 2, 6), *_draw.integers(rng, 2, 8, depth - 1), 1)
+    task = _draw.teacher_task(rng, widths[0], 1, size)
+    weights = _draw.network(widths).gaussian(rng, 1e-3, batch=(size,))
+    feedback = _draw.dfa_feedback(rng, widths, size)
+    return _draw.linear_instance(task, weights, rule="DFA", feedback=feedback, size=size, t1=50.0)
+
+
+def _check_align_memorise(inst: Instance) -> Verdict:
+    rule, task, state = inst.problem()
+    t1 = float(inst.params["t1"])  # type: ignore[arg-type]
+    ts = np.geomspace(1e-2, t1, 200)
+    _, out, ok = trajectory(rule, task, state, t1, saveat=ts, observe={"wa": obs.weight_alignment, "nse": obs.nse})
+    wa = np.nanmean(np.nan_to_num(out["wa"], nan=0.0), axis=-1)  # mean over hidden layers
+    nse = out["nse"]
+    plateau = np.argmax(wa >= PLATEAU * wa[:, -1:], axis=1)  # first time at 90% of the final alignment
+    size = inst.size or 1
+    nse_at_plateau = nse[np.arange(size), plateau] / nse[:, 0]
+    learned = nse[:, -1] <= 0.1 * nse[:, 0]
+    margin = np.where(ok & learned, nse_at_plateau - STILL_HIGH, -1.0)
+    return Verdict(margin >= 0, np.nan_to_num(margin, nan=-1.0),
+                   {"nse_at_alignment_plateau_over_initial": nse_at_plateau, "final_alignment": wa[:, -1],
+                    "time_of_alignment_plateau": ts[plateau], "final_nse_over_initial": nse[:, -1] / nse[:, 0]})
+
+
+PLATEAU = 0.9
+STILL_HIGH = 0.9
+
+register(Theorem(
+    id="refinetti2021.align_then_memorise",
+    paper=PAPER,
+    title="DFA, one output, small init: the weights align with the feedback before the error falls",
+    statement=(r"t_a = \min\{t: \overline{\cos}(W_{>l}^T, B_l)(t) \ge 0.9\,\overline{\cos}(W_{>l}^T, B_l)(50)\}:"
+               r"\quad \mathrm{NSE}(t_a) \ge 0.9\,\mathrm{NSE}(0),\ \ \mathrm{NSE}(50) \le 0.1\,\mathrm{NSE}(0)"),
+    reference=f"{REF}, Sec. 3 (the alignment phase precedes the memorisation phase)",
+    hypotheses=("DFA, depth 2 to 4, hidden widths 2..8, a single output (with several outputs the alignment "
+                "keeps changing after the error falls and the phases are not separated)",
+                "Gaussian initialisation of scale 1e-3, Gaussian B_l", "any Σxx (non-whitened), noiseless teacher",
+                "200 log-spaced times in [0.01, 50]; alignment = mean over hidden layers of cos(W_{>l}^T, B_l)"),
+    kind="empirical",
+    fraction=0.9,
+    tolerance=STILL_HIGH,
+    tolerance_reason="the phases are a tendency: at least 90% of the initial error left when the alignment reaches "
+                     "90% of its final value. At least 90% of instances: " + POPULATION_REASON + "; measured 256 "
+                     "of 256 (runs of 32, seeds 0-7; Clopper–Pearson bound 0.97)",
+    draw=_draw_align_memorise,
+    check_batch=_check_align_memorise,
+    instances=16, fast_instances=8, group_size=8,
+))
+
+
+# ------------------------------------------------------------------- degeneracy breaking
+def _draw_degenerate(rng: np.random.Generator, size: int) -> Instance:
+    depth = _draw.integers(rng, 2, 3)
+    n_out, n_in = _draw.integers(rng, 1, 3), _draw.integers(rng, 1, 4)
+    widths = (n_in, *_draw.integers(rng, max(n_in, n_out) + 2, 8, depth - 1), n_out)
+    task = _draw.teacher_task(rng, n_in, n_out, size)
+    weights = _draw.network(widths).gaussian(rng, 1e-2, batch=(size,))
+    feedback = _draw.dfa_feedback(rng, widths, size)
+    return _draw.linear_instance(task, weights, rule="DFA", feedback=feedback, size=size, t1=200.0)
+
+
+def _check_degenerate(inst: Instance) -> Verdict:
+    from linfa.rules import BP
+    from linfa.theorems._numerics import solve
+
+    rule, task, state = inst.problem()
+    t1 = float(inst.params["t1"])  # type: ignore[arg-type]
+    dfa, bp = solve(rule, task, state, t1), solve(BP(), task, state, t1)
+    wa_dfa = np.nanmean(obs.weight_alignment(rule, task, dfa.state_final), axis=-1)
+    wa_bp = np.nanmean(obs.weight_alignment(rule, task, bp.state_final), axis=-1)
+    nse_dfa, nse_bp = obs.nse(rule, task, dfa.state_final), obs.nse(BP(), task, bp.state_final)
+    solved = dfa.ok & bp.ok & (nse_dfa <= ZERO_LOSS) & (nse_bp <= ZERO_LOSS)
+    gain = wa_dfa - wa_bp
+    return Verdict(solved & (gain > GAIN), np.where(solved, np.nan_to_num(gain - GAIN, nan=-1.0), 0.0),
+                   {"alignment_dfa": wa_dfa, "alignment_bp": wa_bp, "gap_to_max_alignment_dfa": 1.0 - wa_dfa,
+                    "nse_dfa": nse_dfa, "nse_bp": nse_bp},
+                   ~solved, f"DFA or BP not at a zero-loss solution (NSE <= {ZERO_LOSS:g}) by t = 200")
+
+
+ZERO_LOSS = 1e-8
+GAIN = 0.1
+
+register(Theorem(
+    id="refinetti2021.degeneracy_breaking",
+    paper=PAPER,
+    title="Over-parametrised DFA ends at a zero-loss solution markedly more aligned with its feedback than BP's",
+    statement=(r"\mathrm{NSE}^{DFA}(200) = \mathrm{NSE}^{BP}(200) = 0,\quad "
+               r"\overline{\cos}(W_{>l}^T, B_l)\big|^{DFA} > \overline{\cos}(W_{>l}^T, B_l)\big|^{BP} + 0.1"),
+    reference=f"{REF}, Sec. 4 (degeneracy breaking: among the zero-error solutions DFA selects an aligned one)",
+    hypotheses=("DFA and BP from the same Gaussian initialisation (scale 1e-2), depth 2 or 3",
+                "over-parametrised: hidden widths >= max(n_0, n_L) + 2, n_L in 1..3, noiseless teacher",
+                "the same B_l measure both (mean over hidden layers of cos(W_{>l}^T, B_l)); the largest "
+                "alignment on the zero-loss set is 1 (W_{>l} ∝ B_l^T is attainable), so 1 − alignment is how "
+                "far DFA's solution is from the alignment-maximising one (details)",
+                "an instance where either rule has not reached zero loss by t = 200 is inconclusive"),
+    kind="empirical",
+    fraction=0.9,
+    tolerance=GAIN,
+    tolerance_reason="a difference of cosines in [-2, 2]; 0.1 is a marked gap. At least 90% of decided "
+                     "instances: " + POPULATION_REASON + "; measured 102 of 102 decided (26 of 128 inconclusive, "
+                     "mostly BP from a small init at depth 3, still on its plateau; seeds 0-7; Clopper–Pearson "
+                     "bound 0.93)",
+    draw=_draw_degenerate,
+    check_batch=_check_degenerate,
+    instances=16, fast_instances=8, group_size=8,
+))
+
+
+# ------------------------------------------- the alignment-matrix bound along trajectories
+def _draw_bound(rng: np.random.Generator, size: int) -> Instance:
+    depth = _draw.integers(rng, 2, 3)
+    n_out = _draw.integers(rng, 2, 3)
+    widths = (_draw.integers(rng, 1, 5), *_draw.integers(rng, n_out + 1, n_out + 3, depth - 1), n_out)
+    task = _draw.teacher_task(rng, widths[0], n_out, size, noise=0.1)
+    weights = _draw.network(widths).zeros(batch=(size,))
+    c = float(rng.uniform(0.25, 4.0))
+    feedback = _draw.dfa_feedback(rng, widths, size, kind="orthogonal", scale=np.sqrt(c))
+    inst = _draw.linear_instance(task, weights, rule="DFA", feedback=feedback, size=size, t1=5.0, n_save=10, c=c)
+    return Instance({**inst.arrays, "e": rng.standard_normal((size, 32, n_out))}, inst.params, size=size)
+
+
+def _bp_path(layer: int):
+    def observe(rule: AbstractRule, task: Task, state: tuple[np.ndarray, ...]) -> np.ndarray:
+        """BP's backward matrix ``W_{>l}^T`` of hidden layer ``layer`` (1-based)."""
+        from linfa.products import suffix_products
+
+        s = suffix_products(rule.weights(state))[layer - 1]
+        assert s is not None
+        return np.asarray(t(s))
+
+    return observe
+
+
+def _check_bound(inst: Instance) -> Verdict:
+    rule, task, state = inst.problem()
+    t1, ts = saveat(inst, skip_zero=True)
+    c = float(inst.params["c"])  # type: ignore[arg-type]
+    depth = inst.depth
+    observe = {f"S{l}": _bp_path(l) for l in range(1, depth)}
+    observe["cos"] = lambda r, tk, st: np.cos(np.radians(np.nan_to_num(obs.signal_angles(r, tk, st), nan=90.0)))
+    _, out, ok = trajectory(rule, task, state, t1, saveat=ts, observe=observe)
+    e = inst.arrays["e"]  # (K, P, nL)
+    ms = rule.backward_matrices(state)  # fixed B_l, (K, n_l, nL)
+    slack = np.full(ok.shape, np.inf)
+    bounds = []
+    for l in range(1, depth):
+        bt = out[f"S{l}"]  # (K, S, n_l, nL): W_{>l}^T at the saved times
+        m = ms[l - 1][:, None]  # (K, 1, n_l, nL)
+        lam = np.swapaxes(np.swapaxes(m, -1, -2) @ bt / c, -1, -2)  # Λ_l from W_{>l}^T = B_l Λ_l^T
+        sym_min = np.linalg.eigvalsh(0.5 * (lam + np.swapaxes(lam, -1, -2)))[..., 0]
+        smax = np.linalg.norm(lam, ord=2, axis=(-2, -1))
+        # cos∠(e, Λ^T e) >= λ_min(Sym Λ)/‖Λ‖ needs λ_min >= 0 (else no bound: −1)
+        bound = np.where((smax > 0) & (sym_min >= 0), sym_min / np.where(smax > 0, smax, 1.0), -1.0)  # (K, S)
+        me = np.einsum("ksij,kpj->kspi", np.broadcast_to(m, bt.shape), e)
+        we = np.einsum("ksij,kpj->kspi", bt, e)
+        den = np.linalg.norm(me, axis=-1) * np.linalg.norm(we, axis=-1)
+        cos = np.where(den > 0, np.einsum("kspi,kspi->ksp", me, we) / np.where(den > 0, den, 1.0), 1.0)
+        pop = out["cos"][..., l - 1]
+        slack = np.minimum(slack, np.min(np.minimum(cos.min(axis=-1), pop) - bound, axis=1))
+        bounds.append(bound)
+    bound_all = np.stack(bounds, axis=-1)  # (K, S, L-1)
+    margin = np.where(ok, slack + TOL_BOUND, -1.0)
+    return Verdict(margin >= 0, margin, {"min_slack_over_bound": slack,
+                                         "final_bound": bound_all[:, -1].min(axis=-1),
+                                         "fraction_informative": np.mean(bound_all > 0, axis=(1, 2))})
+
+
+TOL_BOUND = 1e-9
+
+register(Theorem(
+    id="refinetti2021.alignment_matrix_bound",
+    paper=PAPER,
+    title="Along DFA trajectories the signal's cosine to BP is at least λ_min(Sym Λ_l)/‖Λ_l‖ (alignment matrices)",
+    statement=(r"B_l^TB_l = cI,\ W(0) = 0:\ W_{>l}^T = B_l\Lambda_l^T,\quad "
+               r"\operatorname{Sym}\Lambda_l \succeq 0 \Rightarrow \cos\angle(B_l e, W_{>l}^T e) \ge "
+               r"\frac{\lambda_{\min}(\operatorname{Sym}\Lambda_l)}"
+               r"{\lVert\Lambda_l\rVert_2}\ \ \forall e,\ \forall t\quad(\Lambda_l \succ 0:\ = 1/\kappa(\Lambda_l);"
+               r"\ \text{Kantorovich sharpens it to } \tfrac{2\sqrt\kappa}{1+\kappa})"),
+    reference=f"{REF}, deep linear networks: the conditioning of the alignment matrices governs the alignment; "
+              "cf. the Kantorovich bound (linfa.symbolic.derivations.kantorovich_bound) for SPD Λ_l",
+    hypotheses=("DFA, depth 2 or 3, n_L in 2..3, hidden widths n_L+1..n_L+3, zero initial weights",
+                "orthogonal feedback with B_l^T B_l = c I (c drawn in [0.25, 4])", "any Σxx, noisy teacher",
+                "checked at t in (0, 5] for 32 random error vectors e and for the population signal angle; "
+                "the bound applies where Sym Λ_l ⪰ 0 (elsewhere it says nothing; the fraction of (time, layer) "
+                "where it is informative is reported)"),
+    kind="theorem",
+    tolerance=TOL_BOUND,
+    tolerance_reason="an inequality between cosines computed from the integrated weights; the structure "
+                     "W_{>l}^T = B_l Λ_l^T holds to integration error (~1e-12 relative), so 1e-9 is rounding room",
+    draw=_draw_bound,
+    check_batch=_check_bound,
+    instances=32, fast_instances=8, group_size=8,
 ))

@@ -25,7 +25,7 @@ from linfa.rules import AbstractRule
 from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
-from linfa.theorems._numerics import bound, saveat, t, trajectory
+from linfa.theorems._numerics import bound, saveat, t, tighter_reexamine, trajectory
 
 __all__: list[str] = []
 
@@ -131,6 +131,7 @@ register(Theorem(
                      "must stay at that level too",
     draw=_draw_modes,
     check_batch=_check_modes,
+    reexamine=tighter_reexamine(_check_modes, TOL),
     fact=6,
     derivation="saxe_modes",
     instances=32, fast_instances=4, group_size=4,

@@ -1,0 +1,75 @@
+"""Controls for the catalogue's constructed and added claims: each check fails where its claim should not hold."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from linfa import theorems
+from linfa.theorems import Instance
+from linfa.theorems._core import draw_groups
+
+
+def _first_group(id_: str, seed: int = 0) -> Instance:
+    thm = theorems.get(id_)
+    return next(iter(draw_groups(thm, thm.group_size, seed)))[1]
+
+
+def test_far_from_optimal_needs_feedback_near_the_weak_mode() -> None:
+    # B along the *first* singular direction instead: FA keeps the strong mode, loss/optimum -> 1
+    thm = theorems.get("garg_vempala.far_from_optimal")
+    inst = _first_group(thm.id)
+    assert thm.check(inst).holds.all()
+    u, _, _ = np.linalg.svd(inst.arrays["syx"])
+    strong = Instance({**inst.arrays, "B2": u[..., :, :1].swapaxes(-1, -2)}, inst.params, size=inst.size)
+    v = thm.check(strong)
+    assert not v.holds.any() and np.all(v.details["loss_over_best"] < 1.01)
+
+
+def test_different_representations_needs_r_below_rank() -> None:
+    # with a rank-1 Y (second singular value 0), FA and GD learn the same (only) mode: similar kernels
+    thm = theorems.get("garg_vempala.different_representations")
+    inst = _first_group(thm.id)
+    assert thm.check(inst).holds.all()
+    u, s, vt = np.linalg.svd(inst.arrays["syx"], full_matrices=False)
+    y = u[..., :, :1] * s[..., None, :1] @ vt[..., :1, :]
+    rank1 = Instance({**inst.arrays, "syx": y, "syy": y @ y.swapaxes(-1, -2)}, inst.params, size=inst.size)
+    v = thm.check(rank1)
+    assert not v.holds.any() and np.all(v.details["kernel_similarity_fa_gd"] > 0.5)
+
+
+def test_align_then_memorise_fails_from_a_large_init() -> None:
+    # from weights of scale 1 the error falls at once, before any alignment plateau
+    thm = theorems.get("refinetti2021.align_then_memorise")
+    inst = _first_group(thm.id)
+    assert thm.check(inst).holds.all()
+    big = Instance({k: (a * 1e3 if k.startswith("W") else a) for k, a in inst.arrays.items()}, inst.params,
+                   size=inst.size)
+    assert thm.check(big).holds.mean() < 0.5
+
+
+def test_zero_init_convergence_fails_without_feedback_rank() -> None:
+    # B of rank < n_out (a zero column): FA cannot fit the lost output direction; the check reports it,
+    # as a counterexample (at rest) or as undecided, never as holding
+    thm = theorems.get("lillicrap2016.zero_init_convergence")
+    for seed in range(6):
+        inst = _first_group(thm.id, seed)
+        if inst.widths[-1] >= 2:
+            break
+    b = inst.arrays["B2"].copy()
+    b[..., :, 0] = 0.0
+    short = Instance({**inst.arrays, "B2": b}, {**inst.params, "t1": 200.0}, size=inst.size)
+    assert not thm.check(short).holds.any()
+
+
+def test_alignment_matrix_bound_needs_the_zero_init_structure() -> None:
+    # from a random (non-zero) init W_{>l}^T is not B_l Λ_l^T and the bound read off B_l fails somewhere
+    thm = theorems.get("refinetti2021.alignment_matrix_bound")
+    failing = 0
+    for seed in range(3):
+        inst = _first_group(thm.id, seed)
+        assert thm.check(inst).holds.all()
+        rng = np.random.default_rng(seed)
+        noisy = {k: (a + 0.5 * rng.standard_normal(a.shape) if k.startswith("W") else a)
+                 for k, a in inst.arrays.items()}
+        failing += int((~thm.check(Instance(noisy, inst.params, size=inst.size)).holds).sum())
+    assert failing >= 3
