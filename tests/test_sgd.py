@@ -94,3 +94,35 @@ def test_bad_arguments(kw, match):
     call.update(kw)
     with pytest.raises((ValueError, TypeError), match=match):
         sgd(linfa.BP(), task, w0, **call)
+
+
+def test_empty_batch_gives_empty_arrays_like_solve():
+    rng = np.random.default_rng(0)
+    task = linfa.Task.random_teacher(rng, 3, 2)
+    obs = {"loss": observables.loss}
+    for batch in ((0,), (3, 0)):
+        w0 = linfa.DeepLinear((3, 4, 2)).gaussian(rng, 0.1, batch=batch)
+        sol = sgd(linfa.BP(), task, w0, lr=0.05, steps=10, batch_size=4,
+                  rng=np.random.default_rng(1), observe=obs, every=5)
+        ref = solve(linfa.BP(), task, w0, 0.5, saveat=[0.0, 0.25, 0.5], observe=obs)
+        np.testing.assert_allclose(sol.ts, ref.ts)
+        assert [s.shape for s in sol.states] == [s.shape for s in ref.states]
+        assert sol.observed["loss"].shape == ref.observed["loss"].shape == (*batch, 3)
+        assert sol.status.shape == ref.status.shape == batch
+        assert sol.stats["num_vf_calls"] == 0
+
+
+def test_zero_steps_returns_the_initial_state_and_its_observations():
+    task, w0 = problem(batch=(3,))
+    sol = sgd(linfa.BP(), task, w0, lr=0.05, steps=0, batch_size=4, rng=np.random.default_rng(1),
+              observe={"loss": observables.loss}, every=7)
+    np.testing.assert_array_equal(sol.ts, [0.0])
+    for s, w in zip(sol.states, w0, strict=True):
+        np.testing.assert_array_equal(s[:, 0], w)
+    # The loss at t = 0 from its definition, 1/2 tr(Σyy - 2 W Σxy + W Σxx W^T) with W = W2 W1.
+    W = w0[1] @ w0[0]
+    sxx, syx, syy = task.sxx, task.syx, task.syy
+    loss = 0.5 * (np.trace(syy) - 2 * np.einsum("kij,ij->k", W, syx) + np.einsum("kij,jl,kil->k", W, sxx, W))
+    np.testing.assert_allclose(sol.observed["loss"][:, 0], loss, rtol=1e-12)
+    assert (sol.status == Status.success).all() and (sol.t_final == 0.0).all()
+    assert (sol.stats["num_steps"] == 0).all()

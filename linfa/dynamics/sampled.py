@@ -59,11 +59,13 @@ def sgd(
         covariance ``[[Σxx, Σyx^T], [Σyx, Σyy]]``.
     state0 : tuple of ndarray
         Initial state, as for :func:`linfa.solve`; batch axes of state, task
-        and rule broadcast to one batch shape.
+        and rule broadcast to one batch shape, which may be empty (then the
+        result has empty arrays of the right shapes, as from :func:`linfa.solve`).
     lr : float
         Learning rate ``η > 0``; step ``k`` is at time ``t = η k``.
     steps : int
-        Number of steps.
+        Number of steps; ``0`` returns the initial state (and its
+        observations) at ``t = 0``.
     batch_size : int
         Samples per step ``b``.
     rng : numpy.random.Generator
@@ -143,8 +145,9 @@ def sgd(
     record(0)
     j_obs = 1
     draws: np.ndarray | None = None
+    n_run = steps if K else 0  # an empty batch has nothing to step (as in solve)
     with np.errstate(all="ignore"):
-        for k in range(steps):
+        for k in range(n_run):
             c = k % _CHUNK
             if c == 0:
                 n = min(_CHUNK, steps - k)
@@ -181,7 +184,7 @@ def sgd(
     rows = np.flatnonzero(alive)
     raw.n_accepted[rows] = raw.n_fev[rows] = steps
     raw.finish(rows, Status.success, steps * lr, layout.flatten([s[rows] for s in state], rows.size))
-    raw.n_calls = steps
+    raw.n_calls = n_run
     sol = raw.solution("sgd")
     warn_failures(sol)
     return sol
