@@ -552,8 +552,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for spec in args.plugin:
         try:
             plugins.load(spec)
-        except (ImportError, AttributeError, TypeError) as exc:
-            print(f"linfa: --plugin {spec}: {exc}", file=sys.stderr)
+        except (plugins.PluginError, TypeError) as exc:
+            print(f"linfa: error: --plugin: {exc}", file=sys.stderr)
             return 2
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)

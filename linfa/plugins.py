@@ -16,9 +16,23 @@ import importlib
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["load", "load_all", "loaded"]
+__all__ = ["PluginError", "load", "load_all", "loaded"]
 
 _LOADED: list[str] = []
+
+
+class PluginError(ImportError):
+    """A plug-in could not be loaded: its module failed to import, or its function is missing or raised.
+
+    The message names the spec and the original exception (type and message,
+    on one line); the original is the ``__cause__``.
+    """
+
+    def __init__(self, spec: str, what: str, exc: BaseException | None = None) -> None:
+        detail = f": {type(exc).__name__}: {exc}" if exc is not None else ""
+        message = f"plug-in {spec!r}: {what}{detail}"
+        super().__init__(" ".join(message.split()))  # one line, whatever the original message was
+        self.spec = spec
 
 
 def load(spec: str) -> None:
@@ -28,10 +42,13 @@ def load(spec: str) -> None:
 
     Raises
     ------
-    ImportError
-        If the module cannot be imported.
-    AttributeError, TypeError
-        If the function does not exist or is not callable.
+    TypeError
+        If ``spec`` is not a string.
+    PluginError
+        (an :class:`ImportError`) If the spec is malformed, the module cannot
+        be imported (any exception raised while importing it), the function
+        does not exist or is not callable, or calling it raised; the original
+        exception is the ``__cause__``. The spec is then not recorded as loaded.
     """
     if not isinstance(spec, str):
         raise TypeError(f"spec: expected 'module' or 'module:function', got {type(spec).__name__}")
@@ -39,15 +56,24 @@ def load(spec: str) -> None:
         return
     module_name, _, func = spec.partition(":")
     if not module_name:
-        raise ImportError(f"expected MODULE or MODULE:FUNCTION, got {spec!r}")
-    module = importlib.import_module(module_name)
+        raise PluginError(spec, "expected MODULE or MODULE:FUNCTION")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise PluginError(spec, f"importing {module_name!r} failed", exc) from exc
     if func:
         obj: Any = module
-        for part in func.split("."):
-            obj = getattr(obj, part)
+        try:
+            for part in func.split("."):
+                obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise PluginError(spec, f"module {module_name!r} has no {func!r}", exc) from exc
         if not callable(obj):
-            raise TypeError(f"{spec!r} is not callable")
-        obj()
+            raise PluginError(spec, f"{func!r} is not callable")
+        try:
+            obj()
+        except Exception as exc:
+            raise PluginError(spec, f"calling {func}() failed", exc) from exc
     _LOADED.append(spec)
 
 

@@ -133,3 +133,38 @@ def test_output_closed_early_ends_quietly(tmp_path: Path) -> None:
     proc.wait(timeout=120)
     assert err == ""
     assert proc.returncode == 141
+
+
+PLUGIN_SOURCES = {
+    "fu_plugin_raises": "x = 1 / 0\n",
+    "fu_plugin_syntax": "def broken(:\n    pass\n",
+    # registering a second rule under a built-in name raises inside the plug-in's function
+    "fu_plugin_register": ("import linfa\n\n\ndef register():\n"
+                           "    class Clash(linfa.BP):\n        name = linfa.BP.name\n\n"
+                           "    linfa.rules.register(Clash)\n"),
+}
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ("fu_plugin_raises", ["'fu_plugin_raises'", "ZeroDivisionError", "division by zero"]),
+        ("fu_plugin_syntax", ["'fu_plugin_syntax'", "SyntaxError"]),
+        ("fu_plugin_register:register",
+         ["'fu_plugin_register:register'", "calling register() failed", "ValueError", "already registered"]),
+        ("fu_plugin_register:nothing", ["'fu_plugin_register:nothing'", "AttributeError"]),
+        ("fu_plugin_missing_module", ["'fu_plugin_missing_module'", "ModuleNotFoundError"]),
+    ],
+)
+def test_plugin_that_raises_is_one_line_status_2(spec: str, words: list[str], tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    for name, source in PLUGIN_SOURCES.items():
+        (tmp_path / f"{name}.py").write_text(source)
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    err = _usage_error(["--plugin", spec, "list"], capsys, "--plugin", *words)
+    assert err.count("\n") == 1, err  # one line
+    from linfa import plugins
+
+    assert spec not in plugins.loaded()
