@@ -22,10 +22,12 @@ __all__ = [
     "check_symmetric_psd",
     "checked_problem",
     "count",
+    "flag",
     "instance_of",
     "is_symbolic_problem",
     "is_trusted",
     "observables",
+    "path",
     "problem_state",
     "real",
     "real_array",
@@ -331,6 +333,25 @@ def count(name: str, x: Any, *, minimum: int = 0) -> int:
     if not exact or v < minimum:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {x!r}")
     return v
+
+
+def flag(name: str, x: Any) -> bool:
+    """A ``bool`` argument (``numpy.bool_`` too); anything else (``"no"``, ``None``, ``2``) is a ``TypeError``."""
+    if not isinstance(x, bool | np.bool_):
+        raise TypeError(f"{name}: expected True or False, got {type(x).__name__} {x!r}"[:200])
+    return bool(x)
+
+
+def path(name: str, x: Any) -> str:
+    """A file path argument: a ``str`` or ``os.PathLike`` (not bytes, not empty), returned as ``str``."""
+    import os
+
+    if not isinstance(x, str | os.PathLike):
+        raise TypeError(f"{name}: expected a file path (str or os.PathLike), got {type(x).__name__} {x!r}"[:200])
+    p = os.fspath(x)
+    if not isinstance(p, str) or not p:
+        raise ValueError(f"{name}: expected a non-empty file path, got {x!r}")
+    return p
 
 
 def batch(name: str, x: Any) -> tuple[int, ...]:

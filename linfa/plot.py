@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from linfa._validate import real_array
 from linfa.loglog import loglog_fit as fit_slope
 
 try:
@@ -68,8 +69,9 @@ def _is_solution(obj: Any) -> bool:
     return hasattr(obj, "ts") and hasattr(obj, "observed") and hasattr(obj, "status")
 
 
-def _series(ts: Any, values: Any, default_key: str, *, per_layer: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Resolve ``(ts, values)`` from arrays or from a Solution and check their shapes."""
+def _series(ts: Any, values: Any, default_key: str, *, per_layer: bool,
+            names: tuple[str, str] = ("ts", "values"), times: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Resolve ``(ts, values)`` from arrays or from a Solution and check them (``names`` in the errors)."""
     if _is_solution(ts):
         key = default_key if values is None else values
         if not isinstance(key, str):
@@ -78,22 +80,24 @@ def _series(ts: Any, values: Any, default_key: str, *, per_layer: bool) -> tuple
             raise ValueError(f"values: the Solution observed {sorted(ts.observed)}, not {key!r}")
         ts, values = ts.ts, ts.observed[key]
     if values is None:
-        raise TypeError("values: expected an array (or pass a Solution as ts)")
-    t = np.asarray(ts, dtype=float)
-    v = np.asarray(values, dtype=float)
+        raise TypeError(f"{names[1]}: expected an array (or pass a Solution as {names[0]})")
+    t = real_array(names[0], ts, finite=True)
+    v = real_array(names[1], values)  # NaN: an instance that stopped early, drawn as a gap
     if t.ndim != 1:
-        raise ValueError(f"ts: expected shape (S,), got {t.shape}")
+        raise ValueError(f"{names[0]}: expected shape (S,), got {t.shape}")
+    if times and np.any(np.diff(t) < 0):
+        raise ValueError(f"{names[0]}: expected non-decreasing times")
     axis = -2 if per_layer else -1
     want = "(*batch, S, L)" if per_layer else "(*batch, S)"
     if v.ndim < (2 if per_layer else 1) or v.shape[axis] != t.shape[0]:
-        raise ValueError(f"values: expected shape {want} with S = {t.shape[0]}, got {v.shape}")
+        raise ValueError(f"{names[1]}: expected shape {want} with S = {t.shape[0]}, got {v.shape}")
     return t, v
 
 
 def _check_quantiles(quantiles: Sequence[float]) -> Quantiles:
-    q = tuple(float(x) for x in quantiles)
+    q = tuple(real_array("quantiles", quantiles, finite=True).reshape(-1)) if np.ndim(quantiles) == 1 else ()
     if len(q) != 2 or not 0.0 <= q[0] < q[1] <= 1.0:
-        raise ValueError(f"quantiles: expected (lo, hi) with 0 <= lo < hi <= 1, got {tuple(quantiles)!r}")
+        raise ValueError(f"quantiles: expected (lo, hi) with 0 <= lo < hi <= 1, got {quantiles!r}")
     return q[0], q[1]
 
 
@@ -157,6 +161,7 @@ def _per_layer(
     label: str | None,
     quantiles: Sequence[float],
     zero_tol: float = 0.0,
+    name: str = "values",
     **line_kw: Any,
 ) -> tuple[Axes, np.ndarray]:
     """Resolve ``ax`` and ``(ts, values)``, draw one curve per layer (last axis) and return both.
@@ -166,7 +171,7 @@ def _per_layer(
     zero_tol``) is not drawn and not in the legend.
     """
     ax = _axes(ax)
-    t, v = _series(ts, values, default_key, per_layer=True)
+    t, v = _series(ts, values, default_key, per_layer=True, names=("ts", name))
     q = _check_quantiles(quantiles)
     color = line_kw.pop("color", None)
     for j in range(v.shape[-1]):
@@ -274,16 +279,16 @@ def learning_curves(
     if isinstance(curves, Mapping):
         for i, (name, c) in enumerate(curves.items()):
             if _is_solution(c):
-                t, v = _series(c, key, key, per_layer=False)
+                t, v = _series(c, key, key, per_layer=False, names=("ts", f"curves[{name!r}]"))
             else:
-                t, v = _series(ts, c, key, per_layer=False)
+                t, v = _series(ts, c, key, per_layer=False, names=("ts", f"curves[{name!r}]"))
             _draw(ax, t, v, label=str(name), color=f"C{i}", quantiles=q, floor=floor)
             reached = reached or (floor is not None and bool(np.any(v < floor)))
         legend = len(curves) > 0
     else:
         if isinstance(curves, str):
             key = curves
-        t, v = _series(ts, curves, key, per_layer=False)
+        t, v = _series(ts, curves, key, per_layer=False, names=("ts", "curves"))
         _draw(ax, t, v, label=None, color="C0", quantiles=q, floor=floor)
         reached = floor is not None and bool(np.any(v < floor))
         legend = False
@@ -327,7 +332,8 @@ def update_angles(
         90° (``gid="right_angle"``), y limits ``[0, 180]``.
     """
     # arccos cannot resolve angles below ~1e-6° (cos within rounding of 1): such a layer's update is BP's
-    ax, _ = _per_layer(ax, ts, angles, "update_angles", label=label, quantiles=quantiles, zero_tol=1e-5, **line_kw)
+    ax, _ = _per_layer(ax, ts, angles, "update_angles", label=label, quantiles=quantiles, zero_tol=1e-5,
+                       name="angles", **line_kw)
     ax.axhline(90.0, color="0.4", linestyle=":", linewidth=1, label="_nolegend_", gid="right_angle")
     ax.set_ylim(0.0, 180.0)
     ax.set_yticks([0, 45, 90, 135, 180])
@@ -370,7 +376,7 @@ def alignment(
     Axes
         One line per hidden layer, a horizontal line at 0 (``gid="zero"``).
     """
-    ax, v = _per_layer(ax, ts, values, "alignment", label=label, quantiles=quantiles, **line_kw)
+    ax, v = _per_layer(ax, ts, values, "alignment", label=label, quantiles=quantiles, name="values", **line_kw)
     ax.axhline(0.0, color="0.4", linestyle=":", linewidth=1, label="_nolegend_", gid="zero")
     if yscale == "symlog":
         if linthresh is None:
@@ -436,7 +442,8 @@ def weight_alignment(
     Axes
         One line per hidden layer, a line at 0, y limits ``[-1.05, 1.05]``.
     """
-    ax, _ = _per_layer(ax, ts, cosines, "weight_alignment", label=label, quantiles=quantiles, **line_kw)
+    ax, _ = _per_layer(ax, ts, cosines, "weight_alignment", label=label, quantiles=quantiles, name="cosines",
+                       **line_kw)
     ax.axhline(0.0, color="0.4", linestyle=":", linewidth=1, label="_nolegend_", gid="zero")
     ax.set_ylim(-1.05, 1.05)
     return _finish(ax, xlabel="t", ylabel="weight alignment (cosine)", legend=True)
@@ -469,7 +476,8 @@ def condition_numbers(
     Axes
         One line per layer, log y scale.
     """
-    ax, _ = _per_layer(ax, ts, kappas, "alignment_condition_numbers", label=label, quantiles=quantiles, **line_kw)
+    ax, _ = _per_layer(ax, ts, kappas, "alignment_condition_numbers", label=label, quantiles=quantiles,
+                       name="kappas", **line_kw)
     ax.set_yscale("log")
     return _finish(ax, xlabel="t", ylabel=r"$\kappa(A_l)$", legend=True)
 
@@ -505,12 +513,12 @@ def mode_strengths(
     """
     ax = _axes(ax)
     q = _check_quantiles(quantiles)
-    t, v = _series(ts, strengths, "mode_strengths", per_layer=True)
+    t, v = _series(ts, strengths, "mode_strengths", per_layer=True, names=("ts", "strengths"))
     r = v.shape[-1]
     for i in range(r):
         _draw(ax, t, v[..., i], label=f"mode {i + 1}", color=f"C{i}", quantiles=q)
     if exact is not None:
-        _, ex = _series(t, exact, "", per_layer=True)
+        _, ex = _series(t, exact, "", per_layer=True, names=("ts", "exact"))
         if ex.shape[-1] != r:
             raise ValueError(f"exact: expected {r} modes in the last axis like strengths, got shape {ex.shape}")
         ex = ex.reshape(-1, *ex.shape[-2:])[0] if ex.ndim > 2 else ex
@@ -518,7 +526,7 @@ def mode_strengths(
             ax.plot(t, ex[:, i], color="k", linestyle="--", linewidth=1,
                     label="closed form" if i == 0 else "_nolegend_", gid="closed_form")
     if singular_values is not None:
-        s = np.asarray(singular_values, dtype=float).reshape(-1)
+        s = real_array("singular_values", singular_values, finite=True).reshape(-1)
         if s.shape[0] != r:
             raise ValueError(f"singular_values: expected {r} values, got shape {np.shape(singular_values)}")
         for i, si in enumerate(s):
@@ -557,12 +565,13 @@ def ep_error(
         Log-log axes with markers at the data.
     """
     ax = _axes(ax)
-    b = np.asarray(betas, dtype=float).reshape(-1)
+    b = real_array("betas", betas).reshape(-1)
     if b.size < 2 or np.any(~np.isfinite(b)) or np.any(b <= 0):
         raise ValueError(f"betas: expected at least two positive finite values, got {np.asarray(betas)!r}")
     items = errors.items() if isinstance(errors, Mapping) else [("error" if label is None else label, errors)]
     for i, (name, err) in enumerate(items):
-        _, e = _series(b, err, "", per_layer=False)
+        what = f"errors[{name!r}]" if isinstance(errors, Mapping) else "errors"
+        _, e = _series(b, err, "", per_layer=False, names=("betas", what), times=False)
         med = _stats(e, (0.1, 0.9))[0] if e.ndim > 1 else e
         text = str(name)
         if fit:

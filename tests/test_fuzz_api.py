@@ -272,13 +272,269 @@ def all_cases() -> list[Case]:
     return out
 
 
+# --------------------------------------------------------------------------- the research modules
+# teacher_student, plot, theorems, sweep and the testing strategies, one table (``research_cases``).
+_TMP: list[str] = []
+
+
+def _tmpdir() -> str:
+    import tempfile
+
+    if not _TMP:
+        import atexit
+        import shutil
+
+        _TMP.append(tempfile.mkdtemp(prefix="linfa-fuzz-"))
+        atexit.register(shutil.rmtree, _TMP[0], True)
+    return _TMP[0]
+
+
+def _fresh_out() -> str:
+    import os
+
+    d = _tmpdir()
+    return os.path.join(d, f"r{len(os.listdir(d))}.sqlite")
+
+
+_FRESH = "<fresh results file>"
+
+
+def _sweep(target: Any, n_instances: Any, *, out: Any = _FRESH, **kw: Any) -> Any:
+    from linfa.sweep import sweep
+
+    return sweep(target, n_instances, out=_fresh_out() if out == _FRESH else out, **kw)
+
+
+def _sweep_target(rng: np.random.Generator) -> dict[str, Any]:
+    x = float(rng.standard_normal())
+    return {"holds": True, "margin": x * x}
+
+
+def _draw(strategy_fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Build the strategy and draw one example: a bad option must fail at one of the two."""
+    from hypothesis import find
+    from hypothesis import settings as hsettings
+
+    def call(**kw: Any) -> Any:
+        return find(strategy_fn(**kw), lambda x: True, settings=hsettings(max_examples=1, database=None))
+
+    call.__name__ = strategy_fn.__name__
+    return call
+
+
+BAD_BOOL = [("string", "no"), ("None", None), ("int", 2)]
+BAD_NAME = [("unknown", "nosuch"), ("None", None), ("int", 3)]
+
+
+def research_cases() -> list[Case]:
+    import os
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from linfa import plot, sweep, theorems
+    from linfa import teacher_student as ts
+    from linfa.teacher_student import averages
+    from linfa.testing import strategies
+
+    out: list[Case] = []
+    add = out.extend
+
+    # ---------------------------------------------------------------- teacher_student
+    K, M = 2, 2
+    Q, R, T = 0.1 * np.eye(K), np.zeros((K, M)), np.eye(M)
+    v, vstar, b = np.full(K, 0.1), np.ones(M), np.array([1.0, -1.0])
+    pkw = {"Q": Q, "R": R, "T": T, "v": v, "vstar": vstar, "rule": "DFA", "b": b, "eta": 0.5}
+    bad_q = [*bad_arrays(Q), ("indefinite", np.diag([1.0, -1.0])), ("asymmetric", np.array([[1.0, 0.5], [0.0, 1.0]]))]
+    add(_cases("teacher_student.Problem", ts.Problem, pkw,
+               {"Q": bad_q, "R": [x for x in bad_arrays(R) if x[0] not in ("extra column", "extra row")],
+                "T": [x for x in bad_q if x[0] not in ("extra column", "extra row")] + [("3x3", np.eye(3))],
+                "v": [x for x in bad_arrays(v) if x[0] != "0-d"], "vstar": [x for x in bad_arrays(vstar)
+                                                                       if x[0] != "0-d"],
+                "b": [x for x in bad_arrays(b) if x[0] not in ("None", "0-d")], "rule": BAD_NAME,
+                "eta": [x for x in BAD_POSITIVE if x[0] != "list"],  # a list is a batch of learning rates
+                "sigma": BAD_NONNEG, "activation": [*BAD_NAME, ("one callable", np.tanh)],
+                "train_second_layer": BAD_BOOL, "second_order": BAD_BOOL}))
+    problem = ts.Problem(**pkw)
+    w, wstar = ts.initial_weights(np.random.default_rng(0), 40, K, M, size=2, scale=0.3)
+    add(_cases("teacher_student.Problem.from_weights", ts.Problem.from_weights,
+               {"w": w, "wstar": wstar, "v": v, "vstar": vstar},
+               {"w": [x for x in bad_arrays(w) if x[0] not in ("extra row", "0-d")],
+                "wstar": [x for x in bad_arrays(wstar) if x[0] not in ("extra row", "0-d")]}))
+    add(_cases("teacher_student.solve", ts.solve, {"problem": problem, "alpha": 1.0},
+               {"problem": [("None", None), ("dict", pkw), ("str", "problem")],
+                "alpha": [x for x in BAD_POSITIVE if x[0] not in ("0", "list")],
+                "saveat": [x for x in BAD_TIMES[1:] if x[0] != "None"] + [("beyond alpha", np.array([0.0, 2.0]))],
+                "observe": [("str", "eg"), ("unknown", ["nosuch"]), ("int", 3), ("not callable", {"eg": 3})],
+                "until": [("int", 3), ("str", "eg")], "points": [x for x in BAD_COUNT1 if x[0] != "None"],
+                "max_steps": BAD_COUNT1}))
+    add(_cases("teacher_student.simulate", ts.simulate,
+               {"w": w, "wstar": wstar, "v": v, "vstar": vstar, "alphas": np.array([0.0, 0.5]),
+                "rng": np.random.default_rng(0)},
+               {"w": [x for x in bad_arrays(w) if x[0] not in ("extra row",)],
+                "wstar": [x for x in bad_arrays(wstar) if x[0] not in ("extra row",)],
+                "v": [x for x in bad_arrays(v) if x[0] != "0-d"], "vstar": [x for x in bad_arrays(vstar)
+                                                                       if x[0] != "0-d"],
+                "alphas": [*BAD_TIMES, ("unsorted", np.array([1.0, 0.5]))], "rng": BAD_RNG, "rule": BAD_NAME,
+                "b": [("None with DFA", None)] * 0 + [x for x in bad_arrays(b) if x[0] not in ("None", "0-d")],
+                "eta": BAD_POSITIVE, "sigma": BAD_NONNEG, "activation": BAD_NAME,
+                "train_second_layer": BAD_BOOL}))
+    add(_cases("teacher_student.initial_weights", ts.initial_weights, {"rng": RNG, "n": 10, "k": 2, "m": 2},
+               {"rng": BAD_RNG, "n": BAD_COUNT1, "k": BAD_COUNT1, "m": BAD_COUNT1, "size": BAD_COUNT1,
+                "scale": BAD_NONNEG},
+               {"k": ("k", "K"), "m": ("m", "M")}))
+    add(_cases("teacher_student.order_parameters", ts.order_parameters, {"w": w, "wstar": wstar},
+               {"w": [x for x in bad_arrays(w) if x[0] not in ("extra row",)],
+                "wstar": [x for x in bad_arrays(wstar) if x[0] not in ("extra row",)]}))
+    # like flows, covariance and the observables propagate NaN/inf (a diverged run); shapes and types must be right
+    add(_cases("teacher_student.covariance", ts.covariance, {"Q": Q, "R": R, "T": T},
+               {"Q": bad_arrays(Q)[:2] + bad_arrays(Q)[4:], "R": bad_arrays(R)[:2] + bad_arrays(R)[4:],
+                "T": bad_arrays(T)[:2] + bad_arrays(T)[4:]}))
+    add(_cases("teacher_student.activation", ts.activation, {"spec": "erf"},
+               {"spec": [*BAD_NAME, ("one callable", np.tanh), ("pair of non-callables", (1, 2))]},
+               {"spec": ("activation",)}))  # the documented name of what spec is
+    cov2 = np.array([[1.0, 0.3], [0.3, 1.0]])
+    add(_cases("teacher_student.averages.average", averages.average, {"kind": "i2", "cov": cov2},
+               {"kind": BAD_NAME, "cov": [*bad_arrays(cov2), ("indefinite", np.diag([1.0, -1.0]))],
+                "act": BAD_NAME, "method": BAD_NAME,
+                "points": [x for x in BAD_COUNT1 if x[0] != "None"]}))
+    for name in ("i2", "j2"):
+        add(_cases(f"teacher_student.averages.{name}", getattr(averages, name), {"cov": cov2},
+                   {"cov": bad_arrays(cov2), "act": BAD_NAME}))
+    op = problem.order_parameters()
+    bad_op = [("None", None), ("tuple of arrays", (Q, R)), ("str", "op"), ("wrong K", op._replace(Q=np.eye(3))),
+              ("wrong M", op._replace(vstar=np.ones(3)))]
+    add(_cases("teacher_student.generalisation_error", ts.generalisation_error, {"op": op},
+               {"op": bad_op, "act": BAD_NAME}))
+    for name in ("alignment", "overlaps", "specialisation"):
+        add(_cases(f"teacher_student.{name}", getattr(ts, name), {"op": op}, {"op": bad_op}))
+    add(_cases("teacher_student.eg_below", ts.eg_below, {"tol": 0.01},
+               {"tol": BAD_POSITIVE, "activation": BAD_NAME}))
+
+    # ---------------------------------------------------------------- plot (figures with bad arrays)
+    ts_good = np.linspace(0.0, 1.0, 4)
+    scalar = np.abs(np.random.default_rng(10).standard_normal((3, 4))) + 0.1
+    layers = np.abs(np.random.default_rng(11).standard_normal((3, 4, 2))) + 0.1
+    # NaN values are instances that stopped early (drawn as gaps): only the times must be finite
+    bad_t = [x for x in bad_arrays(ts_good) if x[0] not in ("extra column",)] + [
+        ("2-d", np.ones((2, 4))), ("decreasing", ts_good[::-1].copy())]
+    bad_times_arr = [x for x in bad_t if x[0] != "0-d"]
+
+    def bad_values(good: np.ndarray) -> list[tuple[str, Any]]:
+        return [x for x in bad_arrays(good) if x[0] not in ("NaN entry", "inf entry", "extra row")]
+
+    figures: list[tuple[str, Callable[..., Any], np.ndarray, str]] = [
+        ("quantile_band", plot.quantile_band, scalar, "values"),
+        ("learning_curves", plot.learning_curves, scalar, "curves"),
+        ("update_angles", plot.update_angles, layers, "angles"),
+        ("alignment", plot.alignment, layers, "values"),
+        ("weight_alignment", plot.weight_alignment, layers, "cosines"),
+        ("condition_numbers", plot.condition_numbers, layers, "kappas"),
+    ]
+    for name, fn, good, argname in figures:
+        args = {"ts": ts_good, argname: good}
+        bad = bad_values(good)
+        if good.ndim == 3:  # another number of layers is another network
+            bad = [x for x in bad if x[0] != "extra column"]
+        add(_cases(f"plot.{name}", fn, args,
+                   {"ts": bad_times_arr, argname: bad,
+                    "quantiles": [("reversed", (0.9, 0.1)), ("str", "ab"), ("None", None), ("NaN", (math.nan, 1.0)),
+                                  ("three", (0.1, 0.5, 0.9))],
+                    "ax": [("int", 3), ("str", "ax")]}))
+    add(_cases("plot.mode_strengths", plot.mode_strengths, {"ts": ts_good, "strengths": layers},
+               {"ts": bad_times_arr, "strengths": [x for x in bad_values(layers) if x[0] != "extra column"],
+                "exact": [("str", "abc"), ("wrong shape", np.ones((5, 2))), ("complex", layers[0] + 1j)],
+                "singular_values": [("str", "abc"), ("wrong length", np.ones(5)), ("NaN", np.array([1.0, math.nan])),
+                                    ("complex", np.array([1j, 1.0]))]}))
+    betas = np.array([0.1, 0.01, 0.001])
+    add(_cases("plot.ep_error", plot.ep_error, {"betas": betas, "errors": 2 * betas ** 2},
+               {"betas": [x for x in bad_arrays(betas) if x[0] not in ("extra column", "0-d")]
+                + [("negative", -betas)],
+                "errors": [x for x in bad_values(betas) if x[0] != "0-d"] + [("mapping to None", {"a": None})]}))
+    plt.close("all")
+
+    # ---------------------------------------------------------------- theorems
+    cheap = "lillicrap2016.alignment_condition"
+    entry = theorems.get(cheap)
+    add(_cases("theorems.get", theorems.get, {"id": cheap},
+               {"id": [("unknown", "nosuch.entry"), ("empty", ""), ("None", None), ("int", 3), ("list", [cheap])]}))
+    add(_cases("theorems.catalogue", theorems.catalogue, {"ids": [cheap]},
+               {"ids": [("unknown", ["nosuch"]), ("a bare string", "lillicrap2016"), ("int", 3),
+                        ("list of None", [None]), ("list of int", [3])]}))
+    add(_cases("theorems.run", theorems.run, {"theorem": entry, "instances": 1, "derivation": False},
+               {"theorem": [("None", None), ("id string", cheap), ("int", 3)],
+                "instances": [x for x in BAD_COUNT1 if x[0] != "None"], "seed": BAD_COUNT,
+                "fast": BAD_BOOL, "derivation": BAD_BOOL}))
+    add(_cases("theorems.draw_groups", lambda theorem, n, seed: list(theorems.draw_groups(theorem, n, seed)),
+               {"theorem": entry, "n": 1, "seed": 0},
+               {"theorem": [("None", None), ("id string", cheap)], "n": [x for x in BAD_COUNT if x[0] != "-1"],
+                "seed": BAD_COUNT}))
+
+    # ---------------------------------------------------------------- sweep
+    done = os.path.join(_tmpdir(), "done.sqlite")
+    sweep.sweep(_sweep_target, 2, out=done, chunk_size=2)
+    not_sqlite = os.path.join(_tmpdir(), "notes.txt")
+    with open(not_sqlite, "w") as f:
+        f.write("not a results file\n")
+    missing_dir = os.path.join(_tmpdir(), "no", "such", "dir", "r.sqlite")
+    add(_cases("sweep.sweep", _sweep, {"target": _sweep_target, "n_instances": 2, "chunk_size": 2},
+               {"target": [("None", None), ("int", 3), ("unknown id", "nosuch.entry"), ("bad module", "nosuch_mod:f"),
+                           ("empty", "")],
+                "n_instances": BAD_COUNT, "chunk_size": BAD_COUNT1, "seed": BAD_COUNT,
+                "workers": [("0", 0), ("-1", -1), ("2.5", 2.5), ("numeric string", "2"), ("bool", True)],
+                "out": [("None", None), ("int", 3), ("a directory", _tmpdir()), ("a text file", not_sqlite),
+                        ("missing directory", missing_dir)],
+                "keep_instances": BAD_BOOL, "progress": [("int", 3), ("str", "yes")]},
+               {"out": ("out", not_sqlite, _tmpdir(), missing_dir)}))
+    add(_cases("sweep.summarize", sweep.summarize, {"path": done},
+               {"path": [("None", None), ("int", 3), ("missing", os.path.join(_tmpdir(), "missing.sqlite")),
+                         ("a directory", _tmpdir()), ("a text file", not_sqlite)],
+                "n_worst": BAD_COUNT},
+               {"path": ("path", not_sqlite, _tmpdir(), "missing.sqlite")}))
+
+    # ---------------------------------------------------------------- testing strategies
+    add(_cases("strategies.widths", _draw(strategies.widths), {},
+               {"min_depth": BAD_COUNT1, "max_depth": [*BAD_COUNT1, ("below min_depth", 0)],
+                "min_width": BAD_COUNT1, "max_width": BAD_COUNT1, "n_in": [x for x in BAD_COUNT1 if x[0] != "None"],
+                "n_out": [x for x in BAD_COUNT1 if x[0] != "None"]}))
+    add(_cases("strategies.tasks", _draw(strategies.tasks), {"n_in": 3, "n_out": 2},
+               {"n_in": BAD_COUNT1, "n_out": BAD_COUNT1, "structure": BAD_NAME, "whitened": BAD_BOOL,
+                "rank": [x for x in BAD_COUNT if x[0] != "None"] + [("too large", 5)], "noise": BAD_NONNEG,
+                "max_condition": [x for x in BAD_POSITIVE if x[0] != "inf"] + [("below 1", 0.5)],
+                "values": BAD_NAME}))
+    add(_cases("strategies.feedback", _draw(strategies.feedback), {"widths": (3, 4, 2)},
+               {"widths": BAD_WIDTHS, "rule": BAD_NAME, "kind": BAD_NAME,
+                "scale": [x for x in BAD_POSITIVE if x[0] != "None"]}))
+    add(_cases("strategies.initial_states", _draw(strategies.initial_states), {"widths": (3, 4, 2)},
+               {"widths": BAD_WIDTHS, "init": [*BAD_NAME, ("aligned without a task", "aligned")],
+                "scale": [x for x in BAD_NONNEG if x[0] != "None"], "task": [("str", "task"), ("int", 3)]},
+               {"init": ("init", "task")}))
+    add(_cases("strategies.instances", _draw(strategies.instances), {"widths": (3, 4, 2)},
+               {"rule": BAD_NAME, "widths": [x for x in BAD_WIDTHS if x[0] != "None"], "init": BAD_NAME,
+                "init_scale": [x for x in BAD_NONNEG if x[0] != "None"], "feedback_kind": BAD_NAME,
+                "feedback_scale": [x for x in BAD_POSITIVE if x[0] != "None"], "structure": BAD_NAME,
+                "whitened": BAD_BOOL, "input_condition": [x for x in BAD_POSITIVE if x[0] != "None"]
+                + [("below 1", 0.5)], "rank": [x for x in BAD_COUNT if x[0] != "None"],
+                "noise": BAD_NONNEG, "values": BAD_NAME, "decay": BAD_NONNEG}))
+    return out
+
+
+def _linfa_errors() -> tuple[type[Exception], ...]:
+    """linfa's own input errors that are not ValueError/TypeError (documented in the functions' Raises)."""
+    from linfa.sweep import StoreError
+
+    return (StoreError,)
+
+
 def classify(case: Case) -> tuple[str, str]:
     """``("clean" | "unclean" | "silent", detail)`` for one call."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             case.call()
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, *_linfa_errors()) as exc:
             msg = str(exc)
             if any(n in msg for n in case.names):
                 return "clean", ""
@@ -303,6 +559,13 @@ def counts(cases: list[Case]) -> tuple[dict[str, int], list[str]]:
 def test_every_bad_argument_is_rejected_cleanly() -> None:
     tally, problems = counts(all_cases())
     assert tally["tried"] > 600
+    assert not problems, f"{tally}\n" + "\n".join(problems)
+
+
+def test_research_modules_reject_bad_arguments_cleanly() -> None:
+    """teacher_student, plot, theorems, sweep and the testing strategies (``research_cases``)."""
+    tally, problems = counts(research_cases())
+    assert tally["tried"] > 900
     assert not problems, f"{tally}\n" + "\n".join(problems)
 
 
@@ -365,6 +628,9 @@ def test_random_bad_arrays(name: str, call: Callable[[Any], Any], argname: str, 
 
 
 if __name__ == "__main__":
-    tally, problems = counts(all_cases())
+    import sys
+
+    cases = research_cases() if "research" in sys.argv[1:] else all_cases()
+    tally, problems = counts(cases)
     print("\n".join(problems))
     print(tally)

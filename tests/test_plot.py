@@ -247,7 +247,7 @@ def test_ax_none_draws_on_current_axes():
     ("call", "exc", "match"),
     [
         (lambda: plot.quantile_band(np.arange(3.0), np.ones(4)), ValueError, r"values: expected shape \(\*batch, S\)"),
-        (lambda: plot.update_angles(np.arange(3.0), np.ones(3)), ValueError, r"values: .*\(\*batch, S, L\)"),
+        (lambda: plot.update_angles(np.arange(3.0), np.ones(3)), ValueError, r"angles: .*\(\*batch, S, L\)"),
         (lambda: plot.quantile_band(np.ones((2, 2)), np.ones(2)), ValueError, "ts: expected shape"),
         (lambda: plot.quantile_band(np.arange(2.0), np.ones(2), quantiles=(0.9, 0.1)), ValueError, "quantiles"),
         (lambda: plot.learning_curves(np.arange(2.0), np.ones(2), ax="axes"), TypeError, "ax: expected"),

@@ -42,7 +42,12 @@ def as_target(target: Any) -> AbstractTarget:
             except (ImportError, AttributeError) as exc:
                 raise ValueError(f"target: cannot import {target!r}: {exc}") from None
             return as_target(obj)
-        return Catalogue(target)
+        from linfa.theorems import UnknownEntryError
+
+        try:
+            return Catalogue(target)
+        except UnknownEntryError as exc:
+            raise UnknownEntryError(f"target: {exc}") from None
     if hasattr(target, "check") and hasattr(target, "id"):
         return Catalogue(target)
     if callable(target):

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from linfa._validate import flag, path
 from linfa.sweep.executors import AbstractExecutor, get_executor
 from linfa.sweep.resolve import as_target
 from linfa.sweep.seeds import check_seed, chunked, is_count
@@ -98,6 +99,10 @@ def sweep(
     ({'ok': 100, 'fail': 0, 'error': 0}, True)
     """
     t0 = time.perf_counter()
+    out = path("out", out)
+    keep_instances = flag("keep_instances", keep_instances)
+    if not (progress is None or isinstance(progress, bool) or callable(progress)):
+        raise TypeError(f"progress: expected a bool or a callable, got {type(progress).__name__}")
     tgt = as_target(target)
     seed = check_seed(seed)
     if not is_count(n_instances, 0):

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from linfa._validate import count
+from linfa._validate import path as as_path
 from linfa.sweep.store import ResultStore
 from linfa.sweep.targets import Record
 
@@ -201,5 +203,6 @@ def summarize(path: str | os.PathLike[str], *, n_worst: int = 5) -> Summary:
     linfa.sweep.StoreError
         If the file is missing, foreign or damaged.
     """
-    with ResultStore.open(path, readonly=True) as store:
+    n_worst = count("n_worst", n_worst)
+    with ResultStore.open(as_path("path", path), readonly=True) as store:
         return from_store(store, n_worst=n_worst)

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from linfa._validate import shape_str
+from linfa._validate import check_symmetric_psd, count, real_array, shape_str
 from linfa.teacher_student.activations import Activation, activation
 
 __all__ = ["average", "i2", "i3", "i4", "j2"]
@@ -159,20 +159,23 @@ def average(kind: str, cov: Any, act: Any = "erf", *, method: str = "auto", poin
         raise ValueError(f"kind: expected one of {sorted(_ORDER)}, got {kind!r}")
     a = activation(act)
     n = _ORDER[kind]
-    try:
-        c = np.asarray(cov, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"cov: expected a real numeric array, got {type(cov).__name__}") from exc
+    c = real_array("cov", cov)
     if c.ndim < 2 or c.shape[-2:] != (n, n):
         raise ValueError(f"cov: expected shape {shape_str(['...', n, n])} for {kind}, got {shape_str(c.shape)}")
     if not np.all(np.isfinite(c)):
         raise ValueError("cov: expected finite entries")
     if method not in ("auto", "closed", "cubature"):
         raise ValueError(f"method: expected 'auto', 'closed' or 'cubature', got {method!r}")
-    if points is not None and (isinstance(points, bool) or int(points) != points or points < 1):
-        raise ValueError(f"points: expected a positive integer, got {points!r}")
+    if points is not None:
+        points = count("points", points, minimum=1)
+    check_symmetric_psd("cov", c)
     if method == "closed" and not a.closed_form:
         raise ValueError(f"method: no closed form for activation {a.name!r} (closed forms: 'erf', 'linear')")
+    return evaluate(kind, c, a, method=method, points=points)
+
+
+def evaluate(kind: str, c: np.ndarray, a: Activation, *, method: str = "auto", points: int | None = None) -> np.ndarray:
+    """:func:`average` of arguments already checked (``c`` float64 of the right shape): for observables."""
     if method == "closed" or (method == "auto" and a.closed_form):
         return np.asarray(_closed(kind, a.name, c), dtype=np.float64)
     return cubature(kind, a, c, None if points is None else int(points))

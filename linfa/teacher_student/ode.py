@@ -47,7 +47,7 @@ import numpy as np
 from linfa.integrate import Event, Solution, integrate
 from linfa.teacher_student import averages
 from linfa.teacher_student.activations import Activation
-from linfa.teacher_student.order_parameters import OrderParameters, Problem, covariance
+from linfa.teacher_student.order_parameters import OrderParameters, Problem, field_covariance
 
 __all__ = ["Flow", "State", "eg_below", "solve"]
 
@@ -159,7 +159,7 @@ class Flow:
         T = np.broadcast_to(T, (nb, *T.shape[1:]))
         vstar = np.broadcast_to(vstar, (nb, vstar.shape[-1]))
         k = Q.shape[-1]
-        omega = covariance(Q, R, T)
+        omega = field_covariance(Q, R, T)
         s = np.concatenate([v, -vstar], axis=-1)
         a2, a3, a4, j2 = field_sums(self.activation, omega, s, k, second_order=self.second_order,
                                     points=self.points)
@@ -241,17 +241,27 @@ def solve(
     Solution
         ``states = (Q, R, v)`` with shapes ``(*batch, S, ...)`` and the observables.
     """
+    from linfa._validate import count, real, times
     from linfa.teacher_student import observables as tso
 
     if not isinstance(problem, Problem):
         raise TypeError(f"problem: expected a teacher_student.Problem, got {type(problem).__name__}")
+    alpha = real("alpha", alpha, minimum=0.0)
+    if points is not None:
+        points = count("points", points, minimum=1)
+    if saveat is not None:
+        saveat = times("saveat", saveat, minimum=0.0)
+    if until is not None and not isinstance(until, Event) and not (
+            isinstance(until, Sequence) and all(isinstance(e, Event) for e in until)):
+        raise TypeError(f"until: expected a linfa.integrate.Event (e.g. eg_below(tol)) or a sequence of them, "
+                        f"got {type(until).__name__}")
     act = problem.activation
     if observe is None:
         named: dict[str, Observable] = {}
     elif isinstance(observe, Mapping):
         named = dict(observe)
-    elif isinstance(observe, str):
-        raise TypeError("observe: expected a sequence of names or a mapping, got a string")
+    elif isinstance(observe, str) or not isinstance(observe, Sequence):
+        raise TypeError(f"observe: expected a sequence of names or a mapping, got {type(observe).__name__}")
     else:
         named = {name: tso.builtin(name, act) for name in observe}
     for name, fn in named.items():

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from linfa._validate import as_generator, check_symmetric_psd, count, shape_str
+from linfa._validate import as_generator, check_symmetric_psd, count, real, real_array, shape_str
 
 __all__ = ["OrderParameters", "Problem", "covariance", "initial_weights", "order_parameters"]
 
@@ -43,6 +43,23 @@ class OrderParameters(NamedTuple):
 
 def covariance(Q: np.ndarray, R: np.ndarray, T: np.ndarray) -> np.ndarray:
     """Covariance :math:`\\Omega` of the fields ``(λ_1..λ_K, ν_1..ν_M)``, shape ``(..., K+M, K+M)``."""
+    Q = _array("Q", Q, None, 2, finite=False)
+    T = _array("T", T, None, 2, finite=False)
+    k, m = Q.shape[-1], T.shape[-1]
+    Q = _array("Q", Q, (k, k), 2, finite=False)
+    T = _array("T", T, (m, m), 2, finite=False)
+    R = _array("R", R, (k, m), 2, finite=False)
+    try:
+        np.broadcast_shapes(Q.shape[:-2], R.shape[:-2], T.shape[:-2])
+    except ValueError:
+        raise ValueError(f"Q, R, T: batch axes do not broadcast: {shape_str(Q.shape)}, {shape_str(R.shape)}, "
+                         f"{shape_str(T.shape)}") from None
+    lead = np.broadcast_shapes(Q.shape[:-2], R.shape[:-2], T.shape[:-2])
+    return field_covariance(np.broadcast_to(Q, (*lead, k, k)), np.broadcast_to(R, (*lead, k, m)), T)
+
+
+def field_covariance(Q: np.ndarray, R: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """:func:`covariance` of arrays already checked (Q and R with the same leading axes): the flow's inner loop."""
     top = np.concatenate([Q, R], axis=-1)
     bottom = np.concatenate([np.swapaxes(R, -1, -2), np.broadcast_to(T, (*R.shape[:-2], *T.shape[-2:]))], axis=-1)
     return np.concatenate([top, bottom], axis=-2)
@@ -50,8 +67,8 @@ def covariance(Q: np.ndarray, R: np.ndarray, T: np.ndarray) -> np.ndarray:
 
 def order_parameters(w: Any, wstar: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(Q, R, T)`` of weights ``w`` (..., K, N) and ``wstar`` (..., M, N)."""
-    w = np.asarray(w, dtype=np.float64)
-    wstar = np.asarray(wstar, dtype=np.float64)
+    w = _array("w", w, None, 2)
+    wstar = _array("wstar", wstar, None, 2)
     if w.ndim < 2 or wstar.ndim < 2 or w.shape[-1] != wstar.shape[-1]:
         raise ValueError(f"w, wstar: expected shapes (..., K, N) and (..., M, N), got {shape_str(w.shape)} "
                          f"and {shape_str(wstar.shape)}")
@@ -71,24 +88,19 @@ def initial_weights(
     rng = as_generator("rng", rng)
     n, k, m, size = count("n", n, minimum=1), count("K", k, minimum=1), count("M", m, minimum=1), count(
         "size", size, minimum=1)
-    if not isinstance(scale, int | float) or isinstance(scale, bool) or not scale >= 0:
-        raise ValueError(f"scale: expected a number >= 0, got {scale!r}")
+    scale = real("scale", scale, minimum=0.0)
     wstar = rng.standard_normal((size, m, n))
     w = scale * rng.standard_normal((size, k, n))
     return w, wstar
 
 
-def _array(name: str, a: Any, core: tuple[int, ...] | None, ndim: int) -> np.ndarray:
-    if np.iscomplexobj(a):
-        raise TypeError(f"{name}: expected real numbers, got complex")
-    try:
-        arr = np.asarray(a, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name}: expected a real numeric array, got {type(a).__name__}") from exc
+def _array(name: str, a: Any, core: tuple[int, ...] | None, ndim: int, *, finite: bool = True) -> np.ndarray:
+    """``a`` as a float64 array of shape ``(*batch, *core)`` (``ndim`` core axes), finite unless told otherwise."""
+    arr = real_array(name, a)
     want = shape_str(["*batch", *(core if core is not None else ["?"] * ndim)])
     if arr.ndim < ndim or (core is not None and arr.shape[arr.ndim - ndim:] != core):
         raise ValueError(f"{name}: expected shape {want}, got {shape_str(arr.shape)}")
-    if not np.all(np.isfinite(arr)):
+    if finite and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name}: expected finite entries")
     return arr
 
@@ -185,7 +197,7 @@ class Problem:
             "eta": np.broadcast_to(eta, batch), "sigma": np.broadcast_to(sigma, batch),
         }
         check_symmetric_psd("Q, R, T (the field covariance [[Q, R], [R^T, T]])",
-                            covariance(arrays["Q"], arrays["R"], arrays["T"]))
+                            field_covariance(arrays["Q"], arrays["R"], arrays["T"]))
         for key, arr in arrays.items():
             object.__setattr__(self, key, np.array(arr))
         object.__setattr__(self, "activation", act)

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from linfa._validate import as_generator, count, real
-from linfa.teacher_student.order_parameters import OrderParameters, Problem, order_parameters
+from linfa._validate import as_generator, count, real, times
+from linfa.teacher_student.order_parameters import OrderParameters, Problem, _array, order_parameters
 
 __all__ = ["Simulation", "simulate"]
 
@@ -88,8 +88,8 @@ def simulate(
 
     rng = as_generator("rng", rng)
     act = _activation(activation)
-    w = np.array(w, dtype=np.float64)
-    wstar = np.asarray(wstar, dtype=np.float64)
+    w = np.array(_array("w", w, None, 2))
+    wstar = _array("wstar", wstar, None, 2)
     if w.ndim != 3 or wstar.ndim != 3 or w.shape[0] != wstar.shape[0] or w.shape[2] != wstar.shape[2]:
         raise ValueError(f"w, wstar: expected shapes (B, K, N) and (B, M, N), got {w.shape} and {wstar.shape}")
     B, K, N = w.shape
@@ -97,14 +97,16 @@ def simulate(
     eta = real("eta", eta, positive=True)
     sigma = real("sigma", sigma, minimum=0.0)
     # one validation of every shape and value, shared with the ODE
+    v = _array("v", v, (K,), 1)
+    vstar = _array("vstar", vstar, (M,), 1)
     problem = Problem.from_weights(w, wstar, np.broadcast_to(v, (B, K)), np.broadcast_to(vstar, (B, M)),
                                    rule=rule, b=b, eta=eta, sigma=sigma, activation=act,
                                    train_second_layer=train_second_layer)
     v = np.array(problem.v, dtype=np.float64)
     vstar_ = problem.vstar
     fb = problem.b
-    a = np.asarray(alphas, dtype=np.float64).reshape(-1)
-    if a.size == 0 or np.any(a < 0) or np.any(np.diff(a) < 0) or not np.all(np.isfinite(a)):
+    a = times("alphas", alphas).reshape(-1)
+    if np.any(np.diff(a) < 0):
         raise ValueError("alphas: expected a non-empty sorted array of times >= 0")
     steps = np.rint(a * N).astype(np.int64)
     count("steps", int(steps[-1]))

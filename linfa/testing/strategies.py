@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from linfa import feedback as _feedback
 from linfa import rules as _rules
+from linfa._validate import real
 from linfa.instances import Instance
 from linfa.networks import DeepLinear
 from linfa.random_matrices import spd_with_condition
@@ -210,10 +211,8 @@ def tasks(
         rank = _int("rank", rank, lo=0)
         if rank > min(n_in, n_out):
             raise ValueError(f"rank: expected at most min(n_in, n_out) = {min(n_in, n_out)}, got {rank}")
-    if isinstance(noise, bool) or not np.isfinite(noise) or noise < 0:
-        raise ValueError(f"noise: expected a finite number >= 0, got {noise!r}")
-    if not np.isfinite(max_condition) or max_condition < 1:
-        raise ValueError(f"max_condition: expected a finite number >= 1, got {max_condition!r}")
+    real("noise", noise, minimum=0.0)
+    real("max_condition", max_condition, minimum=1.0)
     if structure != "teacher" and not whitened:
         raise ValueError(f"whitened: structure {structure!r} has whitened input; pass whitened=True")
 
@@ -340,6 +339,8 @@ def initial_states(
     s = (1e-3 if init == "small" else 0.5) if scale is None else _positive("scale", scale)
     if init == "aligned" and not isinstance(task, Task):
         raise TypeError(f"task: init='aligned' needs a linfa.Task, got {type(task).__name__}")
+    if task is not None and not isinstance(task, Task):
+        raise TypeError(f"task: expected a linfa.Task or None, got {type(task).__name__}")
     net = DeepLinear(ws)
 
     @st.composite
@@ -434,10 +435,9 @@ def instances(
     if rule_params is not None and not isinstance(rule_params, dict):
         raise TypeError(f"rule_params: expected a dict of the rule's parameters, got {type(rule_params).__name__}")
     rule_values = dict(rule_params or {})
+    decay = real("decay", decay, minimum=0.0)  # checked even for a rule without a decay
     if "decay" in rule_cls.parameters and "decay" not in rule_values:
-        if isinstance(decay, bool) or not np.isfinite(decay) or decay < 0:
-            raise ValueError(f"decay: expected a finite weight decay >= 0, got {decay!r}")
-        rule_values["decay"] = float(decay)
+        rule_values["decay"] = decay
     if sorted(rule_values) != sorted(rule_cls.parameters):
         raise ValueError(
             f"rule_params: {rule_cls.name} takes parameters {list(rule_cls.parameters)}, got {sorted(rule_values)}"

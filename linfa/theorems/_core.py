@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from linfa._validate import count, flag
 from linfa.facts import FACTS
 from linfa.instances import Instance
 from linfa.theorems._statistics import ALPHA, binomial_cdf, clopper_pearson_lower
@@ -347,36 +348,66 @@ def register(theorem: Theorem, *, replace: bool = False) -> Theorem:
     return theorem
 
 
+class UnknownEntryError(KeyError, ValueError):
+    """No catalogue entry of that id: a ``KeyError`` (a lookup) that is also a ``ValueError`` (bad input).
+
+    Its message names the argument (``id: no catalogue entry ...``) and close matches.
+    """
+
+    def __str__(self) -> str:  # KeyError would print the repr of the message
+        return str(self.args[0]) if self.args else ""
+
+
+def _id(name: str, id: Any) -> str:
+    if not isinstance(id, str):
+        raise TypeError(f"{name}: expected a catalogue id such as 'saxe2014.mode_dynamics', got {type(id).__name__} "
+                        f"{id!r}"[:200])
+    return id
+
+
 def unregister(id: str) -> Theorem:
     """Remove and return the entry ``id``."""
+    _id("id", id)
     try:
         return _REGISTRY.pop(id)
     except KeyError:
-        raise KeyError(f"id: no catalogue entry {id!r}") from None
+        raise UnknownEntryError(f"id: no catalogue entry {id!r}") from None
 
 
 def get(id: str) -> Theorem:
-    """The entry ``id``; ``KeyError`` naming close matches otherwise."""
+    """The entry ``id``, or :class:`UnknownEntryError` (a ``KeyError`` and a ``ValueError``) naming close matches."""
+    return _get("id", id)
+
+
+def _get(name: str, id: Any) -> Theorem:
+    _id(name, id)
     try:
         return _REGISTRY[id]
     except KeyError:
         close = [k for k in _REGISTRY if id in k or k.startswith(id.split(".")[0] + ".")]
         hint = f"; did you mean one of {close[:5]}?" if close else "; see `linfa list`"
-        raise KeyError(f"id: no catalogue entry {id!r}{hint}") from None
+        raise UnknownEntryError(f"{name}: no catalogue entry {id!r}{hint}") from None
 
 
 def catalogue(ids: list[str] | None = None) -> list[Theorem]:
     """Entries in registration order; ``ids`` selects exact ids or whole papers (``"saxe2014"``)."""
+    if isinstance(ids, str):
+        raise TypeError(f"ids: expected a list of ids or paper modules such as [{ids!r}], got the string {ids!r}")
     if not ids:
         return list(_REGISTRY.values())
+    try:
+        keys = list(ids)
+    except TypeError:
+        raise TypeError(f"ids: expected a list of ids or paper modules, got {type(ids).__name__}") from None
     out: list[Theorem] = []
-    for key in ids:
+    for i, key in enumerate(keys):
+        _id(f"ids[{i}]", key)
         if key in _REGISTRY:
             chosen = [_REGISTRY[key]]
         else:
             chosen = [t for t in _REGISTRY.values() if t.module == key]
             if not chosen:
-                get(key)  # raises with a hint
+                _get(f"ids[{i}]", key)  # raises with a hint
         out.extend(t for t in chosen if t not in out)
     return out
 
@@ -412,6 +443,10 @@ def draw_group(theorem: Theorem, seed: int, group: int, positions: Sequence[int]
 
 def draw_groups(theorem: Theorem, n: int, seed: int) -> Iterator[tuple[int, Instance]]:
     """Draw ``n`` instances of ``theorem`` in groups of ``theorem.group_size`` (:func:`draw_group`)."""
+    if not isinstance(theorem, Theorem):
+        raise TypeError(f"theorem: expected a Theorem, got {type(theorem).__name__}")
+    n = count("n", n)
+    seed = count("seed", seed)
     g = 0
     remaining = n
     while remaining > 0:
@@ -563,11 +598,11 @@ def run(
     """
     if not isinstance(theorem, Theorem):
         raise TypeError(f"theorem: expected a Theorem, got {type(theorem).__name__}")
-    n = (theorem.fast_instances if fast else theorem.instances) if instances is None else instances
-    if int(n) != n or n < 1:
-        raise ValueError(f"instances: expected a positive integer, got {instances!r}")
-    if int(seed) != seed or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    fast = flag("fast", fast)
+    derivation = flag("derivation", derivation)
+    n = (theorem.fast_instances if fast else theorem.instances) if instances is None else count(
+        "instances", instances, minimum=1)
+    seed = count("seed", seed)
     start = time.perf_counter()
     holding = 0
     total = 0
