@@ -7,8 +7,9 @@ import pytest
 
 import linfa
 from linfa import observables
-from linfa.dynamics import sgd, solve
+from linfa.dynamics import FailedInstancesWarning, sgd, solve
 from linfa.integrate import IntegrationError, Status
+from linfa.integrate.solution import describe
 
 
 def problem(batch=(6,), seed=0):
@@ -126,3 +127,22 @@ def test_zero_steps_returns_the_initial_state_and_its_observations():
     np.testing.assert_allclose(sol.observed["loss"][:, 0], loss, rtol=1e-12)
     assert (sol.status == Status.success).all() and (sol.t_final == 0.0).all()
     assert (sol.stats["num_steps"] == 0).all()
+
+
+def test_diverged_message_says_what_stopped_it():
+    rng = np.random.default_rng(3)
+    w_star = rng.standard_normal((2, 3))
+    sxx = 100.0 * np.eye(3)  # unstable at lr = 0.05
+    task = linfa.Task(sxx, w_star @ sxx, w_star @ sxx @ w_star.T)
+    w0 = linfa.DeepLinear((3, 4, 2)).gaussian(rng, 0.3, batch=(2,))
+    kw = dict(lr=0.05, steps=200, batch_size=16)
+    with pytest.warns(FailedInstancesWarning) as rec:
+        sol = sgd(linfa.BP(), task, w0, rng=np.random.default_rng(0), max_norm=1e3, **kw)
+    assert (sol.status == Status.diverged).all()
+    for text in (sol.message, *sol.messages.ravel(), str(rec[0].message)):
+        assert "max_norm" in text and "1000" in text and "until" not in text, text
+    with pytest.raises(IntegrationError, match="max_norm") as err:
+        sgd(linfa.BP(), task, w0, rng=np.random.default_rng(0), max_norm=1e3, throw=True, **kw)
+    assert "until" not in str(err.value)
+    # a run stopped by a divergence condition in `until` (solve's) still says so
+    assert "until" in describe(Status.diverged) and "max_norm" not in describe(Status.diverged)

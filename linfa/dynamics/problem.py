@@ -123,7 +123,11 @@ def warn_failures(sol: Solution, *, stacklevel: int = 3) -> None:
         return
     counts = {st: int(np.sum(status == st)) for st in failed}
     how = ", ".join(f"{n} {st.name}" for st, n in counts.items())
-    advice = " ".join(f"{st.name}: {describe(st, bool(np.any(stiff[status == st])))}" for st in failed)
+    bound = sol.stats.get("max_norm")
+    max_norm = None if bound is None else float(bound)
+    advice = " ".join(
+        f"{st.name}: {describe(st, bool(np.any(stiff[status == st])), max_norm=max_norm)}" for st in failed
+    )
     warnings.warn(
         f"{sum(counts.values())} of {status.size} instance(s) failed ({how}); their saved values after "
         f"the failure are NaN (see Solution.status and Solution.message). {advice}",

@@ -126,6 +126,7 @@ def sgd(
         controller=StepSizeController(dt0=lr), max_steps=max(steps, 1), until=None, throw=throw,
     )
     raw = Raw(problem)
+    raw.max_norm = max_norm  # a diverged instance passed this bound (there is no `until`)
     layout = problem.layout
     K = math.prod(batch)
     flat_args = tuple(np.broadcast_to(a, (*batch, *a.shape[len(batch):])).reshape(K, *a.shape[len(batch):])

@@ -305,6 +305,7 @@ class Raw:
         self.n_fev = np.zeros(K, dtype=np.int64)
         self.n_calls = 0
         self.stiff = np.zeros(K, dtype=bool)  # ended at max_steps with steps at the stability limit
+        self.max_norm: float | None = None  # set by a run that stops diverging states itself (sgd)
 
     def finish(self, k: np.ndarray, status: Any, t: Any, y: np.ndarray, event: Any = -1) -> None:
         """Record the end of instances ``k`` (flat indices); raise if asked to."""
@@ -319,7 +320,7 @@ class Raw:
                 if st.failed:
                     index = np.unravel_index(int(kk), self.problem.batch_shape) if self.problem.batch_shape else ()
                     raise IntegrationError(st, tuple(int(i) for i in index), float(self.t_final[kk]),
-                                           stiff=bool(self.stiff[kk]))
+                                           stiff=bool(self.stiff[kk]), max_norm=self.max_norm)
 
     def solution(self, method: str) -> Solution:
         """Evaluate the observables at the save points and shape everything by the batch."""
@@ -334,6 +335,8 @@ class Raw:
             "num_vf_calls": self.n_calls,
             "stiff": self.stiff.reshape(batch),
         }
+        if self.max_norm is not None:
+            stats["max_norm"] = self.max_norm
         return Solution(
             ts=p.ts.copy(),
             states=p.layout.unflatten(self.save, batch),

@@ -68,23 +68,33 @@ STIFF_HINT = (
 )
 
 
-def describe(status: Status, stiff: bool = False) -> str:
-    """The message of one instance's ending: :attr:`Status.message`, plus the stiffness hint."""
+def describe(status: Status, stiff: bool = False, *, max_norm: float | None = None) -> str:
+    """The message of one instance's ending: :attr:`Status.message`, plus the stiffness hint.
+
+    ``max_norm``: the run stops a state whose norm passes this bound itself (as
+    :func:`linfa.sgd` does) rather than through a condition in ``until``; a
+    ``diverged`` ending then says so.
+    """
     status = Status(status)
     if stiff and status == Status.max_steps:
         return f"{status.message} {STIFF_HINT}"
+    if max_norm is not None and status == Status.diverged:
+        return (f"The state diverged: its norm passed `max_norm` = {max_norm:g}. Later saved values are NaN; "
+                "check the learning rate, the feedback or the task.")
     return status.message
 
 
 class IntegrationError(RuntimeError):
     """Raised with ``throw=True`` when an instance ends with a failing :class:`Status`."""
 
-    def __init__(self, status: Status, index: tuple[int, ...], t: float, *, stiff: bool = False) -> None:
+    def __init__(self, status: Status, index: tuple[int, ...], t: float, *, stiff: bool = False,
+                 max_norm: float | None = None) -> None:
         self.status = status
         self.index = index
         self.t = t
         where = f"instance {index}" if index else "the integration"
-        super().__init__(f"{where} stopped at t = {t:.6g} with status {status.name}: {describe(status, stiff)}")
+        super().__init__(f"{where} stopped at t = {t:.6g} with status {status.name}: "
+                         f"{describe(status, stiff, max_norm=max_norm)}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,7 +127,8 @@ class Solution:
         report it) and ``num_flow_evals``; plus ``num_vf_calls`` (a scalar:
         batched calls of the vector field) and ``stiff`` (boolean per
         instance: it ended at ``max_steps`` with its steps at the explicit
-        method's stability limit, see :data:`STIFF_HINT`).
+        method's stability limit, see :data:`STIFF_HINT`); :func:`linfa.sgd` adds
+        ``max_norm`` (a float: the norm bound at which it stops an instance as ``diverged``).
     method : str
         The method used.
     """
@@ -153,8 +164,13 @@ class Solution:
         out = np.empty(self.status.shape, dtype=object)
         stiff = self._stiff
         for idx in np.ndindex(self.status.shape):
-            out[idx] = describe(Status(int(self.status[idx])), bool(stiff[idx]))
+            out[idx] = describe(Status(int(self.status[idx])), bool(stiff[idx]), max_norm=self._max_norm)
         return out
+
+    @property
+    def _max_norm(self) -> float | None:
+        bound = self.stats.get("max_norm")
+        return None if bound is None else float(bound)
 
     @property
     def _stiff(self) -> np.ndarray:
@@ -167,9 +183,10 @@ class Solution:
         n = self.status.size
         groups = sorted(set(keys))
         if n == 1:
-            return describe(Status(groups[0][0]), groups[0][1])
+            return describe(Status(groups[0][0]), groups[0][1], max_norm=self._max_norm)
         parts = [
-            f"{keys.count(g)} of {n} instance(s): {Status(g[0]).name} — {describe(Status(g[0]), g[1])}"
+            f"{keys.count(g)} of {n} instance(s): {Status(g[0]).name} — "
+            f"{describe(Status(g[0]), g[1], max_norm=self._max_norm)}"
             for g in groups
         ]
         return "\n".join(parts)
@@ -180,7 +197,8 @@ class Solution:
         for idx in np.ndindex(self.status.shape):
             status = Status(int(self.status[idx]))
             if status.failed:
-                raise IntegrationError(status, idx, float(self.t_final[idx]), stiff=bool(stiff[idx]))
+                raise IntegrationError(status, idx, float(self.t_final[idx]), stiff=bool(stiff[idx]),
+                                       max_norm=self._max_norm)
         return self
 
     def __repr__(self) -> str:
