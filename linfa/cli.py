@@ -352,7 +352,8 @@ def _run_check(args: argparse.Namespace) -> int:
             why = (f"{r.holding}/{r.instances} held{test}" + (f"; first failure: group {where['group']}, index "
                                                          f"{where['index']}, margin {where['margin']:.3g}"
                                                          if where else ""))
-        print(f"FAILED {r.theorem.id}: {why}  (replay: linfa check {r.theorem.id} --seed {args.seed}"
+        print(f"FAILED {r.theorem.id}: {why}  (replay: linfa{plugins.cli_options()} check {r.theorem.id} "
+              f"--seed {args.seed}"
               + (f" --instances {args.instances}" if args.instances else "") + ")")
     print(f"{len(results) - len(failed)}/{len(results)} claims hold; {elapsed:.1f} s (seed {args.seed})")
     if args.json:
