@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from linfa.errors import UnknownNameError
 from linfa.facts import FACTS
 from linfa.instances import Instance
 from linfa.theorems._statistics import ALPHA, binomial_cdf, clopper_pearson_lower
@@ -348,21 +349,33 @@ def register(theorem: Theorem, *, replace: bool = False) -> Theorem:
 
 
 def unregister(id: str) -> Theorem:
-    """Remove and return the entry ``id``."""
+    """Remove and return the entry ``id``.
+
+    Raises
+    ------
+    linfa.UnknownNameError
+        (a ``KeyError`` and ``ValueError``) listing the ids, if there is no such entry.
+    """
     try:
         return _REGISTRY.pop(id)
-    except KeyError:
-        raise KeyError(f"id: no catalogue entry {id!r}") from None
+    except (KeyError, TypeError):
+        raise UnknownNameError("id", id, _REGISTRY, kind="catalogue entry") from None
 
 
 def get(id: str) -> Theorem:
-    """The entry ``id``; ``KeyError`` naming close matches otherwise."""
+    """The entry ``id``.
+
+    Raises
+    ------
+    linfa.UnknownNameError
+        (a ``KeyError`` and ``ValueError``) naming close matches and listing the ids, if there is no such entry.
+    """
     try:
         return _REGISTRY[id]
-    except KeyError:
-        close = [k for k in _REGISTRY if id in k or k.startswith(id.split(".")[0] + ".")]
-        hint = f"; did you mean one of {close[:5]}?" if close else "; see `linfa list`"
-        raise KeyError(f"id: no catalogue entry {id!r}{hint}") from None
+    except (KeyError, TypeError):
+        close = [k for k in _REGISTRY if isinstance(id, str) and (id in k or k.startswith(id.split(".")[0] + "."))]
+        hint = f" (did you mean one of {close[:5]}?)" if close else " (see `linfa list`)"
+        raise UnknownNameError("id", id, _REGISTRY, kind="catalogue entry", hint=hint) from None
 
 
 def catalogue(ids: list[str] | None = None) -> list[Theorem]:
