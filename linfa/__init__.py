@@ -14,6 +14,7 @@ from types import ModuleType
 
 from linfa import dual, dynamics, eqprop, exact, feedback, integrate, observables, rules
 from linfa.dynamics import sgd, solve
+from linfa.errors import UnknownNameError
 from linfa.instances import Instance
 from linfa.integrate import IntegrationError, Solution, Status
 from linfa.networks import DeepLinear
@@ -36,6 +37,7 @@ __all__ = [
     "Solution",
     "Status",
     "Task",
+    "UnknownNameError",
     "__version__",
     "dual",
     "dynamics",

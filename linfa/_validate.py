@@ -7,6 +7,7 @@ argument, what was expected and what was given.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -377,3 +378,22 @@ def observables(observe: Any, *, what: str = "a callable obs(rule, task, state)"
             raise TypeError(f"observe[{key!r}]: expected {what}, got {type(fn).__name__}")
     # the integrators validate the state once; observables then skip their per-call checks
     return {key: trusted(fn) for key, fn in obs.items()}
+
+
+def output_parent_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why the file ``path`` cannot be created in its directory, or ``None`` if its directory exists.
+
+    linfa writes an output file only into an existing directory (it creates
+    none): the message says which directory is missing, or which part of the
+    path is a regular file rather than a directory. Every command that writes
+    a file (``linfa check --json``, ``linfa sweep --out``) uses it.
+    """
+    parent = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if os.path.isdir(parent):
+        return None
+    existing = parent
+    while not os.path.lexists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"{os.fspath(path)}: {existing} is a file, not a directory"
+    return f"{os.fspath(path)}: the directory {parent} does not exist (linfa creates no directories; make it first)"

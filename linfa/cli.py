@@ -57,6 +57,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from linfa import plugins
+from linfa._validate import output_parent_problem
 
 __all__ = ["EXIT_CODES", "EXTENSIONS", "JSON_SCHEMA", "UsageError", "build_parser", "main", "render_table"]
 
@@ -85,16 +86,18 @@ def _epilog() -> str:
 
 
 def writable_file(path: str, what: str) -> None:
-    """Raise :class:`UsageError` unless ``path`` can be written (creating its directory); nothing is left behind.
+    """Raise :class:`UsageError` unless ``path`` can be written in an existing directory; nothing is left behind.
 
-    Called before a long computation whose results go to ``path``.
+    Called before a long computation whose results go to ``path``. Like
+    ``linfa sweep --out``, it creates no directory.
     """
     target = os.path.abspath(path)
     if os.path.isdir(target):
         raise UsageError(f"{what}: {path} is a directory, expected a file path")
-    directory = os.path.dirname(target)
+    problem = output_parent_problem(path)
+    if problem is not None:
+        raise UsageError(f"{what}: {problem}")
     try:
-        os.makedirs(directory, exist_ok=True)
         existed = os.path.exists(target)
         with open(target, "a", encoding="utf-8"):
             pass
@@ -352,7 +355,8 @@ def _run_check(args: argparse.Namespace) -> int:
             why = (f"{r.holding}/{r.instances} held{test}" + (f"; first failure: group {where['group']}, index "
                                                          f"{where['index']}, margin {where['margin']:.3g}"
                                                          if where else ""))
-        print(f"FAILED {r.theorem.id}: {why}  (replay: linfa check {r.theorem.id} --seed {args.seed}"
+        print(f"FAILED {r.theorem.id}: {why}  (replay: linfa{plugins.cli_options()} check {r.theorem.id} "
+              f"--seed {args.seed}"
               + (f" --instances {args.instances}" if args.instances else "") + ")")
     print(f"{len(results) - len(failed)}/{len(results)} claims hold; {elapsed:.1f} s (seed {args.seed})")
     if args.json:
@@ -367,7 +371,6 @@ def _run_check(args: argparse.Namespace) -> int:
         }
         text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
         try:
-            os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
             with open(args.json, "w", encoding="utf-8") as fh:
                 fh.write(text)
         except OSError as exc:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from linfa._validate import as_matrix, count, instance_of, real, real_array, times
+from linfa._validate import as_matrix, count, instance_of, is_trusted, real, real_array, shape_str, times
 from linfa._validate import widths as check_widths
 from linfa.linalg import relative_residual, transpose
 from linfa.tasks import Task
@@ -384,11 +384,18 @@ def alignment_fit(
         ``A_1`` of shape ``(*batch, n_L, n_0)``, then ``A_l`` of shape ``(*batch, n_L, n_L)``.
     fits : list of ndarray
         The weights rebuilt from the structure, shaped like ``weights``.
+
+    Raises
+    ------
+    TypeError
+        If ``weights`` or ``backward`` is not a tuple or list of real matrices.
+    ValueError
+        On fewer than two layers, the wrong number of backward matrices,
+        shapes that do not chain, or non-finite entries.
     """
+    if not is_trusted():  # an observable's caller has validated the state already (NaN of a diverged instance)
+        weights, backward = _checked_alignment_fit(weights, backward)
     depth = len(weights)
-    if depth < 2 or len(backward) != depth - 1:
-        raise ValueError(f"backward: expected L - 1 = {depth - 1} matrices for {depth} layers (L >= 2), "
-                         f"got {len(backward)}")
     pinv = [np.linalg.pinv(m) for m in backward]
     mats, fits = [], []
     for l in range(1, depth + 1):
@@ -405,3 +412,22 @@ def alignment_fit(
         mats.append(a)
         fits.append(fit)
     return mats, fits
+
+
+def _checked_alignment_fit(weights: Any, backward: Any) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """``weights, backward`` as real finite matrices of chaining shapes, or an error naming the argument."""
+    ws, ms = _matrices("weights", weights), _matrices("backward", backward)
+    depth = len(ws)
+    if depth < 2 or len(ms) != depth - 1:
+        raise ValueError(f"backward: expected L - 1 = {depth - 1} matrices for {depth} layers (L >= 2), "
+                         f"got {len(ms)}")
+    n = [ws[0].shape[-1], *(w.shape[-2] for w in ws)]
+    for l in range(2, depth + 1):
+        if ws[l - 1].shape[-1] != n[l - 1]:
+            raise ValueError(f"weights[{l - 1}]: expected {n[l - 1]} columns (the rows of weights[{l - 2}]), "
+                             f"got shape {shape_str(ws[l - 1].shape)}")
+    for l, m in enumerate(ms, start=1):
+        if m.shape[-2:] != (n[l], n[depth]):
+            raise ValueError(f"backward[{l - 1}]: expected M_{l} of shape {shape_str(['*batch', n[l], n[depth]])}, "
+                             f"got {shape_str(m.shape)}")
+    return ws, ms

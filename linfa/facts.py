@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from linfa.errors import UnknownNameError
+
 __all__ = ["FACTS", "Fact", "get", "markdown"]
 
 
@@ -163,13 +165,13 @@ def get(number: int) -> Fact:
 
     Raises
     ------
-    KeyError
-        If there is no such fact.
+    linfa.UnknownNameError
+        (a ``KeyError`` and ``ValueError``) listing the numbers, if there is no such fact.
     """
     for fact in FACTS:
         if fact.number == number:
             return fact
-    raise KeyError(f"number: no fact {number!r}; the facts are numbered 1..{len(FACTS)}")
+    raise UnknownNameError("number", number, [f.number for f in FACTS], kind="fact")
 
 
 def markdown() -> str:

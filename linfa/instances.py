@@ -40,6 +40,7 @@ import numpy as np
 
 from linfa import rules
 from linfa._validate import shape_str
+from linfa.errors import UnknownNameError
 from linfa.rules import AbstractRule
 from linfa.tasks import Task
 
@@ -343,7 +344,10 @@ class Instance:
         ValueError
             If the number of feedback matrices does not match the layout.
         """
-        rule_cls = rules.get(rule)
+        try:
+            rule_cls = rules.get(rule)
+        except UnknownNameError:
+            raise UnknownNameError("rule", rule, rules.names(), kind="rule") from None
         if rule_cls.name not in rules.names() or rules.get(rule_cls.name) is not rule_cls:
             raise ValueError(f"rule: {rule_cls.__qualname__} is not registered (use linfa.rules.register)")
         weights = tuple(np.asarray(w) for w in weights)

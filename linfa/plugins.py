@@ -13,10 +13,11 @@ read from a data file.
 from __future__ import annotations
 
 import importlib
+import shlex
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["PluginError", "load", "load_all", "loaded"]
+__all__ = ["PluginError", "cli_options", "load", "load_all", "loaded"]
 
 _LOADED: list[str] = []
 
@@ -86,3 +87,18 @@ def load_all(specs: Iterable[str]) -> None:
 def loaded() -> tuple[str, ...]:
     """The specs loaded in this process, in order."""
     return tuple(_LOADED)
+
+
+def cli_options() -> str:
+    """The ``--plugin`` options that load this process's plug-ins in another ``linfa`` command.
+
+    Every replay or resume command linfa prints carries them, so that it finds
+    the plug-ins' rules and entries: ``f"linfa{cli_options()} check ID"``.
+
+    Returns
+    -------
+    str
+        ``" --plugin SPEC"`` for each of :func:`loaded`, in order, shell-quoted;
+        ``""`` if none is loaded.
+    """
+    return "".join(f" --plugin {shlex.quote(spec)}" for spec in _LOADED)

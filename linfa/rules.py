@@ -83,6 +83,7 @@ from linfa._validate import (
     shape_str,
     trusted,
 )
+from linfa.errors import UnknownNameError
 from linfa.products import prefix_products
 from linfa.tasks import Task
 
@@ -599,11 +600,17 @@ def register(rule: R | None = None, *, replace: bool = False) -> R | Callable[[R
 
 
 def unregister(name: str) -> type[AbstractRule]:
-    """Remove and return the rule class registered as ``name``."""
+    """Remove and return the rule class registered as ``name``.
+
+    Raises
+    ------
+    linfa.UnknownNameError
+        (a ``KeyError`` and ``ValueError``) naming the registered rules, if there is no such rule.
+    """
     try:
         return _REGISTRY.pop(name)
-    except KeyError:
-        raise KeyError(f"name: no rule {name!r} is registered") from None
+    except (KeyError, TypeError):
+        raise UnknownNameError("name", name, _REGISTRY, kind="rule") from None
 
 
 def _from_entry_points(name: str) -> type[AbstractRule] | None:
@@ -626,8 +633,10 @@ def get(name: str | type[AbstractRule] | AbstractRule) -> type[AbstractRule]:
 
     Raises
     ------
-    KeyError
-        Naming the registered rules, if there is no such rule.
+    linfa.UnknownNameError
+        (a ``KeyError`` and ``ValueError``) naming the registered rules, if there is no such rule.
+    TypeError
+        If ``name`` is neither a string nor a rule.
     """
     if isinstance(name, AbstractRule):
         return type(name)
@@ -637,7 +646,7 @@ def get(name: str | type[AbstractRule] | AbstractRule) -> type[AbstractRule]:
         raise TypeError(f"name: expected a rule name, got {type(name).__name__}")
     cls = _REGISTRY.get(name) or _from_entry_points(name)
     if cls is None:
-        raise KeyError(f"rule: no rule {name!r} is registered; known rules: {list(_REGISTRY)}")
+        raise UnknownNameError("name", name, _REGISTRY, kind="rule")
     return cls
 
 

@@ -39,7 +39,7 @@ def broken() -> object:
 
 
 def test_check_passes_and_writes_valid_json(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    out = tmp_path / "sub" / "r.json"
+    out = tmp_path / "r.json"
     code = main(["check", *FAST_IDS, "--instances", "8", "--seed", "3", "--json", str(out), "--quiet"])
     text = capsys.readouterr().out
     assert code == 0

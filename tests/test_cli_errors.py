@@ -52,9 +52,26 @@ def test_unwritable_json_path_is_refused_before_running(tmp_path: Path, capsys: 
                                                         no_compute: None) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    _usage_error(["check", ID, "--quiet", "--json", str(blocker / "r.json")], capsys, "--json", "cannot write")
+    _usage_error(["check", ID, "--quiet", "--json", str(blocker / "r.json")], capsys, "--json",
+                 "a-file is a file, not a directory")
     _usage_error(["check", ID, "--quiet", "--json", str(tmp_path)], capsys, "is a directory")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # nothing left behind
+
+
+@pytest.mark.parametrize("option", ["--json", "--out"])
+def test_check_json_and_sweep_out_refuse_a_missing_directory_alike(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                   no_compute: None, option: str) -> None:
+    command = ["check", ID, "--quiet"] if option == "--json" else ["sweep", ID, "-n", "4", "--no-progress"]
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    missing = tmp_path / "no" / "such" / "x.out"
+    err = _usage_error([*command, option, str(missing)], capsys, f"the directory {missing.parent} does not exist")
+    assert "is a file" not in err
+    err = _usage_error([*command, option, str(blocker / "s.out")], capsys, f"{blocker} is a file, not a directory")
+    assert "does not exist" not in err
+    err = _usage_error([*command, option, str(blocker / "deeper" / "s.out")], capsys,
+                       f"{blocker} is a file, not a directory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no directory created, nothing left behind
 
 
 @pytest.mark.parametrize("command", [["check", ID], ["sweep", ID, "-n", "4"]])

@@ -102,3 +102,26 @@ def test_list_verbose_shows_the_fact_and_its_text(capsys) -> None:  # type: igno
     assert out.count("(docs/design.md)") == 1  # the Nøkland entry checks no numbered fact
     assert main(["list", "--json", "kolen_pollack"]) == 0
     assert '"fact": 8' in capsys.readouterr().out
+
+
+def _module_table(text: str) -> set[str]:
+    """The names in the first column of the design notes' module table (section "Layout")."""
+    start = text.index("\n## Layout\n")
+    section = text[start:text.index("\n## ", start + 1)]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    return {name for row in rows for name in re.findall(r"`(\w+)`", row.split("|")[1])}
+
+
+def test_design_notes_module_table_lists_every_public_module() -> None:
+    import pkgutil
+
+    import linfa
+
+    public = {m.name for m in pkgutil.iter_modules(linfa.__path__) if not m.name.startswith("_")}
+    assert {"instances", "plugins", "teacher_student", "dynamics", "rules"} <= public  # the walk sees them
+    listed = _module_table(DESIGN.read_text(encoding="utf-8"))
+    assert public - listed == set(), f"docs/design.md's module table lacks {sorted(public - listed)}"
+    assert listed - public == set(), f"docs/design.md's module table names no module {sorted(listed - public)}"
+    text = " ".join(DESIGN.read_text(encoding="utf-8").split())
+    for concept in ("FeedbackLayout", "linfa --plugin", "linfa.rules", "linfa.plugins.loaded()", "--trust"):
+        assert concept in text, f"docs/design.md does not describe {concept}"

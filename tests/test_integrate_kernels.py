@@ -13,7 +13,7 @@ import pytest
 
 import linfa
 from linfa import observables
-from linfa.dynamics import solve, until
+from linfa.dynamics import FailedInstancesWarning, solve, until
 from linfa.integrate import IntegrationError, Status
 from linfa.integrate._kernels import lincomb_nz, scale_rows, scaled_error
 from linfa.integrate.methods import METHODS, lincomb
@@ -100,11 +100,18 @@ def test_threads_are_bit_identical_to_one_loop(method):
     kw = dict(saveat=ts, method=method, observe={"loss": observables.loss},
               until=[until.diverged(8.0), until.loss_below(1e-3)],
               dt0=0.005 if method == "euler" else None)
-    one = solve(rule, task, w0, 3.0, **kw)
+    with pytest.warns(FailedInstancesWarning) as warned:
+        one = solve(rule, task, w0, 3.0, **kw)
     # the shards see every ending: reaching t1, a stopping condition, a divergence
     assert {Status.success, Status.event, Status.diverged} <= set(one.status.tolist())
+    n_diverged = int(np.sum(one.status == Status.diverged))
+    assert n_diverged == 1 and not any(Status(s).failed for s in one.status if s != Status.diverged)
+    (w,) = warned
+    assert str(w.message).startswith("1 of 7 instance(s) failed (1 diverged)")
     for threads in (2, 3, 7, 50):
-        many = solve(rule, task, w0, 3.0, threads=threads, **kw)
+        with pytest.warns(FailedInstancesWarning, match=r"^1 of 7 instance\(s\) failed \(1 diverged\)") as warned:
+            many = solve(rule, task, w0, 3.0, threads=threads, **kw)
+        assert len(warned) == 1  # one warning per call, not one per shard
         for a, b in zip(one.states, many.states, strict=True):
             np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(one.observed["loss"], many.observed["loss"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -71,6 +73,25 @@ def test_alignment_fit_recovers_planted_matrices_and_both_readings_agree(depth: 
     assert structure.holds(1e-10).all()
     with pytest.raises(ValueError, match="backward"):
         exact.alignment_fit(ws, fb[:-1])
+
+
+def _nan_backward() -> tuple[list[np.ndarray], list[np.ndarray]]:
+    return [np.ones((3, 2)), np.ones((1, 3))], [np.full((3, 1), np.nan)]
+
+
+@pytest.mark.parametrize(("args", "exc", "match"), [
+    ((None, None), TypeError, r"^weights: expected a tuple of matrices, got NoneType"),
+    (("ab", "cd"), TypeError, r"^weights: expected a tuple of matrices, got str"),
+    (([np.ones((3, 2)), np.ones((1, 3))], "ab"), TypeError, r"^backward: expected a tuple"),
+    (_nan_backward(), ValueError, r"^backward\[0\]: expected finite entries, got 3 NaN"),
+    (([np.ones((3, 2)), np.ones((1, 3))], [np.ones((3, 2))]), ValueError,
+     r"^backward\[0\]: expected M_1 of shape \(\*batch, 3, 1\), got \(3, 2\)"),
+    (([np.ones((3, 2)), np.ones((1, 4))], [np.ones((3, 1))]), ValueError, r"^weights\[1\]: expected 3 columns"),
+    (([np.ones((3, 2)), np.ones((1, 3))], [np.ones((3, 1), dtype=complex)]), TypeError, r"^backward\[0\]: .*complex"),
+])
+def test_alignment_fit_validates_its_arguments(args: tuple[Any, Any], exc: type[Exception], match: str) -> None:
+    with pytest.raises(exc, match=match):
+        exact.alignment_fit(*args)
 
 
 def test_bp_fixed_point_is_the_least_squares_optimum() -> None:

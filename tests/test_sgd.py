@@ -68,8 +68,10 @@ def test_divergence_gets_a_status_not_nan():
     syx = w_star @ sxx
     task = linfa.Task(sxx, syx, syx @ w_star.T)
     w0 = linfa.DeepLinear((3, 4, 2)).gaussian(rng, 0.3, batch=(2,))
-    sol = sgd(linfa.BP(), task, w0, lr=0.05, steps=200, batch_size=16, rng=rng,
-              observe={"loss": observables.loss}, every=20)
+    with pytest.warns(FailedInstancesWarning, match=r"^1 of 2 instance\(s\) failed \(1 diverged\)") as warned:
+        sol = sgd(linfa.BP(), task, w0, lr=0.05, steps=200, batch_size=16, rng=rng,
+                  observe={"loss": observables.loss}, every=20)
+    assert len(warned) == 1
     assert sol.status.tolist() == [Status.success, Status.diverged]
     assert np.isnan(sol.observed["loss"][1, -1])
     assert np.isfinite(sol.observed["loss"][0]).all()

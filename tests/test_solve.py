@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import linfa
 from linfa import exact, observables
-from linfa.dynamics import solve, until
+from linfa.dynamics import FailedInstancesWarning, solve, until
 from linfa.integrate import IntegrationError, Status
 
 TIGHT = dict(rtol=1e-12, atol=1e-14)
@@ -205,8 +205,10 @@ def test_divergence_condition_stops_one_instance():
     task = linfa.Task.teacher(w_star)
     w0 = linfa.DeepLinear((3, 4, 2)).gaussian(rng, 0.1, batch=(3,))
     ts = np.linspace(0, 10, 11)
-    sol = solve(linfa.BP(), task, w0, 10.0, saveat=ts, until=until.diverged(8.0),
-                observe={"loss": observables.loss})
+    with pytest.warns(FailedInstancesWarning, match=r"^1 of 3 instance\(s\) failed \(1 diverged\)") as warned:
+        sol = solve(linfa.BP(), task, w0, 10.0, saveat=ts, until=until.diverged(8.0),
+                    observe={"loss": observables.loss})
+    assert len(warned) == 1
     assert sol.status.tolist() == [Status.success, Status.diverged, Status.success]
     norm = np.sqrt(sum(np.sum(w[1] ** 2) for w in sol.state_final))
     np.testing.assert_allclose(norm, 8.0, rtol=1e-8)

@@ -251,13 +251,17 @@ def test_cli_runs_resumes_and_summarises(tmp_path: Path, capsys: pytest.CaptureF
     assert rc == 1 and failing and "smallest counterexample" in text and "replay:" in text
     assert cli_main(["_sweep_targets:NOISY", "-n", "60", "--seed", "2", "--out", str(out), "--no-progress"]) == 1
     assert "this run" not in capsys.readouterr().out  # nothing re-run
-    assert cli_main(["--summary", str(out), "--json"]) == 0
+    assert cli_main(["--summary", str(out), "--json"]) == 1  # the exit code of the sweep: a claim failed
     data = json.loads(capsys.readouterr().out)
     assert sum(data["counts"].values()) == 60 and data["counterexample"]["replay"]
     assert data["counts"]["fail"] == int(failing.group(1))
     ok = tmp_path / "ok.sqlite"
     assert cli_main(["linfa.sweep.examples:FA_ALIGNMENT", "-n", "20", "--out", str(ok), "--no-progress"]) == 0
     assert "holds on all 20 instances" in capsys.readouterr().out
+    assert cli_main(["--summary", str(ok)]) == 0
+    assert "holds on all 20 instances" in capsys.readouterr().out
+    assert cli_main(["--summary", str(ok), "--replay", "3"]) == 2  # not silently ignored
+    assert "--replay" in capsys.readouterr().err
     bad = tmp_path / "bad.txt"
     bad.write_text("x")
     assert cli_main(["linfa.sweep.examples:FA_ALIGNMENT", "-n", "5", "--out", str(bad)]) == 2

@@ -103,6 +103,7 @@ def test_instance_npz_round_trip(tmp_path_factory: pytest.TempPathFactory, inst:
         (lambda: instances(rule="KolenPollack", decay=-1.0), ValueError, "decay"),
         (lambda: instances(input_condition=0.5), ValueError, "input_condition"),
         (lambda: instances(input_condition=10.0, structure="factorization"), ValueError, "input_condition"),
+        (lambda: instances(input_condition=37.0, widths=(1, 3, 2)), ValueError, "input_condition.*2 inputs"),
     ],
 )
 def test_options_validated_up_front(call, exc, match) -> None:  # type: ignore[no-untyped-def]
@@ -116,12 +117,20 @@ def test_options_validated_up_front(call, exc, match) -> None:  # type: ignore[n
 def test_instances_fix_the_input_condition_number_and_feedback(inst: Instance) -> None:
     sxx = inst.arrays["sxx"]
     ev = np.linalg.eigvalsh(sxx)
-    if sxx.shape[-1] > 1:
-        assert ev[-1] / ev[0] == pytest.approx(100.0, rel=1e-9)  # exactly, not "at most"
+    assert ev[-1] / ev[0] == pytest.approx(100.0, rel=1e-9)  # exactly, not "at most"
     assert inst.params["input_condition"] == 100.0
     for key, b in inst.arrays.items():
         if key.startswith("B"):
             assert np.all(np.abs(b) <= 0.5)  # U[-0.5, 0.5]
+
+
+@settings(max_examples=25, deadline=None)
+@given(instances(rule="FA", input_condition=37.0))
+def test_instances_honour_the_input_condition_with_the_default_widths(inst: Instance) -> None:
+    # the default widths draw n0 = 1 too; a single input cannot have κ = 37, so it must not be drawn
+    ev = np.linalg.eigvalsh(inst.arrays["sxx"])
+    assert ev[-1] / ev[0] == pytest.approx(inst.params["input_condition"], rel=1e-9)
+    assert inst.params["input_condition"] == 37.0
 
 
 def _fa_instance() -> Instance:

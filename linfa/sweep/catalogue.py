@@ -70,7 +70,9 @@ class Catalogue(AbstractTarget):
         return "linfa.sweep", f"s.catalogue.Catalogue({self.id!r})"
 
     def replay_command(self, seed: int, index: int) -> str:
-        return f"linfa sweep {self.id} --seed {seed} --replay {index}"
+        from linfa import plugins
+
+        return f"linfa{plugins.cli_options()} sweep {self.id} --seed {seed} --replay {index}"
 
     def run(self, seed: int, indices: Sequence[int]) -> list[Any]:
         from linfa.theorems import draw_group

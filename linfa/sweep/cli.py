@@ -9,8 +9,11 @@
 ``ID`` is a catalogue id (``linfa list``) or ``module:object`` naming a sweep
 target or a function of ``rng`` (e.g. ``linfa.sweep.examples:FA_ALIGNMENT``).
 Running the same command again resumes an interrupted sweep; a finished one
-does no work. Exit status: 0 if every instance is recorded without failure or
-error, 1 if some failed or errored, 2 for bad arguments, an unusable results file
+does no work. Exit status (also of ``--summary``, for the sweep in the file):
+0 if the claim holds (every instance recorded, none errored, and its criterion
+met: all instances for a theorem, its fraction for an empirical claim, one
+witness for an existential one), 1 if not, 2 for bad arguments (``--summary``
+takes no target, ``--instances``, ``--out`` or ``--replay``), an unusable results file
 or an unreachable scheduler, 3 for an internal error, 4 if the Dask cluster was
 lost (the results file is intact: run again to resume), 130 if interrupted.
 """
@@ -156,8 +159,17 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if args.summary is not None:
-            _print_summary(summarize(args.summary), args.json)
-            return 0
+            ignored = [opt for opt, given in (("a target", args.target is not None),
+                                              ("--instances", args.instances is not None),
+                                              ("--out", args.out is not None),
+                                              ("--replay", args.replay is not None)) if given]
+            if ignored:
+                print(f"linfa sweep: error: --summary reads a results file and runs nothing; it does not take "
+                      f"{', '.join(ignored)} (run `linfa sweep ID --seed S --replay I` separately)", file=sys.stderr)
+                return 2
+            summary = summarize(args.summary)
+            _print_summary(summary, args.json)
+            return 0 if summary.passed else 1
         if args.target is None:
             print("linfa sweep: error: a target (catalogue id or module:object) is required", file=sys.stderr)
             return 2

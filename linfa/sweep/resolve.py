@@ -42,12 +42,12 @@ def as_target(target: Any) -> AbstractTarget:
             except (ImportError, AttributeError) as exc:
                 raise ValueError(f"target: cannot import {target!r}: {exc}") from None
             return as_target(obj)
-        from linfa.theorems import UnknownEntryError
+        from linfa.errors import UnknownNameError
 
         try:
             return Catalogue(target)
-        except UnknownEntryError as exc:
-            raise UnknownEntryError(f"target: {exc}") from None
+        except UnknownNameError as exc:
+            raise UnknownNameError("target", exc.name, exc.known, kind=exc.kind, hint=exc.hint) from None
     if hasattr(target, "check") and hasattr(target, "id"):
         return Catalogue(target)
     if callable(target):

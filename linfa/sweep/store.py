@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from linfa._validate import output_parent_problem
 from linfa.sweep.targets import Record
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "ResultStore", "StoreError"]
@@ -130,8 +131,9 @@ class ResultStore:
             raise StoreError(f"{p}: is a directory, expected a linfa sweep results file")
         if readonly and not exists:
             raise StoreError(f"{p}: no such results file")
-        if not p.parent.is_dir():
-            raise StoreError(f"{p}: the directory {p.parent} does not exist")
+        problem = output_parent_problem(p)
+        if problem is not None:
+            raise StoreError(problem)
         if exists:
             with open(p, "rb") as fh:
                 head = fh.read(len(_MAGIC))

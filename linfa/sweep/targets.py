@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from linfa import plugins
 from linfa.sweep.seeds import instance_seeds
 
 __all__ = [
@@ -137,6 +138,8 @@ class AbstractTarget:
         """A shell command that re-runs instance ``index`` alone and prints its record."""
         module, expr = self.reference()
         code = f"import linfa.sweep as s, {module}; print(s.replay({expr}, seed={seed}, index={index}))"
+        if plugins.loaded():  # the plug-ins first, as `linfa --plugin` loads them before the command
+            code = f"import linfa.plugins; linfa.plugins.load_all({list(plugins.loaded())!r}); {code}"
         return f"python -c {json.dumps(code)}"
 
 

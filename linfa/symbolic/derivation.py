@@ -49,6 +49,8 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from linfa.errors import UnknownNameError
+
 __all__ = [
     "Counterexample",
     "Derivation",
@@ -412,7 +414,7 @@ class Derivation:
         for s in self.steps:
             if s.name == name:
                 return s
-        raise KeyError(f"name: no step {name!r} in {self.title!r}; steps are {[s.name for s in self.steps]}")
+        raise UnknownNameError("name", name, [s.name for s in self.steps], kind=f"step of {self.title!r}")
 
     def replace(self, name: str, **changes: Any) -> Derivation:
         """A copy with step ``name`` changed (e.g. a deliberately wrong ``rhs``)."""

@@ -35,7 +35,7 @@ from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis.errors import NoSuchExample
 from hypothesis.strategies import SearchStrategy
 
-from linfa import theorems
+from linfa import plugins, theorems
 from linfa._validate import count, real
 from linfa.instances import Instance
 
@@ -317,7 +317,7 @@ def _replay_command(path: str, ref: str | None) -> tuple[str | None, str]:
         return None, ("the predicate cannot be imported (a lambda, a local function or one defined in "
                       "__main__): define it as a top-level function of a module to get a replay command; "
                       "linfa.testing.replay(path, predicate=fn) replays it in Python")
-    command = f"linfa replay {shlex.quote(path)} --predicate {shlex.quote(ref)}"
+    command = f"linfa{plugins.cli_options()} replay {shlex.quote(path)} --predicate {shlex.quote(ref)}"
     root = _module_root(ref.partition(":")[0])
     # sys.path[0] is the script's directory or the current one: importable from there only, not from anywhere
     on_path = {os.path.abspath(p) for p in sys.path[1:] if p not in ("", ".")}

@@ -406,7 +406,10 @@ def instances(
     input_condition : float, optional
         Give ``Σxx`` exactly this condition number ``κ >= 1``
         (:func:`linfa.random_matrices.spd_with_condition`; teacher tasks only;
-        implies ``whitened=False``). The feedback distribution and scale are
+        implies ``whitened=False``). A condition number above 1 needs at least
+        two inputs: the default widths then draw ``n0 >= 2``, a widths strategy
+        is filtered to ``n0 >= 2``, and fixed widths with ``n0 = 1`` are refused
+        (``ValueError``). The feedback distribution and scale are
         ``feedback_kind`` and ``feedback_scale``.
     decay : float
         Kolen–Pollack's weight decay ``λ``: the value of a declared parameter
@@ -449,7 +452,8 @@ def instances(
     elif isinstance(widths, SearchStrategy):
         width_strategy = widths
     else:
-        width_strategy = st.just(_widths_arg("widths", widths))
+        fixed_widths = _widths_arg("widths", widths)
+        width_strategy = st.just(fixed_widths)
     # validate the remaining options once, on a small example
     tasks(n_in=2, n_out=2, structure=structure, whitened=whitened, noise=noise, values=values)
     if rank is not None:
@@ -461,6 +465,14 @@ def instances(
         if structure != "teacher":
             raise ValueError(f"input_condition: structure {structure!r} has whitened input; use structure='teacher'")
         input_condition = float(input_condition)
+        if input_condition > 1:  # a single input has κ(Σxx) = 1 whatever is asked: draw at least 2
+            if isinstance(widths, SearchStrategy):
+                width_strategy = width_strategy.filter(lambda ws: ws[0] >= 2)
+            elif widths is None:
+                width_strategy = width_strategy.map(lambda ws: (max(ws[0], 2), *ws[1:]))
+            elif fixed_widths[0] < 2:
+                raise ValueError(f"input_condition: {input_condition!r} > 1 needs at least 2 inputs, "
+                                 f"got widths {fixed_widths!r}")
     conditioned: dict[str, Any] = {} if input_condition is None else {"input_condition": input_condition}
     extra = dict(params or {})
 

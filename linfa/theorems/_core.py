@@ -43,6 +43,7 @@ from typing import Any, Literal
 import numpy as np
 
 from linfa._validate import count, flag
+from linfa.errors import UnknownNameError
 from linfa.facts import FACTS
 from linfa.instances import Instance
 from linfa.theorems._statistics import ALPHA, binomial_cdf, clopper_pearson_lower
@@ -348,16 +349,6 @@ def register(theorem: Theorem, *, replace: bool = False) -> Theorem:
     return theorem
 
 
-class UnknownEntryError(KeyError, ValueError):
-    """No catalogue entry of that id: a ``KeyError`` (a lookup) that is also a ``ValueError`` (bad input).
-
-    Its message names the argument (``id: no catalogue entry ...``) and close matches.
-    """
-
-    def __str__(self) -> str:  # KeyError would print the repr of the message
-        return str(self.args[0]) if self.args else ""
-
-
 def _id(name: str, id: Any) -> str:
     if not isinstance(id, str):
         raise TypeError(f"{name}: expected a catalogue id such as 'saxe2014.mode_dynamics', got {type(id).__name__} "
@@ -366,16 +357,28 @@ def _id(name: str, id: Any) -> str:
 
 
 def unregister(id: str) -> Theorem:
-    """Remove and return the entry ``id``."""
+    """Remove and return the entry ``id``.
+
+    Raises
+    ------
+    linfa.UnknownNameError
+        (a ``KeyError`` and ``ValueError``) listing the ids, if there is no such entry.
+    """
     _id("id", id)
     try:
         return _REGISTRY.pop(id)
     except KeyError:
-        raise UnknownEntryError(f"id: no catalogue entry {id!r}") from None
+        raise UnknownNameError("id", id, _REGISTRY, kind="catalogue entry") from None
 
 
 def get(id: str) -> Theorem:
-    """The entry ``id``, or :class:`UnknownEntryError` (a ``KeyError`` and a ``ValueError``) naming close matches."""
+    """The entry ``id``.
+
+    Raises
+    ------
+    linfa.UnknownNameError
+        (a ``KeyError`` and ``ValueError``) naming close matches and listing the ids, if there is no such entry.
+    """
     return _get("id", id)
 
 
@@ -385,8 +388,8 @@ def _get(name: str, id: Any) -> Theorem:
         return _REGISTRY[id]
     except KeyError:
         close = [k for k in _REGISTRY if id in k or k.startswith(id.split(".")[0] + ".")]
-        hint = f"; did you mean one of {close[:5]}?" if close else "; see `linfa list`"
-        raise UnknownEntryError(f"{name}: no catalogue entry {id!r}{hint}") from None
+        hint = f" (did you mean one of {close[:5]}?)" if close else " (see `linfa list`)"
+        raise UnknownNameError(name, id, _REGISTRY, kind="catalogue entry", hint=hint) from None
 
 
 def catalogue(ids: list[str] | None = None) -> list[Theorem]:
