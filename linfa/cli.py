@@ -58,6 +58,7 @@ from typing import Any
 
 from linfa import plugins
 from linfa._validate import output_parent_problem
+from linfa.sweep.cli import non_negative_int, positive_int
 
 __all__ = ["EXIT_CODES", "EXTENSIONS", "JSON_SCHEMA", "UsageError", "build_parser", "main", "render_table"]
 
@@ -225,26 +226,6 @@ def _add_check(subparsers: Any) -> None:
 
     add_workers_arguments(p)
     p.set_defaults(func=_run_check)
-
-
-def _int_at_least(s: str, minimum: int, what: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {s!r}") from None
-    if v < minimum:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {s}")
-    return v
-
-
-def positive_int(s: str) -> int:
-    """``argparse`` type: an integer ``>= 1``."""
-    return _int_at_least(s, 1, "a positive integer")
-
-
-def non_negative_int(s: str) -> int:
-    """``argparse`` type: an integer ``>= 0``."""
-    return _int_at_least(s, 0, "a non-negative integer")
 
 
 _positive_int = positive_int

@@ -27,10 +27,12 @@ import signal
 import sys
 from typing import Any
 
-__all__ = ["add_parser", "add_workers_arguments", "executor_from_args", "main", "run"]
+__all__ = ["add_parser", "add_workers_arguments", "executor_from_args", "int_at_least", "main", "non_negative_int", "positive_int", "run"]
 
 
-def _int_type(minimum: int, what: str) -> Any:
+def int_at_least(minimum: int, what: str) -> Any:
+    """An ``argparse`` type: an integer ``>= minimum``; ``what`` names it in the messages."""
+
     def parse(s: str) -> int:
         try:
             v = int(s)
@@ -44,8 +46,10 @@ def _int_type(minimum: int, what: str) -> Any:
     return parse
 
 
-_POSITIVE = _int_type(1, "a positive integer")
-_NON_NEGATIVE = _int_type(0, "a non-negative integer")
+positive_int = int_at_least(1, "a positive integer")
+non_negative_int = int_at_least(0, "a non-negative integer")
+_POSITIVE = positive_int
+_NON_NEGATIVE = non_negative_int
 
 
 def _seconds(s: str) -> float:
