@@ -27,7 +27,16 @@ import signal
 import sys
 from typing import Any
 
-__all__ = ["add_parser", "add_workers_arguments", "executor_from_args", "int_at_least", "main", "non_negative_int", "positive_int", "run"]
+__all__ = [
+    "add_parser",
+    "add_workers_arguments",
+    "executor_from_args",
+    "int_at_least",
+    "main",
+    "non_negative_int",
+    "positive_int",
+    "run",
+]
 
 
 def int_at_least(minimum: int, what: str) -> Any:
