@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from linfa import theorems
 from linfa.theorems import Instance
@@ -73,3 +74,16 @@ def test_alignment_matrix_bound_needs_the_zero_init_structure() -> None:
                  for k, a in inst.arrays.items()}
         failing += int((~thm.check(Instance(noisy, inst.params, size=inst.size)).holds).sum())
     assert failing >= 3
+
+
+def test_alignment_condition_fails_for_a_scaled_hidden_update(monkeypatch: pytest.MonkeyPatch) -> None:
+    # FA's hidden update 1.05 B E: the loss then falls at 1.05 tr(W B E E^T), not at the rate the claim states
+    import linfa.rules as rules
+
+    thm = theorems.get("lillicrap2016.alignment_condition")
+    inst = _first_group(thm.id)
+    assert thm.check(inst).holds.all()
+    orig = rules.FA._signals
+    monkeypatch.setattr(rules.FA, "_signals",
+                        lambda self, s, e: [1.05 * d for d in orig(self, s, e)[:-1]] + [orig(self, s, e)[-1]])
+    assert not thm.check(inst).holds.any()
