@@ -87,3 +87,15 @@ def test_alignment_condition_fails_for_a_scaled_hidden_update(monkeypatch: pytes
     monkeypatch.setattr(rules.FA, "_signals",
                         lambda self, s, e: [1.05 * d for d in orig(self, s, e)[:-1]] + [orig(self, s, e)[-1]])
     assert not thm.check(inst).holds.any()
+
+
+def test_suboptimal_when_r_lt_rank_fails_with_feedback_on_the_top_modes() -> None:
+    # B^T along Y's top-r left singular vectors: Π keeps the top modes, FA's limit is optimal (ratio 1)
+    thm = theorems.get("garg_vempala.suboptimal_when_r_lt_rank")
+    inst = _first_group(thm.id)
+    assert thm.check(inst).holds.any()
+    r = inst.arrays["B2"].shape[-2]
+    u, _, _ = np.linalg.svd(inst.arrays["syx"])
+    top = Instance({**inst.arrays, "B2": u[..., :, :r].swapaxes(-1, -2)}, inst.params, size=inst.size)
+    v = thm.check(top)
+    assert not v.holds.any() and np.all(np.abs(v.details["loss_over_best"] - 1.0) < 1e-6)
