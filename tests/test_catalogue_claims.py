@@ -99,3 +99,14 @@ def test_suboptimal_when_r_lt_rank_fails_with_feedback_on_the_top_modes() -> Non
     top = Instance({**inst.arrays, "B2": u[..., :, :r].swapaxes(-1, -2)}, inst.params, size=inst.size)
     v = thm.check(top)
     assert not v.holds.any() and np.all(np.abs(v.details["loss_over_best"] - 1.0) < 1e-6)
+
+
+def test_linear_task_nse_fails_with_rank_deficient_feedback() -> None:
+    # three zero columns of B: those output directions never reach the hidden layer, FA's NSE stays ~0.2
+    thm = theorems.get("lillicrap2016.linear_task_nse")
+    inst = _first_group(thm.id)
+    assert thm.check(inst).holds.all()
+    b = inst.arrays["B2"].copy()
+    b[..., :, :3] = 0.0
+    v = thm.check(Instance({**inst.arrays, "B2": b}, inst.params, size=inst.size))
+    assert not v.holds.any() and np.all(v.details["nse_fa"] > 0.05)

@@ -10,7 +10,8 @@ the hidden layer learns with a fixed random ``B`` in place of ``W^T``,
 Entries: the alignment condition (docs/design.md, fact 1), the FA conservation law
 and its SGD drift (fact 2), the zero-init structure, alignment and Lyapunov
 function (fact 3), a counterexample for general feedback, and the linear
-function-approximation task of the paper's Fig. 2 (empirical).
+function-approximation task of the paper's Fig. 2 (empirical: the signal angle
+falls below 90°, and FA's NSE reaches BP's).
 
 Reference: T. P. Lillicrap, D. Cownden, D. B. Tweed, C. J. Akerman, *Random
 synaptic feedback weights support error backpropagation for deep learning*,
@@ -26,7 +27,7 @@ from linfa.exact import fa_zero_init_structure
 from linfa.instances import Instance
 from linfa.linalg import inner
 from linfa.products import prefix_products
-from linfa.rules import FA, AbstractRule, error
+from linfa.rules import BP, FA, AbstractRule, error
 from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
@@ -706,4 +707,48 @@ register(Theorem(
     draw=_draw_linear_task,
     check_batch=_check_linear_task,
     instances=16, fast_instances=4, group_size=8,
+))
+
+
+def _draw_linear_task_nse(rng: np.random.Generator, size: int) -> Instance:
+    inst = _draw_linear_task(rng, size)
+    return Instance(inst.arrays, {**inst.params, "t1": T_NSE}, size=size)
+
+
+def _check_nse_reaches_bp(inst: Instance) -> Verdict:
+    rule, task, state = inst.problem()
+    fa, bp = solve(rule, task, state, T_NSE), solve(BP(), task, state, T_NSE)
+    nse_fa, nse_bp = obs.nse(rule, task, fa.state_final), obs.nse(BP(), task, bp.state_final)
+    # within NSE_FACTOR of BP's NSE, or both at the rounding floor (where the NSE is rounding noise)
+    allowed = np.maximum(NSE_FACTOR * np.maximum(nse_bp, 0.0), NSE_ROUNDING_FLOOR)
+    margin = np.where(fa.ok & bp.ok, 1.0 - np.maximum(nse_fa, 0.0) / allowed, -1.0)
+    return Verdict(margin >= 0, np.nan_to_num(margin, nan=-1.0),
+                   {"nse_fa": nse_fa, "nse_bp": nse_bp, "allowed": allowed})
+
+
+T_NSE = 20.0
+NSE_FACTOR = 10.0
+NSE_ROUNDING_FLOOR = 1e-12
+
+register(Theorem(
+    id="lillicrap2016.linear_task_nse",
+    paper=PAPER,
+    title="On the 30-20-10 linear task FA's NSE reaches BP's by the end of training (t = 20)",
+    statement=(r"\mathrm{NSE}_{FA}(20) \le \max\big(10\,\mathrm{NSE}_{BP}(20),\ 10^{-12}\big)"
+               r"\quad(\text{same task and initial weights})"),
+    reference=f"{REF}, Fig. 2a (linear function approximation: FA's error curve reaches BP's)",
+    hypotheses=("widths 30-20-10, teacher T ~ U[-1, 1], Σxx = I (as lillicrap2016.linear_task_angle)",
+                "initial weights U[-0.01, 0.01], the same for FA and BP", "feedback B ~ U[-0.5, 0.5]",
+                "population flow (not SGD) to t = 20; BP is at the rounding floor from t ≈ 10, FA's NSE at t = 6 "
+                "is still up to ~100× BP's"),
+    kind="empirical",
+    fraction=0.95,
+    tolerance=NSE_FACTOR,
+    tolerance_reason="a factor 10 on the NSE, or both below 1e-12: the NSE is a difference of O(tr Σyy) terms, so "
+                     "below ~1e-13 it is rounding noise (it is even negative) and no ratio is meaningful. At least "
+                     "95% of instances: " + POPULATION_REASON + "; measured 640 of 640 (default runs, seeds 0-39; "
+                     "Clopper–Pearson bound 0.99; smallest margin 1 − NSE_FA/allowed 0.77)",
+    draw=_draw_linear_task_nse,
+    check_batch=_check_nse_reaches_bp,
+    instances=16, fast_instances=8, group_size=8,
 ))
