@@ -110,3 +110,26 @@ def test_linear_task_nse_fails_with_rank_deficient_feedback() -> None:
     b[..., :, :3] = 0.0
     v = thm.check(Instance({**inst.arrays, "B2": b}, inst.params, size=inst.size))
     assert not v.holds.any() and np.all(v.details["nse_fa"] > 0.05)
+
+
+def test_degeneracy_breaking_fails_when_dfa_is_bp(monkeypatch: pytest.MonkeyPatch) -> None:
+    # with BP's update in place of DFA's both runs end equally aligned with b: "more aligned" (strict) fails
+    from linfa.theorems import refinetti2021_shallow as rs
+
+    thm = theorems.get("refinetti2021_shallow.degeneracy_breaking")
+    inst = _first_group(thm.id)
+    assert thm.check(inst).holds.mean() >= 0.9
+    solve = rs._solve
+    monkeypatch.setattr(rs, "_solve", lambda inst, rule, alpha, saveat: solve(inst, "BP", alpha, saveat))
+    v = thm.check(inst)
+    assert not v.holds.any() and np.all(v.details["cos_dfa"] == v.details["cos_bp"])
+
+
+def test_bp_realisable_fails_for_an_unrealisable_teacher() -> None:
+    # K = 1 < M = 2: one erf unit cannot represent two teacher units, ε_g cannot fall 1000-fold
+    from linfa.theorems import refinetti2021_shallow as rs
+
+    thm = theorems.get("refinetti2021_shallow.bp_realisable")
+    inst = rs._small_init(np.random.default_rng(0), 8, 1, 2, eta=0.5)
+    v = thm.check(inst)
+    assert not v.holds.any() and np.all(v.details["eg_ratio"] > 1e-2)
