@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from linfa import theorems
 from linfa.theorems import Instance
@@ -73,3 +74,62 @@ def test_alignment_matrix_bound_needs_the_zero_init_structure() -> None:
                  for k, a in inst.arrays.items()}
         failing += int((~thm.check(Instance(noisy, inst.params, size=inst.size)).holds).sum())
     assert failing >= 3
+
+
+def test_alignment_condition_fails_for_a_scaled_hidden_update(monkeypatch: pytest.MonkeyPatch) -> None:
+    # FA's hidden update 1.05 B E: the loss then falls at 1.05 tr(W B E E^T), not at the rate the claim states
+    import linfa.rules as rules
+
+    thm = theorems.get("lillicrap2016.alignment_condition")
+    inst = _first_group(thm.id)
+    assert thm.check(inst).holds.all()
+    orig = rules.FA._signals
+    monkeypatch.setattr(rules.FA, "_signals",
+                        lambda self, s, e: [1.05 * d for d in orig(self, s, e)[:-1]] + [orig(self, s, e)[-1]])
+    assert not thm.check(inst).holds.any()
+
+
+def test_suboptimal_when_r_lt_rank_fails_with_feedback_on_the_top_modes() -> None:
+    # B^T along Y's top-r left singular vectors: Π keeps the top modes, FA's limit is optimal (ratio 1)
+    thm = theorems.get("garg_vempala.suboptimal_when_r_lt_rank")
+    inst = _first_group(thm.id)
+    assert thm.check(inst).holds.any()
+    r = inst.arrays["B2"].shape[-2]
+    u, _, _ = np.linalg.svd(inst.arrays["syx"])
+    top = Instance({**inst.arrays, "B2": u[..., :, :r].swapaxes(-1, -2)}, inst.params, size=inst.size)
+    v = thm.check(top)
+    assert not v.holds.any() and np.all(np.abs(v.details["loss_over_best"] - 1.0) < 1e-6)
+
+
+def test_linear_task_nse_fails_with_rank_deficient_feedback() -> None:
+    # three zero columns of B: those output directions never reach the hidden layer, FA's NSE stays ~0.2
+    thm = theorems.get("lillicrap2016.linear_task_nse")
+    inst = _first_group(thm.id)
+    assert thm.check(inst).holds.all()
+    b = inst.arrays["B2"].copy()
+    b[..., :, :3] = 0.0
+    v = thm.check(Instance({**inst.arrays, "B2": b}, inst.params, size=inst.size))
+    assert not v.holds.any() and np.all(v.details["nse_fa"] > 0.05)
+
+
+def test_degeneracy_breaking_fails_when_dfa_is_bp(monkeypatch: pytest.MonkeyPatch) -> None:
+    # with BP's update in place of DFA's both runs end equally aligned with b: "more aligned" (strict) fails
+    from linfa.theorems import refinetti2021_shallow as rs
+
+    thm = theorems.get("refinetti2021_shallow.degeneracy_breaking")
+    inst = _first_group(thm.id)
+    assert thm.check(inst).holds.mean() >= 0.9
+    solve = rs._solve
+    monkeypatch.setattr(rs, "_solve", lambda inst, rule, alpha, saveat: solve(inst, "BP", alpha, saveat))
+    v = thm.check(inst)
+    assert not v.holds.any() and np.all(v.details["cos_dfa"] == v.details["cos_bp"])
+
+
+def test_bp_realisable_fails_for_an_unrealisable_teacher() -> None:
+    # K = 1 < M = 2: one erf unit cannot represent two teacher units, ε_g cannot fall 1000-fold
+    from linfa.theorems import refinetti2021_shallow as rs
+
+    thm = theorems.get("refinetti2021_shallow.bp_realisable")
+    inst = rs._small_init(np.random.default_rng(0), 8, 1, 2, eta=0.5)
+    v = thm.check(inst)
+    assert not v.holds.any() and np.all(v.details["eg_ratio"] > 1e-2)

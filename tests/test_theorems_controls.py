@@ -163,21 +163,24 @@ def test_general_feedback_has_no_witness_with_orthogonal_feedback() -> None:
         assert inst.widths[1] >= inst.widths[2] >= 2
 
 
-def test_update_angle_sign_needs_see_equal_eet() -> None:
-    # the update-angle sign test of alignment_condition is applied only where Σee = E E^T: elsewhere
-    # (non-whitened Σxx) the update angle and tr(W B Σee) can disagree, so the restriction is needed and
-    # the sign comparison where it applies is not automatic
+def test_alignment_population_form_needs_see_equal_eet() -> None:
+    # alignment_condition compares the loss rate with -<e^T W B e> only where Σee = E E^T: elsewhere
+    # (non-whitened Σxx) tr(W B E E^T) and tr(W B Σee) differ, so the restriction is needed
     from linfa import observables as obs
+    from linfa.rules import error
 
     thm = theorems.get("lillicrap2016.alignment_condition")
-    disagree = 0
-    for seed in range(4):
+    differ = 0
+    for seed in range(3):
         for inst in _groups(thm.id, seed=seed):
             v = thm.check(inst)
             assert v.holds.all()
             rule, task, state = inst.problem()
+            e = error(task, state[1] @ state[0])
+            b = rule.feedback[0]
+            rate = np.trace(state[1] @ b @ e @ np.swapaxes(e, -1, -2), axis1=-2, axis2=-1)
             align = obs.alignment(rule, task, state)[..., 0]
-            mism = (v.details["update_angle"] < 90.0) != (align > 0)
-            assert not np.any(mism & v.details["update_sign_checked"])
-            disagree += int(np.sum(mism & ~v.details["update_sign_checked"]))
-    assert disagree > 0
+            gap = np.abs(rate - align) > 1e-6 * np.maximum(np.abs(rate), 1e-12)
+            assert not np.any(gap & v.details["population_form_checked"])
+            differ += int(np.sum(gap & ~v.details["population_form_checked"]))
+    assert differ > 0

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hypothesis.extra.numpy as hnp
 import numpy as np
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from linfa import theorems
 from linfa.testing import Instance, instances, seeds, widths
@@ -24,20 +22,10 @@ def _holds(id_: str, inst: Instance) -> theorems.Verdict:
     return verdict
 
 
-@settings(max_examples=15)
-@given(st.data())
-def test_alignment_condition(data: st.DataObject) -> None:
-    inst = data.draw(instances(rule="FA", widths=TWO_LAYER, init="gaussian", whitened=False))
-    e = data.draw(hnp.arrays(np.float64, (8, inst.widths[-1]), elements=st.floats(-3, 3)))
-    _holds("lillicrap2016.alignment_condition", Instance({**inst.arrays, "e": e}, inst.params))
-
-
-def test_alignment_condition_sign_examples() -> None:
-    # W = I, B = diag(1, -1): e^T W B e = e_1² - e_2², positive for (2, 1), negative for (1, 2)
-    arrays = {"sxx": np.eye(1), "syx": np.ones((2, 1)), "syy": np.full((2, 2), 2.0), "W1": np.ones((2, 1)),
-              "W2": np.eye(2), "B2": np.diag([1.0, -1.0]), "e": np.array([[2.0, 1.0], [1.0, 2.0]])}
-    v = theorems.get("lillicrap2016.alignment_condition").check(Instance(arrays, {"rule": "FA"}))
-    assert v.holds and v.details["fraction_positive"] == 0.5
+@settings(max_examples=10)
+@given(instances(rule="FA", widths=TWO_LAYER, init="gaussian", whitened=False, params={"t1": 1.0, "n_save": 4}))
+def test_alignment_condition(inst: Instance) -> None:
+    _holds("lillicrap2016.alignment_condition", inst)
 
 
 @settings(max_examples=10)

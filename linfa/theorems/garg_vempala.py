@@ -12,8 +12,9 @@ random ``B^T`` (``r × n``, linfa's ``B_2``) in place of ``Z^T``:
 Entries (docs/design.md, fact 4): the conserved quantity ``Sym(B^T Z) − ½ W W^T``;
 fixed points with ``B^T Z`` invertible satisfy ``Z W = Y Π`` (``Π`` the
 projector onto the row space of ``B^T Y``); FA reaches the optimum when
-``r >= rank Y`` but stays strictly sub-optimal on some instances with
-``r < rank Y`` (a separation from gradient descent, which is optimal); and,
+``r >= rank Y``, while with ``r < rank Y`` it ends more than 10% above the
+optimum on at least half of generic instances (empirical) and arbitrarily far above it on
+constructed ones (a separation from gradient descent, which is optimal); and,
 from a small init, ``Z`` aligns with the feedback ``B^T`` (empirical). An
 earlier entry claimed GD and FA find nearly orthogonal representations; it
 compared first-layer weights by a Frobenius cosine, which hidden rotations
@@ -39,6 +40,7 @@ from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
 from linfa.theorems._numerics import bound, fro, solve, sym, t, tighter_reexamine, trajectory
+from linfa.theorems._statistics import POPULATION_REASON
 
 __all__: list[str] = []
 
@@ -257,32 +259,70 @@ register(Theorem(
 ))
 
 
+def _predicted_loss_ratio(task: Task, b: np.ndarray) -> np.ndarray:
+    """``‖Y(I − Π)‖² / Σ_{i>r} σ_i(Y)²``: the loss of the fixed point ``Z W = Y Π`` over the best rank-``r`` loss.
+
+    ``Π`` projects onto the row space of ``B^T Y`` (``b`` is linfa's ``B_2``, shape ``(K, r, n)``, with
+    ``r < rank Y``); shape ``(K,)``.
+    """
+    y = task.syx
+    r = b.shape[-2]
+    _, _, vt = np.linalg.svd(b @ y)
+    rows = vt[..., :r, :]
+    resid = y - y @ t(rows) @ rows
+    sv = np.linalg.svd(y, compute_uv=False)
+    return np.asarray(fro(resid) ** 2 / np.sum(sv[..., r:] ** 2, axis=-1))
+
+
 def _check_suboptimal(inst: Instance) -> Verdict:
-    _, _, _, ok, info = _limit(inst)
+    """Generic instances (Gaussian ``B``): FA's limit is the fixed point ``Z W = Y Π``, > 10% above the optimum.
+
+    The entry states what *generic* instances do, not how far FA can be from optimal: its instance holds
+    when the limit's loss ratio equals the predicted ``‖Y(I − Π)‖²/Σ_{i>r}σ_i²`` (to 1e-6) and exceeds 1.1,
+    and the claim is that at least half of the instances hold. How far above the optimum FA can end is
+    the construction of ``garg_vempala.far_from_optimal`` (ratio ≈ s_1²).
+    """
+    rule, task, _, ok, info = _limit(inst)
+    predicted = _predicted_loss_ratio(task, rule.feedback[0])
     converged = ok & (info["fixed_point_error"] <= TOL_FIXED)
-    margin = np.where(converged, info["loss_over_best"] - (1.0 + GAP), -1.0)
-    return Verdict(margin > 0, margin, info)
+    agrees = np.abs(info["loss_over_best"] / predicted - 1.0) <= 1e-6  # the limit is the predicted one
+    margin = np.where(converged & agrees, info["loss_over_best"] - (1.0 + GAP), -1.0)
+    return Verdict(margin > 0, np.nan_to_num(margin, nan=-1.0),
+                   {**info, "predicted_loss_over_best": predicted},
+                   ok & ~converged, "not at the fixed point Z W = Y Π by t = 300")
 
 
 GAP = 0.1
+FRACTION_SUBOPTIMAL = 0.5
 
 register(Theorem(
     id="garg_vempala.suboptimal_when_r_lt_rank",
     paper=PAPER,
-    title="With r < rank Y, FA converges to a strictly sub-optimal factorisation on some instances",
-    statement=(r"\exists\,Y, B:\ r < \operatorname{rank} Y,\quad "
-               r"\lim_t \tfrac12\lVert Y - ZW\rVert_F^2 > 1.1 \cdot \tfrac12\sum_{i > r}\sigma_i(Y)^2"),
-    reference=f"{REF}, separation result for r < rank(Y)",
-    hypotheses=("FA on Y ≈ Z W with r < rank Y", "converged to the predicted fixed point Z W = Y Π",
+    title="With r < rank Y, FA from a generic (Gaussian) B ends > 10% above the optimum on at least half the instances",
+    statement=(r"r < \operatorname{rank} Y,\ B \text{ Gaussian}:\quad "
+               r"\frac{\lim_t \tfrac12\lVert Y - ZW\rVert_F^2}{\tfrac12\sum_{i > r}\sigma_i(Y)^2} = "
+               r"\frac{\lVert Y(I - \Pi)\rVert_F^2}{\sum_{i > r}\sigma_i^2} > 1.1"
+               r"\ \text{ on at least half of the instances}"),
+    reference=f"{REF}, separation result for r < rank(Y) (generic instances; garg_vempala.far_from_optimal has "
+              "the construction that makes the ratio as large as wanted)",
+    hypotheses=("FA on Y ≈ Z W, rank Y = k in 2..4 with singular values U[1, 2], r in k − 2 .. k − 1 (r >= 1)",
+                "generic instances, not a construction: Gaussian B and Gaussian initialisation, scale 0.1",
+                "the limit must be the predicted fixed point Z W = Y Π (its loss ratio equal to "
+                "‖Y(I − Π)‖²/Σ_{i>r}σ_i² to 1e-6); an instance not at the fixed point by t = 300 is inconclusive",
                 "compared with the Eckart–Young optimum (which gradient descent reaches)"),
-    kind="existential",
+    kind="empirical",
+    fraction=FRACTION_SUBOPTIMAL,
     tolerance=GAP,
-    tolerance_reason="a witness must be at least 10% above the best rank-r loss, far beyond integration error",
+    tolerance_reason="a loss ratio at least 10% above 1, far beyond integration error (the realised ratio "
+                     "matches the predicted one to ~1e-14). At least half of the instances: " + POPULATION_REASON
+                     + "; measured 127 of 179 decided (default runs, seeds 0-11; Clopper–Pearson bound 0.60; "
+                     "ratios: median 1.22, smallest 1.0003, 172 of 179 above 1.01): a generic B is strictly "
+                     "sub-optimal almost surely, but often by little",
     draw=lambda rng, size: _draw_factorization(rng, size, r_offset=(-2, -1), scale=0.1, t1=300.0),
     check_batch=_check_suboptimal,
     fact=4,
     derivation="fa_factorization",
-    instances=15, fast_instances=6, group_size=3,
+    instances=15, fast_instances=12, group_size=3,
 ))
 
 
@@ -397,19 +437,9 @@ def _draw_constructed(rng: np.random.Generator, size: int, *, s1: float, t1: flo
     return _draw.linear_instance(task, weights, rule="FA", feedback=(b,), size=size, rank=2, t1=t1, s1=s1)
 
 
-def _predicted_ratio(task: Task, b: np.ndarray) -> np.ndarray:
-    """``‖Y(I − Π)‖² / σ_2(Y)²``: the loss of ``Z W = Y Π`` over the best rank-1 loss."""
-    y = task.syx
-    d = b @ y  # (K, 1, m)
-    d = d / np.linalg.norm(d, axis=(-2, -1), keepdims=True)
-    resid = y - y @ t(d) @ d
-    sv = np.linalg.svd(y, compute_uv=False)
-    return np.asarray(fro(resid) ** 2 / sv[..., 1] ** 2)
-
-
 def _check_far_from_optimal(inst: Instance) -> Verdict:
     rule, task, _, ok, info = _limit(inst)
-    predicted = _predicted_ratio(task, rule.feedback[0])
+    predicted = _predicted_loss_ratio(task, rule.feedback[0])
     converged = ok & (info["fixed_point_error"] <= TOL_FIXED)
     agrees = np.abs(info["loss_over_best"] / predicted - 1.0) <= 1e-6  # the limit is the predicted one
     holds = converged & agrees & (info["loss_over_best"] >= RATIO_MIN)

@@ -10,7 +10,8 @@ the hidden layer learns with a fixed random ``B`` in place of ``W^T``,
 Entries: the alignment condition (docs/design.md, fact 1), the FA conservation law
 and its SGD drift (fact 2), the zero-init structure, alignment and Lyapunov
 function (fact 3), a counterexample for general feedback, and the linear
-function-approximation task of the paper's Fig. 2 (empirical).
+function-approximation task of the paper's Fig. 2 (empirical: the signal angle
+falls below 90°, and FA's NSE reaches BP's).
 
 Reference: T. P. Lillicrap, D. Cownden, D. B. Tweed, C. J. Akerman, *Random
 synaptic feedback weights support error backpropagation for deep learning*,
@@ -26,7 +27,7 @@ from linfa.exact import fa_zero_init_structure
 from linfa.instances import Instance
 from linfa.linalg import inner
 from linfa.products import prefix_products
-from linfa.rules import FA, AbstractRule, error
+from linfa.rules import BP, FA, AbstractRule, error
 from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
@@ -49,91 +50,18 @@ def _draw_alignment(rng: np.random.Generator, size: int) -> Instance:
     task = _draw.teacher_task(rng, n0, nout, size, whitened=whitened)
     weights = _draw.network(widths).gaussian(rng, 1.0 / np.sqrt(nh), batch=(size,))
     feedback = _draw.fa_feedback(rng, widths, size)
-    inst = _draw.linear_instance(task, weights, rule="FA", feedback=feedback, size=size)
-    e = rng.standard_normal((size, 64, nout))
-    return Instance({**inst.arrays, "e": e}, inst.params, size=size)
-
-
-def _check_alignment(inst: Instance) -> Verdict:
-    rule, task, state = inst.problem()
-    assert isinstance(rule, FA)
-    w, b = state[1], rule.feedback[0]
-    e = inst.arrays["e"]
-    # the claim is homogeneous in e: normalise so that tiny errors do not underflow the products
-    norm = np.linalg.norm(e, axis=-1, keepdims=True)
-    e = np.where(norm > 0, e / np.where(norm > 0, norm, 1.0), 0.0)
-    be = np.einsum("kij,kpj->kpi", b, e)
-    wte = np.einsum("kji,kpj->kpi", w, e)
-    ewbe = np.einsum("kpi,kpi->kp", be, wte)
-    den = np.linalg.norm(be, axis=-1) * np.linalg.norm(wte, axis=-1)
-    theta = obs.signal_angle(b[:, None], w[:, None], e)
-    cos_pred = ewbe / np.where(den > 0, den, 1.0)
-    gap = np.where(den > 0, np.abs(np.cos(np.radians(np.nan_to_num(theta, nan=90.0))) - cos_pred), 0.0)
-    agree = np.where(np.abs(cos_pred) > 1e-9, (theta < 90.0) == (ewbe > 0), True)
-    # population version: <e^T W B e> and the population signal angle
-    align = obs.alignment(rule, task, state)[..., 0]
-    pangle = obs.signal_angles(rule, task, state)[..., 0]
-    see = obs.error_covariance(rule, task, state)
-    pden = np.sqrt(np.trace(b @ see @ t(b), axis1=-2, axis2=-1) * np.trace(w @ t(w) @ see, axis1=-2, axis2=-1))
-    pgap = np.abs(np.cos(np.radians(np.nan_to_num(pangle, nan=90.0))) - align / np.where(pden > 0, pden, 1.0))
-    pagree = np.where(np.abs(align) > 1e-9 * pden, (pangle < 90.0) == (align > 0), True)
-    # the full hidden-layer updates: FA's B E against BP's W^T E (E = <e x^T>). Their cosine is
-    # tr(W B E E^T) / (‖B E‖ ‖W^T E‖) for any Σxx; where Σee = E E^T (Σxx = I, noiseless teacher) the
-    # update angle is therefore < 90° iff tr(W B Σee) > 0
-    big_e = error(task, prefix_products(state)[-1])
-    eet = big_e @ t(big_e)
-    uangle = obs.update_angles(rule, task, state)[..., 0]
-    ucos = np.cos(np.radians(np.nan_to_num(uangle, nan=90.0)))
-    uden = fro(b @ big_e) * fro(t(w) @ big_e)
-    ualign = np.trace(w @ b @ eet, axis1=-2, axis2=-1)
-    ugap = np.where(uden > 0, np.abs(ucos - ualign / np.where(uden > 0, uden, 1.0)), 0.0)
-    see_is_eet = fro(see - eet) <= 1e-10 * np.maximum(fro(see), 1e-300)
-    usign = np.where(see_is_eet & (np.abs(align) > 1e-9 * pden), (uangle < 90.0) == (align > 0), True)
-    worst = np.maximum(np.maximum(gap.max(axis=-1), pgap), ugap)
-    margin = TOL_ALIGN - worst
-    holds = (margin >= 0) & agree.all(axis=-1) & pagree & usign
-    return Verdict(holds, np.where(holds, margin, np.minimum(margin, -worst)),
-                   {"cos_gap": worst, "fraction_positive": (ewbe > 0).mean(axis=-1),
-                    "update_angle": uangle, "update_sign_checked": see_is_eet})
-
-
-TOL_ALIGN = 1e-9
-
-register(Theorem(
-    id="lillicrap2016.alignment_condition",
-    paper=PAPER,
-    title="Identity: the FA/BP hidden-signal angle is that of e^T W B e; the update angle follows tr(W B Σee)",
-    statement=(r"\cos\angle(Be, W^Te) = \frac{e^T W B e}{\lVert Be\rVert\,\lVert W^T e\rVert}"
-               r"\ \text{(so } \angle < 90^\circ \iff e^T W B e > 0\text{)};\quad "
-               r"\cos\angle(BE, W^TE) = \frac{\operatorname{tr}(W B E E^T)}{\lVert BE\rVert\,\lVert W^TE\rVert},"
-               r"\ \ \Sigma_{xx} = I,\ \text{noiseless}:\ \angle(BE, W^TE) < 90^\circ \iff "
-               r"\operatorname{tr}(W B \Sigma_{ee}) > 0"),
-    reference=f"{REF}, main text (the condition e^T W B e > 0) and Supplementary Note",
-    hypotheses=("two layers h = A x, ŷ = W h", "any B, any W, any error vector e",
-                "an identity check: the signal angle (obs.signal_angle, via arccos) against the normalised "
-                "e^T W B e, per sample e and in population form tr(W B Σee)",
-                "also the angle between the full hidden-layer updates B E and W^T E (obs.update_angles) "
-                "against tr(W B E E^T); its sign is compared with that of tr(W B Σee) where Σee = E E^T, "
-                "i.e. Σxx = I and a noiseless teacher (half the groups are drawn so)"),
-    kind="theorem",
-    tolerance=TOL_ALIGN,
-    tolerance_reason="identities between cosines recovered from arccos angles and normalised inner products; "
-                     "only rounding separates them",
-    draw=_draw_alignment,
-    check_batch=_check_alignment,
-    fact=1,
-    derivation="alignment_condition",
-    instances=64, fast_instances=16, group_size=8,
-))
+    return _draw.linear_instance(task, weights, rule="FA", feedback=feedback, size=size, t1=2.0, n_save=8)
 
 
 def _hidden_rate(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
-    """``(rate, −tr(W B E E^T), allowed, update angle)``: the loss rate due to the hidden layer's FA update.
+    """``(rate, −tr(W B E E^T), allowed, update angle, ⟨e^T W B e⟩, [Σee = E E^T])``: FA's hidden-update loss rate.
 
     ``rate`` is the central difference ``(L(A + h BE, W) − L(A − h BE, W)) / 2h`` with ``h ‖BE‖ = 1``:
     ``L`` is quadratic in ``A``, so it is exact up to rounding, which ``allowed`` bounds (TOL_RATE of
     ``‖W^T E‖ ‖BE‖`` plus 64 ulp of the loss terms differenced, over ``2h``); the formula is
-    ``⟨∂L/∂A, BE⟩ = −⟨W^T E, B E⟩``.
+    ``⟨∂L/∂A, BE⟩ = −⟨W^T E, B E⟩``. The last two columns are the population alignment
+    ``⟨e^T W B e⟩ = tr(W B Σee)`` (:func:`linfa.observables.alignment`) and whether ``Σee = E E^T``
+    (``Σxx = I`` and a noiseless teacher), where the rate must equal ``−⟨e^T W B e⟩``.
     """
     assert isinstance(rule, FA)
     a, w = state
@@ -147,26 +75,33 @@ def _hidden_rate(rule: AbstractRule, task: Task, state: State) -> np.ndarray:
     terms = np.abs(up) + np.abs(down) + np.trace(task.syy, axis1=-2, axis2=-1)
     allowed = TOL_RATE * fro(t(w) @ e) * fro(b @ e) + 64 * np.finfo(float).eps * terms / (2 * h[..., 0, 0])
     angle = obs.update_angles(rule, task, state)[..., 0]
-    return np.stack([rate, formula, allowed, np.nan_to_num(angle, nan=90.0)], axis=-1)
+    align = obs.alignment(rule, task, state)[..., 0]
+    see, eet = obs.error_covariance(rule, task, state), e @ t(e)
+    see_is_eet = fro(see - eet) <= 1e-10 * np.maximum(fro(see), 1e-300)
+    return np.stack([rate, formula, allowed, np.nan_to_num(angle, nan=90.0), align,
+                     see_is_eet.astype(float)], axis=-1)
 
 
 def _check_alignment_dynamics(inst: Instance) -> Verdict:
     rule, task, state = inst.problem()
     t1, ts = saveat(inst, skip_zero=True)
     _, out, ok = trajectory(rule, task, state, t1, saveat=ts, observe={"r": _hidden_rate})
-    rate, formula, allowed, angle = (out["r"][..., i] for i in range(4))
-    gap = np.max(np.abs(rate - formula) / np.maximum(allowed, 1e-300), axis=1)
+    rate, formula, allowed, angle, align, see_is_eet = (out["r"][..., i] for i in range(6))
+    # where Σee = E E^T the rate is also −<e^T W B e> (the paper's condition averaged over the data)
+    pop = np.where(see_is_eet > 0.5, np.abs(formula + align), 0.0)
+    gap = np.max(np.maximum(np.abs(rate - formula), pop) / np.maximum(allowed, 1e-300), axis=1)
     decided = np.abs(formula) > allowed
     agree = np.all(np.where(decided, (angle < 90.0) == (rate < 0), True), axis=1)
     margin = np.where(ok & agree, 1.0 - gap, -1.0)
     return Verdict(margin >= 0, np.nan_to_num(margin, nan=-1.0),
-                   {"gap_over_allowed": gap, "fraction_of_times_loss_lowered": np.mean(rate < 0, axis=1)})
+                   {"gap_over_allowed": gap, "fraction_of_times_loss_lowered": np.mean(rate < 0, axis=1),
+                    "population_form_checked": np.any(see_is_eet > 0.5, axis=1)})
 
 
 TOL_RATE = 1e-8
 
 register(Theorem(
-    id="lillicrap2016.alignment_condition_dynamics",
+    id="lillicrap2016.alignment_condition",
     paper=PAPER,
     title="Along FA trajectories the hidden update lowers the loss at rate tr(W B E E^T): iff it is within 90° "
           "of BP's",
@@ -174,18 +109,19 @@ register(Theorem(
                r"-\lVert W^T E\rVert\,\lVert BE\rVert \cos\angle(BE, W^TE);\ \ "
                r"\Sigma_{xx} = I,\ \text{noiseless}:\ = -\langle e^T W B e\rangle"),
     reference=f"{REF}, main text: the hidden update helps when e^T W B e > 0 (the condition as a statement about "
-              "the learning dynamics; lillicrap2016.alignment_condition checks the underlying identities)",
+              "the learning dynamics); docs/design.md, fact 1",
     hypotheses=("FA, two layers, widths 1..6, Gaussian B, Gaussian init of scale 1/√n_h",
                 "any Σxx (half the groups whitened), noiseless teacher", "states along the FA flow, t in (0, 2]",
-                "the rate is the central difference of the loss along the hidden update alone"),
+                "the rate is the central difference of the loss along the hidden update alone",
+                "the population form −<e^T W B e> (obs.alignment) is compared where Σee = E E^T"),
     kind="theorem",
     tolerance=TOL_RATE,
     tolerance_reason="L is quadratic in A, so the central difference (step of norm 1 along BE) is exact up to "
                      "rounding: allowed 1e-8 of ‖W^T E‖‖BE‖ plus 64 ulp of the loss terms it differences; margin "
                      "= 1 − error/allowed; signs compared where |tr(W B E E^T)| exceeds the allowance",
-    draw=lambda rng, size: Instance({**(i := _draw_alignment(rng, size)).arrays}, {**i.params, "t1": 2.0,
-                                                                               "n_save": 8}, size=size),
+    draw=_draw_alignment,
     check_batch=_check_alignment_dynamics,
+    fact=1,
     derivation="alignment_condition",
     instances=32, fast_instances=8, group_size=8,
 ))
@@ -771,4 +707,48 @@ register(Theorem(
     draw=_draw_linear_task,
     check_batch=_check_linear_task,
     instances=16, fast_instances=4, group_size=8,
+))
+
+
+def _draw_linear_task_nse(rng: np.random.Generator, size: int) -> Instance:
+    inst = _draw_linear_task(rng, size)
+    return Instance(inst.arrays, {**inst.params, "t1": T_NSE}, size=size)
+
+
+def _check_nse_reaches_bp(inst: Instance) -> Verdict:
+    rule, task, state = inst.problem()
+    fa, bp = solve(rule, task, state, T_NSE), solve(BP(), task, state, T_NSE)
+    nse_fa, nse_bp = obs.nse(rule, task, fa.state_final), obs.nse(BP(), task, bp.state_final)
+    # within NSE_FACTOR of BP's NSE, or both at the rounding floor (where the NSE is rounding noise)
+    allowed = np.maximum(NSE_FACTOR * np.maximum(nse_bp, 0.0), NSE_ROUNDING_FLOOR)
+    margin = np.where(fa.ok & bp.ok, 1.0 - np.maximum(nse_fa, 0.0) / allowed, -1.0)
+    return Verdict(margin >= 0, np.nan_to_num(margin, nan=-1.0),
+                   {"nse_fa": nse_fa, "nse_bp": nse_bp, "allowed": allowed})
+
+
+T_NSE = 20.0
+NSE_FACTOR = 10.0
+NSE_ROUNDING_FLOOR = 1e-12
+
+register(Theorem(
+    id="lillicrap2016.linear_task_nse",
+    paper=PAPER,
+    title="On the 30-20-10 linear task FA's NSE reaches BP's by the end of training (t = 20)",
+    statement=(r"\mathrm{NSE}_{FA}(20) \le \max\big(10\,\mathrm{NSE}_{BP}(20),\ 10^{-12}\big)"
+               r"\quad(\text{same task and initial weights})"),
+    reference=f"{REF}, Fig. 2a (linear function approximation: FA's error curve reaches BP's)",
+    hypotheses=("widths 30-20-10, teacher T ~ U[-1, 1], Σxx = I (as lillicrap2016.linear_task_angle)",
+                "initial weights U[-0.01, 0.01], the same for FA and BP", "feedback B ~ U[-0.5, 0.5]",
+                "population flow (not SGD) to t = 20; BP is at the rounding floor from t ≈ 10, FA's NSE at t = 6 "
+                "is still up to ~100× BP's"),
+    kind="empirical",
+    fraction=0.95,
+    tolerance=NSE_FACTOR,
+    tolerance_reason="a factor 10 on the NSE, or both below 1e-12: the NSE is a difference of O(tr Σyy) terms, so "
+                     "below ~1e-13 it is rounding noise (it is even negative) and no ratio is meaningful. At least "
+                     "95% of instances: " + POPULATION_REASON + "; measured 640 of 640 (default runs, seeds 0-39; "
+                     "Clopper–Pearson bound 0.99; smallest margin 1 − NSE_FA/allowed 0.77)",
+    draw=_draw_linear_task_nse,
+    check_batch=_check_nse_reaches_bp,
+    instances=16, fast_instances=8, group_size=8,
 ))

@@ -20,8 +20,13 @@ DFA replaces ``v_k`` in the first-layer update by a fixed random ``b_k``. Entrie
   and :math:`\\epsilon_g` between simulations and the ODE from the same initial weights shrinks
   with N (as :math:`N^{-1/2}`).
 
-Empirical entries pass when enough instances hold that a sign test rejects "holds with
-probability ≤ 1/2" (see each ``tolerance_reason``).
+All four are population claims (kind ``"empirical"``): each claims that at least 90 % of its
+instances hold, judged like every empirical entry by the one-sided exact binomial test at level
+1e-3 (:mod:`linfa.theorems._statistics`); each ``tolerance_reason`` quotes the measured rate.
+With 24 instances (8 with ``--fast``) a run tolerates 8 failures (4), and ``ode_limit``'s 12 (4)
+tolerate 5 (3), so a whole group of instances sharing ``K`` and ``M`` failing together still does not
+reject a correct claim; at the measured rates (0.97-1.0) and independent instances a run fails with
+probability below 1e-6.
 
 Reference: M. Refinetti, S. d'Ascoli, R. Ohana, S. Goldt, *Align, then memorise: the dynamics
 of learning with feedback alignment*, ICML 2021, section 3 (shallow networks); D. Saad,
@@ -35,12 +40,15 @@ import numpy as np
 from linfa import teacher_student as ts
 from linfa.instances import Instance
 from linfa.theorems._core import Theorem, Verdict, register
+from linfa.theorems._statistics import POPULATION_REASON
 
 __all__: list[str] = []
 
 PAPER = "Refinetti et al. 2021"
 REF = "Refinetti, d'Ascoli, Ohana & Goldt, ICML 2021, sec. 3 (shallow networks, teacher-student ODEs)"
 FACT = "docs/design.md, fact 9"
+#: The claimed population fraction of every entry below (measured rates 0.97-1.0, Clopper–Pearson bounds >= 0.93).
+FRACTION = 0.9
 #: Dimension of the weights drawn to make consistent initial order parameters.
 N_DRAW = 100
 #: Scale of the small initial weights (first and second layer).
@@ -113,11 +121,12 @@ register(Theorem(
                 "η ~ U(0.2, 0.8), η² terms kept, α_1 = 1000, ODE by tsit5 at rtol 1e-7 saved on 121 log-spaced times"),
     kind="empirical",
     fact=9,
-    fraction=0.8,
+    fraction=FRACTION,
     tolerance=ALIGNED,
     tolerance_reason="the thresholds (90 % of the final alignment, ε_g within 10 %, then below 10 %) formalise "
-                     "'most', 'near' and 'falls' and were fixed before any run; with 24 instances passing needs "
-                     ">= 20 holding, which rejects P(hold) <= 1/2 by a sign test at p < 1e-3",
+                     "'most', 'near' and 'falls' and were fixed before any run. At least 90% of instances: "
+                     + POPULATION_REASON + "; measured 285 of 288 "
+                     "(default runs, seeds 0-11; Clopper–Pearson bound 0.95)",
     draw=_draw_atm,
     check_batch=_check_atm,
     group_size=8,
@@ -145,7 +154,7 @@ def _check_deg(inst: Instance) -> Verdict:
     cos_d, cos_b = dfa["alignment"][:, -1], bp["alignment"][:, -1]
     margin = np.minimum.reduce([cos_d - cos_b, ZERO_ERROR - eg_d, ZERO_ERROR - eg_b])
     margin = np.where(ok_d & ok_b, margin, -1.0)
-    return Verdict(margin >= 0, margin, {"cos_dfa": cos_d, "cos_bp": cos_b, "gap_to_max_alignment": 1.0 - cos_d,
+    return Verdict(margin > 0, margin, {"cos_dfa": cos_d, "cos_bp": cos_b, "gap_to_max_alignment": 1.0 - cos_d,
                                          "eg_ratio_dfa": eg_d, "eg_ratio_bp": eg_b})
 
 
@@ -162,11 +171,12 @@ register(Theorem(
                 "η ~ U(0.2, 0.8), α_1 = 1000, ODE by tsit5 at rtol 1e-7"),
     kind="empirical",
     fact=9,
-    fraction=0.8,
+    fraction=FRACTION,
     tolerance=ZERO_ERROR,
-    tolerance_reason="'zero error' read as a 100-fold fall of ε_g by α = 1000 (fixed before any run); with 24 "
-                     "instances passing needs >= 20 holding: a sign test rejects P(DFA more aligned) <= 1/2 at "
-                     "p < 1e-3. Details report 1 - cos(v_DFA, b), the distance to the maximum alignment",
+    tolerance_reason="'zero error' read as a 100-fold fall of ε_g by α = 1000 (fixed before any run); 'more "
+                     "aligned' is strict. At least 90% of instances: " + POPULATION_REASON + "; measured "
+                     "283 of 288 (default runs, seeds 0-11; Clopper–Pearson bound 0.94). Details report "
+                     "1 - cos(v_DFA, b), the distance to the maximum alignment",
     draw=_draw_deg,
     check_batch=_check_deg,
     group_size=8,
@@ -203,10 +213,12 @@ register(Theorem(
                 "small initial weights (std 1e-2)", "η ~ U(0.2, 0.8), η² terms kept, α_1 = 1000"),
     kind="empirical",
     fact=9,
-    fraction=0.9,
+    fraction=FRACTION,
     tolerance=BP_ZERO,
     tolerance_reason="ε_g → 0 read as a 1000-fold fall by α = 1000 (past the symmetric plateau of small init; "
-                     "fixed before any run); fraction 0.9: some draws may still sit on the plateau",
+                     "fixed before any run; some draws may still sit on the plateau). At least 90% of instances: "
+                     + POPULATION_REASON + "; measured 280 of 288 "
+                     "(default runs, seeds 0-11; Clopper–Pearson bound 0.93)",
     draw=_draw_bp,
     check_batch=_check_bp,
     group_size=8,
@@ -274,13 +286,14 @@ register(Theorem(
                 "the ODE from each seed's own initial order parameters"),
     kind="empirical",
     fact=9,
-    fraction=0.75,
+    fraction=FRACTION,
     tolerance=RATIO,
     tolerance_reason="expected ratio (100/800)^{1/2} = 0.35 (fluctuations of one run are O(N^{-1/2}); an "
                      "O(1/N) bias only lowers it); 0.7 leaves room for the noise of a 32-seed median; a wrong ODE "
-                     "leaves an O(1) gap, ratio ~ 1 (a 50 % error in the I3 terms fails). With 12 instances passing "
-                     "needs >= 9 holding (sign test "
-                     "p = 0.07; fast runs are a smoke test)",
+                     "leaves an O(1) gap, ratio ~ 1 (a 50 % error in the I3 terms fails). At least 90% of "
+                     "instances: " + POPULATION_REASON + "; 12 instances (4 with --fast, a smoke test that fails "
+                     "only if none holds) tolerate 5 failures, more than a group of 4; measured 144 of 144 "
+                     "(default runs, seeds 0-11; Clopper–Pearson bound 0.95)",
     draw=_draw_limit,
     check_batch=_check_limit,
     group_size=4,
