@@ -60,7 +60,9 @@ FACTS: tuple[Fact, ...] = (
         "layer as `B e` where backprop sends `W^T e`. The two signals are within 90° of each other iff "
         "`e^T W B e > 0`, since `cos∠(B e, W^T e) = e^T W B e / (‖B e‖ ‖W^T e‖)`. Averaged over the data, the "
         "hidden-layer updates `B E` and `W^T E` are within 90° iff `tr(W B E E^T) > 0`; with `Σxx = I` and a "
-        "noiseless teacher `E E^T` is the error covariance `Σee = <e e^T>`.",
+        "noiseless teacher `E E^T` is the error covariance `Σee = <e e^T>`. Along the flow, moving only `A` by its "
+        "FA update `B E` changes the loss at the rate `−tr(W B E E^T)`: the hidden update lowers the loss exactly "
+        "when it is within 90° of backprop's.",
     ),
     Fact(
         2,
