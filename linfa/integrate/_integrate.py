@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from linfa._validate import count
-from linfa.integrate import _engine, _scipy, rosenbrock
+from linfa.integrate import _engine, _scipy, rosenbrock, wmethod
 from linfa.integrate.controller import StepSizeController
 from linfa.integrate.events import Event
 from linfa.integrate.methods import METHODS, AbstractRungeKutta, as_method
@@ -141,11 +141,13 @@ def integrate(
     controller = StepSizeController.resolve(stepsize, rtol=rtol, atol=atol, dt0=dt0)
     scipy_name = method.split(":", 1)[1] if isinstance(method, str) and method.startswith("scipy:") else None
     stiff = rosenbrock.as_rosenbrock(method)
-    if scipy_name is None and stiff is None:
+    w_method = wmethod.as_w_method(method)
+    if scipy_name is None and stiff is None and w_method is None:
         try:
             rk = as_method(method)
         except ValueError:
-            names = [*METHODS, *rosenbrock.ROSENBROCK_METHODS, *(f"scipy:{n}" for n in _scipy.SCIPY_METHODS)]
+            names = [*METHODS, *rosenbrock.ROSENBROCK_METHODS, *wmethod.W_METHODS,
+                     *(f"scipy:{n}" for n in _scipy.SCIPY_METHODS)]
             known = ", ".join(names)
             raise ValueError(f"method: expected one of {known}, got {method!r}") from None
     problem = Problem.build(
@@ -157,6 +159,8 @@ def integrate(
         if threads != 1:
             raise ValueError(f"threads: the scipy: route runs in one thread, expected 1, got {threads}")
         return _scipy.run(problem, scipy_name).solution(str(method))
+    if w_method is not None:
+        return wmethod.run(problem, w_method)
     if stiff is not None:
         return rosenbrock.run(problem, stiff).solution(stiff.name)
     return _engine.run(problem, rk, threads).solution(rk.name)

@@ -1,0 +1,350 @@
+"""A batched stiff method that reuses its Jacobian and LU across steps: Rosenbrock-W methods.
+
+A Rosenbrock-W method (Steihaug & Wolfbrandt 1979; Hairer & Wanner, Solving
+ODEs II, §IV.7) is a Rosenbrock method whose order conditions hold for *any*
+matrix ``W`` in place of the Jacobian ``J = ∂f/∂y``. One step, in the
+transformed form of :mod:`linfa.integrate.rosenbrock`:
+
+.. math::
+
+    \\Bigl(\\tfrac{1}{hγ} I - W\\Bigr) u_i
+        = f\\Bigl(y + \\sum_{j<i} a_{ij} u_j\\Bigr) + \\sum_{j<i} \\frac{c_{ij}}{h} u_j ,
+    \\qquad
+    y_{new} = y + \\sum_i m_i u_i , \\qquad \\text{err} = \\sum_i e_i u_i .
+
+So ``W`` may be a Jacobian from some earlier step, and the LU of
+``I/(hγ) - W`` may be kept while ``h`` stays put. Per instance, this route
+
+* keeps ``W`` (the exact Jacobian, by :func:`linfa.dual.jacobian`, at the
+  step where it was last computed) and the LU of ``I/(h_f γ) - W``;
+* keeps the step size ``h_f`` of the factorisation while the controller's
+  proposal ``h'`` stays in the band ``band[0] <= h'/h_f <= band[1]`` (the
+  step taken is then ``h_f``, a little shorter or longer than proposed);
+  outside the band, or after a rejection, it steps with ``h'`` and refactors;
+* recomputes ``W`` every ``jac_every`` accepted steps, and at once after a
+  rejected step made with a ``W`` older than that step (a stale ``W`` can
+  spoil the stability of the step; the error estimate sees it).
+
+Accuracy is that of the tableau whatever ``W`` is; stability for stiff modes
+needs ``W`` close to ``J`` on them, which the refresh rule provides. Step
+control (:class:`~linfa.integrate.StepSizeController`), save points (landed
+on exactly), statuses and stats are as for :mod:`~linfa.integrate.rosenbrock`.
+The stats count Jacobians (``num_jacobians``) and factorisations
+(``num_lu``) per instance.
+
+The tableau :class:`Ros34PW2` (Rang & Angermann 2005) is given in the
+classical form ``(α, Γ, b, b̂)``; the transformed coefficients follow by
+``C = I/γ - Γ^{-1}``, ``a = α Γ^{-1}``, ``m = b Γ^{-1}``,
+``e = (b - b̂) Γ^{-1}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.linalg as sla
+
+from linfa import dual
+from linfa.integrate.problem import Problem, Raw
+from linfa.integrate.rosenbrock import AbstractRosenbrock, _at, _time_derivative
+from linfa.integrate.solution import Solution, Status
+
+__all__ = ["W_METHODS", "AbstractRosenbrockW", "Ros34PW2", "as_w_method", "run", "transformed"]
+
+
+def transformed(
+    alpha: np.ndarray, big_gamma: np.ndarray, b: np.ndarray, b_hat: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Transformed coefficients ``(a, c, m, e)`` from the classical ``(α, Γ, b, b̂)``.
+
+    Parameters
+    ----------
+    alpha : ndarray, shape (s, s)
+        Strictly lower triangular ``α_ij``.
+    big_gamma : ndarray, shape (s, s)
+        Lower triangular ``Γ`` with the constant diagonal ``γ``.
+    b, b_hat : ndarray, shape (s,)
+        Weights of the solution and of the embedded solution.
+
+    Returns
+    -------
+    a, c : ndarray, shape (s, s)
+    m, e : ndarray, shape (s,)
+
+    Notes
+    -----
+    .. math::
+
+        C = \\frac{I}{γ} - Γ^{-1}, \\quad a = α Γ^{-1}, \\quad m = b Γ^{-1},
+        \\quad e = (b - \\hat b) Γ^{-1} .
+    """
+    inv = np.linalg.inv(big_gamma)
+    g = big_gamma[0, 0]
+    c = np.tril(np.eye(len(b)) / g - inv, -1)
+    return np.tril(alpha @ inv, -1), c, b @ inv, (b - b_hat) @ inv
+
+
+class AbstractRosenbrockW(AbstractRosenbrock):
+    """A Rosenbrock-W method: its order conditions hold for any ``W`` (see the module docstring)."""
+
+
+class Ros34PW2(AbstractRosenbrockW):
+    """ROS34PW2 (Rang & Angermann 2005): 4 stages, order 3(2) for any ``W``, L-stable, stiffly accurate.
+
+    ``γ = 0.435866521508459`` (the L-stable SDIRK value); the last stage
+    is evaluated at the solution (``α_4j = b_j - Γ_4j``), so the method is
+    stiffly accurate. Coefficients as published (and as in PETSc's
+    ``TSROSWRA34PW2``), classical form.
+    """
+
+    name = "ros34pw2"
+    gamma = 4.3586652150845900e-01
+    order = 3
+    error_order = 2
+    alpha_classical: ClassVar[np.ndarray] = np.array([
+        [0.0, 0.0, 0.0, 0.0],
+        [8.7173304301691801e-01, 0.0, 0.0, 0.0],
+        [8.4457060015369423e-01, -1.1299064236484185e-01, 0.0, 0.0],
+        [0.0, 0.0, 1.0, 0.0],
+    ])
+    gamma_classical: ClassVar[np.ndarray] = np.array([
+        [4.3586652150845900e-01, 0.0, 0.0, 0.0],
+        [-8.7173304301691801e-01, 4.3586652150845900e-01, 0.0, 0.0],
+        [-9.0338057013044082e-01, 5.4180672388095326e-02, 4.3586652150845900e-01, 0.0],
+        [2.4212380706095346e-01, -1.2232505839045147e00, 5.4526025533510214e-01, 4.3586652150845900e-01],
+    ])
+    b_classical: ClassVar[np.ndarray] = np.array(
+        [2.4212380706095346e-01, -1.2232505839045147e00, 1.5452602553351020e00, 4.3586652150845900e-01])
+    b_hat_classical: ClassVar[np.ndarray] = np.array(
+        [3.7810903145819369e-01, -9.6042292212423178e-02, 0.5, 2.1793326075422950e-01])
+    a, c, m, e = transformed(alpha_classical, gamma_classical, b_classical, b_hat_classical)
+
+
+W_METHODS: dict[str, type[AbstractRosenbrockW]] = {"ros34pw2": Ros34PW2}
+
+
+def as_w_method(method: Any) -> type[AbstractRosenbrockW] | None:
+    """The Rosenbrock-W method ``method`` names or is (a name, class or instance); None for any other method."""
+    if isinstance(method, str):
+        return W_METHODS.get(method)
+    if isinstance(method, type) and issubclass(method, AbstractRosenbrockW):
+        return method
+    if isinstance(method, AbstractRosenbrockW):
+        return type(method)
+    return None
+
+
+def run(
+    p: Problem,
+    method: type[AbstractRosenbrockW],
+    *,
+    band: tuple[float, float] = (0.9, 1.5),
+    jac_every: int = 50,
+    refresh_above: float = 1.0,
+) -> Solution:
+    """Integrate every instance of ``p`` with the Rosenbrock-W ``method``, batched, reusing ``W`` and its LU.
+
+    Returns the :class:`~linfa.integrate.Solution`, whose stats add
+    ``num_jacobians`` and ``num_lu`` (per instance, shaped by the batch).
+
+    Parameters
+    ----------
+    p : Problem
+    method : subclass of AbstractRosenbrockW
+    band : (float, float)
+        The step size of the factorisation is kept while the controller's
+        proposal over it lies in ``[band[0], band[1]]``.
+    jac_every : int
+        Accepted steps after which ``W`` is recomputed.
+    refresh_above : float
+        A rejected step whose scaled error exceeds this, made with a ``W``
+        older than the step, recomputes ``W``.
+
+    Raises
+    ------
+    ValueError
+        If ``p`` has stopping conditions (not supported by this route yet).
+    """
+    raw, n_jac, n_lu = _run(p, method, band, jac_every, refresh_above)
+    sol = raw.solution(method.name)
+    sol.stats["num_jacobians"] = n_jac.reshape(p.batch_shape)
+    sol.stats["num_lu"] = n_lu.reshape(p.batch_shape)
+    return sol
+
+
+def _run(p: Problem, method: type[AbstractRosenbrockW], band: tuple[float, float],
+         jac_every: int, refresh_above: float) -> tuple[Raw, np.ndarray, np.ndarray]:
+    if p.events:
+        raise ValueError(f"until: stopping conditions are not supported with method {method.name!r} yet")
+    raw = Raw(p)
+    layout, D, K = p.layout, p.layout.D, p.K
+    ts = p.ts
+    ctl = p.controller
+    args_all = p.make_args()
+    y = p.y0.copy()
+    t = np.full(K, p.t0)
+    nxt = np.full(K, int(np.searchsorted(ts, p.t0, side="right")))
+    raw.save[:, : int(nxt[0] if K else 0)] = y[:, None, :]
+    active = np.arange(K)
+    n_jac, n_lu = np.zeros(K, dtype=np.int64), np.zeros(K, dtype=np.int64)
+
+    def vf(rows: np.ndarray, tt: np.ndarray, yy: np.ndarray, args: tuple[Any, ...]) -> np.ndarray:
+        raw.n_calls += 1
+        raw.n_fev[rows] += 1
+        return layout.flatten(p.vf(tt, layout.views(yy), args), len(rows))
+
+    if K == 0:
+        return raw, n_jac, n_lu
+    W = np.zeros((K, D, D))
+    ft_all = np.zeros((K, D))
+    has_ft = False
+    lus: list[Any] = [None] * K
+    h_fact = np.full(K, np.nan)
+    age = np.zeros(K, dtype=np.int64)  # accepted steps since W was computed
+    need_jac = np.ones(K, dtype=bool)
+    with np.errstate(all="ignore"):
+        args = args_all.take(active)
+        f0 = vf(active, t, y, args)
+        bad = ~np.all(np.isfinite(f0), axis=1)
+        if p.t1 == p.t0:
+            raw.finish(active, Status.success, p.t0, y)
+            return raw, n_jac, n_lu
+        if ctl.dt0 is None:
+            h, overflow = ctl.initial_step(lambda tt, yy: vf(active, tt, yy, args), t, y, f0, p.t1 - p.t0,
+                                           method.error_order)
+            bad |= overflow
+        else:
+            h = np.full(K, float(ctl.dt0))
+        rejected = np.zeros(K, dtype=bool)
+        if bad.any():
+            raw.finish(active[bad], Status.non_finite, p.t0, y[bad])
+        keep = ~bad
+        active, h, rejected = active[keep], h[keep], rejected[keep]
+        while active.size:
+            args = args_all.take(active)
+            ya, ta = y[active], t[active]
+            target = np.where(nxt[active] < len(ts), ts[np.minimum(nxt[active], len(ts) - 1)], p.t1)
+            target = np.minimum(target, p.t1)
+            hit = ta + h >= target
+            hs = np.where(hit, target - ta, h)
+            # refresh W where due
+            jr = need_jac[active]
+            if jr.any():
+                sub = np.flatnonzero(jr)
+                rows = active[sub]
+                sub_args = args_all.take(rows)
+                W[rows] = dual.jacobian(_at(p, ta[sub], sub_args), 0.0, layout.views(ya[sub]), batch_ndim=1)
+                raw.n_calls += 1
+                ft = _time_derivative(p, ta[sub], ya[sub], sub_args)
+                raw.n_calls += 1
+                if ft is not None:
+                    ft_all[rows] = ft
+                    has_ft = True
+                need_jac[rows] = False
+                age[rows] = 0
+                n_jac[rows] += 1
+                h_fact[rows] = np.nan
+            # refactor where the step differs from the factored one
+            for k in np.flatnonzero(hs != h_fact[active]):
+                row = active[k]
+                mat = np.eye(D) / (hs[k] * method.gamma) - W[row]
+                lus[row] = sla.lu_factor(mat, check_finite=False)
+                h_fact[row] = hs[k]
+                n_lu[row] += 1
+
+            def solve(rhs: np.ndarray, rows: np.ndarray = active) -> np.ndarray:
+                out = np.empty_like(rhs)
+                for k, row in enumerate(rows):
+                    out[k] = sla.lu_solve(lus[row], rhs[k], check_finite=False)
+                return out
+
+            y_new, err = w_step(method, lambda dt, yy, rows=active, args=args, ta=ta: vf(rows, ta + dt, yy, args),
+                                ya, solve, hs, ft_all[active] if has_ft else None)
+            scale = ctl.atol + ctl.rtol * np.maximum(np.abs(ya), np.abs(y_new))
+            errn = np.sqrt(np.einsum("kd,kd->k", err / scale, err / scale) / D)
+            finite = np.all(np.isfinite(y_new), axis=1)
+            errn = np.where(finite, errn, np.nan)
+            acc, _, fac = ctl.factor(errn, rejected, method.error_order)
+            h_prop = hs * fac
+            # keep the factored step size while the proposal stays in the band
+            ratio = h_prop / hs
+            h_new = np.where(acc & ~hit & (ratio >= band[0]) & (ratio <= band[1]), hs, h_prop)
+            rows = active[acc]
+            t_acc = np.where(hit, target, ta + hs)[acc]
+            y[rows] = y_new[acc]
+            t[rows] = t_acc
+            raw.n_accepted[rows] += 1
+            raw.n_rejected[active[~acc]] += 1
+            age[rows] += 1
+            need_jac[rows[age[rows] >= jac_every]] = True
+            stale = ~acc & ~(errn <= refresh_above) & (age[active] > 0)
+            need_jac[active[stale]] = True
+            landed = acc & hit
+            for k in np.flatnonzero(landed):
+                row = active[k]
+                while nxt[row] < len(ts) and ts[nxt[row]] <= t[row]:
+                    raw.save[row, nxt[row]] = y[row]
+                    nxt[row] += 1
+            done = acc & (t[active] >= p.t1)
+            failed = ~finite & ~np.isfinite(errn) & (hs <= 16 * np.spacing(np.maximum(np.abs(ta), 1.0)))
+            small = (h_new <= 16 * np.spacing(np.maximum(np.abs(t[active]), 1.0))) & ~done
+            over = (raw.n_accepted[active] + raw.n_rejected[active] >= p.max_steps) & ~done
+            if done.any():
+                raw.finish(active[done], Status.success, p.t1, y[active[done]])
+            stop = ~done & (failed | small)
+            if stop.any():
+                code = np.where(finite[stop], Status.stalled, Status.non_finite)
+                raw.finish(active[stop], code, t[active[stop]], y[active[stop]])
+            stop_max = over & ~stop
+            if stop_max.any():
+                raw.finish(active[stop_max], Status.max_steps, t[active[stop_max]], y[active[stop_max]])
+            keep = ~(done | stop | stop_max)
+            for row in active[~keep]:
+                lus[row] = None  # free the instance's factorisation
+            active, h, rejected = active[keep], h_new[keep], ~acc[keep]
+    return raw, n_jac, n_lu
+
+
+def w_step(
+    method: type[AbstractRosenbrock],
+    f: Any,
+    y: np.ndarray,
+    solve: Any,
+    h: np.ndarray,
+    ft: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One step of ``method`` for every instance, with a given solver of ``(I/(hγ) - W) u = r``.
+
+    Parameters
+    ----------
+    method : subclass of AbstractRosenbrock
+    f : callable
+        ``f(dt, y) -> y'`` on ``(K, D)`` arrays, ``dt`` (shape ``(K,)``) the
+        time since the step's start.
+    y : ndarray, shape (K, D)
+    solve : callable
+        ``solve(r) -> u`` with ``(I/(h_k γ) - W_k) u_k = r_k`` for every
+        instance ``k``, on ``(K, D)`` arrays.
+    h : ndarray, shape (K,)
+    ft : ndarray, shape (K, D), optional
+        ``∂f/∂t`` (omitted: 0); enters stage ``i`` as ``γ_i h f_t``.
+
+    Returns
+    -------
+    y_new, err : ndarray, shape (K, D)
+    """
+    s = len(method.m)
+    a, c = method.a, method.c
+    alpha, big_gamma, _ = method.classical()
+    nodes, gammas = alpha.sum(axis=1), big_gamma.sum(axis=1)
+    us = np.empty((s, *y.shape), dtype=y.dtype)
+    for i in range(s):
+        yi = y + np.einsum("j,jkd->kd", a[i, :i], us[:i]) if i else y
+        rhs = f(nodes[i] * h, yi)
+        if i:
+            rhs = rhs + np.einsum("j,jkd->kd", c[i, :i], us[:i]) / h[:, None]
+        if ft is not None:
+            rhs = rhs + (gammas[i] * h)[:, None] * ft
+        us[i] = solve(rhs)
+    return y + np.einsum("j,jkd->kd", method.m, us), np.einsum("j,jkd->kd", method.e, us)
