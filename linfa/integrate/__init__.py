@@ -9,6 +9,8 @@ with leading batch axes. The rule-level front end (:func:`linfa.solve`,
   :class:`AbstractRungeKutta`, each with its ``order``);
 * :mod:`~linfa.integrate.rosenbrock` — the stiff method ``rodas4`` (:class:`Rodas4`),
   with the exact Jacobian of ``vf`` (:mod:`linfa.dual`);
+* :mod:`~linfa.integrate.wmethod` — the stiff Rosenbrock-W method ``ros34pw2``
+  (:class:`Ros34PW2`), which keeps its Jacobian and LU across steps;
 * :mod:`~linfa.integrate.controller` — :class:`StepSizeController` (tolerances, step rule);
 * :mod:`~linfa.integrate.events` — :class:`Event`, :func:`norm_above`, :func:`flow_below`;
 * :mod:`~linfa.integrate.solution` — :class:`Solution`, :class:`Status`,
@@ -23,11 +25,13 @@ from linfa.integrate.events import Event, flow_below, norm_above
 from linfa.integrate.methods import METHODS, AbstractRungeKutta, Dop853, Dopri5, Euler, Tsit5, as_method
 from linfa.integrate.rosenbrock import AbstractRosenbrock, Rodas4
 from linfa.integrate.solution import IntegrationError, Solution, Status
+from linfa.integrate.wmethod import AbstractRosenbrockW, Ros34PW2
 
 __all__ = [
     "MAX_STEPS",
     "METHODS",
     "AbstractRosenbrock",
+    "AbstractRosenbrockW",
     "AbstractRungeKutta",
     "Dop853",
     "Dopri5",
@@ -35,6 +39,7 @@ __all__ = [
     "Event",
     "IntegrationError",
     "Rodas4",
+    "Ros34PW2",
     "Solution",
     "Status",
     "StepSizeController",

@@ -84,6 +84,8 @@ def integrate(
         Rosenbrock 4(3) with the exact Jacobian of ``vf`` and a dense LU per
         instance; ``vf`` written, in ``y``, with the operations of
         :class:`linfa.dual.Dual`; steps land on save points; no ``until`` yet),
+        ``"ros34pw2"`` (a stiff Rosenbrock-W method 3(2): the same exact
+        Jacobian and LU, kept across steps, see :mod:`linfa.integrate.wmethod`),
         or ``"scipy:<NAME>"`` with
         ``NAME`` one of ``RK23, RK45, DOP853, Radau, BDF, LSODA`` (one scipy
         solver per instance); or a method object such as ``Tsit5()`` (your
