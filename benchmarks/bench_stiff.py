@@ -96,9 +96,9 @@ def main() -> None:
     print(f"    reference rodas4 rtol 1e-8 on {k_ref} instance(s): {t_ref:.1f} s, status {set(ref.status.tolist())}, "
           f"steps {ref.stats['num_steps'].mean():.0f}", flush=True)
 
-    def rel(sol, k):
-        k = min(k, k_ref)
-        got = _flat(sol.state_final, k)
+    def rel(sol, k_sol):
+        k = min(k_sol, k_ref)
+        got = _flat(sol.state_final, k_sol)[:k]
         return float(np.max(np.linalg.norm(got - ref_final[:k], axis=1) / np.linalg.norm(ref_final[:k], axis=1)))
 
     k_w = a.k_w or k_stiff
