@@ -160,7 +160,7 @@ def run(p: Problem, method: type[AbstractRosenbrock]) -> Raw:
     if p.events:
         raise ValueError(f"until: stopping conditions are not supported with method {method.name!r} yet")
     raw = Raw(p)
-    layout, D, K = p.layout, p.layout.D, p.K
+    layout, K = p.layout, p.K
     ts = p.ts
     c = p.controller
     args_all = p.make_args()
@@ -209,41 +209,62 @@ def run(p: Problem, method: type[AbstractRosenbrock]) -> Raw:
             raw.n_calls += 1
             y_new, err = step(method, lambda dt, yy, rows=active, args=args, ta=ta: vf(rows, ta + dt, yy, args),
                               ya, jac, hs, ft)
-            scale = c.atol + c.rtol * np.maximum(np.abs(ya), np.abs(y_new))
-            errn = np.sqrt(np.einsum("kd,kd->k", err / scale, err / scale) / D)
-            finite = np.all(np.isfinite(y_new), axis=1)
-            errn = np.where(finite, errn, np.nan)
+            errn, finite = error_norm(c, ya, y_new, err)
             acc, _, fac = c.factor(errn, rejected, method.error_order)
             h_new = hs * fac
-            rows = active[acc]
-            t_acc = np.where(hit, target, ta + hs)[acc]
-            y[rows] = y_new[acc]
-            t[rows] = t_acc
-            raw.n_accepted[rows] += 1
-            raw.n_rejected[active[~acc]] += 1
-            # save points reached exactly
-            landed = acc & hit
-            for k in np.flatnonzero(landed):
-                row = active[k]
-                while nxt[row] < len(ts) and ts[nxt[row]] <= t[row]:
-                    raw.save[row, nxt[row]] = y[row]
-                    nxt[row] += 1
-            done = acc & (t[active] >= p.t1)
-            failed = ~finite & ~np.isfinite(errn) & (hs <= 16 * np.spacing(np.maximum(np.abs(ta), 1.0)))
-            small = (h_new <= 16 * np.spacing(np.maximum(np.abs(t[active]), 1.0))) & ~done
-            over = (raw.n_accepted[active] + raw.n_rejected[active] >= p.max_steps) & ~done
-            if done.any():
-                raw.finish(active[done], Status.success, p.t1, y[active[done]])
-            stop = ~done & (failed | small)
-            if stop.any():
-                code = np.where(finite[stop], Status.stalled, Status.non_finite)
-                raw.finish(active[stop], code, t[active[stop]], y[active[stop]])
-            stop_max = over & ~stop
-            if stop_max.any():
-                raw.finish(active[stop_max], Status.max_steps, t[active[stop_max]], y[active[stop_max]])
-            keep = ~(done | stop | stop_max)
+            keep = advance(raw, p.t1, p.max_steps, ts, nxt, y, t, active, acc, hit, target, ta, hs, h_new,
+                           y_new, finite, errn)
             active, h, rejected = active[keep], h_new[keep], ~acc[keep]
     return raw
+
+
+def error_norm(ctl: Any, ya: np.ndarray, y_new: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per instance, the RMS of ``err / (atol + rtol max(|y|, |y_new|))`` and whether ``y_new`` is finite.
+
+    The norm is NaN where ``y_new`` is not finite.
+    """
+    scale = ctl.atol + ctl.rtol * np.maximum(np.abs(ya), np.abs(y_new))
+    errn = np.sqrt(np.einsum("kd,kd->k", err / scale, err / scale) / ya.shape[1])
+    finite = np.all(np.isfinite(y_new), axis=1)
+    return np.where(finite, errn, np.nan), finite
+
+
+def advance(raw: Any, t1: float, max_steps: int, ts: np.ndarray, nxt: np.ndarray, y: np.ndarray, t: np.ndarray,
+            active: np.ndarray, acc: np.ndarray, hit: np.ndarray, target: np.ndarray, ta: np.ndarray,
+            hs: np.ndarray, h_new: np.ndarray, y_new: np.ndarray, finite: np.ndarray, errn: np.ndarray) -> np.ndarray:
+    """Take the accepted steps of the ``active`` rows, save the points they reached, finish the rows that are done.
+
+    Shared by the Rosenbrock and Rosenbrock-W loops; returns the mask (over
+    ``active``) of the rows that go on.
+    """
+    rows = active[acc]
+    t_acc = np.where(hit, target, ta + hs)[acc]
+    y[rows] = y_new[acc]
+    t[rows] = t_acc
+    raw.n_accepted[rows] += 1
+    raw.n_rejected[active[~acc]] += 1
+    # save points reached exactly
+    landed = acc & hit
+    for k in np.flatnonzero(landed):
+        row = active[k]
+        while nxt[row] < len(ts) and ts[nxt[row]] <= t[row]:
+            raw.save[row, nxt[row]] = y[row]
+            nxt[row] += 1
+    done = acc & (t[active] >= t1)
+    failed = ~finite & ~np.isfinite(errn) & (hs <= 16 * np.spacing(np.maximum(np.abs(ta), 1.0)))
+    small = (h_new <= 16 * np.spacing(np.maximum(np.abs(t[active]), 1.0))) & ~done
+    over = (raw.n_accepted[active] + raw.n_rejected[active] >= max_steps) & ~done
+    if done.any():
+        raw.finish(active[done], Status.success, t1, y[active[done]])
+    stop = ~done & (failed | small)
+    if stop.any():
+        code = np.where(finite[stop], Status.stalled, Status.non_finite)
+        raw.finish(active[stop], code, t[active[stop]], y[active[stop]])
+    stop_max = over & ~stop
+    if stop_max.any():
+        raw.finish(active[stop_max], Status.max_steps, t[active[stop_max]], y[active[stop_max]])
+    keep = ~(done | stop | stop_max)
+    return keep
 
 
 def _time_derivative(p: Problem, ta: np.ndarray, ya: np.ndarray, args: tuple[Any, ...]) -> np.ndarray | None:

@@ -47,7 +47,7 @@ import scipy.linalg as sla
 
 from linfa import dual
 from linfa.integrate.problem import Problem, Raw
-from linfa.integrate.rosenbrock import AbstractRosenbrock, _at, _time_derivative
+from linfa.integrate.rosenbrock import AbstractRosenbrock, _at, _time_derivative, advance, error_norm
 from linfa.integrate.solution import Solution, Status
 
 __all__ = ["W_METHODS", "AbstractRosenbrockW", "Ros34PW2", "as_w_method", "run", "transformed"]
@@ -261,45 +261,19 @@ def _run(p: Problem, method: type[AbstractRosenbrockW], band: tuple[float, float
 
             y_new, err = w_step(method, lambda dt, yy, rows=active, args=args, ta=ta: vf(rows, ta + dt, yy, args),
                                 ya, solve, hs, ft_all[active] if has_ft else None)
-            scale = ctl.atol + ctl.rtol * np.maximum(np.abs(ya), np.abs(y_new))
-            errn = np.sqrt(np.einsum("kd,kd->k", err / scale, err / scale) / D)
-            finite = np.all(np.isfinite(y_new), axis=1)
-            errn = np.where(finite, errn, np.nan)
+            errn, finite = error_norm(ctl, ya, y_new, err)
             acc, _, fac = ctl.factor(errn, rejected, method.error_order)
             h_prop = hs * fac
             # keep the factored step size while the proposal stays in the band
             ratio = h_prop / hs
             h_new = np.where(acc & ~hit & (ratio >= band[0]) & (ratio <= band[1]), hs, h_prop)
+            keep = advance(raw, p.t1, p.max_steps, ts, nxt, y, t, active, acc, hit, target, ta, hs, h_new,
+                           y_new, finite, errn)
             rows = active[acc]
-            t_acc = np.where(hit, target, ta + hs)[acc]
-            y[rows] = y_new[acc]
-            t[rows] = t_acc
-            raw.n_accepted[rows] += 1
-            raw.n_rejected[active[~acc]] += 1
             age[rows] += 1
             need_jac[rows[age[rows] >= jac_every]] = True
             stale = ~acc & ~(errn <= refresh_above) & (age[active] > 0)
             need_jac[active[stale]] = True
-            landed = acc & hit
-            for k in np.flatnonzero(landed):
-                row = active[k]
-                while nxt[row] < len(ts) and ts[nxt[row]] <= t[row]:
-                    raw.save[row, nxt[row]] = y[row]
-                    nxt[row] += 1
-            done = acc & (t[active] >= p.t1)
-            failed = ~finite & ~np.isfinite(errn) & (hs <= 16 * np.spacing(np.maximum(np.abs(ta), 1.0)))
-            small = (h_new <= 16 * np.spacing(np.maximum(np.abs(t[active]), 1.0))) & ~done
-            over = (raw.n_accepted[active] + raw.n_rejected[active] >= p.max_steps) & ~done
-            if done.any():
-                raw.finish(active[done], Status.success, p.t1, y[active[done]])
-            stop = ~done & (failed | small)
-            if stop.any():
-                code = np.where(finite[stop], Status.stalled, Status.non_finite)
-                raw.finish(active[stop], code, t[active[stop]], y[active[stop]])
-            stop_max = over & ~stop
-            if stop_max.any():
-                raw.finish(active[stop_max], Status.max_steps, t[active[stop_max]], y[active[stop_max]])
-            keep = ~(done | stop | stop_max)
             for row in active[~keep]:
                 lus[row] = None  # free the instance's factorisation
             active, h, rejected = active[keep], h_new[keep], ~acc[keep]
