@@ -15,6 +15,11 @@ Extra rates (auxiliary variables such as :math:`M = \int_0^t E`, or the time
 
 "this is conserved" or "this is non-increasing" is one call:
 :func:`is_conserved`, :func:`conservation_step`, :func:`rate_step`.
+
+In a chain (see :mod:`linfa.symbolic.derivation`) the rates are placeholders
+:math:`\dot W_l` defined by *flow steps* (:func:`flow_steps`), which read
+them off ``rule.flow``; later steps differentiate with the placeholders
+(``time_derivative(Q, {W_l: \dot W_l})``) and ``use`` the flow steps.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from linfa.tasks import Task
 __all__ = [
     "conservation_step",
     "flow_rates",
+    "flow_steps",
+    "placeholder",
     "is_conserved",
     "is_nonincreasing",
     "rate_step",
@@ -89,6 +96,53 @@ def flow_rates(rule: AbstractRule, task: Task, state: Sequence[Any]) -> dict[Any
     """
     state = tuple(state)
     return _pairs(state, rule.flow(task)(0, state))
+
+
+def placeholder(like: Any, label: str) -> Any:
+    """A placeholder shaped like ``like``: a matrix symbol, an explicit matrix of symbols, or a symbol.
+
+    Parameters
+    ----------
+    like : MatrixSymbol, Matrix or scalar expression
+    label : str
+        Its name (LaTeX allowed), e.g. ``r"\dot{A}"``.
+    """
+    if isinstance(like, sp.MatrixBase):
+        r, c = like.shape
+        return sp.Matrix(r, c, lambda i, j: sp.Symbol(f"{label}_{i}{j}", real=True))
+    if _is_matrix_expr(like):
+        return sp.MatrixSymbol(label, *like.shape)
+    return sp.Symbol(label, real=True)
+
+
+def flow_steps(
+    rule: AbstractRule, task: Task, state: Sequence[Any], labels: Sequence[str],
+    closed_forms: Sequence[Any] | None = None, *, prefix: str = "flow", reason: str | None = None,
+    shows: Sequence[str] | None = None, dims: str = "",
+) -> tuple[list[Step], dict[Any, Any]]:
+    r"""Steps reading each layer's rate off ``rule.flow``, and the placeholder rates they define.
+
+    Step ``f"{prefix}-{label}"`` states :math:`\dot W_l = ` ``closed_forms[l]``
+    (checked against ``rule.dstate``; without closed forms it records the
+    rate as the flow gives it) and defines the placeholder ``\dot{label}``.
+
+    Returns
+    -------
+    steps : list of Step
+    rates : dict
+        ``{W_l: placeholder_l}``, for :func:`time_derivative`.
+    """
+    state = tuple(state)
+    computed = rule.dstate(task, state)
+    forms = tuple(closed_forms) if closed_forms is not None else computed
+    steps, rates = [], {}
+    why = reason or f"{type(rule).__name__}.flow"
+    for i, (w, label) in enumerate(zip(state, labels, strict=True)):
+        p = placeholder(w, rf"\dot{{{label}}}")
+        show = shows[i] if shows is not None else rf"\dot {label} = {sp.latex(forms[i])}"
+        steps.append(Step(f"{prefix}-{label}", computed[i], forms[i], "=", why, dims=dims, defines=p, show=show))
+        rates[w] = p
+    return steps, rates
 
 
 def time_derivative(expr: Any, rates: Rates | Iterable[tuple[Any, Any]]) -> Any:

@@ -32,6 +32,17 @@ Without a witness the difference itself must be manifestly signed.
 check: hypotheses such as :math:`B^TB = cI` or :math:`A = BM`. They are part
 of the step and are printed with it.
 
+Steps form a *chain*. A step may ``define`` a placeholder (a symbol,
+matrix symbol or explicit matrix of symbols standing for a rate, a product,
+a scalar) and later steps list it in ``uses``: before a step is checked,
+each used ``"="`` step replaces its placeholder by its right-hand side, and
+each used sign step (``placeholder >= 0``, ``> 0``, ``<= 0``, ``< 0``) lends
+the placeholder that sign. A derivation ends in *claim* steps
+(:meth:`Derivation.conclude`), each checked from earlier steps, and every
+other step must be used on the way to a claim. So a claim holds only
+through its premises: dropping a middle step (:meth:`Derivation.without`)
+leaves a placeholder unexplained and the claim fails.
+
 A :class:`Derivation` is an ordered list of steps plus a statement,
 hypotheses, numerical cross-checks (see :mod:`linfa.symbolic.numeric`) and
 counterexamples showing that an implicit hypothesis is needed.
@@ -117,6 +128,62 @@ def _identity(e: Any, method: str) -> tuple[bool, str]:
     return False, f"{where}: lhs - rhs does not reduce to 0"
 
 
+def _placeholder(step: Step) -> Any:
+    """What ``step`` defines for later steps (its ``defines``, else a symbol-like ``lhs``)."""
+    if step.defines is not None:
+        return step.defines
+    lhs = step.lhs
+    if isinstance(lhs, sp.Symbol | sp.MatrixSymbol) or (
+        isinstance(lhs, sp.MatrixBase) and all(isinstance(x, sp.Symbol) for x in lhs)
+    ):
+        return lhs
+    raise ValueError(
+        f"uses: step {step.name!r} defines no placeholder (give it defines=..., or a symbol as lhs)"
+    )
+
+
+_SIGNED = {">=": {"nonnegative": True}, ">": {"positive": True},
+           "<=": {"nonpositive": True}, "<": {"negative": True}}
+
+
+def _premise_rules(premises: Sequence[Step]) -> list[tuple[Any, Any]]:
+    """Rewrite rules ``(placeholder, value)`` lent by ``premises``, latest step first.
+
+    An ``"="`` premise replaces its placeholder by its ``rhs``. A sign premise
+    ``p >= 0`` (``> 0``, ``<= 0``, ``< 0``) replaces the scalar symbol ``p`` by
+    a fresh symbol carrying that sign, so that sign checks can rely on it.
+    """
+    rules = []
+    for step in premises:
+        p = _placeholder(step)
+        if step.relation == "=":
+            rules.append((p, step.rhs))
+        elif step.relation in _SIGNED and _is_zero_like(step.rhs) and isinstance(p, sp.Symbol):
+            rules.append((p, sp.Symbol(f"{p.name}", real=True, **_SIGNED[step.relation])))
+        else:
+            raise ValueError(
+                f"uses: step {step.name!r} ({step.relation}) can be used only as an equation or as "
+                "the sign of a scalar placeholder (placeholder <relation> 0)"
+            )
+    return rules[::-1]
+
+
+def _rewrite(e: Any, rules: Sequence[tuple[Any, Any]]) -> Any:
+    """Apply the rewrite rules in order (explicit matrices entry by entry)."""
+    if e is None or not rules:
+        return e
+    for old, new in rules:
+        if isinstance(old, sp.MatrixBase):
+            new = sp.Matrix(new) if not isinstance(new, sp.MatrixBase) else new
+            mapping = {o: n for o, n in zip(old, new, strict=True) if isinstance(o, sp.Symbol)}
+            e = e.xreplace(mapping) if hasattr(e, "xreplace") else e
+        elif isinstance(old, sp.MatrixSymbol):
+            e = e.subs(old, new) if hasattr(e, "subs") else e
+        else:
+            e = sp.sympify(e).xreplace({old: new}) if not isinstance(e, sp.MatrixBase) else e.xreplace({old: new})
+    return e
+
+
 def _sign_ok(w: Any, strict: bool) -> bool:
     w = sp.sympify(w)
     return bool(w.is_positive) if strict else bool(w.is_nonnegative)
@@ -154,6 +221,18 @@ class Step:
         LaTeX shown instead of ``lhs <rel> rhs`` (for large explicit sides).
     points, tol : int, float
         Random points and tolerance of the ``"numeric"`` method.
+    uses : tuple of str
+        Names of earlier steps this one is checked from (see the module
+        docstring): their placeholders are replaced (``"="``) or signed
+        (sign steps) before the check.
+    defines : expression, optional
+        The placeholder this step determines, for later steps to use: for an
+        ``"="`` step it stands for ``rhs``; for a sign step (``rhs = 0``) it is
+        the scalar whose sign the step proves. Without it, an ``"="`` step
+        whose ``lhs`` is a symbol (or explicit matrix of symbols) defines
+        ``lhs``.
+    claim : bool
+        A conclusion of the derivation (made by :meth:`Derivation.conclude`).
     """
 
     name: str
@@ -168,8 +247,14 @@ class Step:
     show: str | None = None
     points: int = 8
     tol: float = 1e-8
+    uses: tuple[str, ...] = ()
+    defines: Any = None
+    claim: bool = False
 
     def __post_init__(self) -> None:
+        if isinstance(self.uses, str):
+            raise TypeError(f"uses: expected a tuple of step names, got the string {self.uses!r}")
+        object.__setattr__(self, "uses", tuple(self.uses))
         if self.relation not in RELATIONS:
             raise ValueError(f"relation: expected one of {RELATIONS}, got {self.relation!r}")
         if self.method not in METHODS:
@@ -177,20 +262,34 @@ class Step:
         object.__setattr__(self, "given", tuple(tuple(g) for g in self.given))
 
     # ----------------------------------------------------------- verification
-    def check(self, rng: np.random.Generator | None = None) -> StepResult:
-        """Verify this step; never raises for a false step (the result says so)."""
+    def check(
+        self, rng: np.random.Generator | None = None, premises: Sequence[Step] = (),
+    ) -> StepResult:
+        """Verify this step from ``premises`` (the steps named in :attr:`uses`).
+
+        Never raises for a false step (the result says so). A step whose
+        ``uses`` names a step missing from ``premises`` fails.
+        """
         t0 = time.perf_counter()
-        try:
-            ok, how, detail = self._check(rng if rng is not None else np.random.default_rng(0))
-        except Exception as exc:  # a malformed step is a failed step, with its error
-            ok, how, detail = False, "error", f"{type(exc).__name__}: {exc}"
+        have = {p.name: p for p in premises}
+        missing = [u for u in self.uses if u not in have]
+        if missing:
+            ok, how, detail = False, "chain", f"uses {missing}, which are not earlier steps of the derivation"
+        else:
+            try:
+                rules = _premise_rules([have[u] for u in self.uses])
+                ok, how, detail = self._check(rng if rng is not None else np.random.default_rng(0), rules)
+            except Exception as exc:  # a malformed step is a failed step, with its error
+                ok, how, detail = False, "error", f"{type(exc).__name__}: {exc}"
+        if self.uses and ok:
+            how = f"{how}; from {', '.join(self.uses)}"
         if self.dims:
             how = f"{how} [{self.dims}]"
         return StepResult(self, bool(ok), how, detail, time.perf_counter() - t0)
 
-    def _check(self, rng: np.random.Generator) -> tuple[bool, str, str]:
-        lhs = _substitute(self.lhs, self.given)
-        rhs = _substitute(self.rhs, self.given)
+    def _check(self, rng: np.random.Generator, rules: Sequence[tuple[Any, Any]] = ()) -> tuple[bool, str, str]:
+        lhs = _substitute(_rewrite(self.lhs, rules), self.given)
+        rhs = _substitute(_rewrite(self.rhs, rules), self.given)
         if self.method == "numeric":
             from linfa.symbolic.numeric import sample_relation
 
@@ -202,7 +301,7 @@ class Step:
         if self.relation == "psd":
             if self.witness is None:
                 return False, "psd needs a Gram witness G (lhs - rhs = G G^T)", ""
-            g = _substitute(self.witness, ())
+            g = _substitute(_rewrite(self.witness, rules), ())
             ok, how = _identity(lhs - rhs - g * g.T, self.method)
             return ok, f"{how}; lhs - rhs = G G^T with G = {g}", "" if ok else "not the Gram form of G"
         diff = lhs - rhs if self.relation in (">=", ">") else rhs - lhs
@@ -210,15 +309,16 @@ class Step:
         if self.witness is None:
             ok = _sign_ok(sp.sympify(diff), strict)
             return ok, "sign of the difference from sympy assumptions", "" if ok else f"sign undecided: {diff}"
-        ok, how = _identity(diff - self.witness, self.method)
+        witness = _substitute(_rewrite(self.witness, rules), ())
+        ok, how = _identity(diff - witness, self.method)
         if not ok:
-            return False, how, "difference is not the witness: " + _residual_text(diff - self.witness)
-        signed = _sign_ok(self.witness, strict)
+            return False, how, "difference is not the witness: " + _residual_text(diff - witness)
+        signed = _sign_ok(witness, strict)
         what = "positive" if strict else "non-negative"
         return (
             signed,
             f"{how}; witness {what} by sympy assumptions (sum of signed squares)",
-            "" if signed else f"witness not manifestly {what}: {self.witness}",
+            "" if signed else f"witness not manifestly {what}: {witness}",
         )
 
     @property
@@ -279,16 +379,24 @@ class Report:
     title: str
     results: tuple[StepResult, ...]
     checks: tuple[Any, ...] = ()
+    structure: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        """All steps (and any cross-checks run) verified."""
-        return all(r.ok for r in self.results) and all(c.ok for c in self.checks)
+        """All steps (and any cross-checks run) verified, and the steps form a chain to the claims."""
+        return (all(r.ok for r in self.results) and all(c.ok for c in self.checks)
+                and not self.structure)
 
     @property
     def failed(self) -> list[str]:
-        """Names of the failed steps and cross-checks, in order."""
-        return [r.name for r in self.results if not r.ok] + [c.name for c in self.checks if not c.ok]
+        """Names of the failed steps and cross-checks, then the chain's problems, in order."""
+        return ([r.name for r in self.results if not r.ok] + [c.name for c in self.checks if not c.ok]
+                + [f"chain: {p}" for p in self.structure])
+
+    @property
+    def claims(self) -> tuple[str, ...]:
+        """Names of the claim steps (the derivation's conclusions)."""
+        return tuple(r.name for r in self.results if r.step.claim)
 
     def __bool__(self) -> bool:
         return self.ok
@@ -329,9 +437,12 @@ class Report:
         for c in self.checks:
             if not c.ok:
                 raise VerificationError(f"{self.title}: cross-check {c.name!r} failed: {c}")
+        if self.structure:
+            raise VerificationError(f"{self.title}: not a chain to its claims: {'; '.join(self.structure)}")
 
     def __str__(self) -> str:
         lines = [f"{self.title}: {'verified (' + self.scope + ')' if self.ok else 'FAILED: ' + ', '.join(self.failed)}"]
+        lines += [f"  [FAIL] chain: {p}" for p in self.structure]
         lines += [f"  {r}" for r in self.results]
         lines += [f"  {c}" for c in self.checks]
         return "\n".join(lines)
@@ -382,11 +493,14 @@ class Derivation:
     --------
     >>> import sympy as sp
     >>> x = sp.Symbol("x", real=True)
-    >>> d = Derivation("square", r"(x+1)^2 \geq 0")
-    >>> d.add("expand", (x + 1) ** 2, x**2 + 2 * x + 1, reason="binomial formula")
-    >>> d.add("sign", (x + 1) ** 2, 0, ">=", reason="a square")
+    >>> d = Derivation("square", r"x^2 + 2x + 1 \geq 0")
+    >>> s = sp.Symbol("s", real=True)  # a placeholder for x^2 + 2x + 1
+    >>> d.add("complete", x**2 + 2 * x + 1, (x + 1) ** 2, defines=s, reason="complete the square")
+    >>> d.conclude(s, 0, ">=", uses=("complete",), reason="a square is non-negative")
     >>> d.verify().ok
     True
+    >>> d.without("complete").verify().ok  # the claim does not hold without its premise
+    False
     """
 
     title: str
@@ -408,6 +522,72 @@ class Derivation:
         if any(s.name == step.name for s in self.steps):
             raise ValueError(f"name: step {step.name!r} already exists in {self.title!r}")
         self.steps.append(step)
+
+    def conclude(self, lhs: Any, rhs: Any, relation: str = "=", *, name: str = "claim", **kwargs: Any) -> None:
+        """Append a claim step: the derivation's statement, checked from the steps in ``uses``.
+
+        ``show`` defaults to :attr:`statement`. A derivation may have several
+        claims (one per catalogue entry it proves); it must end in one.
+        """
+        kwargs.setdefault("show", self.statement)
+        self.append(Step(name, lhs, rhs, relation, claim=True, **kwargs))
+
+    def without(self, name: str) -> Derivation:
+        """A copy with step ``name`` deleted and dropped from every other step's ``uses``.
+
+        A derivation whose claims follow from their steps fails to verify
+        after any non-claim step is deleted this way.
+        """
+        from dataclasses import replace as _replace
+
+        self.step(name)
+        steps = [_replace(s, uses=tuple(u for u in s.uses if u != name)) for s in self.steps if s.name != name]
+        return _replace(self, steps=steps)
+
+    def ancestors(self, name: str) -> list[str]:
+        """The steps that step ``name`` is checked from, directly or through other steps, in order."""
+        by_name = {s.name: s for s in self.steps}
+        seen: set[str] = set()
+        todo = list(self.step(name).uses)
+        while todo:
+            u = todo.pop()
+            if u in seen or u not in by_name:
+                continue
+            seen.add(u)
+            todo.extend(by_name[u].uses)
+        return [s.name for s in self.steps if s.name in seen]
+
+    def chain_problems(self) -> list[str]:
+        """What keeps the steps from being a chain ending in the claims (empty when none).
+
+        The last step must be a claim; every claim must be checked from earlier
+        steps; each ``uses`` must name an earlier step; every other step must be
+        used on the way to some claim.
+        """
+        problems = []
+        if not self.steps or not self.steps[-1].claim:
+            problems.append("the derivation does not end in a claim step (use conclude)")
+        names: list[str] = []
+        for s in self.steps:
+            late = [u for u in s.uses if u not in names]
+            if late:
+                problems.append(f"step {s.name!r} uses {late}, which are not earlier steps")
+            if s.claim and not s.uses:
+                problems.append(f"claim {s.name!r} is not checked from any earlier step")
+            names.append(s.name)
+        needed: set[str] = set()
+        for s in self.steps:
+            if s.claim:
+                needed.update(self.ancestors(s.name))
+        idle = [s.name for s in self.steps if not s.claim and s.name not in needed]
+        if idle:
+            problems.append(f"steps {idle} are not used on the way to any claim")
+        return problems
+
+    @property
+    def claims(self) -> list[Step]:
+        """The claim steps."""
+        return [s for s in self.steps if s.claim]
 
     def step(self, name: str) -> Step:
         """The step called ``name``."""
@@ -440,9 +620,13 @@ class Derivation:
         Report
         """
         rng = rng if rng is not None else np.random.default_rng(0)
-        results = tuple(s.check(rng) for s in self.steps)
+        earlier: dict[str, Step] = {}
+        results = []
+        for s in self.steps:
+            results.append(s.check(rng, [earlier[u] for u in s.uses if u in earlier]))
+            earlier[s.name] = s
         checks = tuple(self.cross_check(rng)) if cross_check else ()
-        return Report(self.title, results, checks)
+        return Report(self.title, tuple(results), checks, tuple(self.chain_problems()))
 
     def cross_check(self, rng: np.random.Generator | None = None) -> list[Any]:
         """Run every numerical cross-check; a check that raises counts as failed."""

@@ -21,7 +21,7 @@ import sympy as sp
 
 import linfa
 from linfa.observables import conserved_quantities
-from linfa.symbolic.calculus import conservation_step, rate_step
+from linfa.symbolic.calculus import flow_steps, time_derivative
 from linfa.symbolic.derivation import Counterexample, Derivation
 from linfa.symbolic.derivations._common import dims, gaussian, lambdified, random_task, rel
 from linfa.symbolic.matrices import symbols, task
@@ -91,28 +91,34 @@ def fa_conservation() -> Derivation:
         conclusion=r"$Q = AA^T - BW - W^TB^T$ is constant; for depth $L$ each "
                    r"$W_lW_l^T - B_{l+1}W_{l+1} - W_{l+1}^TB_{l+1}^T$ is.",
     )
-    dA, dW = rule.dstate(tk, (A, W))
-    d.add("flow-A", dA, B @ E, reason="FA.flow with E = Σyx − W A Σxx",
-          show=r"\dot A = BE,\quad E = \Sigma_{yx} - WA\Sigma_{xx}")
-    d.add("flow-W", dW, E @ A.T, reason="FA.flow", show=r"\dot W = EA^T")
-    d.append(rate_step("d(AA^T)", A @ A.T, rule, tk, (A, W), B @ E @ A.T + A @ E.T @ B.T,
-                       reason="product rule, dA/dt from FA.flow",
-                       rhs_label=r"BEA^T + AE^TB^T"))
-    d.append(rate_step("d(BW)", B @ W + W.T @ B.T, rule, tk, (A, W), B @ E @ A.T + A @ E.T @ B.T,
-                       reason="B fixed; dW/dt from FA.flow", rhs_label=r"BEA^T + AE^TB^T"))
-    d.append(conservation_step("conserved", fa_law(A, W, B), rule, tk, (A, W),
-                               reason="difference of the two previous steps",
-                               label=r"AA^T - BW - W^TB^T"))
-    # depth 3
+    flows, rates = flow_steps(rule, tk, (A, W), ("A", "W"), (B @ E, E @ A.T),
+                              reason="FA.flow with E = Σyx − W A Σxx",
+                              shows=(r"\dot A = BE,\quad E = \Sigma_{yx} - WA\Sigma_{xx}", r"\dot W = EA^T"))
+    for f in flows:
+        d.append(f)
+    P1, P2 = sp.MatrixSymbol("P_1", 3, 3), sp.MatrixSymbol("P_2", 3, 3)
+    d.add("d(AA^T)", time_derivative(A @ A.T, rates), B @ E @ A.T + A @ E.T @ B.T, defines=P1,
+          uses=("flow-A",), reason="product rule, then the flow of A",
+          show=r"P_1 := \tfrac{d}{dt}AA^T = \dot AA^T + A\dot A^T = BEA^T + AE^TB^T")
+    d.add("d(BW)", time_derivative(B @ W + W.T @ B.T, rates), B @ E @ A.T + A @ E.T @ B.T, defines=P2,
+          uses=("flow-W",), reason="B fixed; product rule, then the flow of W",
+          show=r"P_2 := \tfrac{d}{dt}(BW + W^TB^T) = B\dot W + \dot W^TB^T = BEA^T + AE^TB^T")
+    d.conclude(P1 - P2, sp.ZeroMatrix(3, 3), name="conserved", uses=("d(AA^T)", "d(BW)"),
+               reason="linearity of d/dt: dQ/dt = P_1 − P_2, and the two are equal")
+    # depth 3: each layer's law, from the depth-3 flow
     W1, W2, W3, B2, B3, S3, Y3 = symbols("W1 W2 W3 B2 B3 S Y", (3, 2), (3, 3), (2, 3), (3, 3), (3, 2),
                                          (2, 2), (2, 2))
     r3, t3, st3 = linfa.FA((B2, B3)), task(S3, Y3), (W1, W2, W3)
-    d.append(conservation_step("depth3-layer1", fa_law(W1, W2, B2), r3, t3, st3,
-                               reason="product rule; FA.flow of a depth-3 net (M_1 = B_2 B_3)",
-                               label=r"W_1W_1^T - B_2W_2 - W_2^TB_2^T"))
-    d.append(conservation_step("depth3-layer2", fa_law(W2, W3, B3), r3, t3, st3,
-                               reason="product rule; FA.flow of a depth-3 net (M_2 = B_3)",
-                               label=r"W_2W_2^T - B_3W_3 - W_3^TB_3^T"))
+    flows3, rates3 = flow_steps(r3, t3, st3, ("W_1", "W_2", "W_3"), prefix="depth3-flow",
+                                reason="FA.flow of a depth-3 net (M_1 = B_2 B_3, M_2 = B_3)")
+    for f in flows3:
+        d.append(f)
+    for layer, (wa, wb, bb) in enumerate(((W1, W2, B2), (W2, W3, B3)), 1):
+        d.conclude(time_derivative(fa_law(wa, wb, bb), rates3), sp.ZeroMatrix(wa.shape[0], wa.shape[0]),
+                   name=f"depth3-layer{layer}", uses=(f"depth3-flow-W_{layer}", f"depth3-flow-W_{layer + 1}"),
+                   reason="product rule, then the depth-3 flows of the two layers",
+                   show=rf"\frac{{d}}{{dt}}\left(W_{layer}W_{layer}^T - B_{layer + 1}W_{layer + 1} - "
+                        rf"W_{layer + 1}^TB_{layer + 1}^T\right) = 0")
     d.checks["FA law along linfa's numerical flow"] = _check_conserved("FA")
     return d
 
@@ -129,16 +135,29 @@ def bp_balancedness() -> Derivation:
         reference="Saxe et al. 2014; Arora et al. 2018; docs/design.md, fact 2",
         conclusion=r"$W_lW_l^T - W_{l+1}^TW_{l+1}$ is constant under gradient flow.",
     )
-    d.append(rate_step("d(AA^T)", A @ A.T, rule, tk, (A, W), W.T @ E @ A.T + A @ E.T @ W,
-                       reason="product rule, dA/dt = W^T E from BP.flow", rhs_label=r"W^TEA^T + AE^TW"))
-    d.append(rate_step("d(W^TW)", W.T @ W, rule, tk, (A, W), W.T @ E @ A.T + A @ E.T @ W,
-                       reason="product rule, dW/dt = E A^T from BP.flow", rhs_label=r"W^TEA^T + AE^TW"))
-    d.append(conservation_step("conserved", bp_law(A, W), rule, tk, (A, W),
-                               reason="difference of the two previous steps", label=r"AA^T - W^TW"))
+    flows, rates = flow_steps(rule, tk, (A, W), ("A", "W"), (W.T @ E, E @ A.T), reason="BP.flow")
+    for f in flows:
+        d.append(f)
+    P1, P2 = sp.MatrixSymbol("P_1", 3, 3), sp.MatrixSymbol("P_2", 3, 3)
+    d.add("d(AA^T)", time_derivative(A @ A.T, rates), W.T @ E @ A.T + A @ E.T @ W, defines=P1,
+          uses=("flow-A",), reason="product rule, then dA/dt = W^T E",
+          show=r"P_1 := \tfrac{d}{dt}AA^T = W^TEA^T + AE^TW")
+    d.add("d(W^TW)", time_derivative(W.T @ W, rates), W.T @ E @ A.T + A @ E.T @ W, defines=P2,
+          uses=("flow-W",), reason="product rule, then dW/dt = E A^T",
+          show=r"P_2 := \tfrac{d}{dt}W^TW = W^TEA^T + AE^TW")
+    d.conclude(P1 - P2, sp.ZeroMatrix(3, 3), name="conserved", uses=("d(AA^T)", "d(W^TW)"),
+               reason="linearity of d/dt; the two rates are equal")
     W1, W2, W3, S3, Y3 = symbols("W1 W2 W3 S Y", (3, 2), (3, 3), (2, 3), (2, 2), (2, 2))
     r3, t3, st3 = linfa.BP(), task(S3, Y3), (W1, W2, W3)
-    d.append(conservation_step("depth3-layer1", bp_law(W1, W2), r3, t3, st3, label=r"W_1W_1^T - W_2^TW_2"))
-    d.append(conservation_step("depth3-layer2", bp_law(W2, W3), r3, t3, st3, label=r"W_2W_2^T - W_3^TW_3"))
+    flows3, rates3 = flow_steps(r3, t3, st3, ("W_1", "W_2", "W_3"), prefix="depth3-flow",
+                                reason="BP.flow of a depth-3 net")
+    for f in flows3:
+        d.append(f)
+    for layer, (wa, wb) in enumerate(((W1, W2), (W2, W3)), 1):
+        d.conclude(time_derivative(bp_law(wa, wb), rates3), sp.ZeroMatrix(wa.shape[0], wa.shape[0]),
+                   name=f"depth3-layer{layer}", uses=(f"depth3-flow-W_{layer}", f"depth3-flow-W_{layer + 1}"),
+                   reason="product rule, then the depth-3 flows of the two layers",
+                   show=rf"\frac{{d}}{{dt}}\left(W_{layer}W_{layer}^T - W_{layer + 1}^TW_{layer + 1}\right) = 0")
     d.checks["balancedness along linfa's numerical flow"] = _check_conserved("BP")
     return d
 
