@@ -14,6 +14,10 @@ step, a named lemma) and *how it is checked* (``method``):
     exponential and radical expressions).
 ``"auto"`` (default)
     ``"expand"``, then ``"simplify"`` if expansion alone does not decide.
+``"definition"``
+    introduces a name: ``lhs`` is a placeholder (a symbol, matrix symbol or
+    explicit matrix of symbols not occurring in ``rhs``) that later steps may
+    use for ``rhs``; there is nothing to prove (:meth:`Derivation.define`).
 ``"numeric"``
     *not a proof*: the relation is tested at random real points (scalar
     symbols drawn according to their sympy assumptions, matrix symbols as
@@ -72,7 +76,7 @@ __all__ = [
 ]
 
 RELATIONS = ("=", ">=", ">", "<=", "<", "psd")
-METHODS = ("auto", "expand", "simplify", "numeric")
+METHODS = ("auto", "expand", "simplify", "numeric", "definition")
 _LATEX_REL = {"=": "=", ">=": r"\geq", ">": ">", "<=": r"\leq", "<": "<", "psd": r"\succeq"}
 
 
@@ -290,6 +294,8 @@ class Step:
     def _check(self, rng: np.random.Generator, rules: Sequence[tuple[Any, Any]] = ()) -> tuple[bool, str, str]:
         lhs = _substitute(_rewrite(self.lhs, rules), self.given)
         rhs = _substitute(_rewrite(self.rhs, rules), self.given)
+        if self.method == "definition":
+            return self._check_definition()
         if self.method == "numeric":
             from linfa.symbolic.numeric import sample_relation
 
@@ -321,9 +327,26 @@ class Step:
             "" if signed else f"witness not manifestly {what}: {witness}",
         )
 
+    def _check_definition(self) -> tuple[bool, str, str]:
+        if self.relation != "=" or self.given:
+            return False, "definition", "a definition is an equation without hypotheses"
+        try:
+            p = _placeholder(self)
+        except ValueError as exc:
+            return False, "definition", str(exc)
+        if p is not self.lhs and not (isinstance(p, sp.MatrixBase) and p == self.lhs):
+            return False, "definition", "a definition's lhs must be the placeholder it defines"
+        atoms = set(p) if isinstance(p, sp.MatrixBase) else {p}
+        rhs_free = getattr(self.rhs, "free_symbols", set())
+        if atoms & set(rhs_free) or (isinstance(p, sp.MatrixSymbol) and self.rhs.has(p)):
+            return False, "definition", "the placeholder occurs in its own definition"
+        return True, "definition (a name for the right-hand side)", ""
+
     @property
     def how(self) -> str:
         """How the step is verified, in a few words (for rendering)."""
+        if self.method == "definition":
+            return "definition"
         if self.method == "numeric":
             return "numeric only, not a proof"
         if self.dims:
@@ -522,6 +545,10 @@ class Derivation:
         if any(s.name == step.name for s in self.steps):
             raise ValueError(f"name: step {step.name!r} already exists in {self.title!r}")
         self.steps.append(step)
+
+    def define(self, name: str, placeholder: Any, value: Any, **kwargs: Any) -> None:
+        """Append a definition: ``placeholder`` names ``value`` for later steps (nothing to prove)."""
+        self.append(Step(name, placeholder, value, "=", method="definition", **kwargs))
 
     def conclude(self, lhs: Any, rhs: Any, relation: str = "=", *, name: str = "claim", **kwargs: Any) -> None:
         """Append a claim step: the derivation's statement, checked from the steps in ``uses``.

@@ -19,12 +19,14 @@ between the updates equals that between the signals :math:`Be` and
 from __future__ import annotations
 
 import numpy as np
+import sympy as sp
 
 import linfa
 from linfa.observables import signal_angle, update_angles
 from linfa.symbolic.derivation import Derivation
 from linfa.symbolic.derivations._common import dims, gaussian, lambdified
-from linfa.symbolic.matrices import frobenius, matrix, scalar, sq_norm, symbols, task, vector
+from linfa.symbolic.calculus import placeholder
+from linfa.symbolic.matrices import frobenius, matrix, scalar, sq_norm, task, vector
 from linfa.symbolic.numeric import CheckResult
 from linfa.tasks import Task
 
@@ -54,37 +56,42 @@ def _check(rng: np.random.Generator) -> CheckResult:
 
 def alignment_condition() -> Derivation:
     """Lillicrap et al.'s alignment condition, from FA.flow and BP.flow on one sample."""
-    A, W, B, x, y = symbols("A W B x y", (3, 2), (2, 3), (3, 2), (2, 1), (2, 1))
-    tk = task(x @ x.T, y @ x.T, y @ y.T)
-    e = y - W @ A @ x
+    dims_ = "n0=2, n1=3, n2=2"
+    A, W, B = matrix("A", 3, 2), matrix("W", 2, 3), matrix("B", 3, 2)
+    x, y, e = vector("x", 2), vector("y", 2), vector("e", 2)
+    tk = task(x * x.T, y * x.T, y * y.T)
     fa, bp = linfa.FA((B,)).dstate(tk, (A, W)), linfa.BP().dstate(tk, (A, W))
     d = Derivation(
         "Alignment condition",
-        r"\angle\big(\dot A_{FA}, \dot A_{BP}\big) < 90^\circ \iff e^TWBe > 0",
+        r"\cos\angle\big(\dot A_{FA}, \dot A_{BP}\big) = \frac{e^TWBe}{\lVert Be\rVert\lVert W^Te\rVert}"
+        r"\quad\text{so the angle is} < 90^\circ \iff e^TWBe > 0",
         hypotheses=(r"h = Ax,\ \hat y = Wh,\ e = y - WAx", r"x \neq 0,\ Be \neq 0,\ W^Te \neq 0"),
         reference="Lillicrap et al. 2016; docs/design.md, fact 1",
-        conclusion=r"$\cos\angle(\dot A_{FA}, \dot A_{BP}) = \cos\angle(Be, W^Te) = "
-                   r"e^TWBe / (\lVert Be\rVert\lVert W^Te\rVert)$, whose denominator is positive.",
+        conclusion=r"the denominator is positive under the hypotheses, so the cosine has the sign of "
+                   r"$e^TWBe$.",
     )
-    d.add("fa-update", fa[0], B @ e @ x.T, reason="FA.flow on one sample: E = (y − WAx) x^T = e x^T",
-          show=r"\dot A_{FA} = B e x^T")
-    d.add("bp-update", bp[0], W.T @ e @ x.T, reason="BP.flow on one sample", show=r"\dot A_{BP} = W^T e x^T")
-    # explicit dims: e is any vector here
-    Bm, Wm, xv, ev = matrix("B", 3, 2), matrix("W", 2, 3), vector("x", 2), vector("e", 2)
-    ufa, ubp = Bm * ev * xv.T, Wm.T * ev * xv.T
-    ip = frobenius(ufa, ubp)
-    dims_ = "n0=2, n1=3, n2=2"
-    d.add("inner", ip, sq_norm(xv) * scalar(ev.T * Wm * Bm * ev),
+    ufa, ubp = placeholder(fa[0], r"U_{FA}"), placeholder(bp[0], r"U_{BP}")
+    ip, nfa, nbp, sig, nbe, nwe = (sp.Symbol(n, real=True) for n in ("ip", "n_FA", "n_BP", "s", "n_Be", "n_We"))
+    nx = sq_norm(x)
+    d.define("error", e, y - W * A * x, reason="the error of the sample", dims=dims_, show=r"e := y - WAx")
+    d.add("fa-update", fa[0], B * e * x.T, defines=ufa, uses=("error",), dims=dims_,
+          reason="FA.flow on one sample: E = (y − WAx) x^T = e x^T", show=r"U_{FA} := \dot A_{FA} = B e x^T")
+    d.add("bp-update", bp[0], W.T * e * x.T, defines=ubp, uses=("error",), dims=dims_,
+          reason="BP.flow on one sample", show=r"U_{BP} := \dot A_{BP} = W^T e x^T")
+    d.add("signals", frobenius(B * e, W.T * e), scalar(e.T * W * B * e), defines=sig, dims=dims_,
+          reason="⟨Be, W^Te⟩ = e^T W B e", show=r"s := \langle Be, W^Te\rangle = e^TWBe")
+    d.define("norm-Be", nbe, sq_norm(B * e), dims=dims_, reason="notation",
+          show=r"n_{Be} := \lVert Be\rVert^2")
+    d.define("norm-We", nwe, sq_norm(W.T * e), dims=dims_, reason="notation",
+          show=r"n_{We} := \lVert W^Te\rVert^2")
+    d.add("inner", frobenius(ufa, ubp), nx * sig, defines=ip, uses=("fa-update", "bp-update", "signals"),
           reason="Frobenius product of rank-one matrices", dims=dims_,
-          show=r"\langle Bex^T, W^Tex^T\rangle_F = \lVert x\rVert^2\, e^TWBe")
-    d.add("norm-fa", sq_norm(ufa), sq_norm(xv) * sq_norm(Bm * ev), reason="rank-one norm", dims=dims_,
-          show=r"\lVert Bex^T\rVert^2 = \lVert x\rVert^2\lVert Be\rVert^2")
-    d.add("norm-bp", sq_norm(ubp), sq_norm(xv) * sq_norm(Wm.T * ev), reason="rank-one norm", dims=dims_,
-          show=r"\lVert W^Tex^T\rVert^2 = \lVert x\rVert^2\lVert W^Te\rVert^2")
-    d.add("signals", frobenius(Bm * ev, Wm.T * ev), scalar(ev.T * Wm * Bm * ev),
-          reason="⟨Be, W^Te⟩ = e^T W B e", dims=dims_, show=r"\langle Be, W^Te\rangle = e^TWBe")
-    den = sq_norm(xv) ** 2 * sq_norm(Bm * ev) * sq_norm(Wm.T * ev)
-    d.add("denominator", den, 0, ">=", reason="product of sums of squares; > 0 under the hypotheses",
-          dims=dims_, show=r"\lVert x\rVert^4\lVert Be\rVert^2\lVert W^Te\rVert^2 \geq 0")
+          show=r"\langle U_{FA}, U_{BP}\rangle_F = \lVert x\rVert^2\, s")
+    d.add("norm-fa", sq_norm(ufa), nx * nbe, defines=nfa, uses=("fa-update", "norm-Be"),
+          reason="rank-one norm", dims=dims_, show=r"\lVert U_{FA}\rVert^2 = \lVert x\rVert^2 n_{Be}")
+    d.add("norm-bp", sq_norm(ubp), nx * nwe, defines=nbp, uses=("bp-update", "norm-We"),
+          reason="rank-one norm", dims=dims_, show=r"\lVert U_{BP}\rVert^2 = \lVert x\rVert^2 n_{We}")
+    d.conclude(ip / sp.sqrt(nfa * nbp), sig / sp.sqrt(nbe * nwe), uses=("inner", "norm-fa", "norm-bp"),
+               reason="the factor ‖x‖² cancels from the cosine (‖x‖² ≥ 0)", method="simplify", dims=dims_)
     d.checks["update angle vs e^T W B e at random samples"] = _check
     return d

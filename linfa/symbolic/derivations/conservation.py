@@ -218,31 +218,46 @@ def fa_discrete_drift() -> Derivation:
         conclusion=r"under GD/SGD the FA law drifts upward in the PSD order by $O(\eta^2)$ per step; "
                    r"for BP the drift $\eta^2(W^TEE^TW - AE^TEA^T)$ is indefinite.",
     )
-    d.add("one-step", fa_law(A1, W1, B) - fa_law(A, W, B), eta**2 * B @ E @ E.T @ B.T,
+    Ap, Wp, D = sp.MatrixSymbol("A'", 3, 2), sp.MatrixSymbol("W'", 2, 3), sp.MatrixSymbol(r"\Delta Q", 3, 3)
+    d.add("step-A", A1, A + eta * B @ E, defines=Ap, reason="one step of size η along FA.flow",
+          show=r"A' = A + \eta BE")
+    d.add("step-W", W1, W + eta * E @ A.T, defines=Wp, reason="one step of size η along FA.flow",
+          show=r"W' = W + \eta EA^T")
+    d.add("one-step", fa_law(Ap, Wp, B) - fa_law(A, W, B), eta**2 * B @ E @ E.T @ B.T, defines=D,
+          uses=("step-A", "step-W"),
           reason="expand the product; the O(η) terms are those of the flow and cancel",
-          show=r"Q(A', W') - Q(A, W) = \eta^2\, B E E^T B^T")
-    d.add("psd", fa_law(A1, W1, B) - fa_law(A, W, B), sp.ZeroMatrix(3, 3), "psd", witness=eta * B @ E,
-          reason="Gram form G G^T with G = η B E", show=r"Q(A', W') - Q(A, W) \succeq 0")
+          show=r"\Delta Q := Q(A', W') - Q(A, W) = \eta^2\, B E E^T B^T")
     # depth 3: each layer's law changes by η² G_l G_l^T with G_l its update
     W1_, W2_, W3_, B2, B3, S3, Y3 = symbols("W1 W2 W3 B2 B3 S Y", (3, 2), (3, 3), (2, 3), (3, 3), (3, 2),
                                             (2, 2), (2, 2))
     r3, t3, st = linfa.FA((B2, B3)), task(S3, Y3), (W1_, W2_, W3_)
     G = r3.dstate(t3, st)
     new = _gd_step(r3, t3, st, eta)
-    d.add("depth3-layer1", fa_law(new[0], new[1], B2) - fa_law(W1_, W2_, B2), eta**2 * G[0] @ G[0].T,
-          reason="as above; G_1 = B_2 B_3 E", show=r"\Delta Q_1 = \eta^2 G_1G_1^T")
-    d.add("depth3-layer2", fa_law(new[1], new[2], B3) - fa_law(W2_, W3_, B3), eta**2 * G[1] @ G[1].T,
-          reason="as above; G_2 = B_3 E W_1^T", show=r"\Delta Q_2 = \eta^2 G_2G_2^T")
+    primes = [sp.MatrixSymbol(f"W_{i}'", *w.shape) for i, w in enumerate(st, 1)]
+    for i, (w, g, n, p) in enumerate(zip(st, G, new, primes, strict=True), 1):
+        d.add(f"depth3-step-W_{i}", n, w + eta * g, defines=p, reason="one step of size η along the depth-3 FA.flow",
+              show=rf"W_{i}' = W_{i} + \eta G_{i}")
     # BP contrast (exact)
     rb = linfa.BP()
     Ab, Wb = _gd_step(rb, tk, (A, W), eta)
-    Eb = Y - W @ A @ S
-    d.add("bp-contrast", bp_law(Ab, Wb) - bp_law(A, W),
-          eta**2 * (W.T @ Eb @ Eb.T @ W - A @ Eb.T @ Eb @ A.T),
-          reason="same expansion for BP: a difference of two PSD terms",
-          show=r"\Delta(AA^T - W^TW) = \eta^2\,(W^TEE^TW - AE^TEA^T)")
+    Abp, Wbp = sp.MatrixSymbol("A_{BP}'", 3, 2), sp.MatrixSymbol("W_{BP}'", 2, 3)
+    d.add("bp-step-A", Ab, A + eta * W.T @ E, defines=Abp, reason="one step of size η along BP.flow",
+          show=r"A_{BP}' = A + \eta W^TE")
+    d.add("bp-step-W", Wb, W + eta * E @ A.T, defines=Wbp, reason="one step of size η along BP.flow",
+          show=r"W_{BP}' = W + \eta EA^T")
+    d.conclude(bp_law(Abp, Wbp) - bp_law(A, W), eta**2 * (W.T @ E @ E.T @ W - A @ E.T @ E @ A.T),
+               name="bp-contrast", uses=("bp-step-A", "bp-step-W"),
+               reason="same expansion for BP: a difference of two PSD terms",
+               show=r"\Delta(AA^T - W^TW) = \eta^2\,(W^TEE^TW - AE^TEA^T)")
+    d.conclude(fa_law(primes[0], primes[1], B2) - fa_law(W1_, W2_, B2), eta**2 * G[0] @ G[0].T,
+               name="depth3-layer1", uses=("depth3-step-W_1", "depth3-step-W_2"),
+               reason="as above; G_1 = B_2 B_3 E", show=r"\Delta Q_1 = \eta^2 G_1G_1^T")
+    d.conclude(fa_law(primes[1], primes[2], B3) - fa_law(W2_, W3_, B3), eta**2 * G[1] @ G[1].T,
+               name="depth3-layer2", uses=("depth3-step-W_2", "depth3-step-W_3"),
+               reason="as above; G_2 = B_3 E W_1^T", show=r"\Delta Q_2 = \eta^2 G_2G_2^T")
+    d.conclude(D, sp.ZeroMatrix(3, 3), "psd", name="psd", witness=eta * B @ E, uses=("one-step",),
+               reason="Gram form G G^T with G = η B E")
     d.checks["one SGD step on a mini-batch, numpy"] = _check_drift
     d.counterexamples.append(Counterexample(
         "fixed feedback (FA)", "the one-step drift is PSD (BP's is indefinite)", _bp_drift_indefinite))
     return d
-
