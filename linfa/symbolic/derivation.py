@@ -151,7 +151,7 @@ _SIGNED = {">=": {"nonnegative": True}, ">": {"positive": True},
 
 
 def _premise_rules(premises: Sequence[Step]) -> list[tuple[Any, Any]]:
-    """Rewrite rules ``(placeholder, value)`` lent by ``premises``, latest step first.
+    """Rewrite rules ``(placeholder, value)`` lent by ``premises``.
 
     An ``"="`` premise replaces its placeholder by its ``rhs``. A sign premise
     ``p >= 0`` (``> 0``, ``<= 0``, ``< 0``) replaces the scalar symbol ``p`` by
@@ -169,23 +169,36 @@ def _premise_rules(premises: Sequence[Step]) -> list[tuple[Any, Any]]:
                 f"uses: step {step.name!r} ({step.relation}) can be used only as an equation or as "
                 "the sign of a scalar placeholder (placeholder <relation> 0)"
             )
-    return rules[::-1]
+    return rules
 
 
 def _rewrite(e: Any, rules: Sequence[tuple[Any, Any]]) -> Any:
-    """Apply the rewrite rules in order (explicit matrices entry by entry)."""
+    """Apply the rewrite rules until nothing changes (explicit matrices entry by entry).
+
+    A rule's value may contain other rules' placeholders, so the rules are
+    applied repeatedly, at most once more than there are rules.
+    """
     if e is None or not rules:
         return e
-    for old, new in rules:
-        if isinstance(old, sp.MatrixBase):
-            new = sp.Matrix(new) if not isinstance(new, sp.MatrixBase) else new
-            mapping = {o: n for o, n in zip(old, new, strict=True) if isinstance(o, sp.Symbol)}
-            e = e.xreplace(mapping) if hasattr(e, "xreplace") else e
-        elif isinstance(old, sp.MatrixSymbol):
-            e = e.subs(old, new) if hasattr(e, "subs") else e
-        else:
-            e = sp.sympify(e).xreplace({old: new}) if not isinstance(e, sp.MatrixBase) else e.xreplace({old: new})
+    for _ in range(len(rules) + 1):
+        before = e
+        for old, new in rules:
+            e = _rewrite_one(e, old, new)
+        if e == before:
+            break
     return e
+
+
+def _rewrite_one(e: Any, old: Any, new: Any) -> Any:
+    if isinstance(old, sp.MatrixBase):
+        new = sp.Matrix(new) if not isinstance(new, sp.MatrixBase) else new
+        mapping = {o: n for o, n in zip(old, new, strict=True) if isinstance(o, sp.Symbol)}
+        return e.xreplace(mapping) if hasattr(e, "xreplace") else e
+    if isinstance(old, sp.MatrixSymbol):
+        return e.subs(old, new) if hasattr(e, "subs") else e
+    if isinstance(e, sp.MatrixBase):
+        return e.xreplace({old: new})
+    return sp.sympify(e).xreplace({old: new})
 
 
 def _sign_ok(w: Any, strict: bool) -> bool:
@@ -292,8 +305,10 @@ class Step:
         return StepResult(self, bool(ok), how, detail, time.perf_counter() - t0)
 
     def _check(self, rng: np.random.Generator, rules: Sequence[tuple[Any, Any]] = ()) -> tuple[bool, str, str]:
-        lhs = _substitute(_rewrite(self.lhs, rules), self.given)
-        rhs = _substitute(_rewrite(self.rhs, rules), self.given)
+        # premises apply before the hypotheses (``given``) and again after them, for
+        # placeholders that appear only once a hypothesis has been substituted
+        lhs = _rewrite(_substitute(_rewrite(self.lhs, rules), self.given), rules)
+        rhs = _rewrite(_substitute(_rewrite(self.rhs, rules), self.given), rules)
         if self.method == "definition":
             return self._check_definition()
         if self.method == "numeric":

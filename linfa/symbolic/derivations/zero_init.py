@@ -33,8 +33,8 @@ import linfa
 from linfa.observables import loss
 from linfa.random_matrices import haar_orthonormal
 from linfa.rules import error
-from linfa.symbolic.calculus import rate_step, time_derivative
-from linfa.symbolic.derivation import Counterexample, Derivation, Step
+from linfa.symbolic.calculus import flow_steps, time_derivative
+from linfa.symbolic.derivation import Counterexample, Derivation
 from linfa.symbolic.derivations._common import dims, lambdified, rel
 from linfa.symbolic.matrices import (
     antisymmetric,
@@ -138,64 +138,99 @@ def fa_zero_init() -> Derivation:
         conclusion=r"the structured curve solves FA's ODE with the same (zero) initial value, so by uniqueness "
                    r"it is the FA trajectory; the sign claims follow with $B^TB = cI$.",
     )
-    d.append(Step("structure-A", time_derivative(B @ M, reduced), fa_s[0],
-                  reason="d/dt(BM) = B E equals FA.flow's dA/dt at (BM, NB^T); any Σxx",
-                  show=r"\tfrac{d}{dt}(BM) = \dot A_{FA}(BM, NB^T)"))
-    d.append(Step("structure-W", time_derivative(N @ B.T, reduced), fa_s[1],
-                  reason="d/dt(NB^T) = E M^T B^T = E A^T at A = BM",
-                  show=r"\tfrac{d}{dt}(NB^T) = \dot W_{FA}(BM, NB^T)"))
-    gd = tuple(s + eta * r for s, r in zip((B @ M, N @ B.T), fa_s, strict=True))
-    d.add("discrete-A", B @ (M + eta * Es), gd[0],
-          reason="the structure is linear in M: a GD/SGD step (moments of its batch) keeps it",
-          show=r"B(M + \eta E) = A + \eta\,\dot A_{FA}")
-    d.add("discrete-W", (N + eta * Es @ M.T) @ B.T, gd[1],
-          reason="likewise for N", show=r"(N + \eta EM^T)B^T = W + \eta\,\dot W_{FA}")
-    d.add("symmetric-part", time_derivative(N + N.T - M @ M.T, reduced), sp.ZeroMatrix(2, 2),
-          reason="d/dt(N + N^T) = EM^T + ME^T = d/dt(MM^T); zero at t = 0",
-          show=r"\tfrac{d}{dt}\left(N + N^T - MM^T\right) = 0")
+    # --- the structure: the structured curve solves FA's ODE (with M' = E, N' = E M^T)
+    Md, Nd = sp.MatrixSymbol(r"\dot{M}", 2, 2), sp.MatrixSymbol(r"\dot{N}", 2, 2)
+    FA_, FW_ = sp.MatrixSymbol("F_A", 3, 2), sp.MatrixSymbol("F_W", 2, 3)
+    DA, DW, DN = sp.MatrixSymbol("D_A", 3, 2), sp.MatrixSymbol("D_W", 2, 3), sp.MatrixSymbol("D_N", 2, 2)
+    rates = {M: Md, N: Nd}
+    d.define("def-M", Md, Es, reason="M = ∫E: its rate is the error at the structured point",
+             show=r"\dot M := E = \Sigma_{yx} - NB^TBM\Sigma_{xx}")
+    d.define("def-N", Nd, Es @ M.T, reason="N = ∫EM^T", show=r"\dot N := EM^T")
+    d.add("fa-flow-A", fa_s[0], B @ Es, defines=FA_, reason="FA.flow's dA/dt at (BM, NB^T); any Σxx",
+          show=r"F_A := \dot A_{FA}(BM, NB^T) = BE")
+    d.add("fa-flow-W", fa_s[1], Es @ M.T @ B.T, defines=FW_, reason="FA.flow's dW/dt = E A^T at A = BM",
+          show=r"F_W := \dot W_{FA}(BM, NB^T) = EM^TB^T")
+    d.add("structure-A", time_derivative(B @ M, rates) - FA_, sp.ZeroMatrix(3, 2), defines=DA,
+          uses=("def-M", "fa-flow-A"), reason="d/dt(BM) = B Ṁ = BE",
+          show=r"D_A := \tfrac{d}{dt}(BM) - F_A = 0")
+    d.add("structure-W", time_derivative(N @ B.T, rates) - FW_, sp.ZeroMatrix(2, 3), defines=DW,
+          uses=("def-N", "fa-flow-W"), reason="d/dt(NB^T) = Ṅ B^T = E M^T B^T",
+          show=r"D_W := \tfrac{d}{dt}(NB^T) - F_W = 0")
+    d.add("symmetric-part", time_derivative(N + N.T - M @ M.T, rates), sp.ZeroMatrix(2, 2), defines=DN,
+          uses=("def-M", "def-N"), reason="d/dt(N + N^T) = EM^T + ME^T = d/dt(MM^T); zero at t = 0",
+          show=r"D_N := \tfrac{d}{dt}\left(N + N^T - MM^T\right) = 0")
+    d.conclude(sp.Trace(DA @ DA.T) + sp.Trace(DW @ DW.T) + sp.Trace(DN @ DN.T), 0, name="structure",
+               uses=("structure-A", "structure-W", "symmetric-part"),
+               reason="the structured curve solves FA's ODE (all residuals vanish) from the same zero "
+                      "initial value, so by uniqueness it is the FA trajectory; N + N^T − MM^T stays 0",
+               show=r"A = BM,\ W = NB^T,\ N + N^T = MM^T \text{ along FA from zero init}")
+    # --- the structure survives discrete steps (GD/SGD on the moments of any batch)
+    gd = tuple(s + eta * r for s, r in zip((B @ M, N @ B.T), (FA_, FW_), strict=True))
+    d.conclude(B @ (M + eta * Es) - gd[0], sp.ZeroMatrix(3, 2), name="discrete-A", uses=("fa-flow-A",),
+               reason="the structure is linear in M: a GD/SGD step (moments of its batch) keeps it",
+               show=r"B(M + \eta E) = A + \eta\,F_A")
+    d.conclude((N + eta * Es @ M.T) @ B.T - gd[1], sp.ZeroMatrix(2, 3), name="discrete-W", uses=("fa-flow-W",),
+               reason="likewise for N", show=r"(N + \eta EM^T)B^T = W + \eta\,F_W")
+    # --- the sign of e^T W B e when B^T B = cI
     e = sp.MatrixSymbol("e", 2, 1)
-    d.add("ewbe", e.T @ W @ B @ e, c * e.T @ N @ e, given=((W, N @ B.T), *hyp),
-          reason="substitute W = NB^T, then B^TB = cI", show=r"e^TWBe = c\, e^TNe")
-    # explicit: general solution N = MM^T/2 + K, K antisymmetric
     Mm, Km, ev = matrix("M", 2, 3), antisymmetric("K", 2), vector("e", 2)
-    Nm = Mm * Mm.T / 2 + Km
+    Nm = matrix("N", 2, 2)
     dm = "n2=2, n0=3"
-    d.add("general-N", Nm + Nm.T, Mm * Mm.T, reason="N = MM^T/2 + K with K^T = −K solves N + N^T = MM^T "
-          "(and every solution is of this form: K := N − MM^T/2)", dims=dm, show=r"N = \tfrac12MM^T + K,\ K^T=-K")
-    d.add("half-norm", c * scalar(ev.T * Nm * ev), c / 2 * sq_norm(Mm.T * ev), dims=dm,
-          reason="e^TKe = 0 for antisymmetric K", show=r"c\,e^TNe = \tfrac c2\lVert M^Te\rVert^2")
-    d.add("alignment-sign", c / 2 * sq_norm(Mm.T * ev), 0, ">=", dims=dm, reason="c > 0 times a sum of squares",
-          show=r"\tfrac c2\lVert M^Te\rVert^2 \geq 0")
-    # loss rate, Σxx = I
+    q = sp.Symbol("q", real=True)
+    wq = sp.MatrixSymbol("w", 1, 1)
+    d.add("ewbe", e.T @ W @ B @ e, c * e.T @ N @ e, given=((W, N @ B.T), *hyp), defines=wq,
+          reason="substitute W = NB^T, then B^TB = cI", show=r"w := e^TWBe = c\, e^TNe")
+    d.define("general-N", Nm, Mm * Mm.T / 2 + Km, dims=dm,
+             reason="every N with N + N^T = MM^T is MM^T/2 + K with K := N − MM^T/2 antisymmetric",
+             show=r"N = \tfrac12MM^T + K,\ K^T=-K")
+    d.add("half-norm", wq[0, 0], c / 2 * sq_norm(Mm.T * ev), defines=q, dims=dm,
+          uses=("ewbe", "general-N"), given=((e, ev), (N, Nm)), reason="e^TKe = 0 for antisymmetric K",
+          show=r"q := w = c\,e^TNe = \tfrac c2\lVert M^Te\rVert^2")
+    d.conclude(q, 0, ">=", name="alignment", dims=dm, uses=("half-norm",),
+               reason="c > 0 times a sum of squares; and e^TWBe = c e^TNe = q",
+               show=r"B^TB = cI \Rightarrow e^TWBe = \tfrac c2\lVert M^Te\rVert^2 \geq 0")
+    # --- the loss rate, Σxx = I
     Ai, Wi = symbols("A W", (3, 2), (2, 3))
     tki = task(sp.Identity(2), Y)
     Ei = Y - Wi @ Ai
-    d.append(rate_step("d(WA)", Wi @ Ai, rule, tki, (Ai, Wi), Ei @ Ai.T @ Ai + Wi @ B @ Ei,
-                       reason="product rule with FA.flow (Σxx = I)", label="WA", rhs_label=r"EA^TA + WBE"))
+    flows, frates = flow_steps(rule, tki, (Ai, Wi), ("A", "W"), (B @ Ei, Ei @ Ai.T), prefix="lyap-flow",
+                               reason="FA.flow with Σxx = I")
+    for f in flows:
+        d.append(f)
+    Vd = sp.MatrixSymbol(r"\dot{V}", 2, 2)
     Ez = Y - N @ B.T @ B @ M
-    d.add("d(WA)-structured", Ei @ Ai.T @ Ai + Wi @ B @ Ei, c * (Ez @ M.T @ M + N @ Ez),
+    d.add("d(WA)", time_derivative(Wi @ Ai, frates), Ei @ Ai.T @ Ai + Wi @ B @ Ei, defines=Vd,
+          uses=("lyap-flow-A", "lyap-flow-W"), reason="product rule with FA.flow (Σxx = I)",
+          show=r"\dot V := \tfrac{d}{dt}(WA) = EA^TA + WBE")
+    Vm = matrix("Vd", 2, 3)
+    d.add("d(WA)-structured", Vd, c * (Ez @ M.T @ M + N @ Ez), uses=("d(WA)",),
           given=((Ai, B @ M), (Wi, N @ B.T), *hyp), reason="substitute A = BM, W = NB^T, B^TB = cI",
-          show=r"EA^TA + WBE = c\,(EM^TM + NE)")
-    Wt, Dt, Ym, Syy = matrix("V", 2, 3), matrix("D", 2, 3), matrix("Y", 2, 3), symmetric("C", 2)
-    Lm = sp.Rational(1, 2) * Syy.trace() - frobenius(Wt, Ym) + sp.Rational(1, 2) * sq_norm(Wt)
-    d.add("chain-rule", time_derivative(Lm, [(Wt, Dt)]), -frobenius(Ym - Wt, Dt), dims="n2=2, n0=3",
-          reason="L = ½tr Σyy − tr(V^TΣyx) + ½‖V‖² for V = WA, Σxx = I: dL/dt = −⟨E, dV/dt⟩",
-          show=r"\dot L = -\langle E, \tfrac{d}{dt}(WA)\rangle")
+          show=r"\dot V = c\,(EM^TM + NE)")
+    Wt, Ym, Syy = matrix("V", 2, 3), matrix("Y", 2, 3), symmetric("C", 2)
     Em = matrix("E", 2, 3)
-    d.add("loss-rate", -c * frobenius(Em, Em * Mm.T * Mm + Nm * Em),
-          -c * sq_norm(Em * Mm.T) - c / 2 * sq_norm(Mm.T * Em), dims=dm,
+    Lm = sp.Rational(1, 2) * Syy.trace() - frobenius(Wt, Ym) + sp.Rational(1, 2) * sq_norm(Wt)
+    Ld = sp.Symbol(r"\dot{L}", real=True)
+    d.define("def-Vdot", Vm, c * (Em * Mm.T * Mm + Nm * Em), dims=dm, uses=("d(WA)-structured",),
+             reason="V = WA moves at c(EM^TM + NE) (the step above, written out in entries), E = Σyx − V",
+             show=r"\dot V := c\,(EM^TM + NE)")
+    d.add("chain-rule", time_derivative(Lm, [(Wt, Vm)]), -frobenius(Em, Vm), dims=dm, defines=Ld,
+          given=tuple(zip(Em, Ym - Wt, strict=True)),
+          reason="L = ½tr Σyy − tr(V^TΣyx) + ½‖V‖² for V = WA, Σxx = I: dL/dt = −⟨E, dV/dt⟩",
+          show=r"\dot L = -\langle E, \dot V\rangle")
+    d.add("loss-rate", Ld, -c * sq_norm(Em * Mm.T) - c / 2 * sq_norm(Mm.T * Em), dims=dm,
+          uses=("chain-rule", "def-Vdot", "general-N"),
           reason="⟨E, EM^TM⟩ = ‖EM^T‖², ⟨E, NE⟩ = ½‖M^TE‖² (K drops out)",
-          show=r"-c\langle E, EM^TM + NE\rangle = -c\lVert EM^T\rVert^2 - \tfrac c2\lVert M^TE\rVert^2")
-    d.add("lyapunov", -c * sq_norm(Em * Mm.T) - c / 2 * sq_norm(Mm.T * Em), 0, "<=", dims=dm,
-          reason="negative of a sum of squares (c > 0)", show=r"\dot L \leq 0")
-    # single output
+          show=r"\dot L = -c\lVert EM^T\rVert^2 - \tfrac c2\lVert M^TE\rVert^2")
+    d.conclude(Ld, 0, "<=", name="lyapunov", dims=dm, uses=("loss-rate",),
+               witness=c * sq_norm(Em * Mm.T) + c / 2 * sq_norm(Mm.T * Em),
+               reason="negative of a sum of squares (c > 0)", show=r"\dot L \leq 0")
+    # --- single output
     m1, b1, n = matrix("M", 1, 2), matrix("b", 3, 1), sp.Symbol("n", real=True)
-    d.add("one-output", (sp.Matrix([[n]]) * b1.T).T, sq_norm(m1) / 2 * b1, dims="n2=1, n1=3, n0=2",
-          given=((n, sq_norm(m1) / 2),), reason="for 1×1 N, N + N^T = MM^T reads 2N = ‖M‖²",
-          show=r"W^T = BN^T = \tfrac12\lVert M\rVert^2\, b")
-    d.add("one-output-sign", sq_norm(m1) / 2, 0, ">=", dims="n2=1",
-          reason="a sum of squares: W^T is a non-negative multiple of b (B^TB = ‖b‖² is automatic)",
-          show=r"\tfrac12\lVert M\rVert^2 \geq 0")
+    d.add("one-output-N", n, sq_norm(m1) / 2, dims="n2=1, n0=2", method="definition",
+          reason="for 1×1 N, N + N^T = MM^T reads 2N = ‖M‖²", show=r"N = \tfrac12\lVert M\rVert^2")
+    d.conclude((sp.Matrix([[n]]) * b1.T).T, sq_norm(m1) / 2 * b1, name="one-output", dims="n2=1, n1=3, n0=2",
+               uses=("one-output-N",), reason="W^T = BN^T with B = b",
+               show=r"W^T = \tfrac12\lVert M\rVert^2\, b,\ \tfrac12\lVert M\rVert^2 \geq 0")
     d.checks["zero-init FA along linfa's numerical flow"] = _check
     d.counterexamples.append(Counterexample("B^T B = cI", "e^T W B e >= 0", _counterexample))
     return d
