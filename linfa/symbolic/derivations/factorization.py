@@ -27,7 +27,7 @@ import numpy as np
 import sympy as sp
 
 import linfa
-from linfa.symbolic.calculus import conservation_step
+from linfa.symbolic.calculus import flow_steps, time_derivative
 from linfa.symbolic.derivation import Derivation
 from linfa.symbolic.derivations._common import lambdified, rel
 from linfa.symbolic.matrices import symbols, task
@@ -104,34 +104,44 @@ def fa_factorization() -> Derivation:
                    r"the optimum; if $r < \operatorname{rank}Y$ it is optimal only when $\operatorname{row}(B^TY)$ "
                    r"is the top right-singular subspace (counterexample attached).",
     )
-    dW, dZ = rule.dstate(tk, (W, Z))
-    d.add("flow-W", dW, B.T @ E, reason="FA.flow with feedback B^T for Z^T, Σxx = I", show=r"\dot W = B^TE")
-    d.add("flow-Z", dZ, E @ W.T, reason="FA.flow", show=r"\dot Z = EW^T")
-    d.append(conservation_step("conserved", (B.T @ Z + Z.T @ B) / 2 - W @ W.T / 2, rule, tk, (W, Z),
-                               label=r"\operatorname{Sym}(B^TZ) - \tfrac12WW^T"))
-    K = B.T @ Z
-    Wstar = K.I @ B.T @ Y
-    d.add("first-layer", B.T @ E, K @ (Wstar - W), reason="factor B^TZ out of B^TE",
-          show=r"B^TE = (B^TZ)\left((B^TZ)^{-1}B^TY - W\right)")
-    d.add("first-layer-fixed", B.T @ (Y - Z @ Wstar), sp.ZeroMatrix(r, m),
-          reason="so with B^TZ invertible, B^TE = 0 iff W = (B^TZ)^{-1}B^TY",
-          show=r"W = (B^TZ)^{-1}B^TY \Rightarrow B^TE = 0")
+    flows, rates = flow_steps(rule, tk, (W, Z), ("W", "Z"), (B.T @ E, E @ W.T),
+                              reason="FA.flow with feedback B^T for Z^T, Σxx = I",
+                              shows=(r"\dot W = B^TE", r"\dot Z = EW^T"))
+    for f in flows:
+        d.append(f)
+    Wd, Zd = rates[W], rates[Z]
+    d.conclude(time_derivative((B.T @ Z + Z.T @ B) / 2 - W @ W.T / 2, rates), sp.ZeroMatrix(r, r),
+               name="conserved", uses=("flow-W", "flow-Z"), reason="product rule, then the flows",
+               show=r"\tfrac{d}{dt}\left(\operatorname{Sym}(B^TZ) - \tfrac12WW^T\right) = 0")
+    C = sp.MatrixSymbol("C", r, m)  # stands for B^T Y
+    Kr = sp.MatrixSymbol("K", r, r)  # stands for (B^T Z)^{-1}, invertible
+    d.define("def-C", C, B.T @ Y, reason="notation", show=r"C := B^TY")
+    d.define("def-K", Kr, (B.T @ Z).I, reason="notation; B^TZ invertible by hypothesis",
+             show=r"K := (B^TZ)^{-1}")
+    d.add("first-layer", W, Kr @ (C - Wd), uses=("flow-W", "def-C", "def-K"),
+          reason="B^TE = B^TY − (B^TZ)W: solve for W",
+          show=r"W = K\,(C - \dot W)")
+    P = sp.MatrixSymbol("P", n, m)
     Pw = W.T @ (W @ W.T).I @ W
-    d.add("second-layer", E @ W.T @ (W @ W.T).I @ W, Y @ Pw - Z @ W,
-          reason="E W^T = 0 gives ZW = YΠ_W, Π_W = W^T(WW^T)^{-1}W the projector on row(W)",
-          show=r"EW^T(WW^T)^{-1}W = Y\Pi_W - ZW")
-    C = sp.MatrixSymbol("C", r, m)  # C stands for B^T Y
-    Kr = sp.MatrixSymbol("K", r, r)  # (B^T Z)^{-1}, invertible
-    P_of = lambda X: X.T @ (X @ X.T).I @ X
-    d.add("same-row-space", P_of(Kr @ C), C.T @ (C @ C.T).I @ C,
-          given=(((Kr @ C @ C.T @ Kr.T).I, Kr.T.I @ (C @ C.T).I @ Kr.I),),
-          reason="W = K B^TY with K invertible has the row space of B^TY: Π_W = Π_{B^TY} "
-                 "(given: inverse of a product of invertible square factors K, CC^T, K^T)",
-          show=r"\Pi_{K C} = \Pi_C\quad (C = B^TY,\ K = (B^TZ)^{-1})")
-    U, V = symbols("U V", (n, r), (m, r))
-    d.add("optimal-if-rank", U @ V.T @ V @ (V.T @ V).I @ V.T, U @ V.T,
-          reason="r ≥ rank Y, Y = UV^T, B^TU of full column rank: row(B^TY) = row(V^T), and YΠ = Y",
-          show=r"Y\Pi_{V^T} = UV^TV(V^TV)^{-1}V^T = Y")
+    d.add("second-layer", Z @ W, Y @ Pw - Zd @ (W @ W.T).I @ W, defines=P, uses=("flow-Z",),
+          reason="E W^T (WW^T)^{-1} W = YΠ_W − ZW with Π_W = W^T(WW^T)^{-1}W the projector on row(W)",
+          show=r"P := ZW = Y\Pi_W - \dot Z(WW^T)^{-1}W")
+    Pc = C.T @ (C @ C.T).I @ C
+    d.conclude(P, Y @ Pc, name="fixed-point", uses=("second-layer", "first-layer"),
+               given=((Wd, sp.ZeroMatrix(r, m)), (Zd, sp.ZeroMatrix(n, r)),
+                      ((Kr @ C @ C.T @ Kr.T).I, Kr.T.I @ (C @ C.T).I @ Kr.I)),
+               reason="at a fixed point Ẇ = Ż = 0: W = KC, and W = KC with K invertible has the row "
+                      "space of C = B^TY, so Π_W = Π_C (given: inverse of a product of invertible "
+                      "square factors K, CC^T, K^T)",
+               show=r"\dot W = \dot Z = 0 \Rightarrow ZW = Y\Pi_{\operatorname{row}(B^TY)}")
+    U, V, G = symbols("U V G", (n, r), (m, r), (r, r))
+    d.conclude(P, U @ V.T, name="optimal-if-rank", uses=("fixed-point",),
+               given=((Y, U @ V.T), (C, G @ V.T),
+                      ((G @ V.T @ V @ G.T).I, G.T.I @ (V.T @ V).I @ G.I)),
+               reason="r ≥ rank Y: Y = UV^T with U, V of r columns, and G = B^TU invertible (B^TU of full "
+                      "column rank), so C = B^TY = GV^T has the row space of V^T and YΠ_C = Y "
+                      "(given: inverse of a product of invertible square factors G, V^TV, G^T)",
+               show=r"r \geq \operatorname{rank}Y \Rightarrow ZW = Y\Pi_{V^T} = Y")
     d.checks["FA factorisation integrated to its fixed point"] = _check
     from linfa.symbolic.derivation import Counterexample
 
