@@ -63,6 +63,7 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
+from sympy.matrices.expressions.matexpr import MatrixElement
 
 from linfa.errors import UnknownNameError
 
@@ -195,7 +196,12 @@ def _rewrite_one(e: Any, old: Any, new: Any) -> Any:
         mapping = {o: n for o, n in zip(old, new, strict=True) if isinstance(o, sp.Symbol)}
         return e.xreplace(mapping) if hasattr(e, "xreplace") else e
     if isinstance(old, sp.MatrixSymbol):
-        return e.subs(old, new) if hasattr(e, "subs") else e
+        if not hasattr(e, "subs"):
+            return e
+        out = e.subs(old, new)
+        if out != e and not isinstance(out, sp.MatrixExpr | sp.MatrixBase) and out.has(MatrixElement):
+            out = out.doit()  # entries of a substituted product, e.g. (c X)[0, 0] -> c X[0, 0]
+        return out
     if isinstance(e, sp.MatrixBase):
         return e.xreplace({old: new})
     return sp.sympify(e).xreplace({old: new})
