@@ -188,7 +188,8 @@ JSON_SCHEMA: dict[str, Any] = {
                         "type": "object",
                         "required": ["name", "status"],
                         "additionalProperties": False,
-                        "properties": {"name": {"type": ["string", "null"]}, "status": {"type": "string"}},
+                        "properties": {"name": {"type": ["string", "null"]}, "claim": {"type": ["string", "null"]},
+                                       "status": {"type": "string"}},
                     },
                     "error": {"type": ["string", "null"]},
                     "details": {
@@ -396,7 +397,8 @@ def _run_list(args: argparse.Namespace) -> int:
             if t.kind == "empirical":
                 print(f"    must hold on at least {t.fraction:.0%} of instances")
             if t.derivation:
-                print(f"    derivation: linfa.symbolic.derivations.{t.derivation}")
+                claim = f", claim {t.derivation_claim!r}" if t.derivation_claim else ""
+                print(f"    derivation: linfa.symbolic.derivations.{t.derivation}{claim}")
             if t.fact is not None:
                 print(_fact_text(t.fact))
     return 0

@@ -109,9 +109,10 @@ def test_bad_relation_and_method_raise() -> None:
 
 def test_report_names_the_failed_step() -> None:
     d = Derivation("demo", "x")
-    d.add("good", (x + 1) ** 2, x**2 + 2 * x + 1)
-    d.add("bad", (x + 1) ** 2, x**2 + 1)
-    d.add("also-good", x * y, y * x)
+    p, q = sp.symbols("p q", real=True)
+    d.add("good", (x + 1) ** 2, x**2 + 2 * x + 1, defines=p)
+    d.add("bad", (x + 1) ** 2, x**2 + 1, defines=q)
+    d.conclude(p - q, 2 * x, name="also-good", uses=("good", "bad"))  # true of the stated right-hand sides
     rep = d.verify()
     assert not rep.ok and not bool(rep) and rep.failed == ["bad"]
     with pytest.raises(VerificationError, match="'bad'"):
@@ -228,13 +229,19 @@ def test_report_scope_separates_dimension_free_from_fixed_size_proofs():
 
     a, b = sp.symbols("a b", real=True)
     A = sp.MatrixSymbol("A", 3, 3)
-    free = Derivation(title="free", statement="", steps=[Step("transpose", (A.T).T, A)])
+    P, s_ = sp.MatrixSymbol("P", 3, 3), sp.Symbol("s", real=True)
+    free = Derivation(title="free", statement="", steps=[
+        Step("transpose", (A.T).T, A, defines=P), Step("claim", P, A, uses=("transpose",), claim=True)])
     assert free.verify().ok and free.verify().scope == "dimension-free"
     M = sp.Matrix(2, 2, sp.symbols("m0:4", real=True))
     fixed = Derivation(title="fixed", statement="", steps=[
         Step("transpose", (M.T).T, M, dims="n=2"),
-        Step("square", (a + b) ** 2, a**2 + 2 * a * b + b**2),
+        Step("square", (a + b) ** 2, a**2 + 2 * a * b + b**2, defines=s_),
+        Step("claim", s_, (a + b) ** 2, uses=("square",), claim=True),
     ])
+    report = fixed.verify()
+    assert not report.ok and report.structure  # "transpose" is not on the way to the claim
+    fixed.steps[-1] = Step("claim", s_, (a + b) ** 2, uses=("square", "transpose"), claim=True)
     report = fixed.verify()
     assert report.ok and report.fixed_dims == ("n=2",)
     assert report.scope == "some steps exact only at n=2"

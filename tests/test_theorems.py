@@ -197,18 +197,25 @@ def test_derivation_status_needs_a_report_and_says_checked_at_sizes(monkeypatch:
             return self.report
 
     class Report:
-        def __init__(self, ok: bool, scope: str) -> None:
-            self.ok, self.scope, self.failed = ok, scope, ["step 2"]
+        def __init__(self, ok: bool, scope: str, claims: tuple[str, ...] = ("c",)) -> None:
+            self.ok, self.scope, self.failed, self.claims = ok, scope, ["step 2"], claims
 
         def __bool__(self) -> bool:
             return self.ok
 
-    cases = [(None, "failed: the derivation returned no report"),
-             (Report(True, "dimension-free"), "verified"),
-             (Report(True, "some steps exact only at n=2"), "checked at sizes (some steps exact only at n=2)"),
-             (Report(False, "dimension-free"), "failed: step 2")]
-    for report, expected in cases:
-        thm = _theorem(derivation="fake")
+        def scope_of(self, claim: str) -> str:
+            return self.scope if claim == "c" else "dimension-free"
+
+    cases = [(None, "failed: the derivation returned no report", None),
+             (Report(True, "dimension-free"), "verified", None),
+             (Report(True, "some steps exact only at n=2"), "checked at sizes (some steps exact only at n=2)", None),
+             (Report(True, "some steps exact only at n=2"), "checked at sizes (some steps exact only at n=2)", "c"),
+             (Report(True, "some steps exact only at n=2", ("c", "d")), "verified", "d"),
+             (Report(True, "dimension-free"), "failed: fake has no claim step 'x' (its claims: c)", "x"),
+             (Report(True, "dimension-free", ()), "failed: fake has no claim step None (its claims: none)", None),
+             (Report(False, "dimension-free"), "failed: step 2", None)]
+    for report, expected, claim in cases:
+        thm = _theorem(derivation="fake", derivation_claim=claim)
         monkeypatch.setattr(_core, "_DERIVATION_CACHE", {})
         monkeypatch.setattr(Theorem, "load_derivation", lambda self, _r=report: Fake(_r))
         assert _core.verify_derivation(thm) == expected

@@ -37,9 +37,9 @@ __all__ = [
     "conservation_step",
     "flow_rates",
     "flow_steps",
-    "placeholder",
     "is_conserved",
     "is_nonincreasing",
+    "placeholder",
     "rate_step",
     "time_derivative",
 ]
@@ -99,7 +99,7 @@ def flow_rates(rule: AbstractRule, task: Task, state: Sequence[Any]) -> dict[Any
 
 
 def placeholder(like: Any, label: str) -> Any:
-    """A placeholder shaped like ``like``: a matrix symbol, an explicit matrix of symbols, or a symbol.
+    r"""A placeholder shaped like ``like``: a matrix symbol, an explicit matrix of symbols, or a symbol.
 
     Parameters
     ----------

@@ -358,7 +358,7 @@ class Step:
         if p is not self.lhs and not (isinstance(p, sp.MatrixBase) and p == self.lhs):
             return False, "definition", "a definition's lhs must be the placeholder it defines"
         atoms = set(p) if isinstance(p, sp.MatrixBase) else {p}
-        rhs_free = getattr(self.rhs, "free_symbols", set())
+        rhs_free: set[Any] = set(getattr(self.rhs, "free_symbols", set()))
         if atoms & set(rhs_free) or (isinstance(p, sp.MatrixSymbol) and self.rhs.has(p)):
             return False, "definition", "the placeholder occurs in its own definition"
         return True, "definition (a name for the right-hand side)", ""
@@ -424,6 +424,7 @@ class Report:
     results: tuple[StepResult, ...]
     checks: tuple[Any, ...] = ()
     structure: tuple[str, ...] = ()
+    chains: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -451,11 +452,7 @@ class Report:
     @property
     def fixed_dims(self) -> tuple[str, ...]:
         """The distinct dimensions of steps proved only at stated sizes (not dimension-free)."""
-        seen: dict[str, None] = {}
-        for r in self.results:
-            if r.step.dims and not r.numeric_only:
-                seen.setdefault(r.step.dims, None)
-        return tuple(seen)
+        return _fixed_dims(self.results)
 
     @property
     def scope(self) -> str:
@@ -465,13 +462,15 @@ class Report:
         otherwise the sizes at which some steps are only proved exactly, and
         how many steps were only tested at random points (never a proof).
         """
-        parts = []
-        if self.fixed_dims:
-            parts.append("some steps exact only at " + "; ".join(self.fixed_dims))
-        n_numeric = sum(r.numeric_only for r in self.results)
-        if n_numeric:
-            parts.append(f"{n_numeric} step(s) numeric only")
-        return ", ".join(parts) if parts else "dimension-free"
+        return _scope(self.results)
+
+    def scope_of(self, claim: str) -> str:
+        """:attr:`scope` of the chain that ends in ``claim`` (the claim and the steps it rests on)."""
+        chain = dict(self.chains).get(claim)
+        if chain is None:
+            raise UnknownNameError("claim", claim, list(self.claims), kind="claim")
+        names = {claim, *chain}
+        return _scope(tuple(r for r in self.results if r.name in names))
 
     def raise_if_failed(self) -> None:
         """Raise :class:`VerificationError` naming the first failed step."""
@@ -490,6 +489,25 @@ class Report:
         lines += [f"  {r}" for r in self.results]
         lines += [f"  {c}" for c in self.checks]
         return "\n".join(lines)
+
+
+def _fixed_dims(results: Sequence[StepResult]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for r in results:
+        if r.step.dims and not r.numeric_only:
+            seen.setdefault(r.step.dims, None)
+    return tuple(seen)
+
+
+def _scope(results: Sequence[StepResult]) -> str:
+    parts = []
+    fixed = _fixed_dims(results)
+    if fixed:
+        parts.append("some steps exact only at " + "; ".join(fixed))
+    n_numeric = sum(r.numeric_only for r in results)
+    if n_numeric:
+        parts.append(f"{n_numeric} step(s) numeric only")
+    return ", ".join(parts) if parts else "dimension-free"
 
 
 @dataclass(frozen=True)
@@ -605,6 +623,11 @@ class Derivation:
             todo.extend(by_name[u].uses)
         return [s.name for s in self.steps if s.name in seen]
 
+    def dependents(self, name: str) -> list[str]:
+        """The steps checked from step ``name``, directly or through other steps, in order."""
+        self.step(name)
+        return [s.name for s in self.steps if name in self.ancestors(s.name)]
+
     def chain_problems(self) -> list[str]:
         """What keeps the steps from being a chain ending in the claims (empty when none).
 
@@ -674,7 +697,8 @@ class Derivation:
             results.append(s.check(rng, [earlier[u] for u in s.uses if u in earlier]))
             earlier[s.name] = s
         checks = tuple(self.cross_check(rng)) if cross_check else ()
-        return Report(self.title, tuple(results), checks, tuple(self.chain_problems()))
+        chains = tuple((c.name, tuple(self.ancestors(c.name))) for c in self.claims)
+        return Report(self.title, tuple(results), checks, tuple(self.chain_problems()), chains)
 
     def cross_check(self, rng: np.random.Generator | None = None) -> list[Any]:
         """Run every numerical cross-check; a check that raises counts as failed."""

@@ -179,7 +179,11 @@ class Theorem:
         holding instances; a run fails when ``P(K <= holding | n, p) < 1e-3``
         (one-sided exact binomial test over the ``n`` decided instances).
     derivation : str or None
-        Name of a builder in :mod:`linfa.symbolic.derivations`.
+        Name of a builder in :mod:`linfa.symbolic.derivations` whose chain
+        ends in this entry's claim.
+    derivation_claim : str or None
+        The name of that claim step (:meth:`linfa.symbolic.Derivation.conclude`);
+        None means the derivation's last claim.
     fact : int or None
         Number of the fact of docs/design.md the entry checks
         (:func:`linfa.facts.get`), or None for a claim outside them.
@@ -207,6 +211,7 @@ class Theorem:
     check_batch: CheckFn
     fraction: float = 1.0
     derivation: str | None = None
+    derivation_claim: str | None = None
     fact: int | None = None
     group_size: int = 8
     instances: int = 32
@@ -230,6 +235,9 @@ class Theorem:
             raise ValueError(f"fact: expected None or a fact number 1..{len(FACTS)} (linfa.facts), got {self.fact!r}")
         if not callable(self.draw) or not callable(self.check_batch):
             raise TypeError("draw, check_batch: expected callables")
+        claim = self.derivation_claim
+        if claim is not None and (self.derivation is None or not isinstance(claim, str)):
+            raise ValueError("derivation_claim: expected a claim name of the entry's derivation, and a derivation")
         if self.reexamine is not None and not callable(self.reexamine):
             raise TypeError(f"reexamine: expected a callable or None, got {type(self.reexamine).__name__}")
         object.__setattr__(self, "hypotheses", tuple(self.hypotheses))
@@ -516,7 +524,7 @@ class Result:
             "seconds": self.seconds,
             "witness": self.witness,
             "failures": self.failures,
-            "derivation": {"name": t.derivation, "status": self.derivation},
+            "derivation": {"name": t.derivation, "claim": t.derivation_claim, "status": self.derivation},
             "error": self.error,
             "details": self.details,
         }
@@ -534,41 +542,46 @@ def _summary(values: list[np.ndarray]) -> dict[str, float]:
     return {"min": float(flat.min()), "median": float(np.median(flat)), "max": float(flat.max())}
 
 
-_DERIVATION_CACHE: dict[str, str] = {}
+_DERIVATION_CACHE: dict[str, Any] = {}
 
 
 def verify_derivation(theorem: Theorem) -> str:
-    """Build the entry's derivation and verify its steps and its numerical cross-checks.
+    """Build the entry's derivation and verify the chain to its claim, and the numerical cross-checks.
 
-    Returns ``"verified"`` (every step proved for all dimensions and every cross-check
-    passed), ``"checked at sizes (<scope>)"`` (some steps proved exactly only at stated
+    Returns ``"verified"`` (every step proved for all dimensions, every cross-check
+    passed, and the entry's claim step reached from earlier steps),
+    ``"checked at sizes (<scope>)"`` (some steps proved exactly only at stated
     sizes, or only tested numerically, see :attr:`linfa.symbolic.Report.scope`: not a
-    proof for every size), ``"failed: ..."`` (a step or cross-check failed, or the
-    derivation returned no report) or ``"none"``.
+    proof for every size), ``"failed: ..."`` (a step or cross-check failed, the steps
+    do not form a chain to the claims, the entry names no claim of the derivation, or
+    the derivation returned no report) or ``"none"``.
     """
     if theorem.derivation is None:
         return "none"
-    if theorem.derivation in _DERIVATION_CACHE:
-        return _DERIVATION_CACHE[theorem.derivation]
     try:
-        derivation = theorem.load_derivation()
-        report = derivation.verify(cross_check=True, rng=np.random.default_rng(0))
+        if theorem.derivation not in _DERIVATION_CACHE:
+            derivation = theorem.load_derivation()
+            report = derivation.verify(cross_check=True, rng=np.random.default_rng(0))
+            _DERIVATION_CACHE[theorem.derivation] = report
+        report = _DERIVATION_CACHE[theorem.derivation]
         if report is None:
-            status = "failed: the derivation returned no report"
-        elif bool(report):
-            scope = getattr(report, "scope", None)
-            if scope is None:
-                status = "failed: the report does not say what it covers (no scope)"
-            else:
-                status = "verified" if scope == "dimension-free" else f"checked at sizes ({scope})"
-        else:
-            status = "failed: " + ", ".join(str(n) for n in getattr(report, "failed", ["verification"]))
+            return "failed: the derivation returned no report"
+        claims = tuple(getattr(report, "claims", ()))
+        claim = theorem.derivation_claim or (claims[-1] if claims else None)
+        if claim is None or claim not in claims:
+            return (f"failed: {theorem.derivation} has no claim step {claim!r} "
+                    f"(its claims: {', '.join(claims) or 'none'})")
+        if not bool(report):
+            return "failed: " + ", ".join(str(n) for n in getattr(report, "failed", ["verification"]))
+        scope_of = getattr(report, "scope_of", None)
+        scope = scope_of(claim) if scope_of is not None else getattr(report, "scope", None)
+        if scope is None:
+            return "failed: the report does not say what it covers (no scope)"
+        return "verified" if scope == "dimension-free" else f"checked at sizes ({scope})"
     except (ImportError, AttributeError) as exc:
-        status = f"unavailable: {exc}"
+        return f"unavailable: {exc}"
     except Exception as exc:  # a failing step raises; report it, don't crash the run
-        status = f"failed: {type(exc).__name__}: {exc}"
-    _DERIVATION_CACHE[theorem.derivation] = status
-    return status
+        return f"failed: {type(exc).__name__}: {exc}"
 
 
 def run(

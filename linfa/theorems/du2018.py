@@ -46,5 +46,5 @@ register(Theorem(
     check_batch=conservation_drift,
     reexamine=tighter_reexamine(conservation_drift, TOL_CONSERVED),
     fact=2,
-    derivation="bp_balancedness",
+    derivation="bp_balancedness", derivation_claim="conserved",
 ))

@@ -105,7 +105,7 @@ register(Theorem(
     check_batch=_check_conservation,
     reexamine=tighter_reexamine(_check_conservation, TOL_CONSERVED),
     fact=4,
-    derivation="fa_factorization",
+    derivation="fa_factorization", derivation_claim="conserved",
 ))
 
 
@@ -209,7 +209,7 @@ register(Theorem(
     check_batch=_check_fixed_point,
     fact=4,
     reexamine=_reexamine_fixed_point,
-    derivation="fa_factorization",
+    derivation="fa_factorization", derivation_claim="fixed-point",
     instances=16, fast_instances=8, group_size=4,
 ))
 
@@ -254,7 +254,7 @@ register(Theorem(
     check_batch=_check_optimal,
     reexamine=_reexamine_optimal,
     fact=4,
-    derivation="fa_factorization",
+    derivation="fa_factorization", derivation_claim="optimal-if-rank",
     instances=16, fast_instances=8, group_size=4,
 ))
 
@@ -321,7 +321,7 @@ register(Theorem(
     draw=lambda rng, size: _draw_factorization(rng, size, r_offset=(-2, -1), scale=0.1, t1=300.0),
     check_batch=_check_suboptimal,
     fact=4,
-    derivation="fa_factorization",
+    derivation=None,
     instances=15, fast_instances=12, group_size=3,
 ))
 
@@ -410,7 +410,7 @@ register(Theorem(
                      "½‖W‖² + |tr(B Z)|; the sign then follows exactly",
     draw=_draw_feedback_alignment,
     check_batch=_check_feedback_alignment,
-    derivation="fa_factorization",
+    derivation="fa_factorization", derivation_claim="conserved",
     instances=24, fast_instances=8, group_size=4,
 ))
 
@@ -473,7 +473,7 @@ register(Theorem(
                      "limit is ~1e-9, so 50 is decided far from the threshold",
     draw=lambda rng, size: _draw_constructed(rng, size, s1=10.0, t1=300.0),
     check_batch=_check_far_from_optimal,
-    derivation="fa_factorization",
+    derivation=None,
     instances=8, fast_instances=4, group_size=4,
 ))
 

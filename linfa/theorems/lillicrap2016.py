@@ -122,7 +122,7 @@ register(Theorem(
     draw=_draw_alignment,
     check_batch=_check_alignment_dynamics,
     fact=1,
-    derivation="alignment_condition",
+    derivation="alignment_condition", derivation_claim="claim",
     instances=32, fast_instances=8, group_size=8,
 ))
 
@@ -182,7 +182,7 @@ register(Theorem(
     check_batch=conservation_drift,
     reexamine=tighter_reexamine(conservation_drift, TOL_CONSERVED),
     fact=2,
-    derivation="fa_conservation",
+    derivation="fa_conservation", derivation_claim="conserved",
 ))
 
 
@@ -236,7 +236,7 @@ register(Theorem(
     draw=_draw_sgd,
     check_batch=_check_sgd,
     fact=2,
-    derivation="fa_discrete_drift",
+    derivation="fa_discrete_drift", derivation_claim="psd",
     instances=64, fast_instances=16, group_size=8,
 ))
 
@@ -315,7 +315,7 @@ register(Theorem(
     check_batch=_check_structure,
     reexamine=tighter_reexamine(_check_structure, TOL_STRUCTURE),
     fact=3,
-    derivation="fa_zero_init",
+    derivation="fa_zero_init", derivation_claim="structure",
 ))
 
 
@@ -356,7 +356,7 @@ register(Theorem(
     check_batch=_check_zero_init_alignment,
     reexamine=tighter_reexamine(_check_zero_init_alignment, TOL_PSD),
     fact=3,
-    derivation="fa_zero_init",
+    derivation="fa_zero_init", derivation_claim="alignment",
     group_size=4,
 ))
 
@@ -409,7 +409,7 @@ register(Theorem(
     draw=_draw_general_b,
     check_batch=_check_general_b,
     fact=3,
-    derivation="fa_zero_init",
+    derivation=None,
     instances=16, fast_instances=12, group_size=4,
 ))
 
@@ -567,7 +567,7 @@ register(Theorem(
     check_batch=_check_lyapunov,
     reexamine=tighter_reexamine(_check_lyapunov, TOL_LYAP),
     fact=3,
-    derivation="fa_zero_init",
+    derivation="fa_zero_init", derivation_claim="lyapunov",
     group_size=4,
 ))
 
@@ -603,7 +603,7 @@ register(Theorem(
     check_batch=_check_single_output,
     reexamine=tighter_reexamine(_check_single_output, TOL_COS),
     fact=3,
-    derivation="fa_zero_init",
+    derivation="fa_zero_init", derivation_claim="one-output",
 ))
 
 

@@ -121,7 +121,7 @@ register(Theorem(
     check_batch=_check_flow_structure,
     reexamine=tighter_reexamine(_check_flow_structure, TOL_STRUCTURE),
     fact=5,
-    derivation="deep_zero_init",
+    derivation="deep_zero_init", derivation_claim="DFA-structure",
 ))
 
 register(Theorem(
@@ -139,7 +139,7 @@ register(Theorem(
     check_batch=_check_flow_structure,
     reexamine=tighter_reexamine(_check_flow_structure, TOL_STRUCTURE),
     fact=5,
-    derivation="deep_zero_init",
+    derivation="deep_zero_init", derivation_claim="FA-structure",
 ))
 
 
@@ -175,7 +175,7 @@ register(Theorem(
     draw=_draw_sgd,
     check_batch=_check_sgd_structure,
     fact=5,
-    derivation="deep_zero_init",
+    derivation="deep_zero_init", derivation_claim="DFA-discrete",
 ))
 
 

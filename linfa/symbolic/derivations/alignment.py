@@ -23,9 +23,9 @@ import sympy as sp
 
 import linfa
 from linfa.observables import signal_angle, update_angles
+from linfa.symbolic.calculus import placeholder
 from linfa.symbolic.derivation import Derivation
 from linfa.symbolic.derivations._common import dims, gaussian, lambdified
-from linfa.symbolic.calculus import placeholder
 from linfa.symbolic.matrices import frobenius, matrix, scalar, sq_norm, task, vector
 from linfa.symbolic.numeric import CheckResult
 from linfa.tasks import Task

@@ -208,22 +208,22 @@ def deep_zero_init() -> Derivation:
     dfa4 = _structure_steps(d, "DFA", (2, 3, 3, 3, 2), discrete=False)
     fa3 = _structure_steps(d, "FA", (2, 3, 3, 2), discrete=False)
     bp = dfa3["bp"] + dfa4["bp"] + fa3["bp"]
-    d.conclude(_sum_of_squares(bp), 0, name="bp-signal", uses=tuple(n for n, _ in bp),
+    d.conclude(_sum_of_squares(bp), 0, name="bp-signal", uses=tuple(n for n, _ in bp), dims="depth L = 3, 4",
                reason="every residual S_l vanishes (depths 3 and 4 checked; the identity is the same at any depth)",
                show=r"W_{>l}^T = M_l\Lambda_l^T\quad(L = 3, 4)")
     fa = fa3["structure"]
-    d.conclude(_sum_of_squares(fa), 0, name="FA-structure", uses=tuple(n for n, _ in fa),
+    d.conclude(_sum_of_squares(fa), 0, name="FA-structure", uses=tuple(n for n, _ in fa), dims="depth L = 3",
                reason="the structured curve solves deep FA's ODE from zero init: by uniqueness it is the "
                       "trajectory (depth 3 here; other depths are checked numerically by the entry)",
                show=r"\text{deep FA from zero init: } W_1 = M_1A_1,\ W_l = M_lA_lM_{l-1}^T,\ W_L = A_LM_{L-1}^T"
                     r"\quad(L = 3)")
     disc = dfa3["discrete"]
-    d.conclude(_sum_of_squares(disc), 0, name="DFA-discrete", uses=tuple(n for n, _ in disc),
+    d.conclude(_sum_of_squares(disc), 0, name="DFA-discrete", uses=tuple(n for n, _ in disc), dims="depth L = 3",
                reason="a GD/SGD step of the alignment matrices is a step of the weights (depth 3 here; other "
                       "depths are checked numerically by the entry)",
                show=r"\text{the DFA structure survives discrete GD/SGD steps}\quad(L = 3)")
     st = dfa3["structure"] + dfa4["structure"]
-    d.conclude(_sum_of_squares(st), 0, name="DFA-structure", uses=tuple(n for n, _ in st),
+    d.conclude(_sum_of_squares(st), 0, name="DFA-structure", uses=tuple(n for n, _ in st), dims="depth L = 3, 4",
                reason="the structured curve solves DFA's ODE from zero init: by uniqueness it is the trajectory "
                       "(depths 3 and 4 here; other depths are checked numerically by the entry)",
                show=r"\text{DFA from zero init: } W_1 = M_1A_1,\ W_l = M_lA_lM_{l-1}^T,\ W_L = A_LM_{L-1}^T"

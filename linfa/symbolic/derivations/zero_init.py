@@ -40,7 +40,6 @@ from linfa.symbolic.matrices import (
     antisymmetric,
     frobenius,
     matrix,
-    scalar,
     sq_norm,
     symbols,
     symmetric,
@@ -124,7 +123,6 @@ def fa_zero_init() -> Derivation:
     I2 = sp.Identity(2)
     rule, tk = linfa.FA((B,)), task(S, Y)
     Es = Y - N @ B.T @ B @ M @ S  # E at the structured point
-    reduced = [(M, Es), (N, Es @ M.T)]
     fa_s = rule.dstate(tk, (B @ M, N @ B.T))
     hyp = ((B.T @ B, c * I2),)
     d = Derivation(
