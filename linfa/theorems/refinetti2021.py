@@ -11,8 +11,11 @@ keeps every weight in a factored form with small square *alignment matrices*
 for any ``Σxx`` and under discrete SGD too; deep FA has the same structure
 with ``B_l`` replaced by the products ``B_{l+1} ⋯ B_L``. How well the
 updates align with the gradient depends on the conditioning of the ``A_l``,
-and so on the structure of the targets: alignment degrades as the output
-correlation ``Σyy`` becomes ill-conditioned.
+and so on the structure of the targets: across a family of tasks differing
+only in the condition number of the output correlation ``Σyy`` (with
+``B_l^T B_l = c I``), the alignment falls as ``κ(Σyy)`` grows, in the reverse
+order of the condition numbers of the alignment matrices ``Λ_l``
+(``W_{>l}^T = B_l Λ_l^T``).
 
 Reference: M. Refinetti, S. d'Ascoli, R. Ohana, S. Goldt, *Align, then
 memorise: the dynamics of learning with feedback alignment*, ICML 2021
@@ -319,7 +322,8 @@ register(Theorem(
                      "Measured on this entry's families (default runs, seeds 0-39, 1280 families): both orderings "
                      "1263/1280 (98.7%, Clopper–Pearson bound 0.974), the κ(Λ_l) reversal alone 1277/1280, κ(Λ_l) "
                      "increasing along the family 1264/1280; the failing margins are −0.056 to −0.001, and "
-                     "every failing drop is a κ = 1 → 10 step. Controls (seeds 0-9, 320 families each): the same "
+                     "every failing drop is a κ = 1 → 10 step; over default runs at seeds 0-199, 6332/6400 (98.9%, "
+                     "bound 0.984), every run passing. Controls (seeds 0-9, 320 families each): the same "
                      "families with Gaussian B_l hold on 110/320 (the anisotropy of B_l^T B_l competes with "
                      "κ(Σyy)), trained by BP from a small init on 25/320, with κ held at 100 and the teacher's "
                      "input directions redrawn per member on 10/320 (chance: 1/24 per layer)",
