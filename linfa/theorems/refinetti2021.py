@@ -285,6 +285,8 @@ def _check_conditioning(inst: Instance) -> Verdict:
         "smallest_alignment_drop": np.nan_to_num(drop, nan=-1.0),
         "smallest_reversal_vs_kappa_lambda": np.nan_to_num(reversal, nan=-1.0),
         "kappa_lambda_increasing": np.all(np.diff(cond, axis=1) > 0, axis=(1, 2)),
+        # how fast: the fall of the cosine per decade of κ(Σyy), first to last member, mean over layers
+        "alignment_drop_per_decade": np.nanmean(cos[:, 0] - cos[:, -1], axis=-1) / np.log10(kappas[-1] / kappas[0]),
     }
     for m, kap in enumerate(kappas):
         details[f"alignment_kappa_{kap:g}"] = np.nanmean(cos[:, m], axis=-1)
@@ -322,7 +324,9 @@ register(Theorem(
                      "Measured on this entry's families (default runs, seeds 0-39, 1280 families): both orderings "
                      "1263/1280 (98.7%, Clopper–Pearson bound 0.974), the κ(Λ_l) reversal alone 1277/1280, κ(Λ_l) "
                      "increasing along the family 1264/1280; the failing margins are −0.056 to −0.001, and "
-                     "every failing drop is a κ = 1 → 10 step; over default runs at seeds 0-199, 6332/6400 (98.9%, "
+                     "every failing drop is a κ = 1 → 10 step; the cosine falls by 0.077 per decade of κ from 1 to "
+                     "1000 (median, 90% of families within 0.062-0.094, details: alignment_drop_per_decade); over "
+                     "default runs at seeds 0-199, 6332/6400 (98.9%, "
                      "bound 0.984), every run passing. Controls (seeds 0-9, 320 families each): the same "
                      "families with Gaussian B_l hold on 110/320 (the anisotropy of B_l^T B_l competes with "
                      "κ(Σyy)), trained by BP from a small init on 25/320, with κ held at 100 and the teacher's "
