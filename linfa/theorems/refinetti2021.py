@@ -305,9 +305,10 @@ register(Theorem(
               "alignment matrices, set by the structure of the data, governs the alignment); not a stated "
               "theorem of the paper",
     hypotheses=("DFA, depth 2 to 4, zero initial weights, n_L in 2..5, other widths in n_L+1..n_L+3",
-                "orthogonal feedback B_l^T B_l = c I, c in [0.25, 4] (the paper's wide-network idealisation; "
-                "with Gaussian B_l the anisotropy of B_l^T B_l competes with κ(Σyy) and the ordering is not "
-                "reliable: see the tolerance reason)",
+                "orthogonal feedback B_l^T B_l = c I, c in [0.25, 4] (isometric feedback, under which Λ_l alone "
+                "sets the alignment; Gaussian B_l approach it in wide layers. With narrow Gaussian B_l the "
+                "anisotropy of B_l^T B_l competes with κ(Σyy) and the ordering is not reliable: see the "
+                "tolerance reason)",
                 "a paired family per instance: the same Σxx (condition number in [1, 10]), eigenvectors R of "
                 "Σyy, teacher directions Q, B_l and initialisation for every member; Σyy = R diag(λ) R^T with "
                 "λ geometric, tr Σyy = n_L, condition number κ ∈ {1, 10, 100, 1000}; noiseless teacher",
