@@ -184,3 +184,47 @@ def test_alignment_population_form_needs_see_equal_eet() -> None:
             assert not np.any(gap & v.details["population_form_checked"])
             differ += int(np.sum(gap & ~v.details["population_form_checked"]))
     assert differ > 0
+
+
+def _conditioning_controls() -> dict[str, list[Instance]]:
+    """refinetti2021.output_conditioning's families, and the same families where the trend should be absent."""
+    from linfa import feedback as fb
+    from linfa.linalg import transpose as tr
+    from linfa.random_matrices import haar_orthonormal
+
+    rng = np.random.default_rng(7)
+    out: dict[str, list[Instance]] = {"family": [], "gaussian_feedback": [], "bp": [], "kappa_fixed": []}
+    for inst in _groups("refinetti2021.output_conditioning", n=16):
+        out["family"].append(inst)
+        gauss = fb.dfa(inst.params["widths"], rng, batch=(inst.size,))  # type: ignore[arg-type]
+        out["gaussian_feedback"].append(Instance({**inst.arrays, **{f"B{l}": b for l, b in enumerate(gauss, 1)}},
+                                                 inst.params, inst.seed, inst.size, inst.name))
+        out["bp"].append(Instance({k: (a + 0.1 * rng.standard_normal(a.shape) if k[0] == "W" else a)
+                                   for k, a in inst.arrays.items()}, {**inst.params, "rule": "BP"},
+                                  inst.seed, inst.size, inst.name))
+        # κ held at 100 for every member; the teacher's input directions Q redrawn per member
+        w, v = np.linalg.eigh(inst.arrays["sxx"])
+        half = (v * np.sqrt(w)[..., None, :]) @ tr(v)
+        w2, v2 = np.linalg.eigh(inst.arrays["syy"][:, 2])
+        root = (v2 * np.sqrt(np.clip(w2, 0.0, None))[..., None, :]) @ tr(v2)
+        n_out, n_in = inst.arrays["syx"].shape[-2:]
+        members = len(inst.params["kappas"])  # type: ignore[arg-type]
+        syx = np.stack([root @ tr(haar_orthonormal(rng, n_in, n_out, (inst.size,))) @ half for _ in range(members)], 1)
+        out["kappa_fixed"].append(Instance({**inst.arrays, "syx": syx,
+                                            "syy": np.repeat(inst.arrays["syy"][:, 2:3], members, axis=1)},
+                                           inst.params, inst.seed, inst.size, inst.name))
+    return out
+
+
+def test_output_conditioning_fails_where_the_trend_is_absent() -> None:
+    # the paired κ family holds; the same families with Gaussian feedback (B^T B far from c I), trained by
+    # BP (no alignment mechanism), or with κ held fixed (members differ only in the teacher's input
+    # directions) are rejected by the entry's own binomial test
+    thm = theorems.get("refinetti2021.output_conditioning")
+    for name, insts in _conditioning_controls().items():
+        verdicts = [thm.check(inst) for inst in insts]
+        holding = sum(int(v.holds.sum()) for v in verdicts)
+        total = sum(v.holds.size for v in verdicts)
+        assert thm.passes(holding, total) == (name == "family"), (name, holding, total)
+        if name == "kappa_fixed":
+            assert holding <= total // 4

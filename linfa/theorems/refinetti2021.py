@@ -11,8 +11,11 @@ keeps every weight in a factored form with small square *alignment matrices*
 for any ``Σxx`` and under discrete SGD too; deep FA has the same structure
 with ``B_l`` replaced by the products ``B_{l+1} ⋯ B_L``. How well the
 updates align with the gradient depends on the conditioning of the ``A_l``,
-and so on the structure of the targets: alignment degrades as the output
-correlation ``Σyy`` becomes ill-conditioned.
+and so on the structure of the targets: across a family of tasks differing
+only in the condition number of the output correlation ``Σyy`` (with
+``B_l^T B_l = c I``), the alignment falls as ``κ(Σyy)`` grows, in the reverse
+order of the condition numbers of the alignment matrices ``Λ_l``
+(``W_{>l}^T = B_l Λ_l^T``).
 
 Reference: M. Refinetti, S. d'Ascoli, R. Ohana, S. Goldt, *Align, then
 memorise: the dynamics of learning with feedback alignment*, ICML 2021
@@ -26,12 +29,12 @@ import numpy as np
 from linfa import observables as obs
 from linfa.dynamics import sgd
 from linfa.instances import Instance
-from linfa.random_matrices import haar_orthonormal
-from linfa.rules import DFA, AbstractRule
+from linfa.random_matrices import haar_orthonormal, spd_with_condition
+from linfa.rules import AbstractRule
 from linfa.tasks import Task
 from linfa.theorems import _draw
 from linfa.theorems._core import Theorem, Verdict, register
-from linfa.theorems._numerics import saveat, t, tighter_reexamine, trajectory
+from linfa.theorems._numerics import saveat, solve, t, tighter_reexamine, trajectory
 from linfa.theorems._statistics import POPULATION_REASON
 
 __all__: list[str] = []
@@ -187,78 +190,160 @@ register(Theorem(
 
 
 # ----------------------------------------------------------------- conditioning of Σyy
-KAPPAS = (1.0, 30.0, 1000.0)
+#: The controlled family: condition numbers of Σyy, in the order the check reads them.
+KAPPAS = (1.0, 10.0, 100.0, 1000.0)
+T_CONDITIONING = 20.0
+
+
+def _sqrt_spd(s: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a batch of SPD matrices."""
+    w, v = np.linalg.eigh(s)
+    return np.asarray((v * np.sqrt(w)[..., None, :]) @ t(v))
 
 
 def _draw_conditioning(rng: np.random.Generator, size: int) -> Instance:
-    depth = _draw.integers(rng, 3, 4)
-    n_out = _draw.integers(rng, 4, 5)
-    n_in = _draw.integers(rng, 2 * n_out, 10)
-    hidden = _draw.integers(rng, 2 * n_out, 10, depth - 1)
-    widths = (n_in, *hidden, n_out)
+    """Paired families: per instance, one task per κ in :data:`KAPPAS`, everything else shared.
+
+    Shared by the members of a family: the widths, ``Σxx`` (condition number uniform in [1, 10]), the
+    eigenvectors ``R`` of ``Σyy``, the teacher's input directions ``Q`` (orthonormal rows), the feedback
+    ``B_l`` (orthogonal columns, ``B_l^T B_l = c I``, ``c`` uniform in [0.25, 4]) and the zero initial
+    weights. Only the spectrum of ``Σyy`` changes: ``λ`` geometric from 1 to ``1/κ``, scaled to trace
+    ``n_L``. The teacher ``T = R diag(√λ) R^T Q Σxx^{-1/2}`` gives ``Σyx = R diag(√λ) R^T Q Σxx^{1/2}``
+    and ``Σyy = T Σxx T^T = R diag(λ) R^T`` (noiseless).
+    """
+    depth = _draw.integers(rng, 2, 4)
+    n_out = _draw.integers(rng, 2, 5)
+    widths = (_draw.integers(rng, n_out + 1, n_out + 3), *_draw.integers(rng, n_out + 1, n_out + 3, depth - 1),
+              n_out)
+    n_in = widths[0]
     rot = haar_orthonormal(rng, n_out, n_out, (size,))
-    q = np.swapaxes(haar_orthonormal(rng, n_in, n_out, (size,)), -1, -2)  # orthonormal rows
+    q = t(haar_orthonormal(rng, n_in, n_out, (size,)))  # (size, n_out, n_in), orthonormal rows
+    conds = rng.uniform(1.0, 10.0, size)
+    sxx = np.stack([spd_with_condition(rng, n_in, float(k)) for k in conds])
+    half = _sqrt_spd(sxx)
+    c = rng.uniform(0.25, 4.0, size)
+    feedback = [b * np.sqrt(c)[:, None, None] for b in _draw.dfa_feedback(rng, widths, size, kind="orthogonal")]
     syx, syy = [], []
     for kappa in KAPPAS:
         lam = np.geomspace(1.0, 1.0 / kappa, n_out)
         lam *= n_out / lam.sum()
-        syy.append((rot * lam[None, None, :]) @ t(rot))
-        syx.append((rot * np.sqrt(lam)[None, None, :]) @ t(rot) @ q)
-    weights = _draw.network(widths).zeros(batch=(size,))
-    feedback = _draw.dfa_feedback(rng, widths, size)
-    arrays = {"syx": np.stack(syx, axis=1), "syy": np.stack(syy, axis=1)}
-    arrays.update({f"W{l}": w for l, w in enumerate(weights, start=1)})
+        syy.append((rot * lam) @ t(rot))
+        syx.append((rot * np.sqrt(lam)) @ t(rot) @ q @ half)
+    arrays = {"sxx": sxx, "syx": np.stack(syx, axis=1), "syy": np.stack(syy, axis=1), "c": c}
+    arrays.update({f"W{l}": w for l, w in enumerate(_draw.network(widths).zeros(batch=(size,)), start=1)})
     arrays.update({f"B{l}": b for l, b in enumerate(feedback, start=1)})
-    return Instance(arrays, {"rule": "DFA", "widths": list(widths), "kappas": list(KAPPAS), "t1": 20.0}, size=size)
+    return Instance(arrays, {"rule": "DFA", "widths": list(widths), "kappas": list(KAPPAS), "t1": T_CONDITIONING},
+                    size=size)
 
 
-def _check_conditioning(inst: Instance) -> Verdict:
+def alignment_and_conditioning(weights: tuple[np.ndarray, ...],
+                                feedback: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per hidden layer, ``cos(W_{>l}^T, B_l)`` and the condition number of ``Λ_l``, ``Λ_l^T = B_l^+ W_{>l}^T``.
+
+    Measured against the given fixed ``B_l`` whatever rule moved the weights (so BP can serve as a
+    control). Shapes ``(*batch, L-1)`` each; NaN where ``W_{>l}`` or the smallest singular value of
+    ``Λ_l`` vanishes.
+    """
+    from linfa.products import suffix_products
+
+    sufs = suffix_products(weights)
+    cos, cond = [], []
+    for b, s in zip(feedback, sufs[:-1], strict=True):
+        bp = t(s)  # W_{>l}^T, (..., n_l, n_L)
+        cos.append(obs.cosine(bp, np.broadcast_to(b, bp.shape)))
+        sv = np.linalg.svd(np.linalg.pinv(b) @ bp, compute_uv=False)  # singular values of Λ_l^T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cond.append(np.where(sv[..., -1] > 0, sv[..., 0] / np.where(sv[..., -1] > 0, sv[..., -1], 1.0), np.nan))
+    return np.stack(cos, axis=-1), np.stack(cond, axis=-1)
+
+
+def _family_problem(inst: Instance) -> tuple[AbstractRule, Task, tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """The family as one batch of shape ``(K, C)`` (``C`` members): rule, task, weights, feedback ``(K, 1, ...)``."""
     k = int(inst.size or 1)
     syx, syy = inst.arrays["syx"], inst.arrays["syy"]
     c = syx.shape[1]
-    n_in = syx.shape[-1]
-    task = Task(np.broadcast_to(np.eye(n_in), (k, c, n_in, n_in)), syx, syy)
+    sxx = np.broadcast_to(inst.arrays["sxx"][:, None], (k, c, *inst.arrays["sxx"].shape[1:]))
     depth = inst.depth
     weights = tuple(np.broadcast_to(inst.arrays[f"W{l}"][:, None], (k, c, *inst.arrays[f"W{l}"].shape[1:]))
                     for l in range(1, depth + 1))
-    rule = DFA(tuple(inst.arrays[f"B{l}"][:, None] for l in range(1, depth)))
+    feedback = tuple(inst.arrays[f"B{l}"][:, None] for l in range(1, depth))
+    cls = inst.rule_class()
+    rule = cls.build(feedback if cls.holds_feedback() else ())
+    return rule, Task(sxx, syx, syy), weights, feedback
+
+
+def _check_conditioning(inst: Instance) -> Verdict:
+    rule, task, weights, feedback = _family_problem(inst)
     t1 = float(inst.params["t1"])  # type: ignore[arg-type]
-    _, out, ok = trajectory(rule, task, weights, t1, saveat=np.array([t1]),
-                            observe={"wa": obs.weight_alignment})
-    wa = out["wa"][:, :, -1].mean(axis=-1)  # (K, C): mean over hidden layers of cos(W_{>l}^T, B_l) at t1
-    steps = np.diff(wa, axis=1)  # alignment at the next (worse-conditioned) Σyy minus this one
-    margin = np.where(ok.all(axis=1), -steps.max(axis=1), -1.0)
-    return Verdict(margin > 0, margin, {f"alignment_kappa_{int(kap)}": wa[:, i] for i, kap in enumerate(KAPPAS)})
+    sol = solve(rule, task, weights, t1)
+    ok = sol.ok
+    cos, cond = alignment_and_conditioning(rule.weights(sol.state_final), feedback)
+    # cos, cond: (K, C, L-1), members in the order of params["kappas"]
+    # (a) alignment strictly decreasing along the family: smallest drop between consecutive κ, any layer
+    drop = np.min(-np.diff(cos, axis=1), axis=(1, 2))
+    # (b) ordered by κ(Λ_l), the members' alignments are strictly reversed: over every pair, the smallest
+    #     (a_i − a_j)·sign(κ_j − κ_i), any layer
+    i, j = np.triu_indices(cos.shape[1], 1)
+    reversal = np.min((cos[:, i] - cos[:, j]) * np.sign(cond[:, j] - cond[:, i]), axis=(1, 2))
+    margin = np.where(ok.all(axis=1), np.minimum(drop, reversal), -1.0)
+    margin = np.nan_to_num(margin, nan=-1.0)  # a vanishing W_{>l} (no alignment to measure) does not hold
+    kappas = [float(v) for v in inst.params["kappas"]]  # type: ignore[union-attr]
+    details: dict[str, np.ndarray | float] = {
+        "smallest_alignment_drop": np.nan_to_num(drop, nan=-1.0),
+        "smallest_reversal_vs_kappa_lambda": np.nan_to_num(reversal, nan=-1.0),
+        "kappa_lambda_increasing": np.all(np.diff(cond, axis=1) > 0, axis=(1, 2)),
+        # how fast: the fall of the cosine per decade of κ(Σyy), first to last member, mean over layers
+        "alignment_drop_per_decade": np.nanmean(cos[:, 0] - cos[:, -1], axis=-1) / np.log10(kappas[-1] / kappas[0]),
+    }
+    for m, kap in enumerate(kappas):
+        details[f"alignment_kappa_{kap:g}"] = np.nanmean(cos[:, m], axis=-1)
+        details[f"kappa_lambda_kappa_{kap:g}"] = np.nanmax(cond[:, m], axis=-1)
+    return Verdict(margin > 0, margin, details)
 
 
 register(Theorem(
     id="refinetti2021.output_conditioning",
     paper=PAPER,
-    title="DFA weight alignment worsens as the condition number of Σyy grows",
-    statement=(r"\kappa(\Sigma_{yy}) \in \{1, 30, 1000\}\ \Rightarrow\ "
-               r"\overline{\cos}(W_{>l}^T, B_l)\big|_{t=20}\ \text{decreases with}\ \kappa"),
-    reference=f"the project's empirical reading of {REF}, deep linear networks (alignment depends on the "
-              "conditioning of the alignment matrices, which the data set); not a stated theorem of the paper",
-    hypotheses=("DFA, depth 3 or 4, n_L in {4, 5}, other widths in [2 n_L, 10]",
-                "zero initial weights, Gaussian B_l", "Σxx = I, noiseless teacher with "
-                "Σyy = R diag(λ) R^T, tr Σyy = n_L, λ geometric with condition number κ",
-                "the same R, teacher rows and B for the three κ", "alignment at t = 20 averaged over hidden layers",
-                "the Kantorovich bound (linfa.symbolic.derivations.kantorovich_bound) motivates the claim but "
-                "does not imply it: it assumes B^T B = c I and an SPD alignment matrix, which Gaussian B_l do "
-                "not satisfy; so no derivation is attached"),
+    title="Across a paired κ(Σyy) family, DFA's alignment falls strictly, in the reverse order of κ(Λ_l)",
+    statement=(r"\kappa(\Sigma_{yy}) = 1 < 10 < 10^2 < 10^3,\ \text{all else fixed},\ t = 20,\ \forall l < L:\ "
+               r"\cos(W_{>l}^T, B_l)\ \text{strictly decreases along the family, and strictly decreases "
+               r"in}\ \kappa(\Lambda_l),\ W_{>l}^T = B_l\Lambda_l^T"),
+    reference=f"the project's measured reading of {REF}, deep linear networks (the conditioning of the "
+              "alignment matrices, set by the structure of the data, governs the alignment); not a stated "
+              "theorem of the paper",
+    hypotheses=("DFA, depth 2 to 4, zero initial weights, n_L in 2..5, other widths in n_L+1..n_L+3",
+                "orthogonal feedback B_l^T B_l = c I, c in [0.25, 4] (isometric feedback, under which Λ_l alone "
+                "sets the alignment; Gaussian B_l approach it in wide layers. With narrow Gaussian B_l the "
+                "anisotropy of B_l^T B_l competes with κ(Σyy) and the ordering is not reliable: see the "
+                "tolerance reason)",
+                "a paired family per instance: the same Σxx (condition number in [1, 10]), eigenvectors R of "
+                "Σyy, teacher directions Q, B_l and initialisation for every member; Σyy = R diag(λ) R^T with "
+                "λ geometric, tr Σyy = n_L, condition number κ ∈ {1, 10, 100, 1000}; noiseless teacher",
+                "alignment cos(W_{>l}^T, B_l) and κ(Λ_l) (Λ_l^T = B_l^+ W_{>l}^T) of every hidden layer at t = 20",
+                "with Σxx = I the modes decouple, Λ_l is a function of Σyy and the ordering is deterministic; "
+                "the random Σxx makes it a population claim",
+                "the alignment-matrix bound λ_min(Sym Λ_l)/‖Λ_l‖ (refinetti2021.alignment_matrix_bound) "
+                "motivates the claim but does not imply the ordering, so no derivation is attached"),
     kind="empirical",
-    fraction=0.85,
+    fraction=0.95,
     tolerance=0.0,
-    tolerance_reason="a strict ordering of three numbers per instance (margin: the smallest drop in alignment "
-                     "between consecutive κ); finite-size reversals happen between κ = 1 and 30, where the drop "
-                     "is small. At least 85% of instances: " + POPULATION_REASON + "; the full ordering held "
-                     "on 460 of 480 instances (--fast, seeds 0-39; Clopper–Pearson bound 0.92), the κ = 1 vs 1000 "
-                     "ordering on every instance tried",
+    tolerance_reason="strict orderings of cosines (margin: the smallest drop, in cosine, between consecutive κ or "
+                     "between members ordered by κ(Λ_l)). At least 95% of families: " + POPULATION_REASON + ". "
+                     "Measured on this entry's families (default runs, seeds 0-39, 1280 families): both orderings "
+                     "1263/1280 (98.7%, Clopper–Pearson bound 0.974), the κ(Λ_l) reversal alone 1277/1280, κ(Λ_l) "
+                     "increasing along the family 1264/1280; the failing margins are −0.056 to −0.001, and "
+                     "every failing drop is a κ = 1 → 10 step; the cosine falls by 0.077 per decade of κ from 1 to "
+                     "1000 (median, 90% of families within 0.062-0.094, details: alignment_drop_per_decade); over "
+                     "default runs at seeds 0-199, 6332/6400 (98.9%, "
+                     "bound 0.984), every run passing. Controls (seeds 0-9, 320 families each): the same "
+                     "families with Gaussian B_l hold on 110/320 (the anisotropy of B_l^T B_l competes with "
+                     "κ(Σyy)), trained by BP from a small init on 25/320, with κ held at 100 and the teacher's "
+                     "input directions redrawn per member on 10/320 (chance: 1/24 per layer)",
     draw=_draw_conditioning,
     check_batch=_check_conditioning,
     fact=5,
     derivation=None,
-    instances=32, fast_instances=12, group_size=6,
+    instances=32, fast_instances=8, group_size=8,
 ))
 
 
