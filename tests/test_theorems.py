@@ -126,6 +126,9 @@ def test_binomial_statistics_against_scipy() -> None:
         assert binom.cdf(n - m, n, p) >= 1e-3 > binom.cdf(n - m - 1, n, p)
     for k, n in ((1, 5), (13, 16), (132, 144), (10, 10)):
         assert clopper_pearson_lower(k, n) == pytest.approx(beta.ppf(1e-3, k, n - k + 1), abs=1e-12)
+    # large n: the binomial coefficient alone overflows a float (n > 1030)
+    for k, n, p in ((1990, 2100, 0.95), (1100, 1200, 0.9), (5, 5000, 0.001)):
+        assert binomial_cdf(k, n, p) == pytest.approx(binom.cdf(k, n, p), rel=1e-9)
 
 
 def _check_three_states(inst: Instance) -> Verdict:

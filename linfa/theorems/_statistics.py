@@ -31,14 +31,26 @@ POPULATION_REASON = (
 
 
 def binomial_cdf(k: int, n: int, p: float) -> float:
-    """``P(K <= k)`` for ``K ~ Binomial(n, p)``, summed exactly term by term."""
+    """``P(K <= k)`` for ``K ~ Binomial(n, p)``, summed term by term.
+
+    Each term ``C(n, j) p^j (1 − p)^(n − j)`` is computed from its logarithm,
+    so any ``n`` works (the binomial coefficient alone overflows a float
+    beyond ``n ≈ 1030``).
+    """
     if n < 0 or not 0.0 <= p <= 1.0:
         raise ValueError(f"n, p: expected n >= 0 and p in [0, 1], got {n!r}, {p!r}")
     if k < 0:
         return 0.0
     if k >= n:
         return 1.0
-    return float(min(1.0, math.fsum(math.comb(n, j) * p**j * (1.0 - p) ** (n - j) for j in range(k + 1))))
+    if p == 0.0:
+        return 1.0
+    if p == 1.0:
+        return 0.0
+    lp, lq, lgn = math.log(p), math.log1p(-p), math.lgamma(n + 1)
+    terms = (math.exp(lgn - math.lgamma(j + 1) - math.lgamma(n - j + 1) + j * lp + (n - j) * lq)
+             for j in range(k + 1))
+    return float(min(1.0, math.fsum(terms)))
 
 
 def clopper_pearson_lower(k: int, n: int, alpha: float = ALPHA) -> float:
