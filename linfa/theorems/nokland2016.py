@@ -70,4 +70,5 @@ register(Theorem(
                      "lower bound 0.97)",
     draw=_draw_zero,
     check_batch=_check_zero,
+    fast_instances=13,
 ))
