@@ -26,7 +26,8 @@ stderr, results to stdout. Output closed early (``linfa list | head``) ends
 quietly.
 
 ``--fast`` is a quick numerical run (each entry's smaller default number of
-instances, no derivations). ``--json PATH`` writes the results as JSON
+instances, no derivations); an empirical entry still runs enough instances that
+a claim holding on half the claimed fraction is rejected with probability >= 0.8. ``--json PATH`` writes the results as JSON
 following :data:`JSON_SCHEMA`.
 
 ``linfa --plugin MODULE[:FUNCTION] COMMAND ...`` imports ``MODULE`` (an
