@@ -27,8 +27,8 @@ quietly.
 
 ``--fast`` is a quick numerical run (each entry's smaller default number of
 instances, no derivations); an empirical entry still runs enough instances that
-a claim holding on half the claimed fraction is rejected with probability >= 0.8. ``--json PATH`` writes the results as JSON
-following :data:`JSON_SCHEMA`.
+a claim holding on half the claimed fraction is rejected with probability >= 0.8.
+``--json PATH`` writes the results as JSON following :data:`JSON_SCHEMA`.
 
 ``linfa --plugin MODULE[:FUNCTION] COMMAND ...`` imports ``MODULE`` (an
 importable module name; repeatable) and calls ``FUNCTION()`` of it, if given,

@@ -702,7 +702,7 @@ register(Theorem(
     tolerance=0.0,
     tolerance_reason="a strict inequality (< 90°) on the saved grid (every 0.1 time units); the margin is 90° "
                      "minus the largest angle over t in [1, 6] while learning (NSE > 1e-9). At least 90% of "
-                     "instances: " + POPULATION_REASON + "; measured 160 of 160 (--fast, seeds 0-39; "
+                     "instances: " + POPULATION_REASON + "; measured 160 of 160 (4 instances at each of seeds 0-39; "
                      "Clopper–Pearson bound 0.96)",
     draw=_draw_linear_task,
     check_batch=_check_linear_task,
