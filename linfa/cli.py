@@ -26,8 +26,9 @@ stderr, results to stdout. Output closed early (``linfa list | head``) ends
 quietly.
 
 ``--fast`` is a quick numerical run (each entry's smaller default number of
-instances, no derivations). ``--json PATH`` writes the results as JSON
-following :data:`JSON_SCHEMA`.
+instances, no derivations); an empirical entry still runs enough instances that
+a claim holding on half the claimed fraction is rejected with probability >= 0.8.
+``--json PATH`` writes the results as JSON following :data:`JSON_SCHEMA`.
 
 ``linfa --plugin MODULE[:FUNCTION] COMMAND ...`` imports ``MODULE`` (an
 importable module name; repeatable) and calls ``FUNCTION()`` of it, if given,

@@ -11,16 +11,42 @@ holding rejects the claim when the one-sided exact binomial test does,
 so a correct claim fails a run with probability at most ``α``
 (:data:`ALPHA` ``= 10^{-3}``). The Clopper–Pearson lower confidence bound on
 the fraction is reported alongside.
+
+The test can reject at all only from ``n`` instances on with ``(1 − p)^n < α``
+(:func:`min_rejecting_instances`). Its power against a false claim whose true
+fraction is ``p_1 < p`` is ``P(K <= k_c | n, p_1)``, ``k_c`` the largest rejected count
+(:func:`power`). The catalogue's counts are chosen against the alternative
+``p_1 = p/2`` (the property holds half as often as claimed): a ``--fast`` run has power at
+least :data:`FAST_POWER` ``= 0.8``, a default run at least :data:`DEFAULT_POWER` ``= 0.9``
+(:func:`instances_for_power` gives the smallest such ``n``), computed as if instances were
+independent.
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["ALPHA", "POPULATION_REASON", "binomial_cdf", "clopper_pearson_lower", "max_failures"]
+__all__ = [
+    "ALPHA",
+    "DEFAULT_POWER",
+    "FAST_POWER",
+    "POPULATION_REASON",
+    "binomial_cdf",
+    "clopper_pearson_lower",
+    "instances_for_power",
+    "max_failures",
+    "min_rejecting_instances",
+    "power",
+    "rejected_count",
+]
 
 #: Level of every catalogue statistical test: a correct claim fails a run with probability <= ALPHA.
 ALPHA = 1e-3
+
+#: Power of a ``--fast`` run of an empirical entry against a true fraction of half the claimed one.
+FAST_POWER = 0.8
+#: Power of a default run of an empirical entry against a true fraction of half the claimed one.
+DEFAULT_POWER = 0.9
 
 #: How an empirical entry's fraction is judged (quoted in the entries' tolerance reasons).
 POPULATION_REASON = (
@@ -78,3 +104,38 @@ def max_failures(n: int, p: float, alpha: float = ALPHA) -> int:
     while k <= n and binomial_cdf(k, n, p) < alpha:
         k += 1
     return n - k
+
+
+def rejected_count(n: int, p: float, alpha: float = ALPHA) -> int:
+    """The largest number ``k`` of holding instances out of ``n`` at which the claim ``p`` is rejected (−1: none)."""
+    return n - max_failures(n, p, alpha) - 1
+
+
+def min_rejecting_instances(p: float, alpha: float = ALPHA) -> int:
+    """The fewest instances at which a claim of fraction ``p`` can be rejected at all (all of them failing)."""
+    if not 0.0 < p <= 1.0:
+        raise ValueError(f"p: expected a fraction in (0, 1], got {p!r}")
+    n = 1
+    while rejected_count(n, p, alpha) < 0:
+        n += 1
+    return n
+
+
+def power(n: int, p: float, p1: float, alpha: float = ALPHA) -> float:
+    """Probability that a run of ``n`` independent instances rejects the claim ``p`` when the true fraction is ``p1``.
+
+    .. math:: P(K \\le k_c \\mid n, p_1),\\quad k_c = \\max\\{k : P(K \\le k \\mid n, p) < \\alpha\\}
+    """
+    k = rejected_count(n, p, alpha)
+    return binomial_cdf(k, n, p1) if k >= 0 else 0.0
+
+
+def instances_for_power(p: float, target: float, p1: float | None = None, alpha: float = ALPHA) -> int:
+    """The smallest ``n`` at which the test of the claim ``p`` has power ``>= target`` at ``p1`` (default ``p/2``)."""
+    p1 = p / 2 if p1 is None else p1
+    if not 0.0 <= p1 < p <= 1.0 or not 0.0 < target < 1.0:
+        raise ValueError(f"p, p1, target: expected 0 <= p1 < p <= 1 and 0 < target < 1, got {p!r}, {p1!r}, {target!r}")
+    n = min_rejecting_instances(p, alpha)
+    while power(n, p, p1, alpha) < target:
+        n += 1
+    return n

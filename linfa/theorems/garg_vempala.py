@@ -322,7 +322,7 @@ register(Theorem(
     check_batch=_check_suboptimal,
     fact=4,
     derivation=None,
-    instances=15, fast_instances=12, group_size=3,
+    instances=71, fast_instances=61, group_size=3,
 ))
 
 

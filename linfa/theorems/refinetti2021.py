@@ -343,7 +343,7 @@ register(Theorem(
     check_batch=_check_conditioning,
     fact=5,
     derivation=None,
-    instances=32, fast_instances=8, group_size=8,
+    instances=32, fast_instances=16, group_size=8,
 ))
 
 
@@ -396,7 +396,7 @@ register(Theorem(
                      "of 256 (runs of 32, seeds 0-7; Clopper–Pearson bound 0.97)",
     draw=_draw_align_memorise,
     check_batch=_check_align_memorise,
-    instances=16, fast_instances=8, group_size=8,
+    instances=17, fast_instances=13, group_size=8,
 ))
 
 
@@ -454,7 +454,7 @@ register(Theorem(
                      "bound 0.93)",
     draw=_draw_degenerate,
     check_batch=_check_degenerate,
-    instances=16, fast_instances=8, group_size=8,
+    instances=17, fast_instances=13, group_size=8,
 ))
 
 
