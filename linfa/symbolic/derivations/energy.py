@@ -198,11 +198,14 @@ def quadratic_energy() -> Derivation:
         q = sp.MatrixSymbol(f"q_{tag}", n, 1)
         bt = sign * beta
         series = L - bt * Nu + bt**2 * Rho - bt**3 * Sig
-        d.add(f"neumann{tag}", P.T @ e, Hs @ series + bt**4 * Q @ Sig, defines=q,
-              given=((Hs, A + bt * Q), *adjoint),
+        r = sp.MatrixSymbol(f"r_{tag}", n, 1)  # the remainder H_{±β}^{-1} P^TP σ, bounded near β = 0
+        hb = rf"H_{{{'' if sign > 0 else '-'}\beta}}"
+        d.add(f"neumann{tag}", P.T @ e, Hs @ (series + bt**4 * r), defines=q,
+              given=((r, Hs.I @ Q @ Sig), (Hs, A + bt * Q), *adjoint),
               reason="telescoping, with the adjoints Aλ = P^Te, Aν = P^TPλ, Aρ = P^TPν, Aσ = P^TPρ",
-              show=rf"q_{tag} := P^Te = H_{{{'' if sign > 0 else '-'}\beta}}\left(\lambda {'-' if sign > 0 else '+'} "
-                   rf"\beta\nu + \beta^2\rho {'-' if sign > 0 else '+'} \beta^3\sigma\right) + \beta^4P^TP\sigma")
+              show=rf"q_{tag} := P^Te = {hb}\left(\lambda {'-' if sign > 0 else '+'} "
+                   rf"\beta\nu + \beta^2\rho {'-' if sign > 0 else '+'} \beta^3\sigma + \beta^4r_{tag}\right),\ "
+                   rf"r_{tag} = {hb}^{{-1}}P^TP\sigma")
         Sb = sp.MatrixSymbol(rf"s^{{{'' if sign > 0 else '-'}\beta}}", n, 1)
         d.add(f"exact-shift{tag}", Hs.I @ (h + bt * P.T @ dd), S0 - bt * Hs.I @ q, defines=Sb,
               given=((S0, s0), (A.I, Hs.I @ (A + bt * Q) @ A.I), (q, P.T @ e)),
@@ -210,7 +213,7 @@ def quadratic_energy() -> Derivation:
                      "with H_{±β} = A ± βP^TP",
               show=rf"s^{{{'' if sign > 0 else '-'}\beta}} = s^0 {'-' if sign > 0 else '+'} "
                    rf"\beta H_{{{'' if sign > 0 else '-'}\beta}}^{{-1}}P^Te")
-        shifted[tag] = (q, Sb, bt, series + bt**4 * Hs.I @ Q @ Sig)
+        shifted[tag] = (q, Sb, bt, series + bt**4 * r)
     q, Sb, _, _ = shifted["+"]
     Xs = X @ (S0 - Sb)  # e^{-Ht}(s^0 - s^β): the relaxation from s^0
     d.conclude(time_derivative(Sb + Xs, [(X, -H @ X)]) / beta, -X @ q, name="transient-velocity",
@@ -257,17 +260,19 @@ def quadratic_energy() -> Derivation:
 
     def value(tag: str) -> Any:  # the estimate once its premises are inserted (to write the explicit remainder)
         _, Sb, bt, mu = shifted[tag]
-        return ((-pb(Sb) - pu(Sb) - pw(Sb, Sb) / 2 + pb(S0) + pu(S0) + pw(S0, S0) / 2) / bt).subs(Sb, S0 - bt * mu)
+        pairing = sp.MatAdd(-pb(Sb), -pu(Sb), -pw(Sb, Sb) / 2, pb(S0), pu(S0), pw(S0, S0) / 2)
+        return sp.MatMul(1 / bt, pairing.xreplace({Sb: S0 - bt * mu}))
 
-    one = value("+") - grad
+    values = {tag: value(tag) for tag in ("+", "-")}
+    one = sp.MatAdd(values["+"], -grad)
     d.conclude(estimates["+"] - dJ, sp.MatAdd(beta * c1, _tail(one, beta, 2)), name="one-sided",
                uses=("neumann+", "exact-shift+", "gradient", "estimate+"),
-               reason="insert s^β = s^0 − βμ_β, μ_β = λ − βν + β²ρ − β³σ + β⁴H_β^{-1}P^TPσ: the β⁰ terms are dJ/dθ "
+               reason="insert s^β = s^0 − βμ_β, μ_β = λ − βν + β²ρ − β³σ + β⁴r_+: the β⁰ terms are dJ/dθ "
                       "(the EP limit), the β¹ terms c_1; the rest is β² times a polynomial in β",
                show=claims["one-sided"] + r",\ c_1 = (-\nu,\ -\nu x^T,\ -\operatorname{sym}(\nu s^{0T}) - "
                     r"\tfrac12\lambda\lambda^T)\ \big(\text{so } \tfrac{d}{d\beta}\tfrac{\partial F}{\partial\theta}"
                     r"(s^\beta)\big|_0 = \tfrac{dJ}{d\theta}\big)")
-    cen = (value("+") + value("-")) / 2 - grad
+    cen = sp.MatAdd(values["+"] / 2, values["-"] / 2, -grad)
     d.conclude((estimates["+"] + estimates["-"]) / 2 - dJ, sp.MatAdd(beta**2 * c2, _tail(cen, beta, 4)),
                name="centred",
                uses=("neumann+", "neumann-", "exact-shift+", "exact-shift-", "gradient", "estimate+", "estimate-"),

@@ -8,7 +8,10 @@ With :math:`G_l = M_l E W_{<l}^T` (the FA update through the current ``B``),
     \frac{d}{dt}\big(W_l - B_l^T\big) = -\lambda\big(W_l - B_l^T\big),
     \qquad W_l(t) - B_l(t)^T = e^{-\lambda t}\big(W_l(0) - B_l(0)^T\big),
 
-for any depth, initialisation and :math:`\Sigma_{xx}`.
+for any depth, initialisation and :math:`\Sigma_{xx}`. The derivation checks depths 2 and 3 as
+chains: each layer's two flows define :math:`\dot W_l, \dot B_l`, the mismatch step defines
+:math:`\dot M_l = -\lambda M_l`, and the claim :math:`\frac{d}{dt}(e^{\lambda t}M_l) = 0` is checked
+from it alone.
 """
 
 from __future__ import annotations
@@ -60,7 +63,8 @@ def kolen_pollack_decay() -> Derivation:
     d = Derivation(
         "Kolen–Pollack mismatch decays exponentially",
         r"\frac{d}{dt}\left(W_l - B_l^T\right) = -\lambda\left(W_l - B_l^T\right),\quad " + claim,
-        hypotheses=(r"\lambda \geq 0", r"\text{any depth, initialisation and } \Sigma_{xx}"),
+        hypotheses=(r"\lambda \geq 0", r"\text{any initialisation and } \Sigma_{xx}",
+                    r"\text{depth 2 and 3 (deeper: the same cancellation layer by layer, not checked here)}"),
         reference="Kolen & Pollack 1994; Akrout et al. 2019; docs/design.md, fact 8",
         conclusion=r"the forward and feedback weights align exponentially fast, at rate $\lambda$, "
                    r"whatever the task: $\frac{d}{dt}\big(e^{\lambda t}M\big) = 0$ integrates to "

@@ -18,6 +18,14 @@ rate), solved by
 .. math::
 
     u(t) = \frac{s\,e^{2st/\tau}}{e^{2st/\tau} - 1 + s/u_0} .
+
+The derivation (depth 2 only; deeper networks are left to the catalogue entry's
+numerical check) has two claims, each checked from earlier steps alone:
+``aligned`` (dimension-free: BP's rates at the aligned point are the aligned
+rates of the :math:`k \times k` problem, so :math:`W_2W_1 = U\,CA\,V^T` for all
+t) and ``logistic`` (at 2 modes: the diagonal flow, the conserved
+:math:`\delta = a^2 - c^2`, which stays 0 from a balanced start and so fixes
+:math:`c = a`, the mode rate, and the closed form solving it from :math:`u_0`).
 """
 
 from __future__ import annotations
