@@ -230,8 +230,8 @@ def quadratic_energy() -> Derivation:
     def pu(v: Any) -> Any:  # <v x^T, dU>
         return (v.T @ DU @ x + x.T @ DU.T @ v) / 2
 
-    def pw(p: Any, r: Any) -> Any:  # <sym(p r^T), D> for symmetric D
-        return (p.T @ D @ r + r.T @ D @ p) / 2
+    def pw(u: Any, w: Any) -> Any:  # <sym(u w^T), D> for symmetric D
+        return (u.T @ D @ w + w.T @ D @ u) / 2
 
     directions = [(b, Db), (U, DU), (A, -D)]  # dA = −dW
     J = e.T @ e / 2
