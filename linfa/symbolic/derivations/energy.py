@@ -190,29 +190,36 @@ def quadratic_energy() -> Derivation:
                       "(paired with every direction δ), and s(0) is its initial value",
                show=claims["relaxation"] + r",\ \langle\dot s, \delta\rangle = -dF_\beta[\delta]\big|_{s(t)}")
     # ---------------- the exact shift of the fixed point and its expansion in β (both signs of β)
-    L, Nu, Rho, Sig = symbols("lambda nu rho sigma", *([(n, 1)] * 4))
-    adjoint = ((A @ L, P.T @ e), (A @ Nu, Q @ L), (A @ Rho, Q @ Nu), (A @ Sig, Q @ Rho))
-    S0 = sp.MatrixSymbol("s^0", n, 1)
+    S0, L, Nu, Rho, Sig = symbols("s^0 lambda nu rho sigma", *([(n, 1)] * 5))
+    es = P @ S0 - dd  # the error at the free fixed point
+    d.define("def-s0", S0, s0, reason="the free fixed point", show=r"s^0 := A^{-1}h")
+    d.define("def-lambda", L, A.I @ P.T @ es, reason="the adjoint state",
+             show=r"\lambda := A^{-1}P^Te,\ e = Ps^0 - d")
+    for name, vec, prev, tex in (("nu", Nu, L, r"\nu := A^{-1}P^TP\lambda"), ("rho", Rho, Nu, r"\rho := A^{-1}P^TP\nu"),
+                                 ("sigma", Sig, Rho, r"\sigma := A^{-1}P^TP\rho")):
+        d.define(f"def-{name}", vec, A.I @ Q @ prev, reason="notation", show=tex)
     shifted = {}
     for sign, Hs, tag in ((1, H, "+"), (-1, Hm, "-")):
-        q = sp.MatrixSymbol(f"q_{tag}", n, 1)
         bt = sign * beta
         series = L - bt * Nu + bt**2 * Rho - bt**3 * Sig
-        r = sp.MatrixSymbol(f"r_{tag}", n, 1)  # the remainder H_{±β}^{-1} P^TP σ, bounded near β = 0
+        q = sp.MatrixSymbol(f"q_{tag}", n, 1)
+        r = sp.MatrixSymbol(f"r_{tag}", n, 1)  # the remainder, bounded near β = 0
         hb = rf"H_{{{'' if sign > 0 else '-'}\beta}}"
-        d.add(f"neumann{tag}", P.T @ e, Hs @ (series + bt**4 * r), defines=q,
-              given=((r, Hs.I @ Q @ Sig), (Hs, A + bt * Q), *adjoint),
-              reason="telescoping, with the adjoints Aλ = P^Te, Aν = P^TPλ, Aρ = P^TPν, Aσ = P^TPρ",
-              show=rf"q_{tag} := P^Te = {hb}\left(\lambda {'-' if sign > 0 else '+'} "
-                   rf"\beta\nu + \beta^2\rho {'-' if sign > 0 else '+'} \beta^3\sigma + \beta^4r_{tag}\right),\ "
-                   rf"r_{tag} = {hb}^{{-1}}P^TP\sigma")
+        d.define(f"def-r{tag}", r, Hs.I @ Q @ Sig, reason="the remainder of the series (bounded near β = 0)",
+                 show=rf"r_{tag} := {hb}^{{-1}}P^TP\sigma")
+        d.add(f"neumann{tag}", P.T @ es, Hs @ (series + bt**4 * r), defines=q,
+              uses=("def-s0", "def-lambda", "def-nu", "def-rho", "def-sigma", f"def-r{tag}"),
+              given=((Hs, A + bt * Q),),
+              reason="telescoping: H_{±β} = A ± βP^TP and Aν = P^TPλ, Aρ = P^TPν, Aσ = P^TPρ",
+              show=rf"q_{tag} := P^Te = {hb}\left(\lambda {'-' if sign > 0 else '+'} \beta\nu + \beta^2\rho "
+                   rf"{'-' if sign > 0 else '+'} \beta^3\sigma + \beta^4r_{tag}\right)")
         Sb = sp.MatrixSymbol(rf"s^{{{'' if sign > 0 else '-'}\beta}}", n, 1)
-        d.add(f"exact-shift{tag}", Hs.I @ (h + bt * P.T @ dd), S0 - bt * Hs.I @ q, defines=Sb,
-              given=((S0, s0), (A.I, Hs.I @ (A + bt * Q) @ A.I), (q, P.T @ e)),
+        d.add(f"exact-shift{tag}", Hs.I @ (h + bt * P.T @ dd), S0 - bt * Hs.I @ q, defines=Sb, uses=("def-s0",),
+              given=((A.I, Hs.I @ (A + bt * Q) @ A.I), (q, P.T @ e)),
               reason="s^{±β} = H_{±β}^{-1}(h ± βP^Td) and s^0 = A^{-1}h = H_{±β}^{-1}H_{±β}A^{-1}h, "
                      "with H_{±β} = A ± βP^TP",
-              show=rf"s^{{{'' if sign > 0 else '-'}\beta}} = s^0 {'-' if sign > 0 else '+'} "
-                   rf"\beta H_{{{'' if sign > 0 else '-'}\beta}}^{{-1}}P^Te")
+              show=rf"s^{{{'' if sign > 0 else '-'}\beta}} = s^0 {'-' if sign > 0 else '+'} \beta {hb}^{{-1}}"
+                   rf"q_{tag},\ q_{tag} = P^Te")
         shifted[tag] = (q, Sb, bt, series + bt**4 * r)
     q, Sb, _, _ = shifted["+"]
     Xs = X @ (S0 - Sb)  # e^{-Ht}(s^0 - s^β): the relaxation from s^0
@@ -237,7 +244,7 @@ def quadratic_energy() -> Derivation:
     J = e.T @ e / 2
     dJ = sp.MatrixSymbol("dJ[D]", 1, 1)
     d.add("gradient", time_derivative(J, directions), pb(L) + pu(L) + pw(L, S0), defines=dJ,
-          given=((L, A.I @ P.T @ e), (S0, s0), *sym_A, (D.T, D)),
+          uses=("def-s0", "def-lambda"), given=(*sym_A, (D.T, D)),
           reason="chain rule through s^0 = A^{-1}(b + Ux), d(A^{-1}) = A^{-1} dW A^{-1} (A, dW symmetric)",
           show=r"dJ[D] = \langle(\lambda,\ \lambda x^T,\ \operatorname{sym}(\lambda s^{0T})), D\rangle,"
                r"\ \lambda = A^{-1}P^Te")

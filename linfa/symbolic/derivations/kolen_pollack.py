@@ -101,10 +101,11 @@ def _mismatch(d: Derivation, prefix: str, W: Any, B: Any, rates: dict[Any, Any],
     M = sp.MatrixSymbol(f"M_{{{wl}}}" if prefix else "M", *W.shape)
     dM = placeholder(M, rf"\dot M_{{{wl}}}" if prefix else r"\dot M")
     name = f"{prefix}mismatch" if prefix else "mismatch"
-    d.add(name, time_derivative(W - B.T, rates), -lam * M, defines=dM, uses=flows, given=((M, W - B.T),),
+    d.define(f"{prefix}def-M", M, W - B.T, reason="notation: the mismatch",
+             show=rf"{sp.latex(M)} := {wl} - {bl}^T")
+    d.add(name, time_derivative(W - B.T, rates), -lam * M, defines=dM, uses=(*flows, f"{prefix}def-M"),
           reason=f"product rule, then the flows of {wl} and {bl}: {why}",
-          show=rf"{sp.latex(dM)} := \tfrac{{d}}{{dt}}\left({wl} - {bl}^T\right) = -\lambda {sp.latex(M)},\quad "
-               rf"{sp.latex(M)} = {wl} - {bl}^T")
+          show=rf"{sp.latex(dM)} := \tfrac{{d}}{{dt}}\left({wl} - {bl}^T\right) = -\lambda {sp.latex(M)}")
     d.conclude(time_derivative(sp.exp(lam * t) * M, [(M, dM), (t, 1)]), sp.ZeroMatrix(*W.shape),
                name=f"{prefix}decay" if prefix else "decay", uses=(name,),
                reason="integrating factor: d/dt(e^{λt}M) = e^{λt}(λM + \\dot M) = 0, so e^{λt}M(t) = M(0)",

@@ -130,6 +130,8 @@ def saxe_modes() -> Derivation:
     ddelta, delta, delta0 = sp.Symbol(r"\dot\delta", real=True), sp.Symbol(r"\delta", real=True), \
         sp.Symbol(r"\delta_0", real=True)
     du, u = sp.Symbol(r"\dot u", real=True), sp.Symbol("u", positive=True)
+    d.define("def-delta", delta, a1**2 - c1**2, reason="notation: the balance of mode 1",
+             show=r"\delta := a_1^2 - c_1^2")
     d.add("balanced", time_derivative(a1**2 - c1**2, rates), 0, dims=dims, defines=ddelta,
           uses=("flow-a", "flow-c"), reason="product rule, then the flows of a and c (BP balancedness, one entry)",
           show=r"\dot\delta := \tfrac{d}{dt}\left(a_1^2 - c_1^2\right) = 0")
@@ -138,15 +140,15 @@ def saxe_modes() -> Derivation:
     d.add("balance-kept", delta0 + sp.Integral(ddelta, (tau_, 0, t_)), 0, defines=delta, uses=("balanced",),
           given=((delta0, 0),), reason="δ(t) = δ(0) + ∫_0^t δ' dτ, and δ(0) = a_1(0)² − c_1(0)² = 0 (balanced start)",
           show=r"\delta(t) = \delta(0) + \int_0^t\dot\delta\,d\tau = 0")
-    d.add("c-from-balance", c1, sp.sqrt(a1**2 - delta), given=((delta, a1**2 - c1**2),),
-          reason="c_1 > 0 is fixed by a_1 and δ = a_1² − c_1²", show=r"c_1 = \sqrt{a_1^2 - \delta}")
+    d.add("c-from-balance", c1, sp.sqrt(a1**2 - delta), uses=("def-delta",),
+          reason="c_1 > 0 is fixed by a_1 and δ", show=r"c_1 = \sqrt{a_1^2 - \delta}")
     d.add("mode-rate", time_derivative(c1 * a1, rates), (a1**2 + c1**2) * (s1 - c1 * a1), dims=dims,
           defines=du, uses=("flow-a", "flow-c"), reason="product rule, then the flows of a and c",
           show=r"\dot u := \tfrac{d}{dt}(c_1a_1) = (a_1^2 + c_1^2)(s_1 - c_1a_1)")
-    d.add("balanced-rate", du, 2 * u * (s1 - u), given=((u, a1**2),),
-          uses=("balance-kept", "c-from-balance", "mode-rate"),
-          reason="δ = 0 makes c_1 = a_1, so u = c_1a_1 = a_1²",
-          show=r"\dot u = 2u(s_1 - u),\quad u = c_1a_1 = a_1^2")
+    d.define("def-u", u, c1 * a1, reason="notation: the strength of mode 1", show=r"u := c_1a_1")
+    d.add("balanced-rate", du, 2 * u * (s1 - u), uses=("balance-kept", "c-from-balance", "mode-rate", "def-u"),
+          reason="δ = 0 makes c_1 = a_1, so a_1² + c_1² = 2u",
+          show=r"\dot u = 2u(s_1 - u)")
     expr, (t, s_, u0, tau) = saxe_solution()
     u_init, u_inf = sp.Symbol("u(0)", real=True), sp.Symbol(r"u(\infty)", real=True)
     d.add("initial", expr.subs(t, 0), u0, defines=u_init, reason="u(0) = u_0", show=r"u(0) = u_0")
