@@ -279,7 +279,8 @@ def quadratic_energy() -> Derivation:
                show=claims["one-sided"] + r",\ c_1 = (-\nu,\ -\nu x^T,\ -\operatorname{sym}(\nu s^{0T}) - "
                     r"\tfrac12\lambda\lambda^T)\ \big(\text{so } \tfrac{d}{d\beta}\tfrac{\partial F}{\partial\theta}"
                     r"(s^\beta)\big|_0 = \tfrac{dJ}{d\theta}\big)")
-    cen = sp.MatAdd(values["+"] / 2, values["-"] / 2, -grad)
+    half = sp.Rational(1, 2)
+    cen = sp.MatAdd(sp.MatMul(half, values["+"]), sp.MatMul(half, values["-"]), -grad)
     d.conclude((estimates["+"] + estimates["-"]) / 2 - dJ, sp.MatAdd(beta**2 * c2, _tail(cen, beta, 4)),
                name="centred",
                uses=("neumann+", "neumann-", "exact-shift+", "exact-shift-", "gradient", "estimate+", "estimate-"),
