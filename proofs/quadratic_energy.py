@@ -1,9 +1,11 @@
 """Fact 7 (Scellier & Bengio, linear case): two-phase learning with a quadratic energy.
 
-Fixed points; d/dβ ∂F/∂θ(s^β) at β = 0 equals dJ/dθ for θ = (b, U, W); the
-one-sided estimate's O(β) and the centred one's O(β²) errors with their
-leading coefficients; the nudged transient (1/β) ds/dt = −e^{−H_β t} P^T e and
-its β → 0 limit −e^{−At} P^T e.
+Fixed points and the closed-form nudged relaxation s(t) = s^β + e^{−H_β t}(s(0) − s^β);
+d/dβ ∂F/∂θ(s^β) at β = 0 equals dJ/dθ for θ = (b, U, W); the one-sided
+estimate's error β c_1 + O(β²) and the centred one's β² c_2 + O(β⁴), with
+explicit remainders; the nudged transient (1/β) ds/dt = −e^{−H_β t} P^T e and
+its β → 0 limit −e^{−At} P^T e. A chain: each claim is checked only from the
+earlier steps it names.
 
 Run ``python proofs/quadratic_energy.py``: prints every step with its reason, verifies
 each (exactly unless labelled numeric), runs the numerical cross-checks

@@ -78,5 +78,5 @@ register(Theorem(
     check_batch=_check_kp,
     reexamine=tighter_reexamine(_check_kp, TOL),
     fact=8,
-    derivation="kolen_pollack_decay",
+    derivation="kolen_pollack_decay", derivation_claim="decay",
 ))

@@ -133,6 +133,6 @@ register(Theorem(
     check_batch=_check_modes,
     reexamine=tighter_reexamine(_check_modes, TOL),
     fact=6,
-    derivation="saxe_modes",
+    derivation="saxe_modes", derivation_claim="logistic",
     instances=32, fast_instances=4, group_size=4,
 ))

@@ -120,7 +120,7 @@ register(Theorem(
     check_batch=lambda inst: _order_check(inst, centered=False),
     fact=7,
     instances=64, fast_instances=16, group_size=8,
-    derivation="quadratic_energy",
+    derivation="quadratic_energy", derivation_claim="one-sided",
 ))
 
 register(Theorem(
@@ -142,7 +142,7 @@ register(Theorem(
     check_batch=lambda inst: _order_check(inst, centered=True),
     fact=7,
     instances=64, fast_instances=16, group_size=8,
-    derivation="quadratic_energy",
+    derivation="quadratic_energy", derivation_claim="centred",
 ))
 
 
@@ -183,7 +183,7 @@ register(Theorem(
     check_batch=_check_relaxation,
     fact=7,
     instances=32, fast_instances=8, group_size=8,
-    derivation="quadratic_energy",
+    derivation="quadratic_energy", derivation_claim="relaxation",
 ))
 
 
