@@ -267,7 +267,8 @@ def render_table(results: Sequence[Any]) -> str:
     out = [line(header), line(["-" * w for w in widths])]
     out += [line(row) for row in rows]
     prefix = "checked at sizes ("
-    starred = {r.theorem.derivation: r.derivation[len(prefix):-1]
+    starred = {(f"{r.theorem.derivation} ({r.theorem.derivation_claim})" if r.theorem.derivation_claim
+                else str(r.theorem.derivation)): r.derivation[len(prefix):-1]
                for r in results if r.derivation.startswith(prefix)}
     if starred:
         out.append("* checked at sizes, not verified for every size: some steps proved exactly only at the "
