@@ -157,4 +157,4 @@ def test_check_marks_derivations_proved_only_at_stated_sizes(capsys):
     assert rows["kolen_pollack.mismatch_decay"] == "verified"  # dimension-free proof
     assert rows["saxe2014.mode_dynamics"] == "sizes*"  # "checked at sizes*": not a proof for every size
     assert "at sizes*" in out and "verified*" not in out
-    assert "    saxe_modes: some steps exact only at" in out
+    assert "    saxe_modes (logistic): some steps exact only at" in out
