@@ -198,7 +198,7 @@ def _rewrite_one(e: Any, old: Any, new: Any) -> Any:
     if isinstance(old, sp.MatrixSymbol):
         if not hasattr(e, "subs"):
             return e
-        out = e.subs(old, new)
+        out = e.xreplace({old: new})  # the placeholder is an atom: exact replacement suffices
         if out != e and not isinstance(out, sp.MatrixExpr | sp.MatrixBase) and out.has(MatrixElement):
             out = out.doit()  # entries of a substituted product, e.g. (c X)[0, 0] -> c X[0, 0]
         return out
