@@ -83,7 +83,8 @@ def integrate(
         ``"euler"`` (fixed step ``dt0``), ``"rodas4"`` (a stiff method:
         Rosenbrock 4(3) with the exact Jacobian of ``vf`` and a dense LU per
         instance; ``vf`` written, in ``y``, with the operations of
-        :class:`linfa.dual.Dual`; steps land on save points; no ``until`` yet),
+        :class:`linfa.dual.Dual`; steps land on save points; ``until`` located on a
+        Hermite cubic),
         ``"ros34pw2"`` (a stiff Rosenbrock-W method 3(2): the same exact
         Jacobian and LU, kept across steps, see :mod:`linfa.integrate.wmethod`),
         or ``"scipy:<NAME>"`` with
