@@ -89,7 +89,9 @@ def integrate(
         Jacobian and LU, kept across steps, see :mod:`linfa.integrate.wmethod`),
         or ``"scipy:<NAME>"`` with
         ``NAME`` one of ``RK23, RK45, DOP853, Radau, BDF, LSODA`` (one scipy
-        solver per instance); or a method object such as ``Tsit5()`` (your
+        solver per instance; ``Radau`` and ``BDF`` solve groups of small
+        instances as one system with a sparse block-diagonal Jacobian, see
+        :mod:`linfa.integrate._scipy`); or a method object such as ``Tsit5()`` (your
         own :class:`AbstractRungeKutta` subclass plugs in the same way).
     stepsize : StepSizeController, optional
         Tolerances and step-size rule; default ``StepSizeController()``.
