@@ -30,6 +30,10 @@ Routes:
 The script unsets ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` for itself
 (see ``_blas_env.py``) and prints the BLAS kernel in use.
 
+``--scipy-grid`` instead times ``scipy:BDF`` as one system against one by one
+on small FA problems (the measurements behind the group rule of the scipy
+route), t in [0, 1e4], Σxx eigenvalues 1e-3..1.
+
 ``--skip rodas4,ros34pw2,tsit5`` leaves routes out; ``--t1`` shortens the
 horizon (for profiling; the ratios are then not W4's).
 
@@ -79,6 +83,37 @@ def _flat(state, k):
     return np.concatenate([np.asarray(s).reshape(k, -1) for s in state], axis=1)
 
 
+GRID = [(16, (4, 3, 2)), (16, (6, 4, 3)), (64, (6, 4, 3)), (4, (10, 8, 5)), (16, (10, 8, 5)), (4, (16, 10, 5)),
+        (16, (16, 10, 5))]
+
+
+def fa_small(K: int, widths: tuple[int, ...], seed: int = 0):
+    rng = np.random.default_rng(seed)
+    n0 = widths[0]
+    q, _ = np.linalg.qr(rng.standard_normal((n0, n0)))
+    sxx = (q * np.logspace(-3, 0, n0)) @ q.T
+    task = linfa.Task.teacher(rng.standard_normal((K, widths[-1], n0)) / np.sqrt(n0), sxx=0.5 * (sxx + sxx.T))
+    rule = linfa.FA(linfa.feedback.for_rule("FA", widths, rng, scale=0.1, batch=(K,)))
+    w0 = tuple(0.1 * rng.standard_normal((K, widths[i + 1], widths[i])) for i in range(len(widths) - 1))
+    return rule, task, w0
+
+
+def scipy_grid() -> None:
+    print("scipy:BDF, exact Jacobian: groups as one block-diagonal system vs one instance at a time; FA, "
+          "Sigma_xx eigenvalues 1e-3..1, t in [0, 1e4], rtol 1e-6, atol 1e-9")
+    for K, widths in GRID:
+        rule, task, w0 = fa_small(K, widths)
+        problem = (rule, task, w0)
+        t_j, joint = timed(lambda p=problem: scipy_bdf(*p, 1e4, "default"))
+        t_s, single = timed(lambda p=problem: scipy_bdf(*p, 1e4, "single"))
+        a, b = _flat(single.state_final, K), _flat(joint.state_final, K)
+        diff = np.max(np.linalg.norm(a - b, axis=1) / np.linalg.norm(a, axis=1))
+        print(f"    K = {K:3d}, widths {widths}, D = {a.shape[1]:4d}: one system {t_j:6.2f} s "
+              f"({joint.stats['num_steps'].mean():.0f} steps), one by one {t_s:6.2f} s "
+              f"({single.stats['num_steps'].mean():.0f} steps/instance): {t_s / t_j:5.2f}x; "
+              f"final states differ {diff:.0e}", flush=True)
+
+
 def scipy_bdf(rule, task, w0, t1, variant: str):
     """``scipy:BDF`` on the route's default rule, one by one with the exact Jacobian, or one by one with FD."""
     if variant == "default":
@@ -108,7 +143,12 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated routes to leave out: rodas4, ros34pw2, tsit5")
     parser.add_argument("--bdf", default="default", help="scipy:BDF variants: default, single, fd (comma-separated)")
     parser.add_argument("--t1", type=float, default=T1)
+    parser.add_argument("--scipy-grid", action="store_true")
     a = parser.parse_args()
+    if a.scipy_grid:
+        print(_blas_env.describe())
+        scipy_grid()
+        return
     skip = set(filter(None, a.skip.split(",")))
     if a.skip_rodas4:
         skip.add("rodas4")

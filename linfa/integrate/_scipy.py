@@ -39,10 +39,11 @@ The rule (:func:`joint_size`): as one system when the method is ``BDF`` or
 ``min(K, JOINT_ENTRIES // D²)`` instances (the group's Jacobian blocks hold
 at most ``JOINT_ENTRIES`` numbers, which bounds memory and the extra steps a
 shared step size costs); a group of one is the one-by-one route. Measured
-(``benchmarks/bench_stiff.py``, FA with ill-conditioned Σxx, ``BDF``, rtol
-1e-6, on 2 loaded cores), one system against one by one: 4.6x faster at
-K = 16, D = 18; 4.1x at K = 64, D = 36; 4.8x at K = 16, D = 210; 1.6x at
-K = 4, D = 800 (0.8x at K = 4, D = 120, the one slower case seen). scipy
+(``benchmarks/bench_stiff.py --scipy-grid`` and W4 with ``--bdf``; FA with
+ill-conditioned Σxx, ``BDF``, rtol 1e-6, on 2 loaded cores), one system
+against one by one: 4.6x faster at K = 16, D = 18; 4.1x at K = 64, D = 36;
+4.8x at K = 16, D = 210; 1.6x at K = 4, D = 800 (t ≤ 1e3); 0.8x at K = 4,
+D = 120, the one slower case seen. scipy
 does not report rejected steps: ``num_rejected`` is ``-1``.
 """
 
