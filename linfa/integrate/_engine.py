@@ -55,32 +55,37 @@ __all__ = ["run"]
 STIFF_FRACTION = 0.5
 
 
-def run(p: Problem, m: AbstractRungeKutta, threads: int = 1) -> Raw:
+def run(p: Problem, m: AbstractRungeKutta, threads: int = 1, chunk: int | None = None) -> Raw:
     """Integrate ``p`` with method ``m``; see :func:`linfa.integrate.integrate`.
 
-    With ``threads > 1`` the instances are cut into that many contiguous
-    shards, each integrated by its own loop in its own thread (numpy releases
-    the GIL in the array work). Instances never interact, so the result is
-    bit-identical to one loop over all of them. When a shard raises (a failure
-    with ``throw=True``), the others stop at their next step and the first
-    exception raised is re-raised: with several threads that is the first
-    failure in wall-clock time, which may be another instance than the one a
-    single loop reports first.
+    The instances are cut into contiguous chunks of ``chunk`` instances (default:
+    ``K / threads``, one chunk a thread), each integrated by its own loop; with
+    ``threads > 1`` the loops run on that many threads (numpy releases the GIL in
+    the array work). Instances never interact, so the result is bit-identical to
+    one loop over all of them. When a loop raises (a failure with
+    ``throw=True``), the others stop at their next step and the first exception
+    raised is re-raised: with several threads that is the first failure in
+    wall-clock time, which may be another instance than the one a single loop
+    reports first.
     """
     raw = Raw(p)
-    shards = [r for r in np.array_split(np.arange(p.K), max(1, min(threads, p.K))) if r.size]
+    threads = max(1, min(threads, p.K))
+    n_chunks = threads if chunk is None else max(threads, -(-p.K // max(1, chunk)))
+    shards = [r for r in np.array_split(np.arange(p.K), max(1, min(n_chunks, p.K))) if r.size]
     cancel = threading.Event()
     loops = [_Loop(p, m, raw, rows, cancel) for rows in shards]
-    if len(loops) <= 1:
+    if threads <= 1 or len(loops) <= 1:
         for loop in loops:
             loop.run()
     else:
-        with ThreadPoolExecutor(len(loops)) as pool:
+        with ThreadPoolExecutor(threads) as pool:
             futures = [pool.submit(loop.run) for loop in loops]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failed = [f for f in done if f.exception() is not None]
-            if failed:  # e.g. throw=True: stop the other shards at their next step, raise this one
+            if failed:  # e.g. throw=True: stop the other loops at their next step, raise this one
                 cancel.set()
+                for f in futures:
+                    f.cancel()
                 wait(futures)
                 raise failed[0].exception()  # type: ignore[misc]
     raw.n_calls = sum(loop.n_calls for loop in loops)
