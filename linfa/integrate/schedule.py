@@ -11,9 +11,10 @@ costs or saves:
   from memory; chunks of at most :data:`CACHE_BYTES` keep each pass in cache.
   But each chunk pays the loop's Python overhead (about 0.2 ms a step) on its
   own, so a chunk holds at least :data:`MIN_CHUNK_ENTRIES` state entries.
-  Measured (G1 row 4096 x 16, tsit5, 2 loaded cores, ``benchmarks/bench_grid.py``):
-  chunks of 64 instances (3.4 MB) ran 3.0x faster than one loop on one
-  thread; at 256 x 16 chunking changed nothing measurable.
+  Measured (tsit5, 2 loaded cores, one run each, so only roughly): G1 row
+  4096 x 16, one thread, chunks of 64 instances (3.4 MB) 3.0x faster than
+  one loop; two threads, chunks of 128 1.8x faster than two halves; 256 x
+  64, chunks of 16, 1.4x (one thread), 1.1x (two); 256 x 16: no change.
 * **Threads.** numpy releases the GIL in the array work but not in the
   Python of each step, so a second thread pays only when the array work of a
   step dominates: at least :data:`THREAD_ENTRIES` state entries (``K D``).
@@ -38,7 +39,7 @@ __all__ = ["BLAS_SERIAL_DIM", "CACHE_BYTES", "MIN_CHUNK_ENTRIES", "THREAD_ENTRIE
 #: Bytes of one chunk's arrays at most (unless that leaves fewer than MIN_CHUNK_ENTRIES entries a chunk).
 CACHE_BYTES = 4 * 2**20
 #: State entries (chunk size x D) of a chunk at least.
-MIN_CHUNK_ENTRIES = 2**15
+MIN_CHUNK_ENTRIES = 2**16
 #: State entries (K x D) per extra thread.
 THREAD_ENTRIES = 2**16
 #: Leaf sides above this make OpenBLAS thread the flow's products itself (its threshold is m n k > 2^18).
