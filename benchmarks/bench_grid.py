@@ -92,6 +92,9 @@ def main() -> None:
     if a.rows:
         rows = [tuple(int(x) for x in r.split("x")) for r in a.rows.split(",")]  # type: ignore[misc]
     repeat = 2 if a.quick else a.repeat
+    warm_rule, warm_task, warm_w0 = w1_problem(4, 4, seed=1)  # compile numba's kernels before any timing
+    for threads in (None, 1, 2):
+        solve(warm_rule, warm_task, warm_w0, 1.0, method="tsit5", threads=threads)
     print(_blas_env.describe())
     print(f"G1  FA (n,n,n), Sigma_xx = I, t in [0, 20], rtol 1e-6, atol 1e-9, tsit5; {os.cpu_count()} cores; "
           "best of N, interleaved")

@@ -17,13 +17,31 @@ Routes:
 * ``tsit5`` on all 64 instances for ``--tsit5-steps`` steps (default 2000), its
   time projected to the whole interval from the time reached by the slowest
   instance (it runs at its stability limit, so its step size stays put);
-* ``scipy:BDF`` on 4 instances, one by one, with the exact Jacobian supplied;
+* ``scipy:BDF`` on ``--k-bdf`` instances (default 4), in the variants of
+  ``--bdf`` (comma-separated): ``default`` (the route's own rule: the exact
+  Jacobian, and the instances in groups solved as one block-diagonal sparse
+  system, see ``linfa/integrate/_scipy.py``), ``single`` (exact Jacobian,
+  one instance at a time) and ``fd`` (one at a time with scipy's
+  finite-difference Jacobian: the route as it was before the exact Jacobian);
 * reference: ``rodas4`` at rtol 1e-8, atol 1e-11 on the first instance
   (``--k-ref``); printed: each route's relative difference of final states
   on it.
 
 The script unsets ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` for itself
 (see ``_blas_env.py``) and prints the BLAS kernel in use.
+
+* ``--cvode N``: SUNDIALS CVODE (BDF, its own dense direct solver) through
+  ``scikit-sundae`` (not a linfa dependency: ``pip install scikit-sundae``),
+  one instance at a time on the first ``N`` instances, with the exact
+  Jacobian (:func:`linfa.dual.jacobian` of the one flow definition) as a dense
+  callback: the issue's yardstick.
+
+``--scipy-grid`` instead times ``scipy:BDF`` as one system against one by one
+on small FA problems (the measurements behind the group rule of the scipy
+route), t in [0, 1e4], Σxx eigenvalues 1e-3..1.
+
+``--skip rodas4,ros34pw2,tsit5`` leaves routes out; ``--t1`` shortens the
+horizon (for profiling; the ratios are then not W4's).
 
 Run: ``python benchmarks/bench_stiff.py [--quick]`` (``--quick``: 2 instances
 for rodas4 and BDF, 500 tsit5 steps; a few minutes).
@@ -41,7 +59,11 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import linfa  # noqa: E402
-from linfa.dynamics import solve  # noqa: E402
+from linfa.dynamics import prepare, solve  # noqa: E402
+from linfa.dynamics.problem import vector_field  # noqa: E402
+from linfa.integrate import StepSizeController  # noqa: E402
+from linfa.integrate import _scipy as scipy_route  # noqa: E402
+from linfa.integrate.problem import Problem  # noqa: E402
 
 T1, RTOL, ATOL = 1e6, 1e-6, 1e-9
 
@@ -67,6 +89,80 @@ def _flat(state, k):
     return np.concatenate([np.asarray(s).reshape(k, -1) for s in state], axis=1)
 
 
+GRID = [(16, (4, 3, 2)), (16, (6, 4, 3)), (64, (6, 4, 3)), (4, (10, 8, 5)), (16, (10, 8, 5)), (4, (16, 10, 5)),
+        (16, (16, 10, 5))]
+
+
+def fa_small(K: int, widths: tuple[int, ...], seed: int = 0):
+    rng = np.random.default_rng(seed)
+    n0 = widths[0]
+    q, _ = np.linalg.qr(rng.standard_normal((n0, n0)))
+    sxx = (q * np.logspace(-3, 0, n0)) @ q.T
+    task = linfa.Task.teacher(rng.standard_normal((K, widths[-1], n0)) / np.sqrt(n0), sxx=0.5 * (sxx + sxx.T))
+    rule = linfa.FA(linfa.feedback.for_rule("FA", widths, rng, scale=0.1, batch=(K,)))
+    w0 = tuple(0.1 * rng.standard_normal((K, widths[i + 1], widths[i])) for i in range(len(widths) - 1))
+    return rule, task, w0
+
+
+def scipy_grid() -> None:
+    print("scipy:BDF, exact Jacobian: groups as one block-diagonal system vs one instance at a time; FA, "
+          "Sigma_xx eigenvalues 1e-3..1, t in [0, 1e4], rtol 1e-6, atol 1e-9")
+    for K, widths in GRID:
+        rule, task, w0 = fa_small(K, widths)
+        problem = (rule, task, w0)
+        t_j, joint = timed(lambda p=problem: scipy_bdf(*p, 1e4, "default"))
+        t_s, single = timed(lambda p=problem: scipy_bdf(*p, 1e4, "single"))
+        a, b = _flat(single.state_final, K), _flat(joint.state_final, K)
+        diff = np.max(np.linalg.norm(a - b, axis=1) / np.linalg.norm(a, axis=1))
+        print(f"    K = {K:3d}, widths {widths}, D = {a.shape[1]:4d}: one system {t_j:6.2f} s "
+              f"({joint.stats['num_steps'].mean():.0f} steps), one by one {t_s:6.2f} s "
+              f"({single.stats['num_steps'].mean():.0f} steps/instance): {t_s / t_j:5.2f}x; "
+              f"final states differ {diff:.0e}", flush=True)
+
+
+def scipy_bdf(rule, task, w0, t1, variant: str):
+    """``scipy:BDF`` on the route's default rule, one by one with the exact Jacobian, or one by one with FD."""
+    if variant == "default":
+        return solve(rule, task, w0, t1, rtol=RTOL, atol=ATOL, method="scipy:BDF")
+    y0, args, batch, unpack = prepare(rule, task, w0)
+    p = Problem.build(vector_field(unpack), y0, t1, t0=0.0, args=args, batch_shape=batch, saveat=None, observe=None,
+                      controller=StepSizeController(rtol=RTOL, atol=ATOL), max_steps=100_000, until=None,
+                      throw=False)
+    return scipy_route.run(p, "BDF", joint=1, exact_jacobian=variant == "single").solution("scipy:BDF")
+
+
+def cvode(rule, task, w0, t1):
+    """SUNDIALS CVODE BDF (scikit-sundae) one instance at a time, exact dense Jacobian; final states, steps."""
+    from sksundae.cvode import CVODE
+
+    from linfa import dual
+
+    y0, args, batch, unpack = prepare(rule, task, w0)
+    p = Problem.build(vector_field(unpack), y0, t1, t0=0.0, args=args, batch_shape=batch, saveat=None, observe=None,
+                      controller=StepSizeController(rtol=RTOL, atol=ATOL), max_steps=100_000, until=None,
+                      throw=False)
+    layout, K = p.layout, p.K
+    finals, steps, njev = [], [], []
+    for k in range(K):
+        sub = p.make_args().take(np.array([k]))
+
+        def rhs(t, y, yp, sub):
+            yp[:] = layout.flatten(p.vf(np.array([t]), layout.views(y[None, :]), sub), 1)[0]
+
+        def jac(t, y, yp, jj, sub):
+            jj[:, :] = dual.jacobian(lambda _, leaves: p.vf(np.array([t]), leaves, sub), t,
+                                     layout.views(np.array(y)[None, :]), batch_ndim=1)[0]
+
+        out = CVODE(rhs, method="BDF", rtol=RTOL, atol=ATOL, jacfn=jac, linsolver="dense", userdata=sub,
+                    max_num_steps=1_000_000).solve(np.array([0.0, t1]), p.y0[k])
+        if not out.success:
+            raise RuntimeError(f"CVODE failed on instance {k}: {out.message}")
+        finals.append(out.y[-1])
+        steps.append(len(out.t) - 1)
+        njev.append(out.njev)
+    return np.array(finals), np.array(steps), np.array(njev)
+
+
 def timed(fn):
     t = time.perf_counter()
     out = fn()
@@ -79,57 +175,116 @@ def main() -> None:
     parser.add_argument("--k-stiff", type=int, default=None)
     parser.add_argument("--k-bdf", type=int, default=None)
     parser.add_argument("--tsit5-steps", type=int, default=None)
-    parser.add_argument("--k-ref", type=int, default=1)
+    parser.add_argument("--k-ref", type=int, default=1, help="instances of the reference (0: none)")
     parser.add_argument("--k-w", type=int, default=None)
     parser.add_argument("--skip-rodas4", action="store_true")
+    parser.add_argument("--skip", default="", help="comma-separated routes to leave out: rodas4, ros34pw2, tsit5")
+    parser.add_argument("--bdf", default="default", help="scipy:BDF variants: default, single, fd (comma-separated)")
+    parser.add_argument("--t1", type=float, default=T1)
+    parser.add_argument("--scipy-grid", action="store_true")
+    parser.add_argument("--w-blas1", action="store_true",
+                        help="also time ros34pw2 with BLAS limited to one thread (threadpoolctl)")
+    parser.add_argument("--cvode", type=int, default=0, help="instances for SUNDIALS CVODE (scikit-sundae); 0: none")
     a = parser.parse_args()
+    if a.scipy_grid:
+        print(_blas_env.describe())
+        scipy_grid()
+        return
+    skip = set(filter(None, a.skip.split(",")))
+    if a.skip_rodas4:
+        skip.add("rodas4")
+    t1 = a.t1
     k_stiff = a.k_stiff or (2 if a.quick else 64)
     k_bdf = a.k_bdf if a.k_bdf is not None else (2 if a.quick else 4)
     n_tsit5 = a.tsit5_steps or (500 if a.quick else 2000)
     print(_blas_env.describe())
-    print("W4  FA (30,20,10), Sigma_xx eigenvalues 1e-4..1, K=64, t in [0, 1e6], rtol 1e-6, atol 1e-9 (D = 800)")
+    print(f"W4  FA (30,20,10), Sigma_xx eigenvalues 1e-4..1, K=64, t in [0, {t1:g}], rtol 1e-6, atol 1e-9 (D = 800); "
+          "times are only comparable within one run (shared, loaded machine)")
     rule, task, w0 = w4_problem()
     k_ref = a.k_ref
-    r_ref = subset(rule, task, w0, k_ref)
-    t_ref, ref = timed(lambda: solve(*r_ref, T1, rtol=1e-8, atol=1e-11, method="rodas4"))
-    ref_final = _flat(ref.state_final, k_ref)
-    print(f"    reference rodas4 rtol 1e-8 on {k_ref} instance(s): {t_ref:.1f} s, status {set(ref.status.tolist())}, "
-          f"steps {ref.stats['num_steps'].mean():.0f}", flush=True)
+    ref_final = np.zeros((0, 800))
+    if k_ref:
+        r_ref = subset(rule, task, w0, k_ref)
+        t_ref, ref = timed(lambda: solve(*r_ref, t1, rtol=1e-8, atol=1e-11, method="rodas4"))
+        ref_final = _flat(ref.state_final, k_ref)
+        print(f"    reference rodas4 rtol 1e-8 on {k_ref} instance(s): {t_ref:.1f} s, status "
+              f"{set(ref.status.tolist())}, steps {ref.stats['num_steps'].mean():.0f}", flush=True)
+    else:
+        print("    no reference (--k-ref 0): accuracy not reported", flush=True)
 
     def rel(sol, k_sol):
         k = min(k_sol, k_ref)
+        if not k:
+            return float("nan")
         got = _flat(sol.state_final, k_sol)[:k]
         return float(np.max(np.linalg.norm(got - ref_final[:k], axis=1) / np.linalg.norm(ref_final[:k], axis=1)))
 
     k_w = a.k_w or k_stiff
-    t_w, w = timed(lambda: solve(*subset(rule, task, w0, k_w), T1, rtol=RTOL, atol=ATOL, method="ros34pw2"))
-    t_w64 = t_w * 64 / k_w
-    print(f"    ros34pw2 on {k_w} instances: {t_w:.1f} s ({t_w / k_w:.1f} s per instance)"
-          + (f" -> {t_w64:.0f} s projected for 64" if k_w != 64 else "")
-          + f"; steps/instance {w.stats['num_steps'].mean():.0f} ({w.stats['num_rejected'].mean():.0f} rejected), "
-          f"Jacobians {w.stats['num_jacobians'].mean():.0f}, LUs {w.stats['num_lu'].mean():.0f}; "
-          f"max rel. diff {rel(w, k_w):.1e}", flush=True)
-    t_st64 = float("nan")
-    if not a.skip_rodas4:
-        t_st, st = timed(lambda: solve(*subset(rule, task, w0, k_stiff), T1, rtol=RTOL, atol=ATOL, method="rodas4"))
+    t_w64 = t_st64 = t_ts_proj = float("nan")
+    if "ros34pw2" not in skip:
+        t_w, w = timed(lambda: solve(*subset(rule, task, w0, k_w), t1, rtol=RTOL, atol=ATOL, method="ros34pw2"))
+        t_w64 = t_w * 64 / k_w
+        print(f"    ros34pw2 on {k_w} instances: {t_w:.1f} s ({t_w / k_w:.2f} s per instance)"
+              + (f" -> {t_w64:.0f} s projected for 64" if k_w != 64 else "")
+              + f"; steps/instance {w.stats['num_steps'].mean():.0f} ({w.stats['num_rejected'].mean():.0f} rejected), "
+              f"Jacobians {w.stats['num_jacobians'].mean():.0f}, LUs {w.stats['num_lu'].mean():.0f}; "
+              f"max rel. diff {rel(w, k_w):.1e}", flush=True)
+    if a.w_blas1 and "ros34pw2" not in skip:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, user_api="blas"):
+            t_w1, w1 = timed(lambda: solve(*subset(rule, task, w0, k_w), t1, rtol=RTOL, atol=ATOL, method="ros34pw2"))
+        print(f"    ros34pw2 on {k_w} instances, BLAS on 1 thread: {t_w1:.1f} s ({t_w1 / k_w:.2f} s per instance): "
+              f"{t_w / t_w1:.2f}x faster than with the BLAS threads as given; final states differ "
+              f"{np.max(np.abs(_flat(w1.state_final, k_w) - _flat(w.state_final, k_w))):.1e}", flush=True)
+    if "rodas4" not in skip:
+        t_st, st = timed(lambda: solve(*subset(rule, task, w0, k_stiff), t1, rtol=RTOL, atol=ATOL, method="rodas4"))
         t_st64 = t_st * 64 / k_stiff
         print(f"    rodas4 on {k_stiff} instances: {t_st:.1f} s"
               + (f" -> {t_st64:.0f} s projected for 64" if k_stiff != 64 else "")
               + f"; steps/instance {st.stats['num_steps'].mean():.0f}; max rel. diff {rel(st, k_stiff):.1e}",
               flush=True)
-    t_ts, ts = timed(lambda: solve(rule, task, w0, T1, rtol=RTOL, atol=ATOL, method="tsit5", max_steps=n_tsit5))
-    reached = float(np.min(ts.t_final))
-    t_ts_proj = t_ts * T1 / reached
-    print(f"    tsit5 on 64 instances: {n_tsit5} steps in {t_ts:.1f} s reached t >= {reached:.0f} "
-          f"(h ~ {reached / n_tsit5:.2f}, stability-limited) -> {t_ts_proj:.0f} s projected to t = 1e6", flush=True)
-    if a.k_bdf == 0:
+    if "tsit5" not in skip:
+        t_ts, ts = timed(lambda: solve(rule, task, w0, t1, rtol=RTOL, atol=ATOL, method="tsit5", max_steps=n_tsit5))
+        reached = float(np.min(ts.t_final))
+        t_ts_proj = t_ts * t1 / reached
+        print(f"    tsit5 on 64 instances: {n_tsit5} steps in {t_ts:.1f} s reached t >= {reached:.0f} "
+              f"(h ~ {reached / n_tsit5:.2f}, stability-limited) -> {t_ts_proj:.0f} s projected to t = {t1:g}",
+              flush=True)
+    bdf_times = {}
+    for variant in filter(None, a.bdf.split(",")) if k_bdf else ():
+        what = {"default": "exact Jacobian, groups as one sparse block-diagonal system",
+                "single": "exact Jacobian, one instance at a time",
+                "fd": "finite-difference Jacobian, one instance at a time (before)"}[variant]
+        t_bdf, bdf = timed(lambda v=variant: scipy_bdf(*subset(rule, task, w0, k_bdf), t1, v))
+        bdf_times[variant] = t_bdf
+        print(f"    scipy:BDF ({what}) on {k_bdf} instances: {t_bdf:.1f} s -> {t_bdf * 64 / k_bdf:.0f} s for 64; "
+              f"steps/instance {bdf.stats['num_accepted'].mean():.0f}, flow evaluations/instance "
+              f"{bdf.stats['num_flow_evals'].mean():.0f}; status {set(bdf.status.tolist())}; "
+              f"max rel. diff {rel(bdf, k_bdf):.1e}", flush=True)
+    if a.cvode:
+        try:
+            t_cv, (cv_final, cv_steps, cv_jev) = timed(lambda: cvode(*subset(rule, task, w0, a.cvode), t1))
+        except ImportError:
+            print("    CVODE: scikit-sundae not installed (pip install scikit-sundae)")
+        else:
+            diff = float("nan")
+            if k_ref:
+                k = min(a.cvode, k_ref)
+                diff = float(np.max(np.linalg.norm(cv_final[:k] - ref_final[:k], axis=1)
+                                    / np.linalg.norm(ref_final[:k], axis=1)))
+            print(f"    CVODE BDF (scikit-sundae, exact dense Jacobian) on {a.cvode} instance(s): {t_cv:.1f} s "
+                  f"({t_cv / a.cvode:.2f} s per instance) -> {t_cv * 64 / a.cvode:.0f} s for 64; steps/instance "
+                  f"{cv_steps.mean():.0f}, Jacobians {cv_jev.mean():.0f}; max rel. diff {diff:.1e}", flush=True)
+            if "ros34pw2" not in skip:
+                print(f"    ros34pw2 vs CVODE (per instance): {t_cv / a.cvode / (t_w64 / 64):.2f}x")
+    for v in ("single", "fd"):
+        if v in bdf_times and "default" in bdf_times:
+            print(f"    scipy:BDF default vs {v}: {bdf_times[v] / bdf_times['default']:.2f}x faster")
+    if "tsit5" not in skip and "rodas4" not in skip:
+        print(f"    rodas4 vs tsit5 (projected, 64 instances): {t_ts_proj / t_st64:.2f}x  (target >= 20x)")
+    if "tsit5" not in skip and "ros34pw2" not in skip:
         print(f"    ros34pw2 vs tsit5 (projected, 64 instances): {t_ts_proj / t_w64:.2f}x  (target >= 20x)")
-        return
-    t_bdf, bdf = timed(lambda: solve(*subset(rule, task, w0, k_bdf), T1, rtol=RTOL, atol=ATOL, method="scipy:BDF"))
-    print(f"    scipy:BDF (exact Jacobian) on {k_bdf} instances: {t_bdf:.1f} s -> {t_bdf * 64 / k_bdf:.0f} s for 64; "
-          f"max rel. diff {rel(bdf, k_bdf):.1e}")
-    print(f"    rodas4 vs tsit5 (projected, 64 instances): {t_ts_proj / t_st64:.2f}x  (target >= 20x)")
-    print(f"    ros34pw2 vs tsit5 (projected, 64 instances): {t_ts_proj / t_w64:.2f}x  (target >= 20x)")
 
 
 if __name__ == "__main__":

@@ -264,7 +264,7 @@ def all_cases() -> list[Case]:
     add(_cases("solve", linfa.solve, {"rule": RULES["BP"], "task": TASK, "state0": STATE, "t1": 0.1},
                {"until": [("int", 3), ("str", "loss")],
                 "t1": [x for x in BAD_POSITIVE[:-2] if x[0] != "0"],  # t1 = t0 is an empty run
-                "max_steps": BAD_COUNT1, "threads": BAD_COUNT1}))
+                "max_steps": BAD_COUNT1, "threads": [x for x in BAD_COUNT1 if x[0] != "None"]}))  # None: chosen
     add(_cases("sgd", linfa.sgd, {"rule": RULES["BP"], "task": TASK, "state0": STATE, "lr": 0.01, "steps": 2,
                                   "batch_size": 2, "rng": RNG},
                {"lr": BAD_POSITIVE, "steps": BAD_COUNT, "batch_size": BAD_COUNT1, "rng": BAD_RNG,

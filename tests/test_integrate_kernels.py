@@ -14,7 +14,7 @@ import pytest
 import linfa
 from linfa import observables
 from linfa.dynamics import FailedInstancesWarning, solve, until
-from linfa.integrate import IntegrationError, Status
+from linfa.integrate import IntegrationError, Status, schedule
 from linfa.integrate._kernels import lincomb_nz, scale_rows, scaled_error
 from linfa.integrate.methods import METHODS, lincomb
 
@@ -101,14 +101,14 @@ def test_threads_are_bit_identical_to_one_loop(method):
               until=[until.diverged(8.0), until.loss_below(1e-3)],
               dt0=0.005 if method == "euler" else None)
     with pytest.warns(FailedInstancesWarning) as warned:
-        one = solve(rule, task, w0, 3.0, **kw)
+        one = solve(rule, task, w0, 3.0, threads=1, **kw)
     # the shards see every ending: reaching t1, a stopping condition, a divergence
     assert {Status.success, Status.event, Status.diverged} <= set(one.status.tolist())
     n_diverged = int(np.sum(one.status == Status.diverged))
     assert n_diverged == 1 and not any(Status(s).failed for s in one.status if s != Status.diverged)
     (w,) = warned
     assert str(w.message).startswith("1 of 7 instance(s) failed (1 diverged)")
-    for threads in (2, 3, 7, 50):
+    for threads in (None, 2, 3, 7, 50):
         with pytest.warns(FailedInstancesWarning, match=r"^1 of 7 instance\(s\) failed \(1 diverged\)") as warned:
             many = solve(rule, task, w0, 3.0, threads=threads, **kw)
         assert len(warned) == 1  # one warning per call, not one per shard
@@ -174,3 +174,36 @@ def test_scipy_route_refuses_threads():
     rule, task, w0 = _mixed_problem()
     with pytest.raises(ValueError, match="threads"):
         solve(rule, task, w0, 1.0, method="scipy:LSODA", threads=2)
+
+
+def test_default_plan_with_chunks_and_threads_is_bit_identical(monkeypatch):
+    """Force the default plan to cut the batch into chunks of one instance on every core: same bits."""
+    rule, task, w0 = _mixed_problem()
+    kw = dict(saveat=np.linspace(0.0, 3.0, 7), method="tsit5", until=[until.loss_below(1e-3)], threads=None)
+    one = solve(rule, task, w0, 3.0, **{**kw, "threads": 1})
+    monkeypatch.setattr(schedule, "CACHE_BYTES", 1)
+    monkeypatch.setattr(schedule, "MIN_CHUNK_ENTRIES", 1)
+    monkeypatch.setattr(schedule, "THREAD_ENTRIES", 1)
+    monkeypatch.setattr(schedule, "cores", lambda: 2)
+    assert schedule.plan(7, 20, 7, 4) == (2, 1)
+    many = solve(rule, task, w0, 3.0, **kw)
+    for a, b in zip(one.states, many.states, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(one.t_final, many.t_final)
+    np.testing.assert_array_equal(one.stats["num_flow_evals"], many.stats["num_flow_evals"])
+
+
+@pytest.mark.parametrize("K, D, side", [(1, 32, 4), (256, 32, 4), (16, 512, 16), (256, 512, 16), (4096, 512, 16),
+                                        (256, 8192, 64), (16, 32768, 128), (1, 524288, 512)])
+def test_schedule_plan_follows_its_rule(monkeypatch, K, D, side):
+    monkeypatch.setattr(schedule, "cores", lambda: 2)
+    threads, chunk = schedule.plan(K, D, 7, side)
+    assert 1 <= threads <= min(K, 2) and 1 <= chunk <= K
+    # a chunk fits the cache budget, unless that would leave it fewer entries than the minimum
+    fits = chunk * 8 * (7 + 6) * D <= schedule.CACHE_BYTES
+    assert fits or chunk == K or (chunk - 1) * D < schedule.MIN_CHUNK_ENTRIES
+    if side > schedule.BLAS_SERIAL_DIM or K * D < 2 * schedule.THREAD_ENTRIES:
+        assert threads == 1  # BLAS threads the products itself, or too little array work per step
+    else:
+        assert threads == 2
+    assert schedule.plan(K, D, 7, side, threads=3)[0] == min(3, K)  # threads= overrides

@@ -7,7 +7,7 @@ import pytest
 from scipy.linalg import expm
 
 import linfa
-from linfa.dynamics import solve, until
+from linfa.dynamics import solve
 from linfa.integrate import integrate
 from linfa.integrate.rosenbrock import Rodas4, step
 
@@ -151,9 +151,6 @@ def test_generic_vf_and_errors() -> None:
     s2 = integrate(ramp, (np.zeros((2, 1)),), 10.0, args=(lam2[:, None],), batch_shape=(2,), method="rodas4",
                    rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(s2.state_final[0], 10.0 - (1 - np.exp(-lm * 10.0)) / lm, rtol=1e-7)
-    with pytest.raises(ValueError, match="until"):
-        solve(linfa.BP(), linfa.Task.teacher(np.eye(2)), (np.eye(2), np.eye(2)), 1.0, method="rodas4",
-              until=until.loss_below(1e-3))
     with pytest.raises(ValueError, match="rodas4"):
         solve(linfa.BP(), linfa.Task.teacher(np.eye(2)), (np.eye(2), np.eye(2)), 1.0, method="rodas5")
 

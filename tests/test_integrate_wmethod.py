@@ -8,7 +8,7 @@ import scipy.linalg as sla
 from scipy.linalg import expm
 
 import linfa
-from linfa.dynamics import solve, until
+from linfa.dynamics import solve
 from linfa.integrate import integrate
 from linfa.integrate.rosenbrock import AbstractRosenbrock, Rodas4
 from linfa.integrate.wmethod import Ros34PW2, transformed, w_step
@@ -167,8 +167,5 @@ def test_generic_vf_method_objects_and_errors() -> None:
     s2 = integrate(ramp, (np.zeros((2, 1)),), 10.0, args=(lam2,), batch_shape=(2,), method="ros34pw2",
                    rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(s2.state_final[0], 10.0 - (1 - np.exp(-lam2 * 10.0)) / lam2, rtol=1e-6)
-    with pytest.raises(ValueError, match="until"):
-        solve(linfa.BP(), linfa.Task.teacher(np.eye(2)), (np.eye(2), np.eye(2)), 1.0, method="ros34pw2",
-              until=until.loss_below(1e-3))
     with pytest.raises(ValueError, match="ros34pw2"):
         solve(linfa.BP(), linfa.Task.teacher(np.eye(2)), (np.eye(2), np.eye(2)), 1.0, method="ros34pw3")

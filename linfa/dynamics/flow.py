@@ -33,7 +33,7 @@ def solve(
     max_steps: int = MAX_STEPS,
     until: Event | Condition | Sequence[Event | Condition] | None = None,
     throw: bool = False,
-    threads: int = 1,
+    threads: int | None = None,
 ) -> Solution:
     """Integrate the learning dynamics ``d state/dt = rule.flow(task)(t, state)``.
 
@@ -64,8 +64,9 @@ def solve(
         given and must return.
     method : str or AbstractRungeKutta
         ``"dopri5"``, ``"tsit5"``, ``"dop853"``, ``"euler"`` (fixed step ``dt0``: one
-        step is one step of full-batch learning with learning rate ``dt0``)
-        or ``"scipy:LSODA"`` / ``"scipy:BDF"`` / ``"scipy:Radau"`` /
+        step is one step of full-batch learning with learning rate ``dt0``),
+        the stiff methods ``"rodas4"`` and ``"ros34pw2"`` (ill-conditioned Σxx,
+        long horizons), or ``"scipy:LSODA"`` / ``"scipy:BDF"`` / ``"scipy:Radau"`` /
         ``"scipy:RK45"`` / ``"scipy:DOP853"``; or a method object
         (:mod:`linfa.integrate.methods`).
     stepsize : StepSizeController, optional
@@ -83,10 +84,11 @@ def solve(
     throw : bool
         Raise :class:`~linfa.integrate.IntegrationError` on the first
         failing instance instead of recording its status.
-    threads : int
-        Integrate the batch in this many shards, one thread each; on a
-        machine with several cores this divides the wall time while the
-        result stays bit-identical (the instances never interact).
+    threads : int, optional
+        Integrate the batch on this many threads (in contiguous chunks); the
+        result stays bit-identical (the instances never interact). Default:
+        chosen from the batch size and state size
+        (:func:`linfa.integrate.schedule.plan`).
 
     Returns
     -------

@@ -44,44 +44,48 @@ from typing import Any
 import numpy as np
 
 from linfa.integrate._kernels import lincomb_nz, scale_rows, scaled_error
-from linfa.integrate.events import Event
+from linfa.integrate.events import Event, first_root
 from linfa.integrate.methods import AbstractRungeKutta, lincomb
 from linfa.integrate.problem import Args, Layout, Problem, Raw
 from linfa.integrate.solution import Status
 
 __all__ = ["run"]
 
-ROOT_MAXITER = 100
 #: ``h ρ`` above this fraction of the stability limit counts as "at the limit" (one step's estimate).
 STIFF_FRACTION = 0.5
 
 
-def run(p: Problem, m: AbstractRungeKutta, threads: int = 1) -> Raw:
+def run(p: Problem, m: AbstractRungeKutta, threads: int = 1, chunk: int | None = None) -> Raw:
     """Integrate ``p`` with method ``m``; see :func:`linfa.integrate.integrate`.
 
-    With ``threads > 1`` the instances are cut into that many contiguous
-    shards, each integrated by its own loop in its own thread (numpy releases
-    the GIL in the array work). Instances never interact, so the result is
-    bit-identical to one loop over all of them. When a shard raises (a failure
-    with ``throw=True``), the others stop at their next step and the first
-    exception raised is re-raised: with several threads that is the first
-    failure in wall-clock time, which may be another instance than the one a
-    single loop reports first.
+    The instances are cut into contiguous chunks of ``chunk`` instances (default:
+    ``K / threads``, one chunk a thread), each integrated by its own loop; with
+    ``threads > 1`` the loops run on that many threads (numpy releases the GIL in
+    the array work). Instances never interact, so the result is bit-identical to
+    one loop over all of them. When a loop raises (a failure with
+    ``throw=True``), the others stop at their next step and the first exception
+    raised is re-raised: with several threads that is the first failure in
+    wall-clock time, which may be another instance than the one a single loop
+    reports first.
     """
     raw = Raw(p)
-    shards = [r for r in np.array_split(np.arange(p.K), max(1, min(threads, p.K))) if r.size]
+    threads = max(1, min(threads, p.K))
+    n_chunks = threads if chunk is None else max(threads, -(-p.K // max(1, chunk)))
+    shards = [r for r in np.array_split(np.arange(p.K), max(1, min(n_chunks, p.K))) if r.size]
     cancel = threading.Event()
     loops = [_Loop(p, m, raw, rows, cancel) for rows in shards]
-    if len(loops) <= 1:
+    if threads <= 1 or len(loops) <= 1:
         for loop in loops:
             loop.run()
     else:
-        with ThreadPoolExecutor(len(loops)) as pool:
+        with ThreadPoolExecutor(threads) as pool:
             futures = [pool.submit(loop.run) for loop in loops]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failed = [f for f in done if f.exception() is not None]
-            if failed:  # e.g. throw=True: stop the other shards at their next step, raise this one
+            if failed:  # e.g. throw=True: stop the other loops at their next step, raise this one
                 cancel.set()
+                for f in futures:
+                    f.cancel()
                 wait(futures)
                 raise failed[0].exception()  # type: ignore[misc]
     raw.n_calls = sum(loop.n_calls for loop in loops)
@@ -248,24 +252,13 @@ class _EventLocator:
         """Illinois false position for the first ``θ`` with ``σ g ≤ 0`` (bracket ``[0, 1]``)."""
         ev = self.events[e]
         layout = loop.buf.layout
-        n = rows.size
-        lo, hi = np.zeros(n), np.ones(n)
-        glo, ghi = self.g_old[e, rows].copy(), g_hi.copy()
-        side = np.zeros(n)
         inst = loop.inst
         t0, hr, y0 = inst.t[rows], h[rows], loop.buf.y[rows]
         sig = self.sigma[e, rows]
         sub = loop.args.take(rows)
         tol = 4 * np.spacing(np.abs(t0) + hr) / hr
-        for _ in range(ROOT_MAXITER):
-            open_ = (hi - lo > np.maximum(tol, 1e-14)) & (ghi < 0)
-            if not open_.any():
-                break
-            w = hi - lo
-            denom = np.where(ghi != glo, ghi - glo, -1.0)
-            th = hi - ghi * w / denom
-            th = np.clip(th, lo + 1e-3 * w, hi - 1e-3 * w)
-            th = np.where(np.isfinite(th), th, 0.5 * (lo + hi))
+
+        def g_at(th: np.ndarray, open_: np.ndarray) -> np.ndarray:
             yv = loop.m.dense_eval(F, y0, th)
             tv = t0 + th * hr
             yv_views = layout.views(yv)
@@ -273,15 +266,9 @@ class _EventLocator:
             if ev.flow:
                 dy = loop.call(tv, yv_views, sub)
                 inst.n_fev[rows[open_]] += 1  # only the rows still searching (independent of the batch)
-            g = sig * ev(tv, yv_views, sub, dy)
-            inside = (g <= 0) & open_
-            outside = ~(g <= 0) & open_
-            ghi = np.where(inside, g, np.where(outside & (side > 0), 0.5 * ghi, ghi))
-            glo = np.where(outside, g, np.where(inside & (side < 0), 0.5 * glo, glo))
-            hi = np.where(inside, th, hi)
-            lo = np.where(outside, th, lo)
-            side = np.where(inside, -1.0, np.where(outside, 1.0, side))
-        return hi
+            return sig * ev(tv, yv_views, sub, dy)
+
+        return first_root(g_at, self.g_old[e, rows], g_hi, tol)
 
 
 class _SavePoints:

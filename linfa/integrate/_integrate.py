@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from linfa._validate import count
-from linfa.integrate import _engine, _scipy, rosenbrock, wmethod
+from linfa.integrate import _engine, _scipy, rosenbrock, schedule, wmethod
 from linfa.integrate.controller import StepSizeController
 from linfa.integrate.events import Event
 from linfa.integrate.methods import METHODS, AbstractRungeKutta, as_method
@@ -37,7 +37,7 @@ def integrate(
     max_steps: int = MAX_STEPS,
     until: Event | Sequence[Event] | None = None,
     throw: bool = False,
-    threads: int = 1,
+    threads: int | None = None,
 ) -> Solution:
     """Integrate a batch of ODEs ``dy/dt = vf(t, y, args)``, each instance on its own.
 
@@ -83,12 +83,15 @@ def integrate(
         ``"euler"`` (fixed step ``dt0``), ``"rodas4"`` (a stiff method:
         Rosenbrock 4(3) with the exact Jacobian of ``vf`` and a dense LU per
         instance; ``vf`` written, in ``y``, with the operations of
-        :class:`linfa.dual.Dual`; steps land on save points; no ``until`` yet),
+        :class:`linfa.dual.Dual`; steps land on save points; ``until`` located on a
+        Hermite cubic),
         ``"ros34pw2"`` (a stiff Rosenbrock-W method 3(2): the same exact
         Jacobian and LU, kept across steps, see :mod:`linfa.integrate.wmethod`),
         or ``"scipy:<NAME>"`` with
         ``NAME`` one of ``RK23, RK45, DOP853, Radau, BDF, LSODA`` (one scipy
-        solver per instance); or a method object such as ``Tsit5()`` (your
+        solver per instance; ``Radau`` and ``BDF`` solve groups of small
+        instances as one system with a sparse block-diagonal Jacobian, see
+        :mod:`linfa.integrate._scipy`); or a method object such as ``Tsit5()`` (your
         own :class:`AbstractRungeKutta` subclass plugs in the same way).
     stepsize : StepSizeController, optional
         Tolerances and step-size rule; default ``StepSizeController()``.
@@ -106,13 +109,16 @@ def integrate(
         Raise :class:`IntegrationError` as soon as an instance fails
         (status ``max_steps``, ``diverged``, ``non_finite`` or ``stalled``)
         instead of recording the status.
-    threads : int
-        Integrate the instances in this many contiguous shards, each in its
-        own thread (numpy releases the GIL in the array work, so on several
-        cores the shards run concurrently). The result is bit-identical for
-        any number of threads; ``vf`` must be safe to call from several
-        threads at once (pure functions of their arguments are). Not
-        available on the ``scipy:`` route.
+    threads : int, optional
+        Integrate the instances in contiguous chunks, on this many threads
+        (numpy releases the GIL in the array work, so on several cores the
+        chunks run concurrently). Default: chosen from the problem, with the
+        chunk size, by :func:`linfa.integrate.schedule.plan` (one thread for
+        small batches or wide layers, where threads only contend). The result
+        is bit-identical for any number of threads; ``vf`` must be safe to call
+        from several threads at once (pure functions of their arguments are).
+        The stiff methods run in one thread; on the ``scipy:`` route only 1 is
+        accepted.
 
     Returns
     -------
@@ -156,13 +162,17 @@ def integrate(
         vf, y0, t1, t0=t0, args=args, batch_shape=batch_shape, saveat=saveat, observe=observe,
         controller=controller, max_steps=max_steps, until=until, throw=throw,
     )
-    threads = count("threads", threads, minimum=1)
+    if threads is not None:
+        threads = count("threads", threads, minimum=1)
     if scipy_name is not None:
-        if threads != 1:
+        if threads not in (None, 1):
             raise ValueError(f"threads: the scipy: route runs in one thread, expected 1, got {threads}")
         return _scipy.run(problem, scipy_name).solution(str(method))
     if w_method is not None:
         return wmethod.run(problem, w_method)
     if stiff is not None:
         return rosenbrock.run(problem, stiff).solution(stiff.name)
-    return _engine.run(problem, rk, threads).solution(rk.name)
+    layout = problem.layout
+    max_side = max((max(c) for c in layout.cores if c), default=1)
+    n_threads, chunk = schedule.plan(problem.K, layout.D, rk.n_stages, max_side, threads)
+    return _engine.run(problem, rk, n_threads, chunk).solution(rk.name)

@@ -19,9 +19,11 @@ import numpy as np
 from linfa._validate import real
 from linfa.integrate.solution import Status
 
-__all__ = ["Event", "flow_below", "norm_above"]
+__all__ = ["Event", "first_root", "flow_below", "norm_above"]
 
 EventFn = Callable[..., np.ndarray]
+#: Iterations of :func:`first_root` at most.
+ROOT_MAXITER = 100
 
 
 @dataclass(frozen=True)
@@ -121,3 +123,61 @@ def flow_below(tol: float) -> Event:
         return np.sqrt(_sq_norm(dy)) - tol
 
     return Event(g, direction=-1, flow=True, name=f"flow_below({tol:g})")
+
+
+def first_root(g_at: Callable[[np.ndarray, np.ndarray], np.ndarray], g_lo: np.ndarray, g_hi: np.ndarray,
+               tol: np.ndarray) -> np.ndarray:
+    """The first ``θ`` in ``(0, 1]`` with ``g(θ) <= 0``, per row, by Illinois false position.
+
+    Shared by every route that locates stopping conditions on a step's
+    interpolant (the explicit engine's dense output, the stiff methods'
+    Hermite cubic).
+
+    Parameters
+    ----------
+    g_at : callable
+        ``g_at(θ, open) -> g`` for all rows at once, ``θ`` and ``open`` of
+        shape ``(n,)`` (``open``: the rows still searching; the others may be
+        evaluated too but their values are ignored). ``g`` is oriented: ``g <= 0``
+        means "stopped".
+    g_lo, g_hi : ndarray, shape (n,)
+        ``g`` at ``θ = 0`` (positive) and at ``θ = 1`` (``<= 0``).
+    tol : ndarray, shape (n,)
+        Bracket width, in ``θ``, at which to stop (at least ``1e-14``).
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        The upper end of the final bracket (``g <= 0`` there).
+
+    Notes
+    -----
+    The false-position point of the bracket ``[lo, hi]``,
+
+    .. math:: θ = hi - g_{hi} \frac{hi - lo}{g_{hi} - g_{lo}},
+
+    clipped to ``1e-3`` of the bracket's width from its ends; the end that
+    stays twice in a row has its ``g`` halved (Illinois).
+    """
+    n = g_lo.size
+    lo, hi = np.zeros(n), np.ones(n)
+    glo, ghi = g_lo.copy(), g_hi.copy()
+    side = np.zeros(n)
+    for _ in range(ROOT_MAXITER):
+        open_ = (hi - lo > np.maximum(tol, 1e-14)) & (ghi < 0)
+        if not open_.any():
+            break
+        w = hi - lo
+        denom = np.where(ghi != glo, ghi - glo, -1.0)
+        th = hi - ghi * w / denom
+        th = np.clip(th, lo + 1e-3 * w, hi - 1e-3 * w)
+        th = np.where(np.isfinite(th), th, 0.5 * (lo + hi))
+        g = g_at(th, open_)
+        inside = (g <= 0) & open_
+        outside = ~(g <= 0) & open_
+        ghi = np.where(inside, g, np.where(outside & (side > 0), 0.5 * ghi, ghi))
+        glo = np.where(outside, g, np.where(inside & (side < 0), 0.5 * glo, glo))
+        hi = np.where(inside, th, hi)
+        lo = np.where(outside, th, lo)
+        side = np.where(inside, -1.0, np.where(outside, 1.0, side))
+    return hi

@@ -27,6 +27,12 @@ step is ``h · safety · err^{-1/(q+1)}`` within the controller's factors, with
 ``q`` the order of the embedded estimate. Steps are shortened to land on save points exactly (no
 dense output), so saving many points costs steps.
 
+Stopping conditions (``until``) are checked after every accepted step and
+located (:func:`~linfa.integrate.events.first_root`) on the step's cubic
+Hermite interpolant (:func:`hermite`) through ``y, f(t, y)`` and
+``y_new, f(t + h, y_new)``; the flow at ``y_new`` is then carried into the
+next step as its first stage (:class:`StepEvents`).
+
 The tableau is data (:class:`Rodas4`); its classical coefficients
 ``(α_ij, γ_ij, b_i)`` follow from the transformed ones by
 ``Γ^{-1} = I/γ - C``, ``A = a Γ``, ``b = m Γ``, and are checked against the
@@ -41,10 +47,11 @@ import numpy as np
 import scipy.linalg as sla
 
 from linfa import dual
+from linfa.integrate.events import Event, first_root
 from linfa.integrate.problem import Problem, Raw
 from linfa.integrate.solution import Status
 
-__all__ = ["ROSENBROCK_METHODS", "AbstractRosenbrock", "Rodas4", "as_rosenbrock", "run"]
+__all__ = ["ROSENBROCK_METHODS", "AbstractRosenbrock", "Rodas4", "StepEvents", "as_rosenbrock", "hermite", "run"]
 
 
 class AbstractRosenbrock:
@@ -150,15 +157,7 @@ def as_rosenbrock(method: Any) -> type[AbstractRosenbrock] | None:
 
 
 def run(p: Problem, method: type[AbstractRosenbrock]) -> Raw:
-    """Integrate every instance of ``p`` with the Rosenbrock ``method``, batched.
-
-    Raises
-    ------
-    ValueError
-        If ``p`` has stopping conditions (not supported by this route yet).
-    """
-    if p.events:
-        raise ValueError(f"until: stopping conditions are not supported with method {method.name!r} yet")
+    """Integrate every instance of ``p`` with the Rosenbrock ``method``, batched."""
     raw = Raw(p)
     layout, K = p.layout, p.K
     ts = p.ts
@@ -181,8 +180,10 @@ def run(p: Problem, method: type[AbstractRosenbrock]) -> Raw:
         args = args_all.take(active)
         f0 = vf(active, t, y, args)
         bad = ~np.all(np.isfinite(f0), axis=1)
+        events = StepEvents(p, raw, f0, vf)
+        stopped = events.start(raw, active, t, y, args, skip=bad)
         if p.t1 == p.t0:
-            raw.finish(active, Status.success, p.t0, y)
+            raw.finish(active[~stopped], Status.success, p.t0, y[~stopped])
             return raw
         if c.dt0 is None:
             h, overflow = c.initial_step(lambda tt, yy: vf(active, tt, yy, args), t, y, f0, p.t1 - p.t0,
@@ -191,9 +192,10 @@ def run(p: Problem, method: type[AbstractRosenbrock]) -> Raw:
         else:
             h = np.full(K, float(c.dt0))
         rejected = np.zeros(K, dtype=bool)
+        bad &= ~stopped
         if bad.any():
             raw.finish(active[bad], Status.non_finite, p.t0, y[bad])
-        keep = ~bad
+        keep = ~bad & ~stopped
         active, h, rejected = active[keep], h[keep], rejected[keep]
         while active.size:
             args = args_all.take(active)
@@ -208,14 +210,181 @@ def run(p: Problem, method: type[AbstractRosenbrock]) -> Raw:
             ft = _time_derivative(p, ta, ya, args)
             raw.n_calls += 1
             y_new, err = step(method, lambda dt, yy, rows=active, args=args, ta=ta: vf(rows, ta + dt, yy, args),
-                              ya, jac, hs, ft)
+                              ya, jac, hs, ft, f0=events.flow(active))
             errn, finite = error_norm(c, ya, y_new, err)
             acc, _, fac = c.factor(errn, rejected, method.error_order)
             h_new = hs * fac
+            met = events.check(active, acc, np.where(hit, target, ta + hs), ta, ya, y_new, args)
             keep = advance(raw, p.t1, p.max_steps, ts, nxt, y, t, active, acc, hit, target, ta, hs, h_new,
-                           y_new, finite, errn)
+                           y_new, finite, errn, met)
             active, h, rejected = active[keep], h_new[keep], ~acc[keep]
     return raw
+
+
+class StepEvents:
+    """The stopping conditions of a stiff loop (one step at a time, no interpolant of the method's own).
+
+    Per instance ``k`` (flat index) it keeps the orientation ``σ`` and the
+    oriented value ``σ g`` at the instance's current time, and, when there
+    are conditions, the flow ``f(t, y)`` there (the next step's first stage).
+    After each step, the accepted instances' flow at ``y_new`` is evaluated
+    once (batched), the conditions are evaluated there, and for those with
+    ``σ g <= 0`` the first root on the step is located on the cubic Hermite
+    interpolant (:func:`hermite`) by :func:`~linfa.integrate.events.first_root`.
+
+    With no conditions every method is a no-op (``flow`` returns None: the
+    step evaluates its first stage itself).
+    """
+
+    def __init__(self, p: Problem, raw: Raw, f0: np.ndarray, vf: Any) -> None:
+        self.p, self.raw = p, raw
+        self.events: tuple[Event, ...] = p.events
+        self.n = len(p.events)
+        self.vf = vf
+        K = p.K
+        self.sigma = np.ones((self.n, K))
+        self.g_old = np.zeros((self.n, K))
+        self.reads_flow = any(ev.flow for ev in self.events)
+        self.f = f0.copy() if self.n else None
+
+    def flow(self, rows: np.ndarray) -> np.ndarray | None:
+        """``f(t, y)`` of the instances ``rows`` at their current state (None without conditions)."""
+        return None if self.f is None else self.f[rows]
+
+    def _values(self, t: np.ndarray, y: np.ndarray, args: tuple[Any, ...], f: np.ndarray) -> np.ndarray:
+        layout = self.p.layout
+        views = layout.views(y)
+        dy = layout.views(f) if self.reads_flow else None
+        out = np.empty((self.n, len(t)))
+        for e, ev in enumerate(self.events):
+            out[e] = ev(t, views, args, dy)
+        return out
+
+    def start(self, raw: Raw, rows: np.ndarray, t: np.ndarray, y: np.ndarray, args: tuple[Any, ...],
+              skip: np.ndarray) -> np.ndarray:
+        """Orient the conditions at ``t0``; finish the instances already in a stopping region.
+
+        Returns the mask (over ``rows``) of the instances finished here.
+        """
+        stopped = np.zeros(rows.size, dtype=bool)
+        if not self.n:
+            return stopped
+        assert self.f is not None
+        g0 = self._values(t[rows], y[rows], args, self.f[rows])
+        for e, ev in enumerate(self.events):
+            self.sigma[e, rows] = ev.orientation(g0[e])
+        self.g_old[:, rows] = self.sigma[:, rows] * g0
+        for e in range(self.n):
+            hit = ~skip & ~stopped & (self.g_old[e, rows] <= 0)
+            if hit.any():
+                raw.finish(rows[hit], self.events[e].status, t[rows[hit]], y[rows[hit]], e)
+                stopped |= hit
+        return stopped
+
+    def check(self, rows: np.ndarray, acc: np.ndarray, t_new: np.ndarray, ta: np.ndarray, ya: np.ndarray,
+              y_new: np.ndarray, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """After a step of the instances ``rows``: the accepted ones that met a condition on it.
+
+        Parameters
+        ----------
+        rows : ndarray of int, shape (Ka,)
+            Flat instance numbers of the step's instances.
+        acc : ndarray of bool, shape (Ka,)
+        t_new, ta : ndarray, shape (Ka,)
+            The step's end and start.
+        ya, y_new : ndarray, shape (Ka, D)
+        args : tuple
+            The arguments of ``rows``.
+
+        Returns
+        -------
+        None, or ``(mask, t_event, y_event, which)``
+            ``mask`` over ``rows``; for the masked rows the event's time,
+            state ``(n, D)`` and index.
+        """
+        if not self.n or not acc.any():
+            return None
+        assert self.f is not None
+        sel = np.flatnonzero(acc)
+        r = rows[sel]
+        sub = tuple(a[sel] for a in args)
+        f_new = self.vf(r, t_new[sel], y_new[sel], sub)
+        g_new = self.sigma[:, r] * self._values(t_new[sel], y_new[sel], sub, f_new)
+        met = (g_new <= 0).any(axis=0)
+        theta = np.full(sel.size, np.inf)
+        which = np.full(sel.size, -1, dtype=np.int64)
+        h = t_new[sel] - ta[sel]
+        f_old = self.f[r]
+        for e in range(self.n):
+            on = np.flatnonzero(g_new[e] <= 0)
+            if not on.size:
+                continue
+            th = self._root(e, r[on], ta[sel][on], h[on], ya[sel][on], f_old[on], y_new[sel][on], f_new[on],
+                            tuple(a[on] for a in sub), g_new[e, on])
+            better = th < theta[on]
+            theta[on[better]] = th[better]
+            which[on[better]] = e
+        self.f[r] = f_new
+        self.g_old[:, r] = g_new
+        if not met.any():
+            return None
+        m = np.flatnonzero(met)
+        th, hm = theta[m], h[m]
+        y_ev = hermite(ya[sel][m], f_old[m], y_new[sel][m], f_new[m], hm, th)
+        at_end = th >= 1.0
+        y_ev[at_end] = y_new[sel][m][at_end]
+        t_ev = np.where(at_end, t_new[sel][m], ta[sel][m] + th * hm)
+        mask = np.zeros(rows.size, dtype=bool)
+        mask[sel[m]] = True
+        return mask, t_ev, y_ev, which[m]
+
+    def _root(self, e: int, r: np.ndarray, t0: np.ndarray, h: np.ndarray, y0: np.ndarray, f0: np.ndarray,
+              y1: np.ndarray, f1: np.ndarray, sub: tuple[Any, ...], g_hi: np.ndarray) -> np.ndarray:
+        ev, layout, sig = self.events[e], self.p.layout, self.sigma[e, r]
+
+        def g_at(th: np.ndarray, open_: np.ndarray) -> np.ndarray:
+            yv = hermite(y0, f0, y1, f1, h, th)
+            tv = t0 + th * h
+            views = layout.views(yv)
+            dy = None
+            if ev.flow:
+                raw = self.raw
+                raw.n_calls += 1
+                raw.n_fev[r[open_]] += 1  # only the rows still searching (independent of the batch)
+                dy = layout.views(layout.flatten(self.p.vf(tv, views, sub), len(r)))
+            return sig * ev(tv, views, sub, dy)
+
+        tol = 4 * np.spacing(np.abs(t0) + h) / h
+        return first_root(g_at, self.g_old[e, r], g_hi, tol)
+
+
+def hermite(y0: np.ndarray, f0: np.ndarray, y1: np.ndarray, f1: np.ndarray, h: np.ndarray,
+            theta: np.ndarray) -> np.ndarray:
+    """The cubic Hermite interpolant of a step, at ``t0 + θ h``.
+
+    Parameters
+    ----------
+    y0, f0, y1, f1 : ndarray, shape (n, D)
+        State and flow at the step's start and end.
+    h, theta : ndarray, shape (n,)
+
+    Returns
+    -------
+    ndarray, shape (n, D)
+
+    Notes
+    -----
+    .. math::
+
+        y(θ) = (1 - θ) y_0 + θ y_1
+            + θ (θ - 1) \bigl[(1 - 2θ)(y_1 - y_0) + (θ - 1) h f_0 + θ h f_1\bigr] ,
+
+    which matches ``y`` and ``h f`` at both ends; its error is ``O(h⁴)``.
+    """
+    th = theta[:, None]
+    hh = h[:, None]
+    dy = y1 - y0
+    return y0 + th * dy + th * (th - 1) * ((1 - 2 * th) * dy + (th - 1) * hh * f0 + th * hh * f1)
 
 
 def error_norm(ctl: Any, ya: np.ndarray, y_new: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -231,39 +400,52 @@ def error_norm(ctl: Any, ya: np.ndarray, y_new: np.ndarray, err: np.ndarray) -> 
 
 def advance(raw: Any, t1: float, max_steps: int, ts: np.ndarray, nxt: np.ndarray, y: np.ndarray, t: np.ndarray,
             active: np.ndarray, acc: np.ndarray, hit: np.ndarray, target: np.ndarray, ta: np.ndarray,
-            hs: np.ndarray, h_new: np.ndarray, y_new: np.ndarray, finite: np.ndarray, errn: np.ndarray) -> np.ndarray:
+            hs: np.ndarray, h_new: np.ndarray, y_new: np.ndarray, finite: np.ndarray, errn: np.ndarray,
+            stopped: tuple[Any, ...] | None = None) -> np.ndarray:
     """Take the accepted steps of the ``active`` rows, save the points they reached, finish the rows that are done.
 
     Shared by the Rosenbrock and Rosenbrock-W loops; returns the mask (over
-    ``active``) of the rows that go on.
+    ``active``) of the rows that go on. ``stopped`` is what
+    :meth:`StepEvents.check` returned: the rows that met a stopping condition
+    on this step end there (at the event's time and state, with its status),
+    and record a save point at the step's end only if the event is at the end.
     """
     rows = active[acc]
-    t_acc = np.where(hit, target, ta + hs)[acc]
+    t_end = np.where(hit, target, ta + hs)
+    t_acc = t_end[acc]
     y[rows] = y_new[acc]
     t[rows] = t_acc
     raw.n_accepted[rows] += 1
     raw.n_rejected[active[~acc]] += 1
+    ev = np.zeros(active.size, dtype=bool)
+    early = np.zeros(active.size, dtype=bool)  # an event before the step's end: no save point there
+    if stopped is not None:
+        ev, t_ev, y_ev, which = stopped
+        early[ev] = t_ev < t_end[ev]
     # save points reached exactly
-    landed = acc & hit
+    landed = acc & hit & ~early
     for k in np.flatnonzero(landed):
         row = active[k]
         while nxt[row] < len(ts) and ts[nxt[row]] <= t[row]:
             raw.save[row, nxt[row]] = y[row]
             nxt[row] += 1
-    done = acc & (t[active] >= t1)
+    if ev.any():
+        status = np.array([int(raw.problem.events[e].status) for e in which])
+        raw.finish(active[ev], status, t_ev, y_ev, which)
+    done = acc & (t[active] >= t1) & ~ev
     failed = ~finite & ~np.isfinite(errn) & (hs <= 16 * np.spacing(np.maximum(np.abs(ta), 1.0)))
-    small = (h_new <= 16 * np.spacing(np.maximum(np.abs(t[active]), 1.0))) & ~done
-    over = (raw.n_accepted[active] + raw.n_rejected[active] >= max_steps) & ~done
+    small = (h_new <= 16 * np.spacing(np.maximum(np.abs(t[active]), 1.0))) & ~done & ~ev
+    over = (raw.n_accepted[active] + raw.n_rejected[active] >= max_steps) & ~done & ~ev
     if done.any():
         raw.finish(active[done], Status.success, t1, y[active[done]])
-    stop = ~done & (failed | small)
+    stop = ~done & ~ev & (failed | small)
     if stop.any():
         code = np.where(finite[stop], Status.stalled, Status.non_finite)
         raw.finish(active[stop], code, t[active[stop]], y[active[stop]])
     stop_max = over & ~stop
     if stop_max.any():
         raw.finish(active[stop_max], Status.max_steps, t[active[stop_max]], y[active[stop_max]])
-    keep = ~(done | stop | stop_max)
+    keep = ~(done | stop | stop_max | ev)
     return keep
 
 
@@ -301,6 +483,7 @@ def step(
     jac: np.ndarray,
     h: np.ndarray,
     ft: np.ndarray | None = None,
+    f0: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One step of ``method`` for every instance, with step sizes ``h``.
 
@@ -317,6 +500,8 @@ def step(
     ft : ndarray, shape (K, D), optional
         ``∂f/∂t`` at the step's start (omitted: 0, an autonomous field); it
         enters stage ``i`` as ``γ_i h f_t`` with ``γ_i = Σ_j Γ_ij``.
+    f0 : ndarray, shape (K, D), optional
+        ``f(0, y)`` when already known (the first stage); evaluated otherwise.
 
     Returns
     -------
@@ -333,7 +518,7 @@ def step(
     us = np.empty((s, K, D), dtype=np.result_type(y, jac))
     for i in range(s):
         yi = y + np.einsum("j,jkd->kd", a[i, :i], us[:i]) if i else y
-        rhs = f(nodes[i] * h, yi)
+        rhs = f0 if i == 0 and f0 is not None else f(nodes[i] * h, yi)
         if i:
             rhs = rhs + np.einsum("j,jkd->kd", c[i, :i], us[:i]) / h[:, None]
         if ft is not None:
