@@ -74,9 +74,12 @@ def control_residual(rule: AbstractRule, task: Task, state: tuple[np.ndarray, ..
     """
     rng = np.random.default_rng(20210)
     weights = rule.weights(state)
-    rand = tuple(rng.standard_normal(np.shape(w)) for w in weights)
-    full = (*rand, *state[len(weights):])
-    return np.asarray(np.max(obs.alignment_residuals(rule, task, full), axis=-1))
+    out = []
+    for _ in range(8):  # the largest of several draws: one can lie near the fitted subspace by chance
+        rand = tuple(rng.standard_normal(np.shape(w)) for w in weights)
+        full = (*rand, *state[len(weights):])
+        out.append(np.max(obs.alignment_residuals(rule, task, full), axis=-1))
+    return np.asarray(np.max(out, axis=0))
 
 
 def _residual_verdict(res: np.ndarray, ok: np.ndarray, tol: float, control: np.ndarray) -> Verdict:
