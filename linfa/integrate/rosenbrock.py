@@ -178,33 +178,11 @@ def run(p: Problem, method: type[AbstractRosenbrock]) -> Raw:
         return raw
     with np.errstate(all="ignore"):
         args = args_all.take(active)
-        f0 = vf(active, t, y, args)
-        bad = ~np.all(np.isfinite(f0), axis=1)
-        events = StepEvents(p, raw, f0, vf)
-        stopped = events.start(raw, active, t, y, args, skip=bad)
-        if p.t1 == p.t0:
-            raw.finish(active[~stopped], Status.success, p.t0, y[~stopped])
-            return raw
-        if c.dt0 is None:
-            h, overflow = c.initial_step(lambda tt, yy: vf(active, tt, yy, args), t, y, f0, p.t1 - p.t0,
-                                         method.error_order)
-            bad |= overflow
-        else:
-            h = np.full(K, float(c.dt0))
-        rejected = np.zeros(K, dtype=bool)
-        bad &= ~stopped
-        if bad.any():
-            raw.finish(active[bad], Status.non_finite, p.t0, y[bad])
-        keep = ~bad & ~stopped
-        active, h, rejected = active[keep], h[keep], rejected[keep]
+        events, active, h, rejected = start(p, raw, vf, method.error_order, active, t, y, args)
         while active.size:
             args = args_all.take(active)
             ya, ta = y[active], t[active]
-            # shorten steps to hit the next save point (or t1) exactly
-            target = np.where(nxt[active] < len(ts), ts[np.minimum(nxt[active], len(ts) - 1)], p.t1)
-            target = np.minimum(target, p.t1)
-            hit = ta + h >= target
-            hs = np.where(hit, target - ta, h)
+            hit, hs, target = step_to_target(ts, nxt[active], p.t1, ta, h)
             jac = dual.jacobian(_at(p, ta, args), 0.0, layout.views(ya), batch_ndim=1)
             raw.n_calls += 1
             ft = _time_derivative(p, ta, ya, args)
@@ -385,6 +363,46 @@ def hermite(y0: np.ndarray, f0: np.ndarray, y1: np.ndarray, f1: np.ndarray, h: n
     hh = h[:, None]
     dy = y1 - y0
     return y0 + th * dy + th * (th - 1) * ((1 - 2 * th) * dy + (th - 1) * hh * f0 + th * hh * f1)
+
+
+def start(p: Problem, raw: Raw, vf: Any, error_order: int, active: np.ndarray, t: np.ndarray, y: np.ndarray,
+          args: tuple[Any, ...]) -> tuple[StepEvents, np.ndarray, np.ndarray, np.ndarray]:
+    """The first flow evaluation, stop conditions at ``t0`` and the first step size (both stiff loops).
+
+    Instances stopped at ``t0``, or whose flow or first step is not finite, are finished in ``raw``;
+    when ``t1 == t0`` every instance is. Returns the event tracker and the still active instances with
+    their step sizes and rejection flags.
+    """
+    ctl = p.controller
+    K = len(active)
+    f0 = vf(active, t, y, args)
+    bad = ~np.all(np.isfinite(f0), axis=1)
+    events = StepEvents(p, raw, f0, vf)
+    stopped = events.start(raw, active, t, y, args, skip=bad)
+    none = np.zeros(0, dtype=active.dtype)
+    if p.t1 == p.t0:
+        raw.finish(active[~stopped], Status.success, p.t0, y[~stopped])
+        return events, none, np.zeros(0), np.zeros(0, dtype=bool)
+    if ctl.dt0 is None:
+        h, overflow = ctl.initial_step(lambda tt, yy: vf(active, tt, yy, args), t, y, f0, p.t1 - p.t0, error_order)
+        bad |= overflow
+    else:
+        h = np.full(K, float(ctl.dt0))
+    rejected = np.zeros(K, dtype=bool)
+    bad &= ~stopped
+    if bad.any():
+        raw.finish(active[bad], Status.non_finite, p.t0, y[bad])
+    keep = ~bad & ~stopped
+    return events, active[keep], h[keep], rejected[keep]
+
+
+def step_to_target(ts: np.ndarray, nxt: np.ndarray, t1: float, ta: np.ndarray,
+                   h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shorten steps to land exactly on the next save point (or ``t1``): ``(hit, step, target)``, each ``(K,)``."""
+    target = np.where(nxt < len(ts), ts[np.minimum(nxt, len(ts) - 1)], t1)
+    target = np.minimum(target, t1)
+    hit = ta + h >= target
+    return hit, np.where(hit, target - ta, h), target
 
 
 def error_norm(ctl: Any, ya: np.ndarray, y_new: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -48,8 +48,16 @@ import scipy.linalg as sla
 
 from linfa import dual
 from linfa.integrate.problem import Problem, Raw
-from linfa.integrate.rosenbrock import AbstractRosenbrock, StepEvents, _at, _time_derivative, advance, error_norm
-from linfa.integrate.solution import Solution, Status
+from linfa.integrate.rosenbrock import (
+    AbstractRosenbrock,
+    _at,
+    _time_derivative,
+    advance,
+    error_norm,
+    start,
+    step_to_target,
+)
+from linfa.integrate.solution import Solution
 
 __all__ = ["W_METHODS", "AbstractRosenbrockW", "Ros34PW2", "as_w_method", "run", "transformed"]
 
@@ -204,32 +212,11 @@ def _run(p: Problem, method: type[AbstractRosenbrockW], band: tuple[float, float
     need_jac = np.ones(K, dtype=bool)
     with np.errstate(all="ignore"):
         args = args_all.take(active)
-        f0 = vf(active, t, y, args)
-        bad = ~np.all(np.isfinite(f0), axis=1)
-        events = StepEvents(p, raw, f0, vf)
-        stopped = events.start(raw, active, t, y, args, skip=bad)
-        if p.t1 == p.t0:
-            raw.finish(active[~stopped], Status.success, p.t0, y[~stopped])
-            return raw, n_jac, n_lu
-        if ctl.dt0 is None:
-            h, overflow = ctl.initial_step(lambda tt, yy: vf(active, tt, yy, args), t, y, f0, p.t1 - p.t0,
-                                           method.error_order)
-            bad |= overflow
-        else:
-            h = np.full(K, float(ctl.dt0))
-        rejected = np.zeros(K, dtype=bool)
-        bad &= ~stopped
-        if bad.any():
-            raw.finish(active[bad], Status.non_finite, p.t0, y[bad])
-        keep = ~bad & ~stopped
-        active, h, rejected = active[keep], h[keep], rejected[keep]
+        events, active, h, rejected = start(p, raw, vf, method.error_order, active, t, y, args)
         while active.size:
             args = args_all.take(active)
             ya, ta = y[active], t[active]
-            target = np.where(nxt[active] < len(ts), ts[np.minimum(nxt[active], len(ts) - 1)], p.t1)
-            target = np.minimum(target, p.t1)
-            hit = ta + h >= target
-            hs = np.where(hit, target - ta, h)
+            hit, hs, target = step_to_target(ts, nxt[active], p.t1, ta, h)
             # refresh W where due
             jr = need_jac[active]
             if jr.any():
