@@ -446,7 +446,7 @@ def _run_replay(args: argparse.Namespace) -> int:
     if "predicate" in inst.params or args.predicate:
         import warnings
 
-        from linfa.testing import replay
+        from linfa.testing import TrustedPredicateWarning, replay
 
         if args.predicate is None and not args.trust:
             if not isinstance(recorded, str):
@@ -460,7 +460,7 @@ def _run_replay(args: argparse.Namespace) -> int:
             print(f"linfa replay: note: using {args.predicate!r}, not {recorded!r} recorded in the file",
                   file=sys.stderr)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # the CLI warns itself, once
+            warnings.simplefilter("ignore", TrustedPredicateWarning)  # the CLI warns itself, once
             if args.predicate is None:
                 print(f"linfa replay: warning: importing and running {recorded!r} named inside {args.path} "
                       "(--trust)", file=sys.stderr)

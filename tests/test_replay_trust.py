@@ -83,7 +83,9 @@ def test_naming_the_predicate_or_trusting_the_file_runs_it(tmp_path: Path, monke
     assert (tmp_path / "CALLED").exists()
     assert "warning: importing and running 'evil_beside:predicate'" in capsys.readouterr().err
     # the library's trust=True warns too
-    with pytest.warns(UserWarning, match="evil_beside:predicate"):
+    from linfa.testing import TrustedPredicateWarning
+
+    with pytest.warns(TrustedPredicateWarning, match="evil_beside:predicate"):
         assert replay(path, trust=True).holds
 
 

@@ -15,13 +15,22 @@ and :func:`conjecture` to search for, shrink and save a counterexample.
 """
 
 from linfa.instances import Instance
-from linfa.testing.conjecture import ConjectureResult, Outcome, UntrustedPredicateError, conjecture, evaluate, replay
+from linfa.testing.conjecture import (
+    ConjectureResult,
+    Outcome,
+    TrustedPredicateWarning,
+    UntrustedPredicateError,
+    conjecture,
+    evaluate,
+    replay,
+)
 from linfa.testing.strategies import feedback, initial_states, instances, seeds, tasks, widths
 
 __all__ = [
     "ConjectureResult",
     "Instance",
     "Outcome",
+    "TrustedPredicateWarning",
     "UntrustedPredicateError",
     "conjecture",
     "evaluate",

@@ -39,8 +39,8 @@ from linfa import plugins, theorems
 from linfa._validate import count, real
 from linfa.instances import Instance
 
-__all__ = ["ATOL", "RTOL", "ConjectureResult", "Outcome", "UntrustedPredicateError", "conjecture", "evaluate",
-           "replay"]
+__all__ = ["ATOL", "RTOL", "ConjectureResult", "Outcome", "TrustedPredicateWarning", "UntrustedPredicateError",
+           "conjecture", "evaluate", "replay"]
 
 Predicate = Callable[..., Any]
 
@@ -179,6 +179,15 @@ def _resolve(ref: str) -> Predicate:
     if not callable(obj):
         raise TypeError(f"predicate: {ref!r} is not callable")
     return obj
+
+
+class TrustedPredicateWarning(UserWarning):
+    """``replay(..., trust=True)`` is importing and running a predicate named inside a file.
+
+    Raised as a warning every time, so that a log shows which file's code ran; filter it
+    (``warnings.filterwarnings("ignore", category=TrustedPredicateWarning)``) once you have
+    decided to trust a source, without silencing other warnings.
+    """
 
 
 class UntrustedPredicateError(ValueError):
@@ -482,7 +491,7 @@ def replay(instance: Instance | str | os.PathLike[str], *, predicate: Predicate 
         instance, which needs ``trust=True``.
     trust : bool
         Import and run the predicate recorded in the file (with a
-        :class:`UserWarning`). Only for files whose origin you trust.
+        :class:`TrustedPredicateWarning`). Only for files whose origin you trust.
 
     Returns
     -------
@@ -512,7 +521,7 @@ def replay(instance: Instance | str | os.PathLike[str], *, predicate: Predicate 
         if not trust:
             raise UntrustedPredicateError(ref, source)
         warnings.warn(f"replay: importing and running {ref!r}, named inside {source} (trust=True)",
-                      UserWarning, stacklevel=2)
+                      TrustedPredicateWarning, stacklevel=2)
         predicate = ref
     fn = _resolve(predicate) if isinstance(predicate, str) else predicate
     t1 = inst.params.get("t1")
