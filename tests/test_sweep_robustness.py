@@ -260,3 +260,25 @@ def test_the_readme_query_reads_every_record(tmp_path: Path) -> None:
         assert by_idx.get(r.index, {}).keys() == r.metrics.keys()
         for k, v in r.metrics.items():
             assert by_idx[r.index][k] == v or (math.isnan(v) and math.isnan(by_idx[r.index][k]))
+
+
+def test_a_summary_leaves_no_wal_files_unless_a_sweep_holds_them(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    ident = {"target": "x", "config": {}, "seed": 0}
+    ResultStore.open(path, identity=ident).close()
+    beside = lambda: sorted(p.name for p in tmp_path.iterdir())
+    assert beside() == ["r.db"]
+    with ResultStore.open(path, readonly=True) as store:
+        assert store.target == "x"
+        assert "r.db-wal" in beside()  # SQLite's reader made them
+    assert beside() == ["r.db"]
+    # a sweep writing meanwhile keeps its log: the reader must not take it away
+    writer = ResultStore.open(path, identity=ident)
+    with ResultStore.open(path, readonly=True):
+        pass
+    assert beside() == ["r.db", "r.db-shm", "r.db-wal"]
+    writer.request(3, 1)
+    writer.close()
+    assert beside() == ["r.db"]
+    with ResultStore.open(path, readonly=True) as store:
+        assert store.n_instances == 3

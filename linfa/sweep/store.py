@@ -101,6 +101,7 @@ class ResultStore:
         self._conn = conn
         self.meta = meta
         self._lock: Any = None
+        self._created_wal = False  # a read-only open that created PATH-wal / PATH-shm (see close)
 
     # ------------------------------------------------------------ opening
     @classmethod
@@ -148,7 +149,9 @@ class ResultStore:
             raise StoreError(f"{p}: cannot write in the directory {p.parent} (permission denied)")
         lock = None
         try:
+            had_wal = True
             if readonly:
+                had_wal = any(Path(f"{p}{x}").exists() for x in _WAL_FILES)
                 conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
                                        check_same_thread=False)
             else:
@@ -162,6 +165,7 @@ class ResultStore:
             _release(lock)
             raise
         store._lock = lock
+        store._created_wal = readonly and not had_wal and os.access(p.parent, os.W_OK)
         return store
 
     @classmethod
@@ -275,10 +279,20 @@ class ResultStore:
 
     # ------------------------------------------------------------- access
     def close(self) -> None:
-        """Close the file (folding the write-ahead log into it) and let another sweep write to it."""
+        """Close the file (folding the write-ahead log into it) and let another sweep write to it.
+
+        A read-only store that made SQLite create the ``-wal`` and ``-shm`` files beside the
+        results (a reader of a write-ahead-logged file needs them, but may not delete them)
+        removes them again through a momentary read-write connection, whose close SQLite
+        turns into a checkpoint and the deletion of both, unless another connection (a
+        running sweep) still uses them. Nothing is written to the results.
+        """
         self._conn.close()
         _release(self._lock)  # after SQLite has closed its own descriptors
         self._lock = None
+        if self._created_wal:
+            self._created_wal = False
+            _tidy_wal(self.path)
 
     def __enter__(self) -> ResultStore:
         return self
@@ -471,6 +485,27 @@ def _writer_lock(p: Path, conn: sqlite3.Connection) -> Any:
                          "(running the same command afterwards resumes or confirms it), or choose another "
                          "output path") from None
     return fd
+
+
+#: The files SQLite keeps beside a write-ahead-logged database while it is open.
+_WAL_FILES = ("-wal", "-shm")
+
+
+def _tidy_wal(p: Path) -> None:
+    """Let SQLite remove the ``-wal``/``-shm`` files of ``p`` if no connection uses them.
+
+    The last connection to close a write-ahead-logged database checkpoints it and deletes
+    both files; a read-only connection cannot, so a momentary read-write one (which writes
+    nothing of its own) does. A busy or unwritable file is left as it is.
+    """
+    try:
+        conn = sqlite3.connect(p, isolation_level=None, timeout=0.1)
+        try:
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        pass
 
 
 def _enable_wal(conn: sqlite3.Connection, timeout: float = 60.0) -> None:
