@@ -333,3 +333,15 @@ def test_nudge_layer_orders_fail_when_layers_are_short_circuited() -> None:
     w[:, 0, -1] = w[:, -1, 0] = 0.1  # deepest unit <-> an output unit
     short = Instance({**inst.arrays, "W": w}, inst.params, size=inst.size)
     assert not thm.check(short).holds.any()
+
+
+def test_draw_groups_checks_its_arguments_at_the_call() -> None:
+    thm = theorems.get("lillicrap2016.zero_init_alignment")
+    with pytest.raises(TypeError, match="theorem: expected a Theorem"):
+        draw_groups("lillicrap2016.zero_init_alignment", 8, 0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^n: "):
+        draw_groups(thm, -1, 0)
+    with pytest.raises(ValueError, match=r"^seed: "):
+        draw_groups(thm, 8, -2)
+    sizes = [inst.size for _, inst in draw_groups(thm, thm.group_size + 3, 0)]
+    assert sizes == [thm.group_size, 3]

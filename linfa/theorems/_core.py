@@ -453,11 +453,17 @@ def draw_group(theorem: Theorem, seed: int, group: int, positions: Sequence[int]
 
 
 def draw_groups(theorem: Theorem, n: int, seed: int) -> Iterator[tuple[int, Instance]]:
-    """Draw ``n`` instances of ``theorem`` in groups of ``theorem.group_size`` (:func:`draw_group`)."""
+    """Draw ``n`` instances of ``theorem`` in groups of ``theorem.group_size`` (:func:`draw_group`).
+
+    The arguments are checked at the call, before the first group is drawn; the
+    groups are then drawn one at a time as the iterator is advanced.
+    """
     if not isinstance(theorem, Theorem):
         raise TypeError(f"theorem: expected a Theorem, got {type(theorem).__name__}")
-    n = count("n", n)
-    seed = count("seed", seed)
+    return _groups(theorem, count("n", n), count("seed", seed))
+
+
+def _groups(theorem: Theorem, n: int, seed: int) -> Iterator[tuple[int, Instance]]:
     g = 0
     remaining = n
     while remaining > 0:
