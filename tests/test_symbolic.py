@@ -246,3 +246,34 @@ def test_report_scope_separates_dimension_free_from_fixed_size_proofs():
     assert report.ok and report.fixed_dims == ("n=2",)
     assert report.scope == "some steps exact only at n=2"
     assert "verified (some steps exact only at n=2)" in str(report)
+
+
+def test_calculus_steps_end_a_chain_through_the_flow_steps() -> None:
+    """conservation_step / rate_step with flow_steps' placeholder rates are claims that hold only via the flow."""
+    from linfa.symbolic import Derivation, conservation_step, flow_steps
+
+    A, W, Y = matrix("A", 2, 2), matrix("W", 1, 2), matrix("Y", 1, 2)
+    B = matrix("B", 2, 1)
+    tk, st = task(sp.eye(2), Y, sp.Matrix([[1]])), (A, W)
+    flows, rates = flow_steps(linfa.FA((B,)), tk, st, ("A", "W"))
+    law = lambda s: s[0] * s[0].T - B * s[1] - s[1].T * B.T
+    d = Derivation("FA law, chained", "dQ/dt = 0")
+    for f in flows:
+        d.append(f)
+    d.append(conservation_step("law", law, linfa.FA((B,)), tk, st, rates=rates, uses=("flow-A", "flow-W"),
+                               claim=True))
+    assert d.verify().ok
+    assert not d.without("flow-A").verify().ok  # the placeholder rate of A is left unexplained
+    # BP's loss, as a claim resting on BP's flow steps
+    E = Y - W * A
+    loss = -(W * A * Y.T)[0, 0] + sq_norm(W * A) / 2
+    bflows, brates = flow_steps(linfa.BP(), tk, st, ("A", "W"), prefix="bp")
+    d2 = Derivation("BP loss, chained", "dL/dt <= 0")
+    for f in bflows:
+        d2.append(f)
+    d2.append(rate_step("loss", loss, linfa.BP(), tk, st, 0, relation="<=", rates=brates, uses=("bp-A", "bp-W"),
+                        witness=sq_norm(W.T * E) + sq_norm(E * A.T), claim=True))
+    assert d2.verify().ok
+    assert not d2.without("bp-W").verify().ok
+    with pytest.raises(ValueError, match="uses: a step written with placeholder rates"):
+        rate_step("loss", loss, linfa.BP(), tk, st, 0, relation="<=", rates=brates)

@@ -130,7 +130,8 @@ def flow_steps(
     -------
     steps : list of Step
     rates : dict
-        ``{W_l: placeholder_l}``, for :func:`time_derivative`.
+        ``{W_l: placeholder_l}`` (entry by entry for explicit matrices), for
+        :func:`time_derivative`, :func:`conservation_step` and :func:`rate_step`.
     """
     state = tuple(state)
     computed = rule.dstate(task, state)
@@ -141,7 +142,7 @@ def flow_steps(
         p = placeholder(w, rf"\dot{{{label}}}")
         show = shows[i] if shows is not None else rf"\dot {label} = {sp.latex(forms[i])}"
         steps.append(Step(f"{prefix}-{label}", computed[i], forms[i], "=", why, dims=dims, defines=p, show=show))
-        rates[w] = p
+        rates.update(_pairs((w,), (p,)))  # an explicit matrix maps entry by entry
     return steps, rates
 
 
@@ -242,17 +243,46 @@ def _ddt_latex(q: Any) -> str:
     return rf"\frac{{d}}{{dt}}\left({q if isinstance(q, str) else sp.latex(q)}\right)"
 
 
+def _rate_of(q: Any, rule: AbstractRule, task: Task, state: Sequence[Any], extra: Iterable[tuple[Any, Any]],
+             rates: Rates | None) -> Any:
+    """``dQ/dt`` with the flow substituted, or with the placeholder ``rates`` of :func:`flow_steps`."""
+    if rates is None:
+        return along_flow(q, rule, task, state, extra=extra)
+    pairs = dict(_as_pairs(rates))
+    pairs.update(_as_pairs(extra))
+    return time_derivative(q, pairs)
+
+
+def _chain_args(rates: Rates | None, uses: Sequence[str], claim: bool) -> dict[str, Any]:
+    uses = tuple(uses)
+    if not all(isinstance(u, str) for u in uses):
+        raise TypeError(f"uses: expected step names (str), got {uses!r}")
+    if rates is not None and not uses:
+        raise ValueError("uses: a step written with placeholder rates must name the steps that define them "
+                         "(the flow steps of flow_steps)")
+    return {"uses": uses, "claim": bool(claim)}
+
+
 def conservation_step(
     name: str, quantity: Quantity, rule: AbstractRule, task: Task, state: Sequence[Any],
     *, extra: Iterable[tuple[Any, Any]] = (), given: Sequence[tuple[Any, Any]] = (),
     reason: str | None = None, dims: str = "", label: str | None = None,
+    rates: Rates | None = None, uses: Sequence[str] = (), claim: bool = False,
 ) -> Step:
     """A :class:`Step` stating ``dQ/dt = 0`` along ``rule``'s flow.
 
     ``label`` is the LaTeX of ``Q`` shown (defaults to ``sympy.latex(Q)``).
+
+    By default the flow is substituted into ``dQ/dt`` (a step that rests on no
+    other step). In a chain, pass the placeholder ``rates`` returned by
+    :func:`flow_steps` and name those steps in ``uses``: ``dQ/dt`` is then
+    written with the placeholders, and the step holds only through the flow
+    steps it uses (deleting one makes it fail). ``claim=True`` makes it a
+    claim of the derivation.
     """
+    chain = _chain_args(rates, uses, claim)
     q = _evaluate(quantity, tuple(state))
-    d = along_flow(q, rule, task, state, extra=extra)
+    d = _rate_of(q, rule, task, state, extra, rates)
     zero: Any = 0
     if _is_matrix_expr(d):
         zero = sp.ZeroMatrix(*d.shape)
@@ -260,23 +290,25 @@ def conservation_step(
         zero = sp.zeros(*d.shape)
     why = reason or f"product rule, substituting dW_l/dt from {type(rule).__name__}.flow"
     return Step(name, d, zero, "=", why, dims=dims, given=tuple(given),
-                show=f"{_ddt_latex(label or q)} = 0")
+                show=f"{_ddt_latex(label or q)} = 0", **chain)
 
 
 def rate_step(
     name: str, quantity: Quantity, rule: AbstractRule, task: Task, state: Sequence[Any], rhs: Any,
     *, relation: str = "=", extra: Iterable[tuple[Any, Any]] = (), given: Sequence[tuple[Any, Any]] = (),
     witness: Any = None, reason: str | None = None, dims: str = "", label: str | None = None,
-    rhs_label: str | None = None,
+    rhs_label: str | None = None, rates: Rates | None = None, uses: Sequence[str] = (), claim: bool = False,
 ) -> Step:
     """A :class:`Step` stating ``dQ/dt <relation> rhs`` along ``rule``'s flow.
 
     For "non-increasing" use ``rhs=0, relation="<="`` and a ``witness`` ``w``
-    with ``0 - dQ/dt = w``, ``w`` manifestly ``>= 0``.
+    with ``0 - dQ/dt = w``, ``w`` manifestly ``>= 0``. ``rates``, ``uses`` and
+    ``claim`` put the step in a chain, as for :func:`conservation_step`.
     """
+    chain = _chain_args(rates, uses, claim)
     q = _evaluate(quantity, tuple(state))
-    d = along_flow(q, rule, task, state, extra=extra)
+    d = _rate_of(q, rule, task, state, extra, rates)
     why = reason or f"product rule, substituting dW_l/dt from {type(rule).__name__}.flow"
     rel = _LATEX_REL[relation]
     show = f"{_ddt_latex(label or q)} {rel} {rhs_label or sp.latex(rhs)}"
-    return Step(name, d, rhs, relation, why, dims=dims, given=tuple(given), witness=witness, show=show)
+    return Step(name, d, rhs, relation, why, dims=dims, given=tuple(given), witness=witness, show=show, **chain)
