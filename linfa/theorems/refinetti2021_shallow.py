@@ -112,8 +112,13 @@ def atm_verdict(inst: Instance, rule: str) -> Verdict:
     eg_end = eg[:, -1] / eg[:, 0]
     margin = np.minimum.reduce([eg_then - NEAR, FALLEN - eg_end, final - 0.5])
     margin = np.where(ok, margin, -1.0)
-    return Verdict(margin >= 0, margin, {"alpha_aligned": alphas[first], "eg_ratio_when_aligned": eg_then,
-                                         "eg_ratio_final": eg_end, "final_alignment": final})
+    # v already within 90 % of its final alignment at α = 0 (a chance draw: K = 2, so about one
+    # in seven): there is no alignment phase to observe, and the ordering would hold vacuously.
+    # Undecided, unless the run failed or never aligned (final < 0.5), which is a counterexample.
+    vacuous = ok & (first == 0) & (final >= 0.5)
+    return Verdict((margin >= 0) & ~vacuous, margin, {"alpha_aligned": alphas[first], "eg_ratio_when_aligned": eg_then,
+                                         "eg_ratio_final": eg_end, "final_alignment": final},
+                   vacuous, "v starts within 90% of its final alignment with b: no alignment phase to observe")
 
 
 register(Theorem(
@@ -126,20 +131,23 @@ register(Theorem(
     reference=REF + ", fig. 2 (alignment phase, then memorisation phase); " + FACT,
     hypotheses=("erf activation, K = M = 2, no noise, v* = 1, T = w*w*ᵀ/N of a Gaussian teacher (N = 100)",
                 "small initial weights (std 1e-2, both layers), DFA feedback b ~ N(0, I_K)",
-                "η ~ U(0.2, 0.8), η² terms kept, α_1 = 1000, ODE by tsit5 at rtol 1e-7 saved on 121 log-spaced times"),
+                "η ~ U(0.2, 0.8), η² terms kept, α_1 = 1000, ODE by tsit5 at rtol 1e-7 saved on 121 log-spaced times",
+                "an instance whose v is within 90 % of its final alignment already at α = 0 is inconclusive"),
     kind="empirical",
     fact=9,
     fraction=FRACTION,
     tolerance=ALIGNED,
     tolerance_reason="the thresholds (90 % of the final alignment, ε_g within 10 %, then below 10 %) formalise "
                      "'most', 'near' and 'falls' and were fixed before any run. At least 90% of instances: "
-                     + POPULATION_REASON + "; measured 285 of 288 "
-                     "(default runs, seeds 0-11; Clopper–Pearson bound 0.95)",
+                     + POPULATION_REASON + "; measured 235 of 238 decided (default runs, seeds 0-11; "
+                     "Clopper–Pearson bound 0.95). 50 of 288 were inconclusive: v started within 90 % of its "
+                     "final alignment (a chance draw with K = 2), so no alignment phase could be observed; "
+                     "the fast count (16) keeps the test's power with about one in six undecided",
     draw=_draw_atm,
     check_batch=_check_atm,
     group_size=8,
     instances=24,
-    fast_instances=13,
+    fast_instances=16,
 ))
 
 
