@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -72,6 +73,13 @@ def test_executors_yield_every_result(cluster: Any) -> None:
         with ex:
             assert sorted(ex.imap_unordered(abs, ((-i,) for (i,) in tasks))) == list(range(25))
             assert ex.workers >= 1
+
+
+def test_a_task_error_is_the_tasks_own_not_a_lost_cluster(cluster: Any) -> None:
+    """A task that raises reaches the caller as its own error on every executor (never as ClusterLost)."""
+    for ex in (SerialExecutor(), ProcessExecutor(2), DaskExecutor(cluster)):
+        with ex, pytest.raises(ValueError, match="math domain error"):
+            list(ex.imap_unordered(math.sqrt, [(4.0,), (-1.0,)]))
 
 
 def test_missing_dask_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

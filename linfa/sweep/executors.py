@@ -259,7 +259,15 @@ class DaskExecutor(AbstractExecutor):
                     pending.discard(fut)
                     if fut.status == "cancelled":
                         raise self._lost("lost the Dask scheduler (the running tasks were cancelled)")
-                    result = fut.result()
+                    try:
+                        result = fut.result()
+                    except Exception as exc:
+                        if fut.status == "error":  # the task itself raised: that error is the caller's
+                            raise
+                        # finished, but its result could not be fetched: the scheduler went away meanwhile
+                        # (e.g. CommClosedError)
+                        raise self._lost(f"lost the Dask scheduler ({type(exc).__name__}: "
+                                         f"{str(exc).splitlines()[0] if str(exc) else 'no message'})") from None
                     fut.release()
                     yield result
         finally:
