@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import linfa
-from linfa.integrate import IntegrationError, Status, integrate
+from linfa.integrate import IntegrationError, Status, _engine, integrate
 from linfa.integrate import compiled as compiled_mod
 from linfa.integrate import trace as trace_mod
 from linfa.integrate.controller import StepSizeController
@@ -153,6 +153,29 @@ def test_statuses_match_the_engine_on_constructed_failures():
         integrate(vf, y0, 2.0, kernel="compiled", throw=True, **kw)
 
 
+def test_the_stiffness_flag_is_h_rho_against_the_stability_limit():
+    """On y' = -λ y the last two stages give ρ = λ exactly, so one step of size dt0 is flagged iff
+    dt0 λ >= STIFF_FRACTION x (the stability limit)."""
+    m = METHODS["dopri5"]
+    frac = np.array([0.3, 0.45, 0.55, 0.8, 0.95, 1.2, 3.0])
+    lam = frac * m.stability_limit
+    kw = dict(args=(lam,), batch_shape=(len(lam),), method="dopri5", max_steps=1, dt0=1.0)
+    for kernel in ("compiled", "numpy"):
+        sol = integrate(lambda t, y, a: (-a[0][:, None] * y[0],), (np.ones((len(lam), 1)),), 100.0, kernel=kernel,
+                        **kw)
+        assert (sol.status == Status.max_steps).all()
+        np.testing.assert_array_equal(sol.stats["stiff"], frac >= _engine.STIFF_FRACTION)
+
+
+def test_a_remainder_of_a_few_ulps_is_not_a_step_of_its_own():
+    """Ten steps of 0.1 reach 0.9999999999999999, not 1: the tenth is the last (no sliver step)."""
+    ctrl = StepSizeController(dt0=0.1, max_factor=1.0)
+    for kernel in ("compiled", "numpy"):
+        sol = integrate(lambda t, y, a: (0.0 * y[0],), (np.ones((1, 1)),), 1.0, stepsize=ctrl, kernel=kernel,
+                        batch_shape=(1,))
+        assert sol.stats["num_accepted"].tolist() == [10] and sol.t_final[0] == 1.0
+
+
 def test_thread_counts_give_bit_identical_results():
     rng = np.random.default_rng(2)
     K, widths = 5, (3, 4, 2)
@@ -226,7 +249,8 @@ def _every_op(t, y, a):
     q = _T(g) @ _T(w)
     big = a[1] @ (_T(a[2]) @ _T(a[2])) @ _T(a[1])
     s = np.sign(_T(m) + m) / (1.0 + a[0][:, None, None] * a[0][:, None, None])
-    return (-(s @ w) + t[:, None, None] * w + _T(q) @ g * 0.5, _T(_T(m) @ big) @ v - w)
+    r = (1.0 - w) * 0.5 - t[:, None, None] + 0.25  # scalar operands on either side
+    return (-(s @ w) + t[:, None, None] * w + _T(q) @ g * 0.5, _T(_T(m) @ big) @ v - w + r)
 
 
 def test_the_compiled_interpreter_matches_the_field_and_the_numpy_reference():
