@@ -122,7 +122,7 @@ def test_the_default_call_takes_the_compiled_path_for_a_small_problem(monkeypatc
     monkeypatch.setattr(compiled_mod, "run", lambda *a, **k: calls.append(1) or real(*a, **k))
     y0 = (np.ones((2, 3)),)
     sol = integrate(lambda t, y, a: (-y[0],), y0, 1.0, batch_shape=(2,), rtol=1e-10, atol=1e-12)
-    assert calls == [1]
+    assert calls == [1] and sol.stats["kernel"] == "compiled"
     np.testing.assert_allclose(sol.state_final[0], np.exp(-1.0), rtol=1e-9)
 
 
@@ -199,6 +199,7 @@ def test_a_field_the_tracer_cannot_follow_falls_back_to_the_engine():
     engine = integrate(vf, y0, 1.0, kernel="numpy", **kw)
     for x, y in zip(default.states, engine.states, strict=True):
         np.testing.assert_array_equal(x, y)
+    assert default.stats["kernel"] == "numpy"
     with pytest.raises(ValueError, match=r"^kernel: the compiled path cannot run this problem: .*numpy.cos"):
         integrate(vf, y0, 1.0, kernel="compiled", **kw)
 

@@ -206,8 +206,12 @@ def integrate(
             if use or kernel == "compiled":
                 why = compiled.check_plan(problem, plan)  # the tape against the field, once
                 if not why:
-                    return compiled.run(problem, rk, plan, n_threads).solution(rk.name)
+                    sol = compiled.run(problem, rk, plan, n_threads).solution(rk.name)
+                    sol.stats["kernel"] = "compiled"
+                    return sol
         if kernel == "compiled":
             raise ValueError(f"kernel: the compiled path cannot run this problem: {why}")
     n_threads, chunk = schedule.plan(problem.K, layout.D, rk.n_stages, max_side, threads)
-    return _engine.run(problem, rk, n_threads, chunk).solution(rk.name)
+    sol = _engine.run(problem, rk, n_threads, chunk).solution(rk.name)
+    sol.stats["kernel"] = "numpy"
+    return sol

@@ -64,35 +64,46 @@ BLAS_MIN_FLOPS = 512
 @_compiled
 def _matmul(ws: np.ndarray, out: int, a: int, b: int, m: int, k: int, n: int, fl: int,
             tmp: np.ndarray) -> None:  # pragma: no cover
-    """``ws[out] (m, n) = op(A) (m, k) @ op(B) (k, n)``; ``fl`` bit 0 (1): ``A`` (``B``) stored transposed."""
-    O = ws[out : out + m * n]
+    """``ws[out] (m, n) = op(A) (m, k) @ op(B) (k, n)``; ``fl`` bit 0 (1): ``A`` (``B``) stored transposed.
+
+    Large products call BLAS (``np.dot``) with ``B`` laid out ``(k, n)`` (a stored transpose is copied
+    into ``tmp`` first: OpenBLAS's small-matrix kernels are slower on it); small ones run as loops.
+    """
     if m * k * n >= BLAS_MIN_FLOPS:
-        O2 = O.reshape((m, n))
-        if fl == 0:
-            np.dot(ws[a : a + m * k].reshape((m, k)), ws[b : b + k * n].reshape((k, n)), O2)
-        elif fl == 1:
-            np.dot(ws[a : a + m * k].reshape((k, m)).T, ws[b : b + k * n].reshape((k, n)), O2)
-        elif fl == 2:
-            np.dot(ws[a : a + m * k].reshape((m, k)), ws[b : b + k * n].reshape((n, k)).T, O2)
-        else:
-            np.dot(ws[a : a + m * k].reshape((k, m)).T, ws[b : b + k * n].reshape((n, k)).T, O2)
-        return
-    Av = ws[a : a + m * k]
-    if fl & 2:  # B stored (n, k): lay it out as (k, n), so that the inner loop runs along rows
-        Bs = ws[b : b + k * n]
-        for j in range(n):
-            for p in range(k):
-                tmp[p * n + j] = Bs[j * k + p]
-        Bv = tmp[: k * n]
-    else:
-        Bv = ws[b : b + k * n]
-    for i in range(m):
-        for j in range(n):
-            O[i * n + j] = 0.0
-        for p in range(k):
-            aip = Av[p * m + i] if fl & 1 else Av[i * k + p]
+        O2 = ws[out : out + m * n].reshape((m, n))
+        if fl & 2:
             for j in range(n):
-                O[i * n + j] += aip * Bv[p * n + j]
+                for p in range(k):
+                    tmp[p * n + j] = ws[b + j * k + p]
+            Bm = tmp[: k * n].reshape((k, n))
+            if fl & 1:
+                np.dot(ws[a : a + m * k].reshape((k, m)).T, Bm, O2)
+            else:
+                np.dot(ws[a : a + m * k].reshape((m, k)), Bm, O2)
+        elif fl & 1:
+            np.dot(ws[a : a + m * k].reshape((k, m)).T, ws[b : b + k * n].reshape((k, n)), O2)
+        else:
+            np.dot(ws[a : a + m * k].reshape((m, k)), ws[b : b + k * n].reshape((k, n)), O2)
+        return
+    if fl & 2:  # rows of A against rows of the stored B: dot products
+        for i in range(m):
+            for j in range(n):
+                s = 0.0
+                if fl & 1:
+                    for p in range(k):
+                        s += ws[a + p * m + i] * ws[b + j * k + p]
+                else:
+                    for p in range(k):
+                        s += ws[a + i * k + p] * ws[b + j * k + p]
+                ws[out + i * n + j] = s
+    else:  # rows of the output accumulate rows of B
+        for i in range(m * n):
+            ws[out + i] = 0.0
+        for i in range(m):
+            for p in range(k):
+                aip = ws[a + p * m + i] if fl & 1 else ws[a + i * k + p]
+                for j in range(n):
+                    ws[out + i * n + j] += aip * ws[b + p * n + j]
 
 
 @_compiled
