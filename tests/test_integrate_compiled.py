@@ -149,8 +149,13 @@ def test_statuses_match_the_engine_on_constructed_failures():
     # (numpy's vectorised power in the step-size rule is not libm's) decides steps at the limit
     for key in ("num_accepted", "num_rejected"):
         np.testing.assert_array_equal(a.stats[key][[0, 1, 3]], b.stats[key][[0, 1, 3]])
-    with pytest.raises(IntegrationError, match="non_finite"):
-        integrate(vf, y0, 2.0, kernel="compiled", throw=True, **kw)
+    # throw=True: the failure the engine meets first (the overflow at t0, then the vanished step)
+    for kernel in ("compiled", "numpy"):
+        with pytest.raises(IntegrationError, match="non_finite"):
+            integrate(vf, y0, 2.0, kernel=kernel, throw=True, **kw)
+        with pytest.raises(IntegrationError, match=r"instance \(1,\) .* status stalled"):  # before max_steps
+            integrate(vf, tuple(y[1:] for y in y0), 2.0, kernel=kernel, throw=True,
+                      **{**kw, "args": tuple(a[1:] for a in args), "batch_shape": (3,)})
 
 
 def test_the_stiffness_flag_is_h_rho_against_the_stability_limit():

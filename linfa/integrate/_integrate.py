@@ -118,7 +118,8 @@ def integrate(
         (numpy releases the GIL in the array work, so on several cores the
         chunks run concurrently). Default: chosen from the problem, with the
         chunk size, by :func:`linfa.integrate.schedule.plan` (one thread for
-        small batches or wide layers, where threads only contend). The result
+        small batches or wide layers, where threads only contend; on the
+        compiled path, one per core, at most ``K``). The result
         is bit-identical for any number of threads; ``vf`` must be safe to call
         from several threads at once (pure functions of their arguments are).
         The stiff methods run in one thread; on the ``scipy:`` route only 1 is
@@ -129,10 +130,12 @@ def integrate(
         integrated by one compiled loop (:mod:`linfa.integrate.compiled`); a
         field or method it cannot take raises a ``ValueError`` saying why.
         ``"numpy"``: the batched numpy engine. Default: the compiled path
-        where it applies and :func:`linfa.integrate.schedule.plan_kernel`
-        predicts it faster (small and medium batches), else the engine. Both
-        give the same steps and agree to rounding; events (``until``),
+        wherever it applies, unless the flow's matrix products are large
+        enough for BLAS to thread them (then both routes wait on the same BLAS
+        calls and the engine runs; :func:`linfa.integrate.schedule.plan_kernel`).
+        Both take the same steps and agree to rounding; events (``until``),
         ``dop853``, fixed-step and stiff methods always use their own route.
+        ``Solution.stats["kernel"]`` says which ran.
 
     Returns
     -------
