@@ -43,6 +43,7 @@ from numba import njit
 from linfa.integrate._engine import STIFF_FRACTION
 from linfa.integrate.methods import AbstractRungeKutta, _PolynomialDense
 from linfa.integrate.problem import Problem, Raw
+from linfa.integrate.solution import Status
 from linfa.integrate.trace import Tape, Untraceable, trace, validate
 
 __all__ = ["BLAS_MIN_FLOPS", "Plan", "check_plan", "method_support", "plan_compiled", "run"]
@@ -635,5 +636,8 @@ def run(p: Problem, m: AbstractRungeKutta, plan: Plan, threads: int = 1) -> Raw:
             for fut in futures:
                 fut.result()
     raw.stiff[:] = stiff
-    raw.finish(np.arange(K), status, t_final, y_final)  # raises for the first failure when throw=True
+    # Record the endings in the order the engine meets them (it steps all instances in lockstep: fewer
+    # steps first, a vanished step before max_steps), so that throw=True raises for the same instance.
+    order = np.lexsort((np.arange(K), status == int(Status.max_steps), raw.n_accepted + raw.n_rejected))
+    raw.finish(order, status[order], t_final[order], y_final[order])
     return raw
