@@ -102,10 +102,12 @@ def plan_kernel(K: int, D: int, n_stages: int, max_side: int, flops: int,
     The compiled path (:mod:`linfa.integrate.compiled`) pays no Python per
     step; the engine pays about 0.15 ms a step for the whole batch, shared by
     its instances, and in exchange batches every array operation. Measured
-    (FA ``n-n-n``, tsit5, loaded 2-core machine, one thread each): 1 x 16
-    compiled 1.3 ms vs engine 10.0 ms; 16 x 16 12.9 vs 19.8 ms; 256 x 16 200
-    vs 211 ms; 256 x 4 40 vs 48 ms; 64 x 32 271 vs 387 ms; 16 x 64 363 vs 484
-    ms; 1 x 128 and 1 x 256 equal within noise (both wait on BLAS). So the
+    (FA ``n-n-n``, tsit5, t in [0, 20], on 2 cores shared with other work, so
+    roughly; one thread each unless said): 1 x 16 compiled 1.3 ms vs engine
+    10.0 ms; 16 x 16 12.9 vs 19.8 ms; 256 x 16 200 vs 211 ms; 256 x 4 40 vs 48
+    ms; 64 x 32 271 vs 387 ms; 16 x 64 363 vs 484 ms; 256 x 64 2.3 s (two
+    threads) vs 6.2 s; 4096 x 16 3.6 s (two threads, the second core busy) vs
+    3.9 s; 1 x 128 and 1 x 256 equal within noise (both wait on BLAS). So the
     compiled path is chosen unless the flow's products are large enough for
     OpenBLAS to thread them itself (more than :data:`BLAS_THREADED_FLOPS`
     multiply–adds for the largest one): then both routes wait on the same
