@@ -177,6 +177,41 @@ def _field(code: np.ndarray, ws: np.ndarray, tmp: np.ndarray, D: int, t_off: int
 
 
 @_compiled
+def _field_scaled(code: np.ndarray, ws: np.ndarray, tmp: np.ndarray, t_off: int, out_off: np.ndarray,
+                  leaf_off: np.ndarray, leaf_size: np.ndarray, t: float, h: float,
+                  f: np.ndarray) -> None:  # pragma: no cover
+    """``f = vf(t, x) · h`` for one instance whose state ``x`` is already in the workspace (``ws[:D]``)."""
+    ws[t_off] = t
+    _eval_tape(code, ws, tmp)
+    for q in range(out_off.shape[0]):
+        o = out_off[q]
+        lo = leaf_off[q]
+        for i in range(leaf_size[q]):
+            f[lo + i] = ws[o + i] * h
+
+
+@_compiled
+def _sum_squares(x: np.ndarray) -> float:  # pragma: no cover
+    """``Σ x_i²`` in four interleaved partial sums (so that the loop vectorises)."""
+    n = x.shape[0]
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    i = 0
+    while i + 4 <= n:
+        s0 += x[i] * x[i]
+        s1 += x[i + 1] * x[i + 1]
+        s2 += x[i + 2] * x[i + 2]
+        s3 += x[i + 3] * x[i + 3]
+        i += 4
+    while i < n:
+        s0 += x[i] * x[i]
+        i += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@_compiled
 def _evaluate(code: np.ndarray, template: np.ndarray, tmp_size: int, D: int, A: int, out_off: np.ndarray,
               leaf_off: np.ndarray, leaf_size: np.ndarray, y: np.ndarray, args: np.ndarray,
               t: np.ndarray) -> np.ndarray:  # pragma: no cover
@@ -292,6 +327,7 @@ def _solve_range(lo: int, hi: int, code: np.ndarray, template: np.ndarray, tmp_s
     f = np.empty(D)
     hk = np.empty((S + 1, D))
     F = np.empty((nq, D))
+    X = ws[:D]  # the state the tape reads: each stage input is built here
     PT = np.ascontiguousarray(Pm.T)  # (q, S + 1)
     n0 = 0
     while n0 < nsave and ts[n0] <= t0:
@@ -313,7 +349,9 @@ def _solve_range(lo: int, hi: int, code: np.ndarray, template: np.ndarray, tmp_s
         t_end = t0
         stiff_k = False
         # ---- start: f0, saves at t0, the initial step
-        _field(code, ws, tmp, D, t_off, out_off, leaf_off, leaf_size, t, y, hk[0])
+        for i in range(D):
+            X[i] = y[i]
+        _field_scaled(code, ws, tmp, t_off, out_off, leaf_off, leaf_size, t, 1.0, hk[0])
         nfev += 1
         for j in range(n0):
             for i in range(D):
@@ -355,8 +393,8 @@ def _solve_range(lo: int, hi: int, code: np.ndarray, template: np.ndarray, tmp_s
                 h0 = 0.01 * d0 / (d1 if d1 > 0 else 1.0)
             h0 = _nmin(h0, interval)
             for i in range(D):
-                ytmp[i] = y[i] + h0 * hk[0, i]
-            _field(code, ws, tmp, D, t_off, out_off, leaf_off, leaf_size, t0 + h0, ytmp, f)
+                X[i] = y[i] + h0 * hk[0, i]
+            _field_scaled(code, ws, tmp, t_off, out_off, leaf_off, leaf_size, t0 + h0, 1.0, f)
             nfev += 1
             s2 = 0.0
             for i in range(D):
@@ -389,31 +427,25 @@ def _solve_range(lo: int, hi: int, code: np.ndarray, template: np.ndarray, tmp_s
                     hk[0, i] = hk[0, i] * ratio
             else:
                 hs = h
-            for s in range(1, S):
-                _stage_input(y, Am[s], hk, s, ytmp)
-                _field(code, ws, tmp, D, t_off, out_off, leaf_off, leaf_size, t + Cm[s] * hs, ytmp, f)
+            for s in range(1, S):  # each stage input is built in the workspace, where the tape reads it
+                _stage_input(y, Am[s], hk, s, X)
+                _field_scaled(code, ws, tmp, t_off, out_off, leaf_off, leaf_size, t + Cm[s] * hs, hs, hk[s])
+            if stiff_check and nacc + nrej + 1 >= max_steps:  # the last stage input, for the stiffness test
                 for i in range(D):
-                    hk[s, i] = f[i] * hs
+                    ytmp[i] = X[i]
             _stage_input(y, Bm, hk, S, ynew)
-            t_new = t1 if last else t + hs
-            _field(code, ws, tmp, D, t_off, out_off, leaf_off, leaf_size, t_new, ynew, f)
             for i in range(D):
-                hk[S, i] = f[i] * hs
+                X[i] = ynew[i]
+            t_new = t1 if last else t + hs
+            _field_scaled(code, ws, tmp, t_off, out_off, leaf_off, leaf_size, t_new, hs, hk[S])
             nfev += S
             # scaled error and its RMS norm
             _combine(Em, hk, S + 1, f)
-            sq = 0.0
             for i in range(D):
-                sa = abs(y[i]) * rtol + atol
-                sb = abs(ynew[i]) * rtol + atol
-                if sa != sa or sb != sb:
-                    sc = np.nan
-                elif sa >= sb:
-                    sc = sa
-                else:
-                    sc = sb
-                e = f[i] / sc
-                sq += e * e
+                sa = abs(y[i]) * rtol + atol  # finite: y is the initial or an accepted state
+                sb = abs(ynew[i]) * rtol + atol  # a NaN here is kept (as np.maximum keeps it)
+                f[i] = f[i] / (sa if sa >= sb else sb)
+            sq = _sum_squares(f)
             errn = math.sqrt(sq / D)
             finite = np.isfinite(errn)
             acc = errn <= 1.0
