@@ -56,10 +56,10 @@ def _rules(rng, widths, K):
     fa = tuple(rng.standard_normal((K, widths[l - 1], widths[l])) / np.sqrt(widths[l]) for l in range(2, len(widths)))
     dfa = tuple(rng.standard_normal((K, w, widths[-1])) / np.sqrt(widths[-1]) for w in widths[1:-1])
     return {"BP": linfa.BP(), "FA": linfa.FA(fa), "DFA": linfa.DFA(dfa), "SignSymmetry": linfa.SignSymmetry(),
-            "Damped": Damped(fa)}
+            "Damped": Damped(fa), "KolenPollack": (linfa.KolenPollack(0.2), fa)}
 
 
-@pytest.mark.parametrize("name", ["BP", "FA", "DFA", "SignSymmetry", "Damped"])
+@pytest.mark.parametrize("name", ["BP", "FA", "DFA", "SignSymmetry", "KolenPollack", "Damped"])
 @pytest.mark.parametrize("whitened", [True, False])
 def test_rules_compiled_agree_with_the_engine(name, whitened):
     rng = np.random.default_rng(5)
@@ -71,6 +71,9 @@ def test_rules_compiled_agree_with_the_engine(name, whitened):
         sxx = x @ np.swapaxes(x, -1, -2) / 6
     task = linfa.Task.teacher(rng.standard_normal((K, 2, 4)) / 2, sxx=sxx)
     w0 = linfa.DeepLinear(widths).gaussian(rng, 0.3, batch=(K,))
+    if isinstance(rule, tuple):  # Kolen-Pollack: the feedback is part of the state
+        rule, fb = rule
+        w0 = rule.init_state(w0, fb)
     ts = np.linspace(0.0, 5.0, 6)
     kw = dict(saveat=ts, rtol=1e-7, atol=1e-10, method="tsit5", observe={"loss": linfa.observables.loss})
     plan, why = _plan(rule, task, w0, ts)
