@@ -294,3 +294,23 @@ def test_kernel_is_validated():
         integrate(lambda t, y, a: (-y[0],), y0, 1.0, batch_shape=(1,), method="rodas4", kernel="compiled")
     with pytest.raises(ValueError, match="extra stages"):
         integrate(lambda t, y, a: (-y[0],), y0, 1.0, batch_shape=(1,), method="dop853", kernel="compiled")
+
+
+def test_products_large_enough_for_blas_threads_stay_on_the_engine_by_default():
+    """Rule of schedule.plan_kernel: a product of more than BLAS_THREADED_FLOPS multiply-adds -> the engine."""
+    from linfa.integrate import schedule
+
+    n = 70
+    assert n**3 > schedule.BLAS_THREADED_FLOPS >= 64**3
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((1, n, n)) / n
+
+    def vf(t, y, args):
+        return (args[0] @ y[0] - y[0],)
+
+    kw = dict(args=(a,), batch_shape=(1,), rtol=1e-8, atol=1e-10)
+    y0 = (rng.standard_normal((1, n, n)),)
+    default = integrate(vf, y0, 0.5, **kw)
+    forced = integrate(vf, y0, 0.5, kernel="compiled", **kw)
+    assert default.stats["kernel"] == "numpy" and forced.stats["kernel"] == "compiled"
+    _assert_same(forced, default)

@@ -119,7 +119,7 @@ def integrate(
         chunks run concurrently). Default: chosen from the problem, with the
         chunk size, by :func:`linfa.integrate.schedule.plan` (one thread for
         small batches or wide layers, where threads only contend; on the
-        compiled path, one per core, at most ``K``). The result
+        compiled path, one per core once the batch has work enough). The result
         is bit-identical for any number of threads; ``vf`` must be safe to call
         from several threads at once (pure functions of their arguments are).
         The stiff methods run in one thread; on the ``scipy:`` route only 1 is
@@ -205,7 +205,7 @@ def integrate(
         plan, why = compiled.plan_compiled(problem, rk, check=False)
         if plan is not None:
             use, n_threads = schedule.plan_kernel(problem.K, layout.D, rk.n_stages, max_side,
-                                                  plan.tape.max_product(), threads)
+                                                  plan.tape.max_product(), plan.tape.matmul_flops(), threads)
             if use or kernel == "compiled":
                 why = compiled.check_plan(problem, plan)  # the tape against the field, once
                 if not why:

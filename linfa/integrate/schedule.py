@@ -35,8 +35,8 @@ from __future__ import annotations
 import math
 import os
 
-__all__ = ["BLAS_SERIAL_DIM", "BLAS_THREADED_FLOPS", "CACHE_BYTES", "MIN_CHUNK_ENTRIES", "THREAD_ENTRIES", "cores",
-           "plan", "plan_kernel"]
+__all__ = ["BLAS_SERIAL_DIM", "BLAS_THREADED_FLOPS", "CACHE_BYTES", "COMPILED_THREAD_WORK", "MIN_CHUNK_ENTRIES",
+           "THREAD_ENTRIES", "cores", "plan", "plan_kernel"]
 
 #: Bytes of one chunk's arrays at most (unless that leaves fewer than MIN_CHUNK_ENTRIES entries a chunk).
 CACHE_BYTES = 4 * 2**20
@@ -48,6 +48,8 @@ THREAD_ENTRIES = 2**16
 BLAS_SERIAL_DIM = 64
 #: A matrix product of more multiply-adds than this is threaded by OpenBLAS itself (m n k > 2^18).
 BLAS_THREADED_FLOPS = 2**18
+#: Work per flow evaluation, K (multiply-adds + state entries), from which the compiled path uses every core.
+COMPILED_THREAD_WORK = 2**15
 
 
 def cores() -> int:
@@ -95,7 +97,7 @@ def plan(K: int, D: int, n_stages: int, max_side: int, threads: int | None = Non
 
 
 
-def plan_kernel(K: int, D: int, n_stages: int, max_side: int, flops: int,
+def plan_kernel(K: int, D: int, n_stages: int, max_side: int, flops: int, total_flops: int = 0,
                 threads: int | None = None) -> tuple[bool, int]:
     """Whether the compiled path should integrate a problem it can run, and on how many threads.
 
@@ -114,6 +116,11 @@ def plan_kernel(K: int, D: int, n_stages: int, max_side: int, flops: int,
     BLAS calls and the engine's chunking and threading rule
     (:func:`plan`) is the tested one.
 
+    Threads: the compiled loops hold no GIL, so a second thread pays as soon
+    as the batch's work outweighs starting it (about 0.1 ms): one thread per
+    core when ``K (total_flops + D)`` is at least :data:`COMPILED_THREAD_WORK`
+    (two instances of the 1 x 16 row), else one.
+
     Parameters
     ----------
     K, D : int
@@ -125,8 +132,11 @@ def plan_kernel(K: int, D: int, n_stages: int, max_side: int, flops: int,
     flops : int
         Multiply–adds of the largest matrix product in one evaluation of the
         flow (:meth:`linfa.integrate.trace.Tape.max_product`).
+    total_flops : int
+        Multiply–adds of all the products of one evaluation
+        (:meth:`linfa.integrate.trace.Tape.matmul_flops`).
     threads : int, optional
-        Threads asked for (``None``: one per core, at most ``K``).
+        Threads asked for (``None``: by the rule above, at most ``K``).
 
     Returns
     -------
@@ -137,5 +147,6 @@ def plan_kernel(K: int, D: int, n_stages: int, max_side: int, flops: int,
         ranges (bit-identical results for any count).
     """
     K = max(int(K), 1)
-    n = threads if threads is not None else cores()
-    return flops <= BLAS_THREADED_FLOPS, max(1, min(n, K))
+    if threads is None:
+        threads = cores() if K * (int(total_flops) + int(D)) >= COMPILED_THREAD_WORK else 1
+    return flops <= BLAS_THREADED_FLOPS, max(1, min(threads, K))
