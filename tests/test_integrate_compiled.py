@@ -258,7 +258,7 @@ def _every_op(t, y, a):
     q = _T(g) @ _T(w)
     big = a[1] @ (_T(a[2]) @ _T(a[2])) @ _T(a[1])
     s = np.sign(_T(m) + m) / (1.0 + a[0][:, None, None] * a[0][:, None, None])
-    r = (1.0 - w) * 0.5 - t[:, None, None] + 0.25  # scalar operands on either side
+    r = (1.0 - w) * 0.5 - t[:, None, None] + 0.25 + 2.0 / (1.0 + w * w) + (0.5 + w) / 3.0  # scalars either side
     return (-(s @ w) + t[:, None, None] * w + _T(q) @ g * 0.5, _T(_T(m) @ big) @ v - w + r)
 
 

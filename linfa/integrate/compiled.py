@@ -86,25 +86,46 @@ def _matmul(ws: np.ndarray, out: int, a: int, b: int, m: int, k: int, n: int, fl
         else:
             np.dot(ws[a : a + m * k].reshape((m, k)), ws[b : b + k * n].reshape((k, n)), O2)
         return
-    if fl & 2:  # rows of A against rows of the stored B: dot products
+    Av = ws[a : a + m * k]
+    Bv = ws[b : b + k * n]
+    O = ws[out : out + m * n]
+    if fl == 0:  # rows of the output accumulate rows of B
+        for i in range(m):
+            Oi = O[i * n : i * n + n]
+            for j in range(n):
+                Oi[j] = 0.0
+            for p in range(k):
+                aip = Av[i * k + p]
+                Bp = Bv[p * n : p * n + n]
+                for j in range(n):
+                    Oi[j] += aip * Bp[j]
+    elif fl == 1:
+        for i in range(m):
+            Oi = O[i * n : i * n + n]
+            for j in range(n):
+                Oi[j] = 0.0
+            for p in range(k):
+                aip = Av[p * m + i]
+                Bp = Bv[p * n : p * n + n]
+                for j in range(n):
+                    Oi[j] += aip * Bp[j]
+    elif fl == 2:  # rows of A against rows of the stored B: dot products
+        for i in range(m):
+            Ai = Av[i * k : i * k + k]
+            for j in range(n):
+                Bj = Bv[j * k : j * k + k]
+                acc = 0.0
+                for p in range(k):
+                    acc += Ai[p] * Bj[p]
+                O[i * n + j] = acc
+    else:
         for i in range(m):
             for j in range(n):
-                s = 0.0
-                if fl & 1:
-                    for p in range(k):
-                        s += ws[a + p * m + i] * ws[b + j * k + p]
-                else:
-                    for p in range(k):
-                        s += ws[a + i * k + p] * ws[b + j * k + p]
-                ws[out + i * n + j] = s
-    else:  # rows of the output accumulate rows of B
-        for i in range(m * n):
-            ws[out + i] = 0.0
-        for i in range(m):
-            for p in range(k):
-                aip = ws[a + p * m + i] if fl & 1 else ws[a + i * k + p]
-                for j in range(n):
-                    ws[out + i * n + j] += aip * ws[b + p * n + j]
+                Bj = Bv[j * k : j * k + k]
+                acc = 0.0
+                for p in range(k):
+                    acc += Av[p * m + i] * Bj[p]
+                O[i * n + j] = acc
 
 
 @_compiled
@@ -138,26 +159,54 @@ def _eval_tape(code: np.ndarray, ws: np.ndarray, tmp: np.ndarray) -> None:  # pr
                 else:
                     for i in range(n):
                         O[i] = X[i] / Y[i]
-            else:
+            elif fl == 1:  # a scalar first operand
+                x = ws[a]
+                Y = ws[b : b + n]
+                if op == 1:
+                    for i in range(n):
+                        O[i] = x + Y[i]
+                elif op == 2:
+                    for i in range(n):
+                        O[i] = x - Y[i]
+                elif op == 3:
+                    for i in range(n):
+                        O[i] = x * Y[i]
+                else:
+                    for i in range(n):
+                        O[i] = x / Y[i]
+            else:  # a scalar second operand (or both scalars)
+                X = ws[a : a + (1 if fl & 1 else n)]
+                y = ws[b]
                 sa = 0 if fl & 1 else 1
-                sb = 0 if fl & 2 else 1
-                for i in range(n):
-                    x = ws[a + i * sa]
-                    y = ws[b + i * sb]
-                    O[i] = x + y if op == 1 else (x - y if op == 2 else (x * y if op == 3 else x / y))
+                if op == 1:
+                    for i in range(n):
+                        O[i] = X[i * sa] + y
+                elif op == 2:
+                    for i in range(n):
+                        O[i] = X[i * sa] - y
+                elif op == 3:
+                    for i in range(n):
+                        O[i] = X[i * sa] * y
+                else:
+                    for i in range(n):
+                        O[i] = X[i * sa] / y
         elif op == 5:  # NEG
             O = ws[out : out + n]
             X = ws[a : a + n]
             for i in range(n):
                 O[i] = -X[i]
         elif op == 6:  # SIGN (NaN stays NaN, as numpy's)
+            O = ws[out : out + n]
+            X = ws[a : a + n]
             for i in range(n):
-                x = ws[a + i]
-                ws[out + i] = 1.0 if x > 0 else (-1.0 if x < 0 else (0.0 if x == 0 else x))
+                x = X[i]
+                O[i] = 1.0 if x > 0 else (-1.0 if x < 0 else (0.0 if x == 0 else x))
         else:  # TRANSPOSE: stored (m, n) -> (n, m)
+            O = ws[out : out + m * n]
+            X = ws[a : a + m * n]
             for i in range(m):
                 for j in range(n):
-                    ws[out + j * m + i] = ws[a + i * n + j]
+                    O[j * m + i] = X[i * n + j]
 
 
 @_compiled
@@ -184,10 +233,11 @@ def _field_scaled(code: np.ndarray, ws: np.ndarray, tmp: np.ndarray, t_off: int,
     ws[t_off] = t
     _eval_tape(code, ws, tmp)
     for q in range(out_off.shape[0]):
-        o = out_off[q]
-        lo = leaf_off[q]
-        for i in range(leaf_size[q]):
-            f[lo + i] = ws[o + i] * h
+        n = leaf_size[q]
+        src = ws[out_off[q] : out_off[q] + n]
+        dst = f[leaf_off[q] : leaf_off[q] + n]
+        for i in range(n):
+            dst[i] = src[i] * h
 
 
 @_compiled
