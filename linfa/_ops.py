@@ -9,6 +9,11 @@ evaluated on two kinds of operand:
   so that :mod:`linfa.symbolic` reads off exactly the dynamics that
   :func:`linfa.solve` integrates.
 
+Two more readings push other operands through the same definition: dual
+numbers (:mod:`linfa.dual`, exact Jacobian–vector products for the stiff
+methods) and tracers (:mod:`linfa.integrate.trace`, which record the flow as
+a tape for the compiled integrator).
+
 Nothing here imports sympy: a sympy operand is recognised by duck typing, so
 ``import linfa`` stays light.
 """

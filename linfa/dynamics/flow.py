@@ -34,6 +34,7 @@ def solve(
     until: Event | Condition | Sequence[Event | Condition] | None = None,
     throw: bool = False,
     threads: int | None = None,
+    kernel: str | None = None,
 ) -> Solution:
     """Integrate the learning dynamics ``d state/dt = rule.flow(task)(t, state)``.
 
@@ -89,6 +90,10 @@ def solve(
         result stays bit-identical (the instances never interact). Default:
         chosen from the batch size and state size
         (:func:`linfa.integrate.schedule.plan`).
+    kernel : {"compiled", "numpy"}, optional
+        Force the compiled path (the flow traced once and integrated by one
+        compiled loop per instance) or the batched numpy engine; by default
+        chosen from the problem (see :func:`linfa.integrate.integrate`).
 
     Returns
     -------
@@ -163,7 +168,7 @@ def solve(
     sol = integrate(
         vector_field(unpack), y0, t1, t0=t0, args=args, batch_shape=batch, saveat=saveat, observe=obs,
         method=method, stepsize=stepsize, rtol=rtol, atol=atol, dt0=dt0, max_steps=max_steps,
-        until=events, throw=throw, threads=threads,
+        until=events, throw=throw, threads=threads, kernel=kernel,
     )
     warn_failures(sol)
     return sol

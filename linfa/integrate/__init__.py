@@ -12,7 +12,9 @@ with leading batch axes. The rule-level front end (:func:`linfa.solve`,
 * :mod:`~linfa.integrate.wmethod` — the stiff Rosenbrock-W method ``ros34pw2``
   (:class:`Ros34PW2`), which keeps its Jacobian and LU across steps;
 * :mod:`~linfa.integrate.controller` — :class:`StepSizeController` (tolerances, step rule);
-* :mod:`~linfa.integrate.schedule` — how a batch is cut into threads and chunks by default;
+* :mod:`~linfa.integrate.schedule` — compiled path or numpy engine, threads and chunks, by default;
+* :mod:`~linfa.integrate.trace` and :mod:`~linfa.integrate.compiled` — the compiled path: the
+  field traced once into a tape of matrix operations, each instance integrated by one numba loop;
 * :mod:`~linfa.integrate.events` — :class:`Event`, :func:`norm_above`, :func:`flow_below`;
 * :mod:`~linfa.integrate.solution` — :class:`Solution`, :class:`Status`,
   :class:`IntegrationError`.

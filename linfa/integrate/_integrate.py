@@ -13,7 +13,10 @@ from linfa.integrate.methods import METHODS, AbstractRungeKutta, as_method
 from linfa.integrate.problem import Problem, VectorField
 from linfa.integrate.solution import Solution
 
-__all__ = ["MAX_STEPS", "integrate"]
+__all__ = ["KERNELS", "MAX_STEPS", "integrate"]
+
+#: The values of ``kernel=`` (:func:`integrate`, :func:`linfa.solve`).
+KERNELS = ("compiled", "numpy")
 
 #: Default ``max_steps`` of :func:`integrate` (and of :func:`linfa.solve`, which passes it on).
 MAX_STEPS = 100_000
@@ -38,6 +41,7 @@ def integrate(
     until: Event | Sequence[Event] | None = None,
     throw: bool = False,
     threads: int | None = None,
+    kernel: str | None = None,
 ) -> Solution:
     """Integrate a batch of ODEs ``dy/dt = vf(t, y, args)``, each instance on its own.
 
@@ -114,11 +118,24 @@ def integrate(
         (numpy releases the GIL in the array work, so on several cores the
         chunks run concurrently). Default: chosen from the problem, with the
         chunk size, by :func:`linfa.integrate.schedule.plan` (one thread for
-        small batches or wide layers, where threads only contend). The result
+        small batches or wide layers, where threads only contend; on the
+        compiled path, one per core once the batch has work enough). The result
         is bit-identical for any number of threads; ``vf`` must be safe to call
         from several threads at once (pure functions of their arguments are).
         The stiff methods run in one thread; on the ``scipy:`` route only 1 is
         accepted.
+    kernel : {"compiled", "numpy"}, optional
+        How an explicit adaptive method runs. ``"compiled"``: ``vf`` is traced
+        once into a tape of matrix operations and each instance is
+        integrated by one compiled loop (:mod:`linfa.integrate.compiled`); a
+        field or method it cannot take raises a ``ValueError`` saying why.
+        ``"numpy"``: the batched numpy engine. Default: the compiled path
+        wherever it applies, unless the flow's matrix products are large
+        enough for BLAS to thread them (then both routes wait on the same BLAS
+        calls and the engine runs; :func:`linfa.integrate.schedule.plan_kernel`).
+        Both take the same steps and agree to rounding; events (``until``),
+        ``dop853``, fixed-step and stiff methods always use their own route.
+        ``Solution.stats["kernel"]`` says which ran.
 
     Returns
     -------
@@ -129,6 +146,10 @@ def integrate(
 
     Notes
     -----
+    The compiled path and the engine run the same algorithm (stages, error
+    norm, step-size rule, dense output, endings); the compiled one avoids
+    the Python of each step, which dominates small problems.
+
     One step of an explicit Runge–Kutta method with stages ``k_i``:
 
     .. math::
@@ -164,6 +185,10 @@ def integrate(
     )
     if threads is not None:
         threads = count("threads", threads, minimum=1)
+    if kernel is not None and kernel not in KERNELS:
+        raise ValueError(f"kernel: expected one of {', '.join(map(repr, KERNELS))} or None, got {kernel!r}")
+    if kernel == "compiled" and (scipy_name is not None or stiff is not None or w_method is not None):
+        raise ValueError(f"kernel: 'compiled' runs the explicit Runge–Kutta methods only, got method {method!r}")
     if scipy_name is not None:
         if threads not in (None, 1):
             raise ValueError(f"threads: the scipy: route runs in one thread, expected 1, got {threads}")
@@ -174,5 +199,22 @@ def integrate(
         return rosenbrock.run(problem, stiff).solution(stiff.name)
     layout = problem.layout
     max_side = max((max(c) for c in layout.cores if c), default=1)
+    if kernel != "numpy":
+        from linfa.integrate import compiled  # numba compiles (or loads from its cache) on first use
+
+        plan, why = compiled.plan_compiled(problem, rk, check=False)
+        if plan is not None:
+            use, n_threads = schedule.plan_kernel(problem.K, layout.D, rk.n_stages, max_side,
+                                                  plan.tape.max_product(), plan.tape.matmul_flops(), threads)
+            if use or kernel == "compiled":
+                why = compiled.check_plan(problem, plan)  # the tape against the field, once
+                if not why:
+                    sol = compiled.run(problem, rk, plan, n_threads).solution(rk.name)
+                    sol.stats["kernel"] = "compiled"
+                    return sol
+        if kernel == "compiled":
+            raise ValueError(f"kernel: the compiled path cannot run this problem: {why}")
     n_threads, chunk = schedule.plan(problem.K, layout.D, rk.n_stages, max_side, threads)
-    return _engine.run(problem, rk, n_threads, chunk).solution(rk.name)
+    sol = _engine.run(problem, rk, n_threads, chunk).solution(rk.name)
+    sol.stats["kernel"] = "numpy"
+    return sol

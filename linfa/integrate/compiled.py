@@ -1,0 +1,742 @@
+"""The compiled path: a whole adaptive Runge–Kutta integration per instance in one numba function.
+
+For small problems the batched numpy engine (:mod:`linfa.integrate._engine`)
+is bound by the Python of each step (about 0.15 ms), not by arithmetic. Here
+the vector field is traced once into a :class:`~linfa.integrate.trace.Tape`
+(the one flow definition, recorded, not rewritten), and a static compiled
+function — :func:`_solve_range`, part of the package source, so that numba's
+disk cache keeps it across processes — integrates each instance from ``t0``
+to ``t1``, interpreting the tape for every flow evaluation.
+
+It runs the engine's algorithm, formula for formula: the stage inputs
+``y + Σ_j a_ij hk_j``, the scaled error ``Σ_j e_j hk_j / max(atol + rtol|y|,
+atol + rtol|y_new|)`` and its RMS norm, the step-size rule and the initial
+step of :class:`~linfa.integrate.StepSizeController`, the last-step rule
+(a remainder within four ulps of the step ends the integration), the save
+points from the method's polynomial dense output, ``max_steps`` with the
+stiffness flag (``h ρ`` at the stability limit), and the ``non_finite`` and
+``stalled`` endings. Only the order of additions inside a matrix product and
+a norm (and numpy's vectorised ``power`` against libm's ``pow``) differs, so
+results agree with the engine to rounding: on a well-conditioned problem the
+same steps and states to about ``1e-12`` relative; where a decision sits on
+the edge (a trajectory that amplifies rounding, a field with jumps such as
+``sign``) the two may take different, equally valid steps. Results do not
+depend on how the instances are split over threads.
+
+Cost: the first call on a machine compiles the functions below (10–20 s on
+a loaded 2-core machine); numba caches them on disk next to this file, and
+later processes load them in about 0.2–0.5 s.
+
+What it takes (:func:`plan_compiled` says why not, otherwise): an adaptive
+:class:`~linfa.integrate.AbstractRungeKutta` with one error estimate, the
+default error norm and a polynomial dense output without extra stages
+(``tsit5``, ``dopri5``, your own tableau of that kind); no ``until`` events;
+float64 arguments; a field the tracer can follow, whose tape reproduces the
+field on the first instance (relative ``1e-12``). Anything else goes to the
+numpy engine.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from linfa.integrate._engine import STIFF_FRACTION
+from linfa.integrate.methods import AbstractRungeKutta, _PolynomialDense
+from linfa.integrate.problem import Problem, Raw
+from linfa.integrate.solution import Status
+from linfa.integrate.trace import Tape, Untraceable, trace, validate
+
+__all__ = ["BLAS_MIN_FLOPS", "Plan", "check_plan", "method_support", "plan_compiled", "run"]
+
+
+def _compiled(fn: Callable[..., Any]) -> Any:
+    """Compile ``fn`` without the GIL, cached on disk when numba finds a writable place for it."""
+    try:
+        return njit(cache=True, nogil=True, error_model="numpy")(fn)
+    except RuntimeError:  # no writable cache location: compile per process
+        return njit(cache=False, nogil=True, error_model="numpy")(fn)
+
+
+# --------------------------------------------------------------------------- the interpreter
+#: Matrix products with at least this many multiply–adds go to BLAS (``np.dot``), smaller ones to loops.
+BLAS_MIN_FLOPS = 512
+
+
+@_compiled
+def _matmul(ws: np.ndarray, out: int, a: int, b: int, m: int, k: int, n: int, fl: int,
+            tmp: np.ndarray) -> None:  # pragma: no cover
+    """``ws[out] (m, n) = op(A) (m, k) @ op(B) (k, n)``; ``fl`` bit 0 (1): ``A`` (``B``) stored transposed.
+
+    Large products call BLAS (``np.dot``) with ``B`` laid out ``(k, n)`` (a stored transpose is copied
+    into ``tmp`` first: OpenBLAS's small-matrix kernels are slower on it); small ones run as loops.
+    """
+    if m * k * n >= BLAS_MIN_FLOPS:
+        O2 = ws[out : out + m * n].reshape((m, n))
+        if fl & 2:
+            for j in range(n):
+                for p in range(k):
+                    tmp[p * n + j] = ws[b + j * k + p]
+            Bm = tmp[: k * n].reshape((k, n))
+            if fl & 1:
+                np.dot(ws[a : a + m * k].reshape((k, m)).T, Bm, O2)
+            else:
+                np.dot(ws[a : a + m * k].reshape((m, k)), Bm, O2)
+        elif fl & 1:
+            np.dot(ws[a : a + m * k].reshape((k, m)).T, ws[b : b + k * n].reshape((k, n)), O2)
+        else:
+            np.dot(ws[a : a + m * k].reshape((m, k)), ws[b : b + k * n].reshape((k, n)), O2)
+        return
+    Av = ws[a : a + m * k]
+    Bv = ws[b : b + k * n]
+    O = ws[out : out + m * n]
+    if fl == 0:  # rows of the output accumulate rows of B
+        for i in range(m):
+            Oi = O[i * n : i * n + n]
+            for j in range(n):
+                Oi[j] = 0.0
+            for p in range(k):
+                aip = Av[i * k + p]
+                Bp = Bv[p * n : p * n + n]
+                for j in range(n):
+                    Oi[j] += aip * Bp[j]
+    elif fl == 1:
+        for i in range(m):
+            Oi = O[i * n : i * n + n]
+            for j in range(n):
+                Oi[j] = 0.0
+            for p in range(k):
+                aip = Av[p * m + i]
+                Bp = Bv[p * n : p * n + n]
+                for j in range(n):
+                    Oi[j] += aip * Bp[j]
+    elif fl == 2:  # rows of A against rows of the stored B: dot products
+        for i in range(m):
+            Ai = Av[i * k : i * k + k]
+            for j in range(n):
+                Bj = Bv[j * k : j * k + k]
+                acc = 0.0
+                for p in range(k):
+                    acc += Ai[p] * Bj[p]
+                O[i * n + j] = acc
+    else:
+        for i in range(m):
+            for j in range(n):
+                Bj = Bv[j * k : j * k + k]
+                acc = 0.0
+                for p in range(k):
+                    acc += Av[p * m + i] * Bj[p]
+                O[i * n + j] = acc
+
+
+@_compiled
+def _eval_tape(code: np.ndarray, ws: np.ndarray, tmp: np.ndarray) -> None:  # pragma: no cover
+    """Run the tape's operations on one instance's workspace ``ws`` (``tmp``: scratch for a transpose)."""
+    for r in range(code.shape[0]):
+        op = code[r, 0]
+        out = code[r, 1]
+        a = code[r, 2]
+        b = code[r, 3]
+        m = code[r, 4]
+        k = code[r, 5]
+        n = code[r, 6]
+        fl = code[r, 7]
+        if op == 0:
+            _matmul(ws, out, a, b, m, k, n, fl, tmp)
+        elif op <= 4:  # ADD, SUB, MUL, DIV with a scalar operand broadcast (stride 0)
+            O = ws[out : out + n]
+            if fl == 0:
+                X = ws[a : a + n]
+                Y = ws[b : b + n]
+                if op == 1:
+                    for i in range(n):
+                        O[i] = X[i] + Y[i]
+                elif op == 2:
+                    for i in range(n):
+                        O[i] = X[i] - Y[i]
+                elif op == 3:
+                    for i in range(n):
+                        O[i] = X[i] * Y[i]
+                else:
+                    for i in range(n):
+                        O[i] = X[i] / Y[i]
+            elif fl == 1:  # a scalar first operand
+                x = ws[a]
+                Y = ws[b : b + n]
+                if op == 1:
+                    for i in range(n):
+                        O[i] = x + Y[i]
+                elif op == 2:
+                    for i in range(n):
+                        O[i] = x - Y[i]
+                elif op == 3:
+                    for i in range(n):
+                        O[i] = x * Y[i]
+                else:
+                    for i in range(n):
+                        O[i] = x / Y[i]
+            else:  # a scalar second operand (or both scalars)
+                X = ws[a : a + (1 if fl & 1 else n)]
+                y = ws[b]
+                sa = 0 if fl & 1 else 1
+                if op == 1:
+                    for i in range(n):
+                        O[i] = X[i * sa] + y
+                elif op == 2:
+                    for i in range(n):
+                        O[i] = X[i * sa] - y
+                elif op == 3:
+                    for i in range(n):
+                        O[i] = X[i * sa] * y
+                else:
+                    for i in range(n):
+                        O[i] = X[i * sa] / y
+        elif op == 5:  # NEG
+            O = ws[out : out + n]
+            X = ws[a : a + n]
+            for i in range(n):
+                O[i] = -X[i]
+        elif op == 6:  # SIGN (NaN stays NaN, as numpy's)
+            O = ws[out : out + n]
+            X = ws[a : a + n]
+            for i in range(n):
+                x = X[i]
+                O[i] = 1.0 if x > 0 else (-1.0 if x < 0 else (0.0 if x == 0 else x))
+        else:  # TRANSPOSE: stored (m, n) -> (n, m)
+            O = ws[out : out + m * n]
+            X = ws[a : a + m * n]
+            for i in range(m):
+                for j in range(n):
+                    O[j * m + i] = X[i * n + j]
+
+
+@_compiled
+def _field(code: np.ndarray, ws: np.ndarray, tmp: np.ndarray, D: int, t_off: int, out_off: np.ndarray,
+           leaf_off: np.ndarray, leaf_size: np.ndarray, t: float, x: np.ndarray,
+           f: np.ndarray) -> None:  # pragma: no cover
+    """``f = vf(t, x)`` for one instance: load ``x`` and ``t`` into the workspace, run the tape, gather."""
+    for i in range(D):
+        ws[i] = x[i]
+    ws[t_off] = t
+    _eval_tape(code, ws, tmp)
+    for q in range(out_off.shape[0]):
+        o = out_off[q]
+        lo = leaf_off[q]
+        for i in range(leaf_size[q]):
+            f[lo + i] = ws[o + i]
+
+
+@_compiled
+def _field_scaled(code: np.ndarray, ws: np.ndarray, tmp: np.ndarray, t_off: int, out_off: np.ndarray,
+                  leaf_off: np.ndarray, leaf_size: np.ndarray, t: float, h: float,
+                  f: np.ndarray) -> None:  # pragma: no cover
+    """``f = vf(t, x) · h`` for one instance whose state ``x`` is already in the workspace (``ws[:D]``)."""
+    ws[t_off] = t
+    _eval_tape(code, ws, tmp)
+    for q in range(out_off.shape[0]):
+        n = leaf_size[q]
+        src = ws[out_off[q] : out_off[q] + n]
+        dst = f[leaf_off[q] : leaf_off[q] + n]
+        for i in range(n):
+            dst[i] = src[i] * h
+
+
+@_compiled
+def _sum_squares(x: np.ndarray) -> float:  # pragma: no cover
+    """``Σ x_i²`` in four interleaved partial sums (so that the loop vectorises)."""
+    n = x.shape[0]
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    i = 0
+    while i + 4 <= n:
+        s0 += x[i] * x[i]
+        s1 += x[i + 1] * x[i + 1]
+        s2 += x[i + 2] * x[i + 2]
+        s3 += x[i + 3] * x[i + 3]
+        i += 4
+    while i < n:
+        s0 += x[i] * x[i]
+        i += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@_compiled
+def _evaluate(code: np.ndarray, template: np.ndarray, tmp_size: int, D: int, A: int, out_off: np.ndarray,
+              leaf_off: np.ndarray, leaf_size: np.ndarray, y: np.ndarray, args: np.ndarray,
+              t: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """The compiled interpreter on a batch ``y (m, D)``, ``args (m, A)``, ``t (m,)``: ``(m, D)``."""
+    m = y.shape[0]
+    out = np.empty((m, D))
+    ws = template.copy()
+    tmp = np.empty(max(tmp_size, 1))
+    for r in range(m):
+        for i in range(A):
+            ws[D + i] = args[r, i]
+        _field(code, ws, tmp, D, D + A, out_off, leaf_off, leaf_size, t[r], y[r], out[r])
+    return out
+
+
+# --------------------------------------------------------------------------- elementwise helpers
+@_compiled
+def _nmin(a: float, b: float) -> float:  # pragma: no cover
+    """``np.minimum`` of two numbers (NaN propagates)."""
+    if a != a or b != b:
+        return np.nan
+    return a if a <= b else b
+
+
+@_compiled
+def _nmax(a: float, b: float) -> float:  # pragma: no cover
+    """``np.maximum`` of two numbers (NaN propagates)."""
+    if a != a or b != b:
+        return np.nan
+    return a if a >= b else b
+
+
+@_compiled
+def _spacing(x: float) -> float:  # pragma: no cover
+    """``np.spacing`` of a non-negative number."""
+    return np.nextafter(x, np.inf) - x
+
+
+@_compiled
+def _combine(coef: np.ndarray, rows: np.ndarray, n_rows: int, out: np.ndarray) -> bool:  # pragma: no cover
+    """``out = Σ_j coef[j] rows[j]`` over the non-zero ``coef[:n_rows]``, in order; False if all are zero."""
+    first = True
+    D = out.shape[0]
+    for j in range(n_rows):
+        c = coef[j]
+        if c == 0.0:
+            continue
+        if first:
+            for i in range(D):
+                out[i] = rows[j, i] * c
+            first = False
+        else:
+            for i in range(D):
+                out[i] = out[i] + rows[j, i] * c
+    return not first
+
+
+@_compiled
+def _stage_input(y: np.ndarray, coef: np.ndarray, hk: np.ndarray, n_rows: int,
+                 out: np.ndarray) -> None:  # pragma: no cover
+    """``out = y + Σ_j coef[j] hk[j]`` (non-zero ``coef[:n_rows]``), as the engine's ``lincomb_nz``."""
+    D = out.shape[0]
+    for i in range(D):
+        out[i] = y[i] * 1.0
+    for j in range(n_rows):
+        c = coef[j]
+        if c == 0.0:
+            continue
+        for i in range(D):
+            out[i] = out[i] + hk[j, i] * c
+
+
+# --------------------------------------------------------------------------- the integration
+@_compiled
+def _solve_range(lo: int, hi: int, code: np.ndarray, template: np.ndarray, tmp_size: int, iprm: np.ndarray,
+                 prm: np.ndarray, out_off: np.ndarray, leaf_off: np.ndarray, leaf_size: np.ndarray,
+                 y0: np.ndarray, args: np.ndarray, ts: np.ndarray, Am: np.ndarray, Bm: np.ndarray,
+                 Cm: np.ndarray, Em: np.ndarray, Pm: np.ndarray, save: np.ndarray, t_final: np.ndarray,
+                 y_final: np.ndarray, status: np.ndarray, n_acc: np.ndarray, n_rej: np.ndarray,
+                 n_fev: np.ndarray, stiff: np.ndarray) -> None:  # pragma: no cover
+    """Integrate the instances ``lo..hi-1`` (see the module docstring; outputs written in their rows).
+
+    ``iprm = [D, A, max_steps, error_order, stiff_check]``; ``prm = [t0, t1,
+    rtol, atol, safety, min_factor, max_factor, dt0 (NaN: chosen), stiff
+    threshold h ρ]``; ``Am (S, S)``, ``Bm (S,)``, ``Cm (S,)``, ``Em (S + 1,)``,
+    ``Pm (S + 1, q)``.
+    """
+    D = iprm[0]
+    A = iprm[1]
+    max_steps = iprm[2]
+    q_err = iprm[3]
+    stiff_check = iprm[4] != 0
+    t0 = prm[0]
+    t1 = prm[1]
+    rtol = prm[2]
+    atol = prm[3]
+    safety = prm[4]
+    min_f = prm[5]
+    max_f = prm[6]
+    dt0 = prm[7]
+    stiff_hrho = prm[8]
+    S = Bm.shape[0]
+    nq = Pm.shape[1]
+    nsave = ts.shape[0]
+    expo = -1.0 / (q_err + 1)
+    t_off = D + A
+
+    ws = template.copy()
+    tmp = np.empty(max(tmp_size, 1))
+    y = np.empty(D)
+    ynew = np.empty(D)
+    ytmp = np.empty(D)
+    f = np.empty(D)
+    hk = np.empty((S + 1, D))
+    F = np.empty((nq, D))
+    X = ws[:D]  # the state the tape reads: each stage input is built here
+    PT = np.ascontiguousarray(Pm.T)  # (q, S + 1)
+    n0 = 0
+    while n0 < nsave and ts[n0] <= t0:
+        n0 += 1
+
+    for kk in range(lo, hi):
+        for i in range(A):
+            ws[D + i] = args[kk, i]
+        for i in range(D):
+            y[i] = y0[kk, i]
+        t = t0
+        nacc = 0
+        nrej = 0
+        nfev = 0
+        saw_nf = False
+        rejected = False
+        done = False
+        code_k = -1
+        t_end = t0
+        stiff_k = False
+        # ---- start: f0, saves at t0, the initial step
+        for i in range(D):
+            X[i] = y[i]
+        _field_scaled(code, ws, tmp, t_off, out_off, leaf_off, leaf_size, t, 1.0, hk[0])
+        nfev += 1
+        for j in range(n0):
+            for i in range(D):
+                save[kk, j, i] = y[i]
+        nxt = n0
+        finite0 = True
+        for i in range(D):
+            if not np.isfinite(hk[0, i]):
+                finite0 = False
+        if not finite0:
+            done = True
+            code_k = 4
+            for i in range(D):
+                y_final[kk, i] = y[i]
+        if t1 == t0 and not done:
+            done = True
+            code_k = 0
+            for i in range(D):
+                y_final[kk, i] = y[i]
+        interval = t1 - t0
+        if dt0 == dt0:
+            h = dt0
+        elif interval == 0:
+            h = 1.0
+        else:
+            s0 = 0.0
+            s1 = 0.0
+            for i in range(D):
+                sc = atol + abs(y[i]) * rtol
+                u = y[i] / sc
+                v = hk[0, i] / sc
+                s0 += u * u
+                s1 += v * v
+            d0 = math.sqrt(s0 / D)
+            d1 = math.sqrt(s1 / D)
+            if d0 < 1e-5 or d1 < 1e-5:
+                h0 = 1e-6
+            else:
+                h0 = 0.01 * d0 / (d1 if d1 > 0 else 1.0)
+            h0 = _nmin(h0, interval)
+            for i in range(D):
+                X[i] = y[i] + h0 * hk[0, i]
+            _field_scaled(code, ws, tmp, t_off, out_off, leaf_off, leaf_size, t0 + h0, 1.0, f)
+            nfev += 1
+            s2 = 0.0
+            for i in range(D):
+                sc = atol + abs(y[i]) * rtol
+                u = (f[i] - hk[0, i]) / sc
+                s2 += u * u
+            d2 = math.sqrt(s2 / D) / h0
+            dmax = _nmax(d1, d2)
+            if d1 <= 1e-15 and d2 <= 1e-15:
+                h1 = _nmax(1e-6, h0 * 1e-3)
+            else:
+                h1 = (0.01 / dmax) ** (1.0 / (q_err + 1))
+            if not np.isfinite(h1):
+                h1 = h0
+            h = _nmin(_nmin(100 * h0, h1), interval)
+            if not (np.isfinite(d1) and np.isfinite(d2)):
+                saw_nf = True
+        if t1 > t0:
+            h = _nmin(h, t1 - t0)
+        for i in range(D):
+            hk[0, i] = hk[0, i] * h
+        # ---- the steps
+        while not done:
+            remaining = t1 - t
+            last = h >= remaining - 4 * _spacing(max(abs(t), abs(t1)))
+            if last:
+                hs = remaining
+                ratio = hs / h
+                for i in range(D):
+                    hk[0, i] = hk[0, i] * ratio
+            else:
+                hs = h
+            for s in range(1, S):  # each stage input is built in the workspace, where the tape reads it
+                _stage_input(y, Am[s], hk, s, X)
+                _field_scaled(code, ws, tmp, t_off, out_off, leaf_off, leaf_size, t + Cm[s] * hs, hs, hk[s])
+            if stiff_check and nacc + nrej + 1 >= max_steps:  # the last stage input, for the stiffness test
+                for i in range(D):
+                    ytmp[i] = X[i]
+            _stage_input(y, Bm, hk, S, ynew)
+            for i in range(D):
+                X[i] = ynew[i]
+            t_new = t1 if last else t + hs
+            _field_scaled(code, ws, tmp, t_off, out_off, leaf_off, leaf_size, t_new, hs, hk[S])
+            nfev += S
+            # scaled error and its RMS norm
+            _combine(Em, hk, S + 1, f)
+            for i in range(D):
+                sa = abs(y[i]) * rtol + atol  # finite: y is the initial or an accepted state
+                sb = abs(ynew[i]) * rtol + atol  # a NaN here is kept (as np.maximum keeps it)
+                f[i] = f[i] / (sa if sa >= sb else sb)
+            sq = _sum_squares(f)
+            errn = math.sqrt(sq / D)
+            finite = np.isfinite(errn)
+            acc = errn <= 1.0
+            fac = safety * errn ** expo
+            if errn == 0:
+                fac = max_f
+            if acc:
+                factor = _nmin(1.0 if rejected else max_f, fac)
+            elif finite:
+                factor = _nmax(min_f, fac)
+            else:
+                factor = min_f
+            if not finite:
+                saw_nf = True
+            if acc:
+                nacc += 1
+            else:
+                nrej += 1
+            # save points passed by an accepted step: the new state, or the interpolant inside the step
+            if acc:
+                have_F = False
+                while nxt < nsave and ts[nxt] <= t_new:
+                    tj = ts[nxt]
+                    if tj == t_new:
+                        for i in range(D):
+                            save[kk, nxt, i] = ynew[i]
+                    else:
+                        if not have_F:
+                            for qq in range(nq):
+                                if not _combine(PT[qq], hk, S + 1, F[qq]):
+                                    for i in range(D):
+                                        F[qq, i] = 0.0
+                            have_F = True
+                        th = (tj - t) / hs
+                        for i in range(D):
+                            v = F[nq - 1, i] * th
+                            for qq in range(nq - 2, -1, -1):
+                                v = (v + F[qq, i]) * th
+                            save[kk, nxt, i] = v + y[i]
+                    nxt += 1
+                if last:
+                    done = True
+                    code_k = 0
+                    t_end = t1
+                    for i in range(D):
+                        y_final[kk, i] = ynew[i]
+                    break
+            # move on
+            h_next = hs * factor
+            if acc:
+                for i in range(D):
+                    hk[0, i] = hk[S, i] * factor
+                    y[i] = ynew[i]
+                t = t_new
+            else:
+                for i in range(D):
+                    hk[0, i] = hk[0, i] * factor
+            h = h_next
+            rejected = not acc
+            if h_next < 10 * _spacing(abs(t)):
+                done = True
+                code_k = 5 if (finite and not saw_nf) else 4
+            elif nacc + nrej >= max_steps:
+                done = True
+                code_k = 2
+                if stiff_check:
+                    dk = 0.0
+                    dy = 0.0
+                    for i in range(D):
+                        u = hk[S, i] - hk[S - 1, i]
+                        v = ynew[i] - ytmp[i]
+                        dk += u * u
+                        dy += v * v
+                    dk = math.sqrt(dk)
+                    dy = math.sqrt(dy)
+                    h_rho = dk / (dy if dy > 0 else np.inf)
+                    stiff_k = np.isfinite(h_rho) and h_rho >= stiff_hrho
+            if done:
+                t_end = t
+                for i in range(D):
+                    y_final[kk, i] = y[i]
+        status[kk] = code_k
+        t_final[kk] = t_end
+        n_acc[kk] = nacc
+        n_rej[kk] = nrej
+        n_fev[kk] = nfev
+        stiff[kk] = stiff_k
+
+
+# --------------------------------------------------------------------------- the Python side
+class Plan:
+    """A problem ready for the compiled path: its tape and the flat arrays the kernel reads.
+
+    Parameters
+    ----------
+    tape : Tape
+        The traced field.
+    args : ndarray, shape (K, A)
+        Each instance's arguments, flattened leaf after leaf (shared ones repeated).
+    leaf_off, leaf_size : ndarray of int64, shape (n_leaves,)
+        Where each state leaf sits in a row of the ``(K, D)`` state, and its size.
+    """
+
+    def __init__(self, tape: Tape, args: np.ndarray, leaf_off: np.ndarray, leaf_size: np.ndarray) -> None:
+        self.tape = tape
+        self.args = args
+        self.leaf_off = leaf_off
+        self.leaf_size = leaf_size
+        mm = tape.code[tape.code[:, 0] == 0]
+        self.tmp_size = int(np.max(mm[:, 5] * mm[:, 6], initial=1))
+
+    def evaluate(self, y: np.ndarray, args: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """The compiled interpreter on ``y (m, D)``, ``args (m, A)``, ``t (m,)``: the flow ``(m, D)``."""
+        tp = self.tape
+        return _evaluate(tp.code, tp.template, self.tmp_size, tp.D, tp.A, tp.out_off, self.leaf_off,
+                         self.leaf_size, np.ascontiguousarray(y, dtype=np.float64),
+                         np.ascontiguousarray(args, dtype=np.float64), np.ascontiguousarray(t, dtype=np.float64))
+
+
+def method_support(m: AbstractRungeKutta) -> str | None:
+    """Why the method ``m`` cannot run compiled (``None``: it can)."""
+    cls = type(m)
+    if not m.adaptive:
+        return f"{m.name} is a fixed-step method"
+    if len(m.C_extra):
+        return f"{m.name} needs extra stages for its dense output"
+    if len(m.error_weights) != 1 or cls.error_norm is not AbstractRungeKutta.error_norm:
+        return f"{m.name} combines several error estimates"
+    if not isinstance(m, _PolynomialDense) or cls.dense_coefficients is not _PolynomialDense.dense_coefficients \
+            or cls.dense_eval is not _PolynomialDense.dense_eval:
+        return f"{m.name} has its own dense output"
+    S = m.n_stages
+    if np.shape(m.A) != (S, S) or np.shape(m.C) != (S,) or np.shape(m.error_weights[0]) != (S + 1,) \
+            or np.ndim(m.P) != 2 or np.shape(m.P)[0] > S + 1:
+        return f"{m.name}: tableau shapes the compiled path does not read"
+    return None
+
+
+def plan_compiled(p: Problem, m: AbstractRungeKutta, *, check: bool = True) -> tuple[Plan | None, str]:
+    """Trace ``p``'s field for the compiled path: ``(plan, "")`` or ``(None, reason)``.
+
+    With ``check`` the tape is also validated (:func:`check_plan`); without,
+    nothing is compiled yet (the tape alone tells the cost of the field).
+    """
+    why = method_support(m)
+    if why is not None:
+        return None, why
+    if p.events:
+        return None, "stopping conditions (until=) are located by the numpy engine"
+    if p.K == 0:
+        return None, "no instances"
+    for i, a in enumerate(p.args):
+        if a.dtype != np.float64:
+            return None, f"args[{i}] has dtype {a.dtype}, not float64"
+    arg_shapes = [tuple(a.shape) if s else tuple(a.shape[1:]) for a, s in zip(p.args, p.args_shared, strict=True)]
+    try:
+        tape = trace(p.vf, p.layout.cores, arg_shapes, p.K)
+    except Untraceable as exc:
+        return None, f"the field cannot be traced: {exc}"
+    K = p.K
+    flat = [np.broadcast_to(a.reshape(1, -1), (K, a.size)) if s else a.reshape(K, -1)
+            for a, s in zip(p.args, p.args_shared, strict=True)]
+    args = np.ascontiguousarray(np.concatenate(flat, axis=1) if flat else np.zeros((K, 0)))
+    layout = p.layout
+    plan = Plan(tape, args, np.array(layout.offsets, dtype=np.int64), np.array(layout.sizes, dtype=np.int64))
+    if check:
+        why = check_plan(p, plan)
+        if why:
+            return None, why
+    return plan, ""
+
+
+def check_plan(p: Problem, plan: Plan) -> str:
+    """Check a tape once against the real field: ``""`` when it passes, else why not.
+
+    The compiled interpreter and ``p.vf`` are evaluated on the first
+    instance's initial state at ``t0`` and must agree to relative ``1e-12``
+    leaf by leaf (:func:`linfa.integrate.trace.validate`).
+    """
+    layout = p.layout
+    t = np.full(1, p.t0)
+    got = plan.evaluate(p.y0[:1], plan.args[:1], t)
+    with np.errstate(all="ignore"):
+        want = p.vf(t, layout.views(p.y0[:1]), p.make_args(np.arange(1)).current())
+    if not validate(layout.views(got), want if isinstance(want, tuple | list) else ()):
+        return "the traced tape does not reproduce the field on the first instance"
+    return ""
+
+
+def run(p: Problem, m: AbstractRungeKutta, plan: Plan, threads: int = 1) -> Raw:
+    """Integrate ``p`` with ``m`` on the compiled path; the instances split over ``threads`` threads.
+
+    Each thread integrates a contiguous range of instances with its own
+    workspace; the instances never interact and each one's arithmetic does
+    not depend on the range it is in, so the result is bit-identical for any
+    number of threads.
+    """
+    assert isinstance(m, _PolynomialDense), "checked by plan_compiled"
+    raw = Raw(p)
+    raw.n_calls = 1  # the check of the tape against the field
+    K, S = p.K, m.n_stages
+    c = p.controller
+    tp = plan.tape
+    P = np.zeros((S + 1, np.shape(m.P)[1]))
+    P[: np.shape(m.P)[0]] = m.P
+    stiff_check = S >= 2 and float(m.C[S - 1]) == 1.0
+    iprm = np.array([tp.D, tp.A, p.max_steps, m.error_order, int(stiff_check)], dtype=np.int64)
+    prm = np.array([p.t0, p.t1, c.rtol, c.atol, c.safety, c.min_factor, c.max_factor,
+                    np.nan if c.dt0 is None else c.dt0, STIFF_FRACTION * m.stability_limit])
+    t_final = np.empty(K)
+    y_final = np.empty((K, tp.D))
+    status = np.empty(K, dtype=np.int64)
+    stiff = np.zeros(K, dtype=np.bool_)
+    fl = np.float64
+    common: tuple[Any, ...] = (
+        tp.code, tp.template, plan.tmp_size, iprm, prm, tp.out_off, plan.leaf_off, plan.leaf_size, p.y0, plan.args,
+        p.ts, np.ascontiguousarray(m.A, dtype=fl), np.ascontiguousarray(m.B, dtype=fl),
+        np.ascontiguousarray(m.C, dtype=fl), np.ascontiguousarray(m.error_weights[0], dtype=fl), P,
+        raw.save, t_final, y_final, status, raw.n_accepted, raw.n_rejected, raw.n_fev, stiff,
+    )
+    threads = max(1, min(int(threads), K))
+    bounds = np.linspace(0, K, threads + 1).round().astype(int)
+    solve: Any = _solve_range
+    if threads == 1:
+        solve(0, K, *common)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            futures = [pool.submit(solve, int(lo), int(hi), *common)
+                       for lo, hi in itertools.pairwise(bounds) if hi > lo]
+            for fut in futures:
+                fut.result()
+    raw.stiff[:] = stiff
+    # Record the endings in the order the engine meets them (it steps all instances in lockstep: fewer
+    # steps first, a vanished step before max_steps), so that throw=True raises for the same instance.
+    order = np.lexsort((np.arange(K), status == int(Status.max_steps), raw.n_accepted + raw.n_rejected))
+    raw.finish(order, status[order], t_final[order], y_final[order])
+    return raw
