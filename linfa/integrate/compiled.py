@@ -40,28 +40,19 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from numba import njit
 
 from linfa.integrate._engine import STIFF_FRACTION
+from linfa.integrate._kernels import _compiled
 from linfa.integrate.methods import AbstractRungeKutta, _PolynomialDense
 from linfa.integrate.problem import Problem, Raw
 from linfa.integrate.solution import Status
 from linfa.integrate.trace import Tape, Untraceable, trace, validate
 
 __all__ = ["BLAS_MIN_FLOPS", "Plan", "check_plan", "method_support", "plan_compiled", "run"]
-
-
-def _compiled(fn: Callable[..., Any]) -> Any:
-    """Compile ``fn`` without the GIL, cached on disk when numba finds a writable place for it."""
-    try:
-        return njit(cache=True, nogil=True, error_model="numpy")(fn)
-    except RuntimeError:  # no writable cache location: compile per process
-        return njit(cache=False, nogil=True, error_model="numpy")(fn)
 
 
 # --------------------------------------------------------------------------- the interpreter
