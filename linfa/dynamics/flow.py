@@ -66,9 +66,9 @@ def solve(
     method : str or AbstractRungeKutta
         ``"dopri5"``, ``"tsit5"``, ``"dop853"``, ``"euler"`` (fixed step ``dt0``: one
         step is one step of full-batch learning with learning rate ``dt0``),
-        the stiff methods ``"rodas4"`` and ``"ros34pw2"`` (ill-conditioned Σxx,
-        long horizons), or ``"scipy:LSODA"`` / ``"scipy:BDF"`` / ``"scipy:Radau"`` /
-        ``"scipy:RK45"`` / ``"scipy:DOP853"``; or a method object
+        the stiff methods ``"rodas4"``, ``"ros34pw2"`` and ``"bdf"`` (ill-conditioned
+        Σxx, long horizons; ``"bdf"`` for large states), or ``"scipy:LSODA"`` /
+        ``"scipy:BDF"`` / ``"scipy:Radau"`` / ``"scipy:RK45"`` / ``"scipy:DOP853"``; or a method object
         (:mod:`linfa.integrate.methods`).
     stepsize : StepSizeController, optional
         Tolerances and step-size rule (:class:`linfa.integrate.StepSizeController`).

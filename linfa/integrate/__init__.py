@@ -11,6 +11,10 @@ with leading batch axes. The rule-level front end (:func:`linfa.solve`,
   with the exact Jacobian of ``vf`` (:mod:`linfa.dual`);
 * :mod:`~linfa.integrate.wmethod` — the stiff Rosenbrock-W method ``ros34pw2``
   (:class:`Ros34PW2`), which keeps its Jacobian and LU across steps;
+* :mod:`~linfa.integrate.bdf` — the stiff variable-order NDF/BDF method ``bdf``
+  (:class:`BDF`), exact Jacobian and LU kept per instance until Newton needs new ones;
+* :mod:`~linfa.integrate.linsolve` — the stiff methods' per-instance dense LU
+  (one BLAS thread, the instances on threads);
 * :mod:`~linfa.integrate.controller` — :class:`StepSizeController` (tolerances, step rule);
 * :mod:`~linfa.integrate.schedule` — compiled path or numpy engine, threads and chunks, by default;
 * :mod:`~linfa.integrate.trace` and :mod:`~linfa.integrate.compiled` — the compiled path: the
@@ -23,6 +27,7 @@ with leading batch axes. The rule-level front end (:func:`linfa.solve`,
 from typing import Any
 
 from linfa.integrate._integrate import MAX_STEPS, integrate
+from linfa.integrate.bdf import BDF
 from linfa.integrate.controller import StepSizeController
 from linfa.integrate.events import Event, flow_below, norm_above
 from linfa.integrate.methods import METHODS, AbstractRungeKutta, Dop853, Dopri5, Euler, Tsit5, as_method
@@ -31,6 +36,7 @@ from linfa.integrate.solution import IntegrationError, Solution, Status
 from linfa.integrate.wmethod import AbstractRosenbrockW, Ros34PW2
 
 __all__ = [
+    "BDF",
     "MAX_STEPS",
     "METHODS",
     "AbstractRosenbrock",

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from linfa._validate import count
-from linfa.integrate import _engine, _scipy, rosenbrock, schedule, wmethod
+from linfa.integrate import _engine, _scipy, bdf, rosenbrock, schedule, wmethod
 from linfa.integrate.controller import StepSizeController
 from linfa.integrate.events import Event
 from linfa.integrate.methods import METHODS, AbstractRungeKutta, as_method
@@ -91,6 +91,11 @@ def integrate(
         Hermite cubic),
         ``"ros34pw2"`` (a stiff Rosenbrock-W method 3(2): the same exact
         Jacobian and LU, kept across steps, see :mod:`linfa.integrate.wmethod`),
+        ``"bdf"`` (the stiff variable-order NDF/BDF 1–5 method of ``ode15s``:
+        fewest steps, Jacobians and LUs on large stiff states, each instance
+        keeping its exact Jacobian and LU until its Newton iteration needs new
+        ones; save points and ``until`` read from its interpolating polynomial;
+        :class:`~linfa.integrate.BDF` for its options, see :mod:`linfa.integrate.bdf`),
         or ``"scipy:<NAME>"`` with
         ``NAME`` one of ``RK23, RK45, DOP853, Radau, BDF, LSODA`` (one scipy
         solver per instance; ``Radau`` and ``BDF`` solve groups of small
@@ -122,7 +127,10 @@ def integrate(
         compiled path, one per core once the batch has work enough). The result
         is bit-identical for any number of threads; ``vf`` must be safe to call
         from several threads at once (pure functions of their arguments are).
-        The stiff methods run in one thread; on the ``scipy:`` route only 1 is
+        The stiff methods run their loop in one thread and spread the
+        per-instance LU factorisations and solves over ``threads`` threads
+        (default: one per core), with BLAS on one thread
+        (:mod:`linfa.integrate.linsolve`); on the ``scipy:`` route only 1 is
         accepted.
     kernel : {"compiled", "numpy"}, optional
         How an explicit adaptive method runs. ``"compiled"``: ``vf`` is traced
@@ -171,11 +179,12 @@ def integrate(
     scipy_name = method.split(":", 1)[1] if isinstance(method, str) and method.startswith("scipy:") else None
     stiff = rosenbrock.as_rosenbrock(method)
     w_method = wmethod.as_w_method(method)
-    if scipy_name is None and stiff is None and w_method is None:
+    multistep = bdf.as_bdf(method)
+    if scipy_name is None and stiff is None and w_method is None and multistep is None:
         try:
             rk = as_method(method)
         except ValueError:
-            names = [*METHODS, *rosenbrock.ROSENBROCK_METHODS, *wmethod.W_METHODS,
+            names = [*METHODS, *rosenbrock.ROSENBROCK_METHODS, *wmethod.W_METHODS, bdf.BDF.name,
                      *(f"scipy:{n}" for n in _scipy.SCIPY_METHODS)]
             known = ", ".join(names)
             raise ValueError(f"method: expected one of {known}, got {method!r}") from None
@@ -193,10 +202,12 @@ def integrate(
         if threads not in (None, 1):
             raise ValueError(f"threads: the scipy: route runs in one thread, expected 1, got {threads}")
         return _scipy.run(problem, scipy_name).solution(str(method))
+    if multistep is not None:
+        return bdf.run(problem, multistep, threads)
     if w_method is not None:
-        return wmethod.run(problem, w_method)
+        return wmethod.run(problem, w_method, threads=threads)
     if stiff is not None:
-        return rosenbrock.run(problem, stiff).solution(stiff.name)
+        return rosenbrock.run(problem, stiff, threads).solution(stiff.name)
     layout = problem.layout
     max_side = max((max(c) for c in layout.cores if c), default=1)
     if kernel != "numpy":

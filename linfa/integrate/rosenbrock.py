@@ -41,13 +41,15 @@ Rosenbrock order conditions in the tests.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.linalg as sla
 
 from linfa import dual
 from linfa.integrate.events import Event, first_root
+from linfa.integrate.linsolve import InstanceLU, instance_lu
 from linfa.integrate.problem import Problem, Raw
 from linfa.integrate.solution import Status
 
@@ -156,8 +158,12 @@ def as_rosenbrock(method: Any) -> type[AbstractRosenbrock] | None:
     return None
 
 
-def run(p: Problem, method: type[AbstractRosenbrock]) -> Raw:
-    """Integrate every instance of ``p`` with the Rosenbrock ``method``, batched."""
+def run(p: Problem, method: type[AbstractRosenbrock], threads: int | None = None) -> Raw:
+    """Integrate every instance of ``p`` with the Rosenbrock ``method``, batched.
+
+    ``threads``: for the per-instance linear algebra
+    (:func:`~linfa.integrate.linsolve.instance_lu`; default: one per core).
+    """
     raw = Raw(p)
     layout, K = p.layout, p.K
     ts = p.ts
@@ -176,9 +182,9 @@ def run(p: Problem, method: type[AbstractRosenbrock]) -> Raw:
 
     if K == 0:
         return raw
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), instance_lu(K, threads) as lu:
         args = args_all.take(active)
-        events, active, h, rejected = start(p, raw, vf, method.error_order, active, t, y, args)
+        events, active, h, rejected, _ = start(p, raw, vf, method.error_order, active, t, y, args)
         while active.size:
             args = args_all.take(active)
             ya, ta = y[active], t[active]
@@ -188,7 +194,7 @@ def run(p: Problem, method: type[AbstractRosenbrock]) -> Raw:
             ft = _time_derivative(p, ta, ya, args)
             raw.n_calls += 1
             y_new, err = step(method, lambda dt, yy, rows=active, args=args, ta=ta: vf(rows, ta + dt, yy, args),
-                              ya, jac, hs, ft, f0=events.flow(active))
+                              ya, jac, hs, ft, f0=events.flow(active), lu=lu)
             errn, finite = error_norm(c, ya, y_new, err)
             acc, _, fac = c.factor(errn, rejected, method.error_order)
             h_new = hs * fac
@@ -200,15 +206,18 @@ def run(p: Problem, method: type[AbstractRosenbrock]) -> Raw:
 
 
 class StepEvents:
-    """The stopping conditions of a stiff loop (one step at a time, no interpolant of the method's own).
+    """The stopping conditions of a stiff loop (one step at a time).
 
     Per instance ``k`` (flat index) it keeps the orientation ``σ`` and the
     oriented value ``σ g`` at the instance's current time, and, when there
     are conditions, the flow ``f(t, y)`` there (the next step's first stage).
-    After each step, the accepted instances' flow at ``y_new`` is evaluated
-    once (batched), the conditions are evaluated there, and for those with
-    ``σ g <= 0`` the first root on the step is located on the cubic Hermite
-    interpolant (:func:`hermite`) by :func:`~linfa.integrate.events.first_root`.
+    After each step, the conditions are evaluated at the accepted instances'
+    new states, and for those with ``σ g <= 0`` the first root on the step is
+    located by :func:`~linfa.integrate.events.first_root` on an interpolant:
+    the method's own when :meth:`check` is given one (``dense``, as BDF's
+    polynomial), else the cubic Hermite interpolant (:func:`hermite`), which
+    needs the flow at ``y_new`` (evaluated once, batched, and carried into
+    the next step as its first stage).
 
     With no conditions every method is a no-op (``flow`` returns None: the
     step evaluates its first stage itself).
@@ -229,10 +238,10 @@ class StepEvents:
         """``f(t, y)`` of the instances ``rows`` at their current state (None without conditions)."""
         return None if self.f is None else self.f[rows]
 
-    def _values(self, t: np.ndarray, y: np.ndarray, args: tuple[Any, ...], f: np.ndarray) -> np.ndarray:
+    def _values(self, t: np.ndarray, y: np.ndarray, args: tuple[Any, ...], f: np.ndarray | None) -> np.ndarray:
         layout = self.p.layout
         views = layout.views(y)
-        dy = layout.views(f) if self.reads_flow else None
+        dy = layout.views(f) if self.reads_flow and f is not None else None
         out = np.empty((self.n, len(t)))
         for e, ev in enumerate(self.events):
             out[e] = ev(t, views, args, dy)
@@ -260,7 +269,8 @@ class StepEvents:
         return stopped
 
     def check(self, rows: np.ndarray, acc: np.ndarray, t_new: np.ndarray, ta: np.ndarray, ya: np.ndarray,
-              y_new: np.ndarray, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+              y_new: np.ndarray, args: tuple[Any, ...],
+              dense: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> tuple[Any, ...] | None:
         """After a step of the instances ``rows``: the accepted ones that met a condition on it.
 
         Parameters
@@ -273,6 +283,11 @@ class StepEvents:
         ya, y_new : ndarray, shape (Ka, D)
         args : tuple
             The arguments of ``rows``.
+        dense : callable, optional
+            The step's interpolant: ``dense(i, θ) -> y`` at ``ta[i] + θ (t_new[i] - ta[i])``
+            for positions ``i`` (shape ``(n,)``, into ``rows``) and ``θ`` (shape ``(n,)``),
+            returning ``(n, D)``. Default: the Hermite cubic; with ``dense`` the flow at
+            ``y_new`` is evaluated only for conditions that read it, and not carried.
 
         Returns
         -------
@@ -286,29 +301,41 @@ class StepEvents:
         sel = np.flatnonzero(acc)
         r = rows[sel]
         sub = tuple(a[sel] for a in args)
-        f_new = self.vf(r, t_new[sel], y_new[sel], sub)
+        h = t_new[sel] - ta[sel]
+        f_new = None
+        if dense is None or self.reads_flow:
+            f_new = self.vf(r, t_new[sel], y_new[sel], sub)
         g_new = self.sigma[:, r] * self._values(t_new[sel], y_new[sel], sub, f_new)
         met = (g_new <= 0).any(axis=0)
         theta = np.full(sel.size, np.inf)
         which = np.full(sel.size, -1, dtype=np.int64)
-        h = t_new[sel] - ta[sel]
-        f_old = self.f[r]
+        if dense is None:
+            assert f_new is not None
+            f_old, y0s, y1s, f1 = self.f[r], ya[sel], y_new[sel], f_new
+
+            def interp(on: np.ndarray, th: np.ndarray) -> np.ndarray:
+                return hermite(y0s[on], f_old[on], y1s[on], f1[on], h[on], th)
+
+            self.f[r] = f_new
+        else:
+            def interp(on: np.ndarray, th: np.ndarray) -> np.ndarray:
+                return dense(sel[on], th)
+
         for e in range(self.n):
             on = np.flatnonzero(g_new[e] <= 0)
             if not on.size:
                 continue
-            th = self._root(e, r[on], ta[sel][on], h[on], ya[sel][on], f_old[on], y_new[sel][on], f_new[on],
-                            tuple(a[on] for a in sub), g_new[e, on])
+            th = self._root(e, r[on], ta[sel][on], h[on], partial(interp, on), tuple(a[on] for a in sub),
+                            g_new[e, on])
             better = th < theta[on]
             theta[on[better]] = th[better]
             which[on[better]] = e
-        self.f[r] = f_new
         self.g_old[:, r] = g_new
         if not met.any():
             return None
         m = np.flatnonzero(met)
         th, hm = theta[m], h[m]
-        y_ev = hermite(ya[sel][m], f_old[m], y_new[sel][m], f_new[m], hm, th)
+        y_ev = interp(m, th)
         at_end = th >= 1.0
         y_ev[at_end] = y_new[sel][m][at_end]
         t_ev = np.where(at_end, t_new[sel][m], ta[sel][m] + th * hm)
@@ -316,12 +343,12 @@ class StepEvents:
         mask[sel[m]] = True
         return mask, t_ev, y_ev, which[m]
 
-    def _root(self, e: int, r: np.ndarray, t0: np.ndarray, h: np.ndarray, y0: np.ndarray, f0: np.ndarray,
-              y1: np.ndarray, f1: np.ndarray, sub: tuple[Any, ...], g_hi: np.ndarray) -> np.ndarray:
+    def _root(self, e: int, r: np.ndarray, t0: np.ndarray, h: np.ndarray,
+              interp: Callable[[np.ndarray], np.ndarray], sub: tuple[Any, ...], g_hi: np.ndarray) -> np.ndarray:
         ev, layout, sig = self.events[e], self.p.layout, self.sigma[e, r]
 
         def g_at(th: np.ndarray, open_: np.ndarray) -> np.ndarray:
-            yv = hermite(y0, f0, y1, f1, h, th)
+            yv = interp(th)
             tv = t0 + th * h
             views = layout.views(yv)
             dy = None
@@ -366,12 +393,12 @@ def hermite(y0: np.ndarray, f0: np.ndarray, y1: np.ndarray, f1: np.ndarray, h: n
 
 
 def start(p: Problem, raw: Raw, vf: Any, error_order: int, active: np.ndarray, t: np.ndarray, y: np.ndarray,
-          args: tuple[Any, ...]) -> tuple[StepEvents, np.ndarray, np.ndarray, np.ndarray]:
-    """The first flow evaluation, stop conditions at ``t0`` and the first step size (both stiff loops).
+          args: tuple[Any, ...]) -> tuple[StepEvents, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The first flow evaluation, stop conditions at ``t0`` and the first step size (the stiff loops).
 
     Instances stopped at ``t0``, or whose flow or first step is not finite, are finished in ``raw``;
     when ``t1 == t0`` every instance is. Returns the event tracker and the still active instances with
-    their step sizes and rejection flags.
+    their step sizes, rejection flags and flows at ``t0`` (``(Ka, D)``).
     """
     ctl = p.controller
     K = len(active)
@@ -382,7 +409,7 @@ def start(p: Problem, raw: Raw, vf: Any, error_order: int, active: np.ndarray, t
     none = np.zeros(0, dtype=active.dtype)
     if p.t1 == p.t0:
         raw.finish(active[~stopped], Status.success, p.t0, y[~stopped])
-        return events, none, np.zeros(0), np.zeros(0, dtype=bool)
+        return events, none, np.zeros(0), np.zeros(0, dtype=bool), np.zeros((0, f0.shape[1]))
     if ctl.dt0 is None:
         h, overflow = ctl.initial_step(lambda tt, yy: vf(active, tt, yy, args), t, y, f0, p.t1 - p.t0, error_order)
         bad |= overflow
@@ -393,7 +420,7 @@ def start(p: Problem, raw: Raw, vf: Any, error_order: int, active: np.ndarray, t
     if bad.any():
         raw.finish(active[bad], Status.non_finite, p.t0, y[bad])
     keep = ~bad & ~stopped
-    return events, active[keep], h[keep], rejected[keep]
+    return events, active[keep], h[keep], rejected[keep], f0[keep]
 
 
 def step_to_target(ts: np.ndarray, nxt: np.ndarray, t1: float, ta: np.ndarray,
@@ -502,6 +529,7 @@ def step(
     h: np.ndarray,
     ft: np.ndarray | None = None,
     f0: np.ndarray | None = None,
+    lu: InstanceLU | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One step of ``method`` for every instance, with step sizes ``h``.
 
@@ -520,6 +548,9 @@ def step(
         enters stage ``i`` as ``γ_i h f_t`` with ``γ_i = Σ_j Γ_ij``.
     f0 : ndarray, shape (K, D), optional
         ``f(0, y)`` when already known (the first stage); evaluated otherwise.
+    lu : InstanceLU, optional
+        Where to factor and solve, instance ``k`` in slot ``k`` (default: a
+        new one, in the calling thread).
 
     Returns
     -------
@@ -531,9 +562,13 @@ def step(
     a, c = method.a, method.c
     alpha, big_gamma, _ = method.classical()
     nodes, gammas = alpha.sum(axis=1), big_gamma.sum(axis=1)
-    mat = np.eye(D)[None] / (h * method.gamma)[:, None, None] - jac
-    lus = [sla.lu_factor(mat[k], check_finite=False) for k in range(K)]
-    us = np.empty((s, K, D), dtype=np.result_type(y, jac))
+    dtype = np.result_type(y, jac)
+    if lu is None:
+        lu = InstanceLU(K)
+    slots = np.arange(K)
+    eye = np.eye(D, dtype=dtype)
+    lu.factor(slots, lambda k: eye / (h[k] * method.gamma) - jac[k])
+    us = np.empty((s, K, D), dtype=dtype)
     for i in range(s):
         yi = y + np.einsum("j,jkd->kd", a[i, :i], us[:i]) if i else y
         rhs = f0 if i == 0 and f0 is not None else f(nodes[i] * h, yi)
@@ -541,6 +576,5 @@ def step(
             rhs = rhs + np.einsum("j,jkd->kd", c[i, :i], us[:i]) / h[:, None]
         if ft is not None:
             rhs = rhs + (gammas[i] * h)[:, None] * ft
-        for k in range(K):
-            us[i, k] = sla.lu_solve(lus[k], rhs[k], check_finite=False)
+        us[i] = lu.solve(slots, np.asarray(rhs, dtype=dtype))
     return y + np.einsum("j,jkd->kd", method.m, us), np.einsum("j,jkd->kd", method.e, us)

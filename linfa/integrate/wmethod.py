@@ -41,12 +41,13 @@ classical form ``(α, Γ, b, b̂)``; the transformed coefficients follow by
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.linalg as sla
 
 from linfa import dual
+from linfa.integrate.linsolve import InstanceLU, instance_lu
 from linfa.integrate.problem import Problem, Raw
 from linfa.integrate.rosenbrock import (
     AbstractRosenbrock,
@@ -151,6 +152,7 @@ def run(
     band: tuple[float, float] = (0.9, 3.0),
     jac_every: int = 50,
     refresh_above: float = 1.0,
+    threads: int | None = None,
 ) -> Solution:
     """Integrate every instance of ``p`` with the Rosenbrock-W ``method``, batched, reusing ``W`` and its LU.
 
@@ -173,9 +175,12 @@ def run(
     refresh_above : float
         A rejected step whose scaled error exceeds this, made with a ``W``
         older than the step, recomputes ``W``.
-
+    threads : int, optional
+        Threads for the per-instance linear algebra
+        (:func:`~linfa.integrate.linsolve.instance_lu`; default: one per core).
     """
-    raw, n_jac, n_lu = _run(p, method, band, jac_every, refresh_above)
+    with instance_lu(p.K, threads) as lu:
+        raw, n_jac, n_lu = _run(p, method, band, jac_every, refresh_above, lu)
     sol = raw.solution(method.name)
     sol.stats["num_jacobians"] = n_jac.reshape(p.batch_shape)
     sol.stats["num_lu"] = n_lu.reshape(p.batch_shape)
@@ -183,7 +188,7 @@ def run(
 
 
 def _run(p: Problem, method: type[AbstractRosenbrockW], band: tuple[float, float],
-         jac_every: int, refresh_above: float) -> tuple[Raw, np.ndarray, np.ndarray]:
+         jac_every: int, refresh_above: float, lu: InstanceLU) -> tuple[Raw, np.ndarray, np.ndarray]:
     raw = Raw(p)
     layout, D, K = p.layout, p.layout.D, p.K
     ts = p.ts
@@ -206,13 +211,12 @@ def _run(p: Problem, method: type[AbstractRosenbrockW], band: tuple[float, float
     W = np.zeros((K, D, D))
     ft_all = np.zeros((K, D))
     has_ft = False
-    lus: list[Any] = [None] * K
     h_fact = np.full(K, np.nan)
     age = np.zeros(K, dtype=np.int64)  # accepted steps since W was computed
     need_jac = np.ones(K, dtype=bool)
     with np.errstate(all="ignore"):
         args = args_all.take(active)
-        events, active, h, rejected = start(p, raw, vf, method.error_order, active, t, y, args)
+        events, active, h, rejected, _ = start(p, raw, vf, method.error_order, active, t, y, args)
         while active.size:
             args = args_all.take(active)
             ya, ta = y[active], t[active]
@@ -235,18 +239,15 @@ def _run(p: Problem, method: type[AbstractRosenbrockW], band: tuple[float, float
                 n_jac[rows] += 1
                 h_fact[rows] = np.nan
             # refactor where the step differs from the factored one
-            for k in np.flatnonzero(hs != h_fact[active]):
-                row = active[k]
-                mat = np.eye(D) / (hs[k] * method.gamma) - W[row]
-                lus[row] = sla.lu_factor(mat, check_finite=False)
-                h_fact[row] = hs[k]
-                n_lu[row] += 1
+            new = np.flatnonzero(hs != h_fact[active])
+            if new.size:
+                rows, h_new_lu = active[new], hs[new]
+                lu.factor(rows, partial(_w_matrix, np.eye(D), W, rows, h_new_lu * method.gamma))
+                h_fact[rows] = h_new_lu
+                n_lu[rows] += 1
 
             def solve(rhs: np.ndarray, rows: np.ndarray = active) -> np.ndarray:
-                out = np.empty_like(rhs)
-                for k, row in enumerate(rows):
-                    out[k] = sla.lu_solve(lus[row], rhs[k], check_finite=False)
-                return out
+                return lu.solve(rows, rhs)
 
             y_new, err = w_step(method, lambda dt, yy, rows=active, args=args, ta=ta: vf(rows, ta + dt, yy, args),
                                 ya, solve, hs, ft_all[active] if has_ft else None, f0=events.flow(active))
@@ -264,10 +265,14 @@ def _run(p: Problem, method: type[AbstractRosenbrockW], band: tuple[float, float
             need_jac[rows[age[rows] >= jac_every]] = True
             stale = ~acc & ~(errn <= refresh_above) & (age[active] > 0)
             need_jac[active[stale]] = True
-            for row in active[~keep]:
-                lus[row] = None  # free the instance's factorisation
+            lu.drop(active[~keep])  # free the finished instances' factorisations
             active, h, rejected = active[keep], h_new[keep], ~acc[keep]
     return raw, n_jac, n_lu
+
+
+def _w_matrix(eye: np.ndarray, W: np.ndarray, rows: np.ndarray, h_gamma: np.ndarray, i: int) -> np.ndarray:
+    """``I/(hγ) - W`` of instance ``rows[i]``."""
+    return eye / h_gamma[i] - W[rows[i]]
 
 
 def w_step(

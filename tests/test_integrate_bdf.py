@@ -1,0 +1,242 @@
+"""The batched variable-order NDF/BDF method ``bdf``: coefficients, formulas, order, agreement, batching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.linalg import expm
+
+import linfa
+from linfa.dynamics import solve
+from linfa.integrate import IntegrationError, Status, integrate
+from linfa.integrate.bdf import BDF, interpolate, newton, predict, rescale
+
+
+def _stability_angle(m: BDF, k: int) -> float:
+    """A(α) of the order-k formula from its boundary locus ``z(ξ)``, ``|ξ| = 1`` (in degrees)."""
+    theta = np.linspace(1e-4, np.pi, 100_001)
+    w = 1 - np.exp(-1j * theta)  # ∇ on y_n = ξ^n
+    z = sum(w**j / j for j in range(1, k + 1)) - m.kappa[k] * m.gamma[k] * w ** (k + 1)
+    left = z.real < 0
+    if not left.any():
+        return 90.0
+    return float(np.degrees(np.min(np.arctan2(np.abs(z.imag[left]), -z.real[left]))))
+
+
+def test_ndf_coefficients_have_the_published_stability_angles_and_gains() -> None:
+    """Shampine & Reichelt (1997), Table 1: A(α) of NDF/BDF 1-5 and the NDF's step size gain."""
+    ndf, bdf = BDF(), BDF(ndf=False)
+    got_ndf = [_stability_angle(ndf, k) for k in range(1, 6)]
+    got_bdf = [_stability_angle(bdf, k) for k in range(1, 6)]
+    np.testing.assert_allclose(got_ndf, [90, 90, 80, 66, 51], atol=1.0)
+    np.testing.assert_allclose(got_bdf, [90, 90, 86, 73, 51], atol=1.0)
+    # same error with steps 26%, 26%, 26%, 12%, 0% longer: (C_BDF / C_NDF)^(1/(k+1))
+    k = np.arange(1, 6)
+    gain = np.abs(bdf.error_const[1:] / ndf.error_const[1:]) ** (1 / (k + 1))
+    np.testing.assert_allclose(gain, [1.26, 1.26, 1.26, 1.12, 1.0], atol=0.005)
+    np.testing.assert_allclose(bdf.error_const[1:], 1 / (k + 1))  # BDF: C_k = 1/(k+1)
+
+
+def _differences(values: np.ndarray, k: int) -> np.ndarray:
+    """Backward differences ∇^j y_n, j = 0..k, from values y_n, y_{n-1}, ... (axis 1), by repeated differencing."""
+    out = [values[:, 0]]
+    cur = values
+    for _ in range(k):
+        cur = cur[:, :-1] - cur[:, 1:]
+        out.append(cur[:, 0])
+    return np.stack(out, axis=1)
+
+
+def test_rescaled_differences_and_interpolant_are_those_of_the_same_polynomial() -> None:
+    """A polynomial of degree <= k is its own interpolant: rescaling its differences to a new step gives
+    its differences on the new grid, and the interpolant evaluates it anywhere."""
+    rng = np.random.default_rng(0)
+    order = np.array([1, 2, 3, 4, 5, 5, 3])
+    n, D, R = order.size, 3, 8
+    coef = rng.standard_normal((n, 6, D))
+    coef[np.arange(6)[None, :] > order[:, None]] = 0.0  # degree order_i
+    t_n = rng.uniform(-1, 1, n)
+    h = rng.uniform(0.1, 0.5, n)
+    rho = rng.uniform(0.2, 3.0, n)
+
+    def p(t: np.ndarray) -> np.ndarray:  # (n, m) times -> (n, m, D)
+        return np.einsum("nmj,njd->nmd", t[..., None] ** np.arange(6), coef)
+
+    def dif_on(step: np.ndarray) -> np.ndarray:
+        dif = np.zeros((n, R, D))
+        for i, k in enumerate(order):
+            grid = t_n[i] - step[i] * np.arange(k + 1)
+            dif[i, : k + 1] = _differences(p(np.broadcast_to(grid, (n, k + 1)))[i][None], k)[0]
+        return dif
+
+    dif = dif_on(h)
+    marker = rng.standard_normal((n, R, D))
+    for i, k in enumerate(order):
+        dif[i, k + 1 :] = marker[i, k + 1 :]  # rows above the order: left alone
+    rescale(dif, order, rho)
+    want = dif_on(rho * h)
+    for i, k in enumerate(order):
+        np.testing.assert_allclose(dif[i, : k + 1], want[i, : k + 1], rtol=1e-10, atol=1e-10)
+        np.testing.assert_array_equal(dif[i, k + 1 :], marker[i, k + 1 :])
+    t = t_n + rng.uniform(-2, 0.5, n)
+    got = interpolate(want, order, t_n, rho * h, t)
+    np.testing.assert_allclose(got, p(t[:, None])[:, 0], rtol=1e-10, atol=1e-10)
+
+
+def _linear(K: int, rng: np.random.Generator, stiff: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """``A`` (K, 4, 4): decaying rotations (eigenvalues with real parts in [-stiff, -0.5]) and ``y0`` (K, 4, 1)."""
+    a = rng.standard_normal((K, 4, 4))
+    q, _ = np.linalg.qr(rng.standard_normal((K, 4, 4)))
+    rates = np.logspace(np.log10(0.5), np.log10(stiff), 4)
+    a = a - np.swapaxes(a, -1, -2) - np.einsum("kij,j,klj->kil", q, rates, q)
+    return a, rng.standard_normal((K, 4, 1))
+
+
+def test_one_step_has_order_k_plus_1_and_its_error_estimate_is_asymptotically_exact() -> None:
+    """From exact history on a grid of step h, one NDF step of order k errs by (C_k / α_k) h^{k+1} y^{(k+1)}
+    (the residual C_k h^{k+1} y^{(k+1)} over the formula's leading coefficient α_k), and d = y_{n+1} - y⁽⁰⁾
+    is (1 + C_k / α_k) h^{k+1} y^{(k+1)}: the estimate C_k d is α_k + C_k = γ_{k+1} times the actual error.
+    Halving h divides the error by 2^{k+1}."""
+    m = BDF()
+    rng = np.random.default_rng(1)
+    a, y0 = _linear(1, rng)
+    a, y0 = a[0], y0[0, :, 0]
+    t_n = 1.0
+    for k in range(1, 6):
+        errs, ests = [], []
+        for h in (0.02, 0.01):
+            hist = np.stack([expm((t_n - j * h) * a) @ y0 for j in range(k + 1)])[None]
+            dif = np.zeros((1, 8, 4))
+            dif[0, : k + 1] = _differences(hist, k)[0]
+            order = np.array([k])
+            y_pred, psi = predict(m, dif, order)
+            c = np.array([h / m.alpha[k]])
+            mat = np.eye(4) - c[0] * a
+            conv, d, y, _, _ = newton(lambda pos, yy: yy @ a.T, lambda pos, r, mat=mat: np.linalg.solve(mat, r.T).T,
+                                      y_pred, psi, c, np.ones(1), np.ones((1, 4)), np.array([1e-14]),
+                                      np.ones(1), 10)
+            assert conv.all()
+            exact = expm((t_n + h) * a) @ y0
+            errs.append(np.linalg.norm(y[0] - exact))
+            ests.append(np.linalg.norm(m.error_const[k] * d[0]))
+        np.testing.assert_allclose(ests[1] / errs[1], m.gamma[k] + 1 / (k + 1), rtol=0.04, err_msg=f"k = {k}")
+        slope = np.log2(errs[0] / errs[1])
+        assert k + 0.8 < slope < k + 1.2, (k, slope)
+
+
+def test_global_error_follows_the_tolerance_on_a_linear_system() -> None:
+    rng = np.random.default_rng(2)
+    K = 2
+    a, y0 = _linear(K, rng, stiff=50.0)
+    ts = np.linspace(0, 4, 9)
+    exact = np.stack([[expm(t * a[i]) @ y0[i] for t in ts] for i in range(K)])
+    errs = []
+    tols = np.array([1e-5, 1e-7, 1e-9])
+    for rtol in tols:
+        sol = integrate(lambda t, y, args: (args[0] @ y[0],), (y0,), 4.0, args=(a,), batch_shape=(K,),
+                        method="bdf", rtol=rtol, atol=rtol * 1e-3, saveat=ts)
+        assert (sol.status == Status.success).all()
+        errs.append(np.max(np.abs(sol.states[0] - exact)) / np.max(np.abs(exact)))
+    errs_a = np.array(errs)
+    slope = np.polyfit(np.log10(tols), np.log10(errs_a), 1)[0]
+    assert 0.75 < slope < 1.25, (slope, errs_a)
+    assert np.all(errs_a < 20 * tols), errs_a
+
+
+def test_stiff_linear_system_matches_expm_at_interpolated_save_points_and_reuses_its_lu() -> None:
+    rng = np.random.default_rng(3)
+    K, n = 2, 6
+    q, _ = np.linalg.qr(rng.standard_normal((K, n, n)))
+    a = -np.einsum("kij,j,klj->kil", q, np.logspace(0, 6, n), q)  # eigenvalues -1 .. -1e6
+    y0 = rng.standard_normal((K, n, 1))
+    ts = np.array([0.0, 0.3, 1.0, 2.5, 5.0])
+    sol = integrate(lambda t, y, args: (args[0] @ y[0],), (y0,), 5.0, args=(a,), batch_shape=(K,), method="bdf",
+                    rtol=1e-9, atol=1e-12, saveat=ts)
+    assert (sol.status == Status.success).all() and sol.method == "bdf"
+    exact = np.stack([[expm(t * a[i]) @ y0[i] for t in ts] for i in range(K)])
+    np.testing.assert_allclose(sol.states[0], exact, rtol=0, atol=1e-7 * np.max(np.abs(exact)))
+    st = sol.stats
+    assert np.all(st["num_jacobians"] <= 3)  # J is exact and constant: refreshed only on Newton trouble
+    assert np.all(st["num_lu"] * 4 < st["num_steps"])
+
+
+def _fa_problem(K: int, rng: np.random.Generator, cond: float = 1e4, scale: float = 0.5):
+    widths = (6, 4, 3)
+    q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    sxx = (q * np.logspace(-np.log10(cond), 0, 6)) @ q.T
+    task = linfa.Task.teacher(rng.standard_normal((K, 3, 6)) / np.sqrt(6), sxx=0.5 * (sxx + sxx.T))
+    rule = linfa.FA(linfa.feedback.for_rule("FA", widths, rng, scale=scale, batch=(K,)))
+    w0 = tuple(scale * rng.standard_normal((K, widths[i + 1], widths[i])) for i in range(2))
+    return rule, task, w0
+
+
+def test_agrees_with_rodas4_on_a_stiff_fa_problem() -> None:
+    """A small W4: ill-conditioned Σxx (eigenvalues 1e-4 .. 1), long horizon (tsit5 needs ~5x the steps)."""
+    rule, task, w0 = _fa_problem(1, np.random.default_rng(4))
+    ts = np.array([0.0, 10.0, 300.0, 3e3, 1e4])
+    ref = solve(rule, task, w0, 1e4, saveat=ts, rtol=1e-8, atol=1e-11, method="rodas4")
+    got = solve(rule, task, w0, 1e4, saveat=ts, rtol=1e-7, atol=1e-10, method="bdf")
+    assert np.all(got.status == 0) and np.all(ref.status == 0)
+    for a, b in zip(got.states, ref.states, strict=True):
+        rel = np.linalg.norm(a - b, axis=(-2, -1)) / np.linalg.norm(b, axis=(-2, -1))
+        assert np.all(rel < 2e-6), rel
+    st = got.stats
+    assert np.all(st["num_jacobians"] * 20 < st["num_steps"]) and np.all(st["num_lu"] * 5 < st["num_steps"])
+    assert np.all(st["num_steps"] * 2 < ref.stats["num_steps"])
+
+
+def test_batch_is_bit_identical_to_solo_runs_whatever_the_threads() -> None:
+    rule, task, w0 = _fa_problem(3, np.random.default_rng(5), cond=1e2, scale=0.3)
+    ts = np.linspace(0, 500, 6)
+    kw = dict(saveat=ts, rtol=1e-6, atol=1e-9, method="bdf")
+    batch = solve(rule, task, w0, 500.0, threads=2, **kw)
+    for i in range(3):
+        one = solve(linfa.FA((rule.feedback[0][i : i + 1],)),
+                    linfa.Task(task.sxx, task.syx[i : i + 1], task.syy[i : i + 1]),
+                    tuple(w[i : i + 1] for w in w0), 500.0, threads=1, **kw)
+        for a, b in zip(one.states, batch.states, strict=True):
+            np.testing.assert_array_equal(a[0], b[i])
+        for key in ("num_steps", "num_jacobians", "num_lu", "num_flow_evals"):
+            assert one.stats[key][0] == batch.stats[key][i], key
+
+
+def test_blow_up_is_non_finite_for_that_instance_alone() -> None:
+    """y' = a y: e^t overflows near t = 709.8; e^{t/2} does not by t = 1000."""
+    a = np.array([[0.5], [1.0], [-1.0]])
+    sol = integrate(lambda t, y, args: (args[0] * y[0],), (np.ones((3, 1)),), 1000.0, args=(a,), batch_shape=(3,),
+                    method="bdf", rtol=1e-4, atol=1e-12)
+    assert sol.status.tolist() == [Status.success, Status.non_finite, Status.success]
+    assert 700 < sol.t_final[1] < 720
+    np.testing.assert_allclose(np.log(sol.state_final[0][0, 0]), 500.0, atol=0.3)  # rtol 1e-4 over 500 e-folds
+    assert abs(sol.state_final[0][2, 0]) < 1e-10
+    assert "non-finite" in sol.messages[1]
+
+    def nan_after_1(t, y, args):  # the second instance's flow turns NaN after t = 1
+        return (-np.where((args[0] > 0) & (t > 1.0), np.nan, 1.0)[:, None] * y[0],)
+
+    on = np.array([0.0, 1.0])
+    sol = integrate(nan_after_1, (np.ones((2, 1)),), 3.0, args=(on,), batch_shape=(2,), method="bdf",
+                    saveat=[0.5, 1.0, 2.0, 3.0], rtol=1e-8, atol=1e-12)
+    assert sol.status.tolist() == [Status.success, Status.non_finite]
+    np.testing.assert_allclose(sol.states[0][0, :, 0], np.exp(-np.array([0.5, 1.0, 2.0, 3.0])), rtol=1e-6)
+    assert sol.t_final[1] <= 1.0 and np.isnan(sol.states[0][1, 2:]).all()
+    with pytest.raises(IntegrationError, match="non_finite"):
+        integrate(nan_after_1, (np.ones((2, 1)),), 3.0, args=(on,), batch_shape=(2,), method="bdf", throw=True)
+
+
+def test_method_objects_time_dependent_fields_and_errors() -> None:
+    lam2 = np.array([1e4, 1.0])[:, None]
+
+    def forced(t, y, args):  # y' = -λ (y - cos t), closed form
+        return (-args[0] * (y[0] - np.cos(t)[:, None]),)
+
+    sol = integrate(forced, (np.zeros((2, 1)),), 10.0, args=(lam2,), batch_shape=(2,), method=BDF(max_order=3),
+                    rtol=1e-9, atol=1e-12)
+    exact = lam2 / (lam2**2 + 1) * (lam2 * np.cos(10.0) + np.sin(10.0)) - lam2**2 / (lam2**2 + 1) * np.exp(-lam2 * 10)
+    np.testing.assert_allclose(sol.state_final[0], exact, rtol=1e-6)
+    with pytest.raises(ValueError, match="max_order"):
+        BDF(max_order=6)
+    with pytest.raises(ValueError, match="grow_above"):
+        BDF(grow_above=0.5)
+    with pytest.raises(ValueError, match="bdf"):
+        integrate(forced, (np.zeros((2, 1)),), 1.0, args=(lam2,), batch_shape=(2,), method="bdf6")
