@@ -1,4 +1,4 @@
-"""W4: a stiff workload — linfa's stiff method ``rodas4`` against ``tsit5`` and scipy (a script, not a test).
+"""W4: a stiff workload — linfa's stiff methods ``bdf``, ``ros34pw2``, ``rodas4`` against ``tsit5``, scipy, CVODE.
 
 W4 (issue 16): FA, widths (30, 20, 10), Σxx with eigenvalues log-spaced from
 1e-4 to 1 in a random orthonormal basis, teacher entries N(0, 1/30), feedback
@@ -14,6 +14,11 @@ Routes:
 * ``ros34pw2`` (batched Rosenbrock-W 3(2), the same exact Jacobian, kept with
   its LU across steps) on ``--k-w`` instances (default: as ``--k-stiff``),
   scaled to 64 likewise; ``--skip-rodas4`` leaves rodas4 out;
+* ``bdf`` (linfa's batched variable-order NDF/BDF, the same exact Jacobian and
+  LU kept per instance until its Newton iteration needs new ones) on
+  ``--k-ndf`` instances (default: as ``--k-stiff``), scaled to 64 likewise;
+  printed: steps, Jacobians, LUs and Newton failures per instance, the time per
+  instance and its ratios to ``tsit5`` (projected) and to ``ros34pw2``;
 * ``tsit5`` on all 64 instances for ``--tsit5-steps`` steps (default 2000), its
   time projected to the whole interval from the time reached by the slowest
   instance (it runs at its stability limit, so its step size stays put);
@@ -34,7 +39,12 @@ The script unsets ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` for itself
   ``scikit-sundae`` (not a linfa dependency: ``pip install scikit-sundae``),
   one instance at a time on the first ``N`` instances, with the exact
   Jacobian (:func:`linfa.dual.jacobian` of the one flow definition) as a dense
-  callback: the issue's yardstick.
+  callback: the issue's yardstick. scikit-sundae reports steps, flow and
+  Jacobian evaluations, not CVODE's linear-solver setups (its LUs).
+* ``--blas-compare``: also run ``bdf`` and ``ros34pw2`` the way the stiff
+  methods ran before ``linfa.integrate.linsolve`` (OpenBLAS with its own
+  threads, the instances one after another) and print the ratio, and check
+  that ``bdf``'s result does not depend on the number of threads.
 
 ``--scipy-grid`` instead times ``scipy:BDF`` as one system against one by one
 on small FA problems (the measurements behind the group rule of the scipy
@@ -142,7 +152,7 @@ def cvode(rule, task, w0, t1):
                       controller=StepSizeController(rtol=RTOL, atol=ATOL), max_steps=100_000, until=None,
                       throw=False)
     layout, K = p.layout, p.K
-    finals, steps, njev = [], [], []
+    finals, steps, njev, nfev = [], [], [], []
     for k in range(K):
         sub = p.make_args().take(np.array([k]))
 
@@ -160,7 +170,8 @@ def cvode(rule, task, w0, t1):
         finals.append(out.y[-1])
         steps.append(len(out.t) - 1)
         njev.append(out.njev)
-    return np.array(finals), np.array(steps), np.array(njev)
+        nfev.append(out.nfev)
+    return np.array(finals), np.array(steps), np.array(njev), np.array(nfev)
 
 
 def timed(fn):
@@ -178,12 +189,13 @@ def main() -> None:
     parser.add_argument("--k-ref", type=int, default=1, help="instances of the reference (0: none)")
     parser.add_argument("--k-w", type=int, default=None)
     parser.add_argument("--skip-rodas4", action="store_true")
-    parser.add_argument("--skip", default="", help="comma-separated routes to leave out: rodas4, ros34pw2, tsit5")
+    parser.add_argument("--skip", default="", help="comma-separated routes to leave out: rodas4, ros34pw2, bdf, tsit5")
     parser.add_argument("--bdf", default="default", help="scipy:BDF variants: default, single, fd (comma-separated)")
     parser.add_argument("--t1", type=float, default=T1)
     parser.add_argument("--scipy-grid", action="store_true")
-    parser.add_argument("--w-blas1", action="store_true",
-                        help="also time ros34pw2 with BLAS limited to one thread (threadpoolctl)")
+    parser.add_argument("--k-ndf", type=int, default=None, help="instances for linfa's bdf (default: --k-stiff)")
+    parser.add_argument("--blas-compare", action="store_true",
+                        help="also time bdf and ros34pw2 with OpenBLAS's own threads and the instances in series")
     parser.add_argument("--cvode", type=int, default=0, help="instances for SUNDIALS CVODE (scikit-sundae); 0: none")
     a = parser.parse_args()
     if a.scipy_grid:
@@ -229,14 +241,40 @@ def main() -> None:
               + f"; steps/instance {w.stats['num_steps'].mean():.0f} ({w.stats['num_rejected'].mean():.0f} rejected), "
               f"Jacobians {w.stats['num_jacobians'].mean():.0f}, LUs {w.stats['num_lu'].mean():.0f}; "
               f"max rel. diff {rel(w, k_w):.1e}", flush=True)
-    if a.w_blas1 and "ros34pw2" not in skip:
-        from threadpoolctl import threadpool_limits
+    k_ndf = a.k_ndf or k_stiff
+    t_n64 = float("nan")
+    if "bdf" not in skip:
+        t_n, nd = timed(lambda: solve(*subset(rule, task, w0, k_ndf), t1, rtol=RTOL, atol=ATOL, method="bdf"))
+        t_n64 = t_n * 64 / k_ndf
+        st = nd.stats
+        print(f"    bdf on {k_ndf} instances: {t_n:.1f} s ({t_n / k_ndf:.2f} s per instance)"
+              + (f" -> {t_n64:.0f} s projected for 64" if k_ndf != 64 else "")
+              + f"; status {set(nd.status.tolist())}; steps/instance {st['num_steps'].mean():.0f} "
+              f"({st['num_rejected'].mean():.0f} rejected, {st['num_newton_failures'].mean():.0f} of them Newton "
+              f"failures), flow evaluations {st['num_flow_evals'].mean():.0f}, Jacobians "
+              f"{st['num_jacobians'].mean():.1f}, LUs {st['num_lu'].mean():.1f}; max rel. diff {rel(nd, k_ndf):.1e}",
+              flush=True)
+    if a.blas_compare:
+        from linfa.integrate import linsolve
 
-        with threadpool_limits(1, user_api="blas"):
-            t_w1, w1 = timed(lambda: solve(*subset(rule, task, w0, k_w), t1, rtol=RTOL, atol=ATOL, method="ros34pw2"))
-        print(f"    ros34pw2 on {k_w} instances, BLAS on 1 thread: {t_w1:.1f} s ({t_w1 / k_w:.2f} s per instance): "
-              f"{t_w / t_w1:.2f}x faster than with the BLAS threads as given; final states differ "
-              f"{np.max(np.abs(_flat(w1.state_final, k_w) - _flat(w.state_final, k_w))):.1e}", flush=True)
+        routes = [r for r in ("bdf", "ros34pw2") if r not in skip]
+        for route in routes:
+            k_r = k_ndf if route == "bdf" else k_w
+            prob = subset(rule, task, w0, k_r)
+            t_new, new = timed(lambda p=prob, r=route: solve(*p, t1, rtol=RTOL, atol=ATOL, method=r))
+            linsolve.SERIAL_BLAS = False
+            try:
+                t_old, old = timed(lambda p=prob, r=route: solve(*p, t1, rtol=RTOL, atol=ATOL, method=r, threads=1))
+            finally:
+                linsolve.SERIAL_BLAS = True
+            print(f"    {route} on {k_r} instances: BLAS on one thread and the instances on {linsolve.cores()} "
+                  f"threads {t_new:.1f} s; OpenBLAS's own threads, instances in series {t_old:.1f} s: "
+                  f"{t_old / t_new:.2f}x; final states differ "
+                  f"{np.max(np.abs(_flat(old.state_final, k_r) - _flat(new.state_final, k_r))):.1e}", flush=True)
+            if route == "bdf":
+                _, one = timed(lambda p=prob: solve(*p, t1, rtol=RTOL, atol=ATOL, method="bdf", threads=1))
+                same = all(np.array_equal(x, y) for x, y in zip(one.state_final, new.state_final, strict=True))
+                print(f"    bdf with threads=1 and threads={linsolve.cores()}: bit-identical {same}", flush=True)
     if "rodas4" not in skip:
         t_st, st = timed(lambda: solve(*subset(rule, task, w0, k_stiff), t1, rtol=RTOL, atol=ATOL, method="rodas4"))
         t_st64 = t_st * 64 / k_stiff
@@ -264,7 +302,7 @@ def main() -> None:
               f"max rel. diff {rel(bdf, k_bdf):.1e}", flush=True)
     if a.cvode:
         try:
-            t_cv, (cv_final, cv_steps, cv_jev) = timed(lambda: cvode(*subset(rule, task, w0, a.cvode), t1))
+            t_cv, (cv_final, cv_steps, cv_jev, cv_fev) = timed(lambda: cvode(*subset(rule, task, w0, a.cvode), t1))
         except ImportError:
             print("    CVODE: scikit-sundae not installed (pip install scikit-sundae)")
         else:
@@ -275,9 +313,12 @@ def main() -> None:
                                     / np.linalg.norm(ref_final[:k], axis=1)))
             print(f"    CVODE BDF (scikit-sundae, exact dense Jacobian) on {a.cvode} instance(s): {t_cv:.1f} s "
                   f"({t_cv / a.cvode:.2f} s per instance) -> {t_cv * 64 / a.cvode:.0f} s for 64; steps/instance "
-                  f"{cv_steps.mean():.0f}, Jacobians {cv_jev.mean():.0f}; max rel. diff {diff:.1e}", flush=True)
+                  f"{cv_steps.mean():.0f}, flow evaluations {cv_fev.mean():.0f}, Jacobians {cv_jev.mean():.0f} "
+                  f"(linear-solver setups: not reported by scikit-sundae); max rel. diff {diff:.1e}", flush=True)
             if "ros34pw2" not in skip:
                 print(f"    ros34pw2 vs CVODE (per instance): {t_cv / a.cvode / (t_w64 / 64):.2f}x")
+            if "bdf" not in skip:
+                print(f"    bdf vs CVODE (per instance): {t_cv / a.cvode / (t_n64 / 64):.2f}x")
     for v in ("single", "fd"):
         if v in bdf_times and "default" in bdf_times:
             print(f"    scipy:BDF default vs {v}: {bdf_times[v] / bdf_times['default']:.2f}x faster")
@@ -285,6 +326,10 @@ def main() -> None:
         print(f"    rodas4 vs tsit5 (projected, 64 instances): {t_ts_proj / t_st64:.2f}x  (target >= 20x)")
     if "tsit5" not in skip and "ros34pw2" not in skip:
         print(f"    ros34pw2 vs tsit5 (projected, 64 instances): {t_ts_proj / t_w64:.2f}x  (target >= 20x)")
+    if "tsit5" not in skip and "bdf" not in skip:
+        print(f"    bdf vs tsit5 (projected, 64 instances): {t_ts_proj / t_n64:.2f}x  (target >= 20x)")
+    if "ros34pw2" not in skip and "bdf" not in skip:
+        print(f"    bdf vs ros34pw2 (64 instances): {t_w64 / t_n64:.2f}x")
 
 
 if __name__ == "__main__":

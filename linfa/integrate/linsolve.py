@@ -23,6 +23,10 @@ threads; a pair of triangular solves 0.45-0.8 ms against 0.4-0.6 ms (one
 thread) and 0.4-0.5 ms (two). OpenBLAS's threads contend on a busy machine
 and gain little on a quiet one at this size.
 
+A matrix may be factored in single precision (``float32``; :mod:`linfa.integrate.bdf`
+does, for its Newton iteration matrix): it is then solved in single precision,
+with each right-hand side scaled by a power of two first.
+
 Every factorisation and solve runs on a single BLAS thread, whatever thread
 runs it, so results are bit-identical for any number of threads and any
 batch (and do not depend on OpenBLAS's own thread count). The limit is
@@ -34,7 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -43,7 +47,10 @@ from threadpoolctl import threadpool_limits
 
 from linfa.integrate.schedule import cores
 
-__all__ = ["InstanceLU", "instance_lu"]
+__all__ = ["SERIAL_BLAS", "InstanceLU", "instance_lu"]
+
+#: Limit BLAS to one thread inside :func:`instance_lu` (set False to leave OpenBLAS its own threads, to measure).
+SERIAL_BLAS = True
 
 
 class InstanceLU:
@@ -74,7 +81,7 @@ class InstanceLU:
             future.result()
 
     def factor(self, rows: np.ndarray, matrix: Callable[[int], np.ndarray]) -> None:
-        """Factor ``matrix(i)``, the matrix of instance ``rows[i]``, for every ``i``.
+        """Factor ``matrix(i)``, the matrix of instance ``rows[i]``, for every ``i`` (in its precision).
 
         Parameters
         ----------
@@ -86,8 +93,9 @@ class InstanceLU:
             array that it owns (factored with ``overwrite_a``).
         """
         def work(pos: np.ndarray) -> None:
-            for i in pos:
-                self.lus[int(rows[i])] = sla.lu_factor(matrix(int(i)), overwrite_a=True, check_finite=False)
+            with np.errstate(all="ignore"):
+                for i in pos:
+                    self.lus[int(rows[i])] = sla.lu_factor(matrix(int(i)), overwrite_a=True, check_finite=False)
 
         self._each(len(rows), work)
 
@@ -102,12 +110,25 @@ class InstanceLU:
         Returns
         -------
         ndarray, shape (n, D)
+            Like ``rhs``. An instance factored in single precision is solved in
+            single precision, with ``rhs_k`` scaled by a power of two that
+            brings its largest entry near 1 (no overflow or underflow in the
+            cast), and the solution scaled back.
         """
         out = np.empty_like(rhs)
 
         def work(pos: np.ndarray) -> None:
-            for i in pos:
-                out[i] = sla.lu_solve(self.lus[int(rows[i])], rhs[i], check_finite=False)
+            with np.errstate(all="ignore"):  # thread-local: NaN/inf rows come out non-finite, not as warnings
+                for i in pos:
+                    lu = self.lus[int(rows[i])]
+                    r = rhs[i]
+                    if lu[0].dtype == r.dtype:
+                        out[i] = sla.lu_solve(lu, r, check_finite=False)
+                        continue
+                    top = np.max(np.abs(r))
+                    shift = int(np.frexp(top)[1]) if np.isfinite(top) and top > 0 else 0
+                    u = sla.lu_solve(lu, np.ldexp(r, -shift).astype(lu[0].dtype), check_finite=False)
+                    out[i] = np.ldexp(u.astype(r.dtype), shift)
 
         self._each(len(rows), work)
         return out
@@ -128,9 +149,14 @@ def instance_lu(K: int, threads: int | None = None) -> Iterator[InstanceLU]:
     threads : int, optional
         Threads for the instances (default :func:`~linfa.integrate.schedule.cores`,
         at most ``K``).
+
+    Notes
+    -----
+    With :data:`SERIAL_BLAS` set to False, BLAS keeps its own threads (the
+    results then depend on OpenBLAS's thread count; for measuring the rule).
     """
     n = max(1, min(cores() if threads is None else threads, K))
-    with threadpool_limits(1, user_api="blas"):
+    with threadpool_limits(1, user_api="blas") if SERIAL_BLAS else nullcontext():
         if n == 1:
             yield InstanceLU(K)
         else:
