@@ -524,9 +524,14 @@ class _Loop:
         stale = ~(np.abs(c / self.c_lu[active] - 1) <= m.refactor_above)
         if stale.any():
             rows, cs = active[stale], c[stale]
-            eye = np.eye(D)
             single = self.single[rows]
-            lu.factor(rows, lambda i: (eye - cs[i] * self.jac[rows[i]]).astype(np.float32 if single[i] else np.float64))
+
+            def matrix(i: int) -> np.ndarray:  # I - c J, in the instance's precision, in one pass over J
+                out = np.multiply(self.jac[rows[i]], -cs[i], dtype=np.float32 if single[i] else np.float64)
+                out.flat[:: D + 1] += 1
+                return out
+
+            lu.factor(rows, matrix)
             self.c_lu[rows] = cs
             self.rate[rows] = 1.0
             self.n_lu[rows] += 1

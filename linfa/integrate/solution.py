@@ -63,8 +63,9 @@ _MESSAGES = {
 #: Added to the ``max_steps`` message of an instance whose steps sat at the stability limit.
 STIFF_HINT = (
     "Its steps sat at the stability limit of the explicit method: the problem is probably stiff. "
-    "Use a stiff method: method='rodas4' (batched, exact Jacobian; best for states of up to a few "
-    "hundred entries), method='ros34pw2' (reuses its Jacobian and LU across steps; larger states) or "
+    "Use a stiff method: method='bdf' (batched variable-order BDF, exact Jacobian and LU kept across "
+    "steps; fewest steps and factorisations, large states), method='rodas4' (batched, exact Jacobian; "
+    "small states), method='ros34pw2' (reuses its Jacobian and LU across steps) or "
     "an implicit scipy method, e.g. 'scipy:LSODA' (or 'scipy:Radau', 'scipy:BDF')."
 )
 
