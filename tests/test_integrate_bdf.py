@@ -8,7 +8,7 @@ from scipy.linalg import expm
 
 import linfa
 from linfa.dynamics import solve
-from linfa.integrate import IntegrationError, Status, integrate
+from linfa.integrate import IntegrationError, Status, integrate, linsolve
 from linfa.integrate.bdf import BDF, interpolate, newton, predict, rescale
 from linfa.loglog import loglog_slope
 
@@ -186,7 +186,8 @@ def test_agrees_with_rodas4_on_a_stiff_fa_problem() -> None:
     assert np.all(st["num_steps"] * 2 < ref.stats["num_steps"])
 
 
-def test_batch_is_bit_identical_to_solo_runs_whatever_the_threads() -> None:
+def test_batch_is_bit_identical_to_solo_runs_whatever_the_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(linsolve, "THREAD_DIM", 1)  # spread even these small (36 x 36) LUs over threads
     rule, task, w0 = _fa_problem(3, np.random.default_rng(5), cond=1e2, scale=0.3)
     ts = np.linspace(0, 500, 6)
     kw = dict(saveat=ts, rtol=1e-6, atol=1e-9, method="bdf")

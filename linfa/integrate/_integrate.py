@@ -128,8 +128,9 @@ def integrate(
         is bit-identical for any number of threads; ``vf`` must be safe to call
         from several threads at once (pure functions of their arguments are).
         The stiff methods run their loop in one thread and spread the
-        per-instance LU factorisations and solves over ``threads`` threads
-        (default: one per core), with BLAS on one thread
+        per-instance LU factorisations and solves of states of at least
+        :data:`~linfa.integrate.linsolve.THREAD_DIM` entries over ``threads``
+        threads (default: one per core), with BLAS on one thread
         (:mod:`linfa.integrate.linsolve`); on the ``scipy:`` route only 1 is
         accepted.
     kernel : {"compiled", "numpy"}, optional

@@ -425,7 +425,7 @@ def run(p: Problem, m: BDF, threads: int | None = None) -> Solution:
     (:func:`~linfa.integrate.linsolve.instance_lu`; default: one per core).
     """
     loop = _Loop(p, m)
-    with instance_lu(p.K, threads) as lu:
+    with instance_lu(p.K, p.layout.D, threads) as lu:
         loop.run(lu)
     sol = loop.raw.solution(m.name)
     for key, val in (("num_jacobians", loop.n_jac), ("num_lu", loop.n_lu),

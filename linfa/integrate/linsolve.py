@@ -49,7 +49,12 @@ from threadpoolctl import threadpool_limits
 
 from linfa.integrate.schedule import cores
 
-__all__ = ["SERIAL_BLAS", "InstanceLU", "instance_lu"]
+__all__ = ["SERIAL_BLAS", "THREAD_DIM", "InstanceLU", "instance_lu"]
+
+#: Matrices smaller than this (D) are factored and solved in the calling thread: hand-offs to a pool
+#: cost more than they save (measured: ros34pw2 on 16 FA (6, 4, 3) instances, D = 36, ran 1.3-1.6x
+#: slower with two threads; bdf 1.1-1.3x).
+THREAD_DIM = 256
 
 #: Limit BLAS to one thread inside :func:`instance_lu` (set False to leave OpenBLAS its own threads, to measure).
 SERIAL_BLAS = True
@@ -142,22 +147,24 @@ class InstanceLU:
 
 
 @contextmanager
-def instance_lu(K: int, threads: int | None = None) -> Iterator[InstanceLU]:
+def instance_lu(K: int, D: int, threads: int | None = None) -> Iterator[InstanceLU]:
     """An :class:`InstanceLU` for ``K`` instances, with BLAS on one thread and the instances on threads.
 
     Parameters
     ----------
     K : int
+    D : int
+        The matrices' size: below :data:`THREAD_DIM`, one thread.
     threads : int, optional
         Threads for the instances (default :func:`~linfa.integrate.schedule.cores`,
-        at most ``K``).
+        at most ``K``; 1 for matrices smaller than :data:`THREAD_DIM`).
 
     Notes
     -----
     With :data:`SERIAL_BLAS` set to False, BLAS keeps its own threads (the
     results then depend on OpenBLAS's thread count; for measuring the rule).
     """
-    n = max(1, min(cores() if threads is None else threads, K))
+    n = max(1, min(cores() if threads is None else threads, K, K if D >= THREAD_DIM else 1))
     with threadpool_limits(1, user_api="blas") if SERIAL_BLAS else nullcontext():
         if n == 1:
             yield InstanceLU(K)

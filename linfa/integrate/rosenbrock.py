@@ -182,7 +182,7 @@ def run(p: Problem, method: type[AbstractRosenbrock], threads: int | None = None
 
     if K == 0:
         return raw
-    with np.errstate(all="ignore"), instance_lu(K, threads) as lu:
+    with np.errstate(all="ignore"), instance_lu(K, layout.D, threads) as lu:
         args = args_all.take(active)
         events, active, h, rejected, _ = start(p, raw, vf, method.error_order, active, t, y, args)
         while active.size:

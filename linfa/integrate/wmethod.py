@@ -179,7 +179,7 @@ def run(
         Threads for the per-instance linear algebra
         (:func:`~linfa.integrate.linsolve.instance_lu`; default: one per core).
     """
-    with instance_lu(p.K, threads) as lu:
+    with instance_lu(p.K, p.layout.D, threads) as lu:
         raw, n_jac, n_lu = _run(p, method, band, jac_every, refresh_above, lu)
     sol = raw.solution(method.name)
     sol.stats["num_jacobians"] = n_jac.reshape(p.batch_shape)
