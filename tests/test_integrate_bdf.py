@@ -242,3 +242,5 @@ def test_method_objects_time_dependent_fields_and_errors() -> None:
         BDF(grow_above=0.5)
     with pytest.raises(ValueError, match="bdf"):
         integrate(forced, (np.zeros((2, 1)),), 1.0, args=(lam2,), batch_shape=(2,), method="bdf6")
+    with pytest.raises(ValueError, match="kernel"):
+        integrate(forced, (np.zeros((2, 1)),), 1.0, args=(lam2,), batch_shape=(2,), method="bdf", kernel="compiled")

@@ -197,7 +197,8 @@ def integrate(
         threads = count("threads", threads, minimum=1)
     if kernel is not None and kernel not in KERNELS:
         raise ValueError(f"kernel: expected one of {', '.join(map(repr, KERNELS))} or None, got {kernel!r}")
-    if kernel == "compiled" and (scipy_name is not None or stiff is not None or w_method is not None):
+    if kernel == "compiled" and (scipy_name is not None or stiff is not None or w_method is not None
+                                 or multistep is not None):
         raise ValueError(f"kernel: 'compiled' runs the explicit Runge–Kutta methods only, got method {method!r}")
     if scipy_name is not None:
         if threads not in (None, 1):
