@@ -466,13 +466,19 @@ class _Loop:
         raw.n_fev[rows] += 1
         return layout.flatten(self.p.vf(tt, layout.views(yy), args), len(rows))
 
-    def jacobian(self, rows: np.ndarray) -> None:
-        """``J`` at the current state of ``rows``; their factorisations become stale."""
+    def jacobian(self, rows: np.ndarray, lu: InstanceLU) -> None:
+        """``J`` at the current state of ``rows`` (slices of them on ``lu``'s threads); their LUs become stale."""
         if not rows.size:
             return
         p = self.p
-        self.jac[rows] = dual.jacobian(_at(p, self.t[rows], self.args_all.take(rows)), 0.0,
-                                       p.layout.views(self.y[rows]), batch_ndim=1)
+
+        def work(pos: np.ndarray) -> None:
+            r = rows[pos]
+            with np.errstate(all="ignore"):
+                self.jac[r] = dual.jacobian(_at(p, self.t[r], self.args_all.take(r)), 0.0,
+                                            p.layout.views(self.y[r]), batch_ndim=1)
+
+        lu.each(rows.size, work)
         self.raw.n_calls += 1
         self.n_jac[rows] += 1
         self.jac_fresh[rows] = True
@@ -501,7 +507,7 @@ class _Loop:
             self.h[active] = h0
             self.dif[active, 0] = self.y[active]
             self.dif[active, 1] = h0[:, None] * f0
-            self.jacobian(active)
+            self.jacobian(active, lu)
             while active.size:
                 keep = self.attempt(active, lu)
                 lu.drop(active[~keep])
@@ -560,7 +566,7 @@ class _Loop:
         nf = ~conv
         self.n_newton_fail[active[nf]] += 1
         refresh = nf & ~self.jac_fresh[active]
-        self.jacobian(active[refresh])
+        self.jacobian(active[refresh], lu)
         to_double = nf & ~refresh & self.single[active]  # a fresh J in single precision: retry in double
         self.single[active[to_double]] = False
         self.c_lu[active[to_double]] = np.nan

@@ -78,8 +78,12 @@ class InstanceLU:
         self.pool = pool
         self.threads = max(1, threads) if pool is not None else 1
 
-    def _each(self, n: int, work: Callable[[np.ndarray], None]) -> None:
-        """Run ``work(positions)`` over ``0 .. n-1`` cut into contiguous slices, one a thread."""
+    def each(self, n: int, work: Callable[[np.ndarray], None]) -> None:
+        """Run ``work(positions)`` over ``0 .. n-1`` cut into contiguous slices, one a thread.
+
+        ``work`` must write only its own positions' results (as :meth:`factor`
+        and :meth:`solve` do); the stiff methods also compute their Jacobians this way.
+        """
         if self.pool is None or n < 2 or self.threads < 2:
             work(np.arange(n))
             return
@@ -104,7 +108,7 @@ class InstanceLU:
                 for i in pos:
                     self.lus[int(rows[i])] = sla.lu_factor(matrix(int(i)), overwrite_a=True, check_finite=False)
 
-        self._each(len(rows), work)
+        self.each(len(rows), work)
 
     def solve(self, rows: np.ndarray, rhs: np.ndarray) -> np.ndarray:
         """``u`` with ``M_k u_k = rhs_k`` for each instance ``k = rows[i]``.
@@ -137,7 +141,7 @@ class InstanceLU:
                     u = sla.lu_solve(lu, np.ldexp(r, -shift).astype(lu[0].dtype), check_finite=False)
                     out[i] = np.ldexp(u.astype(r.dtype), shift)
 
-        self._each(len(rows), work)
+        self.each(len(rows), work)
         return out
 
     def drop(self, rows: np.ndarray) -> None:
