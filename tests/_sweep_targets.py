@@ -26,6 +26,15 @@ def noisy_claim(rng: np.random.Generator) -> dict[str, Any]:
             "params": {"n": n}, "instance": {"x": x}}
 
 
+def undecided_claim(rng: np.random.Generator) -> dict[str, Any]:
+    """Per instance: a claim that never fails, but cannot be decided on about a quarter of instances."""
+    x = rng.standard_normal(2)
+    undecided = bool(abs(x[0]) < 0.3)
+    margin = float(x[1] + 10.0)
+    return {"holds": not undecided, "margin": -1.0 if undecided else margin, "inconclusive": undecided,
+            "inconclusive_reason": "x0 too close to 0" if undecided else None, "instance": {"x": x}}
+
+
 def fa_or_raise(seeds: Sequence[np.random.SeedSequence], **kw: Any) -> dict[str, Any]:
     """Batched FA check that raises for the whole batch if any instance is 'bad'."""
     bad = [np.random.default_rng(s).random() < 0.1 for s in seeds]
@@ -44,6 +53,7 @@ FA_SMALL = Batched(fa_alignment, steps=20)
 FA_OR_RAISE = Batched(fa_or_raise, steps=20)
 SLOW_FA = Batched(slow_fa)
 NOISY = PerInstance(noisy_claim)
+UNDECIDED = PerInstance(undecided_claim)
 
 
 def fingerprint(path: Path) -> list[tuple[Any, ...]]:

@@ -234,7 +234,10 @@ def test_teacher_student_killers_hold_unmutated() -> None:
         most[entry] = max(n, most.get(entry, 0))
     for entry, n in most.items():
         r = theorems.run(theorems.get(entry), instances=n, derivation=False)
-        assert r.passed and r.holding == r.instances == n, (entry, r.holding, r.instances)
+        # no counterexample: every instance holds or is undecided (align_then_memorise calls an instance
+        # that starts aligned inconclusive), and most are decided
+        assert r.passed and r.instances == n and r.holding + r.inconclusive == n, (entry, r.holding, r.instances)
+        assert r.holding >= n / 2, (entry, r.holding, r.inconclusive)
 
 
 @pytest.mark.parametrize("name", list(TS_MUTATIONS))

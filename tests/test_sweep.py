@@ -32,6 +32,8 @@ from linfa.sweep import (
 from linfa.sweep.cli import main as cli_main
 from linfa.sweep.examples import FA_ALIGNMENT, fa_alignment
 from linfa.sweep.store import SCHEMA_VERSION
+from linfa.sweep.summary import Summary
+from linfa.sweep.targets import to_record
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -78,7 +80,7 @@ def test_results_identical_for_any_chunking(tmp_path: Path) -> None:
     prints = []
     for chunk in (1, 7, 64):
         s = sweep(tt.FA_SMALL, 50, out=tmp_path / f"c{chunk}.sqlite", seed=11, chunk_size=chunk)
-        assert s.counts == {"ok": 50, "fail": 0, "error": 0} and s.n_run == 50
+        assert s.counts == {"ok": 50, "fail": 0, "inconclusive": 0, "error": 0} and s.n_run == 50
         prints.append(fingerprint(tmp_path / f"c{chunk}.sqlite"))
     assert prints[0] == prints[1] == prints[2]
     assert len({p[3] for p in prints[0]}) == 50  # 50 distinct margins: instances really differ
@@ -137,11 +139,39 @@ def test_failures_and_errors_are_recorded_and_the_sweep_goes_on(tmp_path: Path) 
     assert f"index={fails[0].index}, status='fail'" in res.stdout
 
 
+def test_undecided_instances_are_inconclusive_never_counterexamples(tmp_path: Path) -> None:
+    out = tmp_path / "undecided.sqlite"
+    s = sweep(tt.UNDECIDED, 120, out=out, seed=3, chunk_size=16)
+    assert s.counts["inconclusive"] > 10 and s.counts["fail"] == 0 and s.counts["ok"] > 60
+    assert s.passed and s.counterexample is None
+    text = str(s)
+    assert f"holds on all {s.counts['ok']} decided instances ({s.counts['inconclusive']} inconclusive)" in text
+    with ResultStore.open(out, readonly=True) as store:
+        undecided = list(store.records("inconclusive"))
+    assert all(r.holds is False and r.params["inconclusive_reason"] == "x0 too close to 0" for r in undecided)
+    assert {i for i, _ in s.worst}.isdisjoint(r.index for r in undecided)  # their margin (-1) is not a worst case
+    assert min(m for _, m in s.worst) > 5
+    # every instance undecided: nothing against the claim, and said so
+    allundecided = Summary(path="x", target="t", seed=0, n_instances=4, counts={"inconclusive": 4})
+    assert allundecided.passed and "inconclusive: none of 4 instances decided" in str(allundecided)
+    with pytest.raises(ValueError, match="cannot both hold and be inconclusive"):
+        to_record(0, {"holds": True, "inconclusive": True})
+
+
+def test_empirical_summary_uses_the_catalogues_binomial_test() -> None:
+    from scipy.stats import binom
+
+    for ok, fail, undecided in [(80, 20, 0), (75, 25, 0), (9, 1, 5), (70, 30, 40), (0, 4, 0)]:
+        s = Summary(path="x", target="t", seed=0, n_instances=ok + fail + undecided, kind="empirical",
+                    fraction=0.9, counts={"ok": ok, "fail": fail, "inconclusive": undecided})
+        assert s.passed == (binom.cdf(ok, ok + fail, 0.9) >= 1e-3), (ok, fail, undecided)
+
+
 def test_a_raising_batch_is_split_and_only_bad_instances_error(tmp_path: Path) -> None:
     out = tmp_path / "raise.sqlite"
     s = sweep(tt.FA_OR_RAISE, 64, out=out, seed=4, chunk_size=16)
     bad = {i for i in range(64) if np.random.default_rng(instance_seed(4, i)).random() < 0.1}
-    assert bad and s.counts == {"ok": 64 - len(bad), "fail": 0, "error": len(bad)}
+    assert bad and s.counts == {"ok": 64 - len(bad), "fail": 0, "inconclusive": 0, "error": len(bad)}
     with ResultStore.open(out, readonly=True) as store:
         assert {r.index for r in store.records("error")} == bad
         ok = {r.index: r for r in store.records("ok")}

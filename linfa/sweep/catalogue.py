@@ -35,7 +35,9 @@ class Catalogue(AbstractTarget):
     theorem : str or Theorem
         A catalogue id such as ``"lillicrap2016.zero_init_alignment"``, or the entry.
 
-    Each instance's record has the verdict's ``holds`` and ``margin``, the
+    Each instance's record has the verdict's ``holds`` and ``margin`` (status
+    ``"inconclusive"`` for an instance the check could not decide, with the
+    verdict's reason in ``params["inconclusive_reason"]``), the
     verdict's per-instance ``details`` as metrics, the instance's parameters,
     its size (number of array entries: the smallest failure is the reported
     counterexample) and, for a failure, the instance as an ``.npz`` readable by
@@ -92,10 +94,14 @@ class Catalogue(AbstractTarget):
                 if arr.shape == (k,) and arr.dtype.kind in "fiub":
                     per_metrics[str(name)] = arr.astype(float)
             size = sum(int(np.prod(a.shape[1:])) for a in inst.arrays.values())
+            undecided = (np.zeros(k, dtype=bool) if verdict.inconclusive is None
+                         else np.asarray(verdict.inconclusive, dtype=bool))
             for j, p in enumerate(positions):
                 holds = bool(verdict.holds[j])
                 result: dict[str, Any] = {
                     "holds": holds,
+                    "inconclusive": bool(undecided[j]),
+                    "inconclusive_reason": verdict.reason if undecided[j] else None,
                     "margin": float(verdict.margin[j]),
                     "size": size,
                     "params": {**inst.params, "group": g, "position": p},

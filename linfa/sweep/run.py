@@ -96,7 +96,7 @@ def sweep(
     >>> with tempfile.TemporaryDirectory() as d:
     ...     s = sweep(f, 100, out=os.path.join(d, "r.sqlite"), seed=1, chunk_size=16)
     ...     s.counts, s.passed
-    ({'ok': 100, 'fail': 0, 'error': 0}, True)
+    ({'ok': 100, 'fail': 0, 'inconclusive': 0, 'error': 0}, True)
     """
     t0 = time.perf_counter()
     out = path("out", out)

@@ -14,7 +14,8 @@ runs (or after it was killed) a ``PATH-wal`` file sits beside it and holds the
 latest chunks until the next open folds them in.
 
 Opening a file that is not an SQLite database, an SQLite database that is not
-a linfa sweep, a damaged one, one of a newer schema, or the results of a
+a linfa sweep, a damaged one, one of another schema version (version 2 added
+the status ``"inconclusive"``), or the results of a
 different sweep (another target, configuration or seed) raises
 :class:`StoreError` naming the path and what was found; such a file is never
 modified.
@@ -34,12 +35,12 @@ from typing import Any
 import numpy as np
 
 from linfa._validate import output_parent_problem
-from linfa.sweep.targets import Record
+from linfa.sweep.targets import STATUSES, Record
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "ResultStore", "StoreError"]
 
 #: Schema version written to new stores; stores of another version are refused.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: ``PRAGMA application_id`` of linfa sweep stores (ASCII "lnfs").
 APPLICATION_ID = 0x6C6E6673
 _MAGIC = b"SQLite format 3\x00"
@@ -48,7 +49,7 @@ _SCHEMA = """
 CREATE TABLE sweep (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE instances (
     idx INTEGER PRIMARY KEY,
-    status TEXT NOT NULL CHECK (status IN ('ok', 'fail', 'error')),
+    status TEXT NOT NULL CHECK (status IN ('ok', 'fail', 'inconclusive', 'error')),
     holds INTEGER,
     margin REAL,
     size INTEGER,
@@ -379,7 +380,7 @@ class ResultStore:
 
     def counts(self) -> dict[str, int]:
         """Recorded instances per status (every status present, possibly 0)."""
-        out = dict.fromkeys(("ok", "fail", "error"), 0)
+        out = dict.fromkeys(STATUSES, 0)
         for status, n in self._conn.execute("SELECT status, count(*) FROM instances GROUP BY status"):
             out[status] = int(n)
         return out

@@ -33,9 +33,9 @@ class Summary:
     n_instances : int
         Instances asked for.
     counts : dict of str to int
-        Recorded instances per status ``"ok"``, ``"fail"``, ``"error"``.
+        Recorded instances per status ``"ok"``, ``"fail"``, ``"inconclusive"``, ``"error"``.
     worst : tuple of (int, float)
-        ``(index, margin)`` of the instances with the smallest margins, smallest first.
+        ``(index, margin)`` of the decided instances with the smallest margins, smallest first.
     quantiles : dict of str to dict of float to float
         For ``"margin"`` and every metric: quantile level → value (NaNs ignored).
     counterexample : Record or None
@@ -81,17 +81,18 @@ class Summary:
     def passed(self) -> bool:
         """Complete, without error, and the claim met its criterion.
 
-        A theorem must hold on every instance, an empirical claim on at least
-        :attr:`fraction` of them, and an existential claim on one (a witness).
+        The catalogue's own rule (:func:`linfa.theorems._statistics.claim_passes`):
+        a theorem holds on every decided instance, an empirical claim of
+        :attr:`fraction` is not rejected by the one-sided binomial test at level
+        1e-3 over the decided instances, an existential claim has a witness.
+        Inconclusive instances are never counterexamples.
         """
-        ok, fail, err = (self.counts.get(k, 0) for k in ("ok", "fail", "error"))
+        from linfa.theorems._statistics import claim_passes
+
+        ok, fail, undecided, err = (self.counts.get(k, 0) for k in ("ok", "fail", "inconclusive", "error"))
         if not self.complete or err:
             return False
-        if self.kind == "existential":
-            return ok >= 1
-        if self.kind == "empirical":
-            return ok >= self.fraction * (ok + fail) - 1e-9
-        return fail == 0
+        return claim_passes(self.kind, self.fraction, ok, ok + fail + undecided, undecided)
 
     @property
     def rate(self) -> float:
@@ -118,23 +119,27 @@ class Summary:
 
     def __str__(self) -> str:
         c = self.counts
-        ok, fail, err = (c.get(k, 0) for k in ("ok", "fail", "error"))
+        ok, fail, undecided, err = (c.get(k, 0) for k in ("ok", "fail", "inconclusive", "error"))
         missing = max(self.n_instances - self.n_recorded, 0)
         n = self.n_recorded
+        decided = n - undecided - err
+        of = f"{decided} decided instances ({undecided} inconclusive)" if undecided else f"{n} instances"
         if not self.complete:
             verdict = f"incomplete: {n} of {self.n_instances} instances recorded"
         elif self.kind == "theorem" and fail:
-            verdict = f"fails on {fail} of {n} instances"
+            verdict = f"fails on {fail} of {of}"
         elif err:
             verdict = f"errors on {err} of {n} instances"
         elif self.kind == "existential":
             verdict = (f"witness found: holds on {ok} of {n} instances" if self.passed
                        else f"no witness in {n} instances")
+        elif decided == 0:
+            verdict = f"inconclusive: none of {n} instances decided"
         elif self.kind == "empirical":
-            verdict = (f"{'holds' if self.passed else 'FAILS'}: holds on {ok} of {n} instances "
-                       f"(needs {self.fraction:.0%})")
+            verdict = (f"{'holds' if self.passed else 'FAILS'}: holds on {ok} of {of} "
+                       f"(claims {self.fraction:.0%}; one-sided binomial test at level 1e-3)")
         else:
-            verdict = f"holds on all {n} instances" if self.passed else f"fails on {fail} of {n} instances"
+            verdict = (f"holds on all {of}" if self.passed else f"fails on {fail} of {of}")
         also = ", ".join(f"{k} {v}" for k, v in (("ok", ok if err else 0), ("fail", fail if err else 0),
                                                   ("error", err), ("missing", missing)) if v)
         lines = [
@@ -169,6 +174,10 @@ def _quantiles(values: np.ndarray) -> dict[float, float]:
 def from_store(store: ResultStore, *, n_worst: int = 5, n_run: int = 0, seconds: float = 0.0) -> Summary:
     """Summarise an open :class:`ResultStore`."""
     idx, margins = store.column("margin")
+    undecided = np.array([r.index for r in store.records("inconclusive")], dtype=np.int64)
+    if undecided.size:  # an undecided instance's margin says nothing about the claim
+        keep = ~np.isin(idx, undecided)
+        idx, margins = idx[keep], margins[keep]
     worst: tuple[tuple[int, float], ...] = ()
     quantiles: dict[str, dict[float, float]] = {}
     if margins.size:

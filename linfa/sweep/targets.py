@@ -21,8 +21,11 @@ A result (per instance, or per chunk with a leading axis ``K`` on every entry) i
   negative when the claim fails), ``"size"`` (int, how big the instance is: the
   smallest failing one is reported as *the* counterexample), ``"instance"`` (a
   mapping of arrays that is the instance itself, saved as ``.npz`` for failures),
-  ``"params"`` (a mapping of JSON values describing the instance) and ``"error"``
-  (a message, or ``None``), all optional; every other key is a numeric metric;
+  ``"params"`` (a mapping of JSON values describing the instance), ``"error"``
+  (a message, or ``None``) and ``"inconclusive"`` (a bool: the check could not
+  decide this instance, which is then neither a confirmation nor a
+  counterexample; ``"inconclusive_reason"``, a string, may say why), all
+  optional; every other key is a numeric metric;
 * a ``bool`` (``holds``), a number (metric ``"value"``), or a verdict-like object
   with ``holds``, ``margin`` and ``details`` attributes.
 
@@ -56,10 +59,10 @@ __all__ = [
     "run_chunk",
 ]
 
-#: Status of a recorded instance: the claim held (or no claim), failed, or the target raised.
-STATUSES = ("ok", "fail", "error")
+#: Status of a recorded instance: the claim held (or no claim), failed, could not be decided, or the target raised.
+STATUSES = ("ok", "fail", "inconclusive", "error")
 #: Result keys that are not metrics.
-RESERVED = ("holds", "margin", "size", "instance", "params", "error")
+RESERVED = ("holds", "margin", "size", "instance", "params", "error", "inconclusive", "inconclusive_reason")
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,9 @@ class Record:
     ----------
     index : int
         Instance index ``i``; its seed is ``SeedSequence(seed, spawn_key=(i,))``.
-    status : {"ok", "fail", "error"}
+    status : {"ok", "fail", "inconclusive", "error"}
+        ``"inconclusive"``: the check could not decide the instance (never a
+        counterexample; its reason, if given, is ``params["inconclusive_reason"]``).
     holds : bool or None
         Whether the checked claim held (``None`` for plain metrics).
     margin : float or None
@@ -272,7 +277,7 @@ def split_batched(out: Any, k: int) -> list[Any]:
                     for j in range(k):
                         per[j].setdefault(key, {})[name] = col[j]
                 continue
-            col = _column(f"result[{key!r}]", value, k, numeric=key != "error")
+            col = _column(f"result[{key!r}]", value, k, numeric=key not in ("error", "inconclusive_reason"))
             for j in range(k):
                 per[j][key] = col[j]
         return per
@@ -315,6 +320,7 @@ def to_record(index: int, result: Any, *, keep_instance: bool = False) -> Record
     params: dict[str, Any] = {}
     instance: Mapping[str, Any] | None = None
     error: str | None = None
+    undecided = False
     if isinstance(result, bool | np.bool_):
         holds = bool(result)
     elif isinstance(result, numbers.Real) or (isinstance(result, np.ndarray) and result.ndim == 0):
@@ -333,6 +339,13 @@ def to_record(index: int, result: Any, *, keep_instance: bool = False) -> Record
                 params = _jsonable(value)
             elif key == "error":
                 error = None if value is None or value == "" else str(value)
+            elif key == "inconclusive":
+                if not isinstance(value, bool | np.bool_):
+                    raise TypeError(f"result['inconclusive']: expected a bool, got {type(value).__name__}")
+                undecided = bool(value)
+            elif key == "inconclusive_reason":
+                if value is not None:
+                    params["inconclusive_reason"] = str(value)
             else:
                 metrics[str(key)] = _scalar(f"result[{key!r}]", value)
     elif hasattr(result, "holds"):
@@ -356,7 +369,10 @@ def to_record(index: int, result: Any, *, keep_instance: bool = False) -> Record
             "result: expected a mapping, a bool, a number or a verdict (holds, margin, details), "
             f"got {type(result).__name__}"
         )
-    status = "error" if error is not None else ("fail" if holds is False else "ok")
+    if undecided and holds:
+        raise ValueError("result: an instance cannot both hold and be inconclusive")
+    status = ("error" if error is not None else "inconclusive" if undecided
+              else "fail" if holds is False else "ok")
     blob = None
     if instance is not None and (keep_instance or status != "ok"):
         blob = instance if isinstance(instance, bytes) else _npz(instance)

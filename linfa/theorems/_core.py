@@ -46,7 +46,7 @@ from linfa._validate import count, flag
 from linfa.errors import UnknownNameError
 from linfa.facts import FACTS
 from linfa.instances import Instance
-from linfa.theorems._statistics import ALPHA, binomial_cdf, clopper_pearson_lower
+from linfa.theorems._statistics import binomial_cdf, claim_passes, clopper_pearson_lower
 
 __all__ = [
     "KINDS",
@@ -307,15 +307,7 @@ class Theorem:
         ``ALPHA``); an existential claim with a witness. Inconclusive instances
         are never counterexamples.
         """
-        if total == 0:
-            return False
-        if self.kind == "existential":
-            return holding >= 1
-        decided = total - inconclusive
-        if self.kind == "theorem":
-            return holding == decided
-        p = self.p_value(holding, decided)
-        return p is None or p >= ALPHA
+        return claim_passes(self.kind, self.fraction, holding, total, inconclusive)
 
     def p_value(self, holding: int, decided: int) -> float | None:
         """One-sided binomial p-value of an empirical claim: ``P(K <= holding | decided, fraction)``.

@@ -32,6 +32,7 @@ __all__ = [
     "FAST_POWER",
     "POPULATION_REASON",
     "binomial_cdf",
+    "claim_passes",
     "clopper_pearson_lower",
     "instances_for_power",
     "max_failures",
@@ -77,6 +78,33 @@ def binomial_cdf(k: int, n: int, p: float) -> float:
     terms = (math.exp(lgn - math.lgamma(j + 1) - math.lgamma(n - j + 1) + j * lp + (n - j) * lq)
              for j in range(k + 1))
     return float(min(1.0, math.fsum(terms)))
+
+
+def claim_passes(kind: str, fraction: float, holding: int, total: int, inconclusive: int = 0,
+                 alpha: float = ALPHA) -> bool:
+    """Whether ``holding`` of ``total`` instances (``inconclusive`` of them undecided) meet a claim.
+
+    A ``"theorem"`` passes without a counterexample (every decided instance
+    holds); an ``"existential"`` claim with a witness; an ``"empirical"``
+    claim of ``fraction`` unless the one-sided binomial test over the decided
+    instances rejects it (``binomial_cdf(holding, decided, fraction) < alpha``).
+    Inconclusive instances are never counterexamples: a run whose instances
+    are all undecided passes (nothing speaks against the claim) and is
+    reported as inconclusive, not as holding. No instance at all does not pass.
+
+    This is the one decision rule of the catalogue (:meth:`linfa.theorems.Theorem.passes`)
+    and of a sweep's summary (:attr:`linfa.sweep.Summary.passed`).
+    """
+    if kind not in ("theorem", "empirical", "existential"):
+        raise ValueError(f"kind: expected 'theorem', 'empirical' or 'existential', got {kind!r}")
+    if total <= 0:
+        return False
+    if kind == "existential":
+        return holding >= 1
+    decided = total - inconclusive
+    if kind == "theorem":
+        return holding == decided
+    return decided < 1 or binomial_cdf(holding, decided, fraction) >= alpha
 
 
 def clopper_pearson_lower(k: int, n: int, alpha: float = ALPHA) -> float:
