@@ -87,42 +87,25 @@ def _matmul(ws: np.ndarray, out: int, a: int, b: int, m: int, k: int, n: int, fl
     Av = ws[a : a + m * k]
     Bv = ws[b : b + k * n]
     O = ws[out : out + m * n]
-    if fl == 0:  # rows of the output accumulate rows of B
+    # entry (i, p) of op(A) is Av[i * si + p * sp]: A stored (m, k), or (k, m) when transposed
+    si, sp = (1, m) if fl & 1 else (k, 1)
+    if fl & 2 == 0:  # rows of the output accumulate rows of B
         for i in range(m):
             Oi = O[i * n : i * n + n]
             for j in range(n):
                 Oi[j] = 0.0
             for p in range(k):
-                aip = Av[i * k + p]
+                aip = Av[i * si + p * sp]
                 Bp = Bv[p * n : p * n + n]
                 for j in range(n):
                     Oi[j] += aip * Bp[j]
-    elif fl == 1:
-        for i in range(m):
-            Oi = O[i * n : i * n + n]
-            for j in range(n):
-                Oi[j] = 0.0
-            for p in range(k):
-                aip = Av[p * m + i]
-                Bp = Bv[p * n : p * n + n]
-                for j in range(n):
-                    Oi[j] += aip * Bp[j]
-    elif fl == 2:  # rows of A against rows of the stored B: dot products
-        for i in range(m):
-            Ai = Av[i * k : i * k + k]
-            for j in range(n):
-                Bj = Bv[j * k : j * k + k]
-                acc = 0.0
-                for p in range(k):
-                    acc += Ai[p] * Bj[p]
-                O[i * n + j] = acc
-    else:
+    else:  # B stored transposed: rows of op(A) against rows of the stored B, as dot products
         for i in range(m):
             for j in range(n):
                 Bj = Bv[j * k : j * k + k]
                 acc = 0.0
                 for p in range(k):
-                    acc += Av[p * m + i] * Bj[p]
+                    acc += Av[i * si + p * sp] * Bj[p]
                 O[i * n + j] = acc
 
 
