@@ -217,8 +217,8 @@ def integrate(
 
         plan, why = compiled.plan_compiled(problem, rk, check=False)
         if plan is not None:
-            use, n_threads = schedule.plan_kernel(problem.K, layout.D, rk.n_stages, max_side,
-                                                  plan.tape.max_product(), plan.tape.matmul_flops(), threads)
+            use, n_threads = schedule.plan_kernel(problem.K, layout.D, plan.tape.max_product(),
+                                                  plan.tape.matmul_flops(), threads)
             if use or kernel == "compiled":
                 why = compiled.check_plan(problem, plan)  # the tape against the field, once
                 if not why:

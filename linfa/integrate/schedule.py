@@ -97,8 +97,7 @@ def plan(K: int, D: int, n_stages: int, max_side: int, threads: int | None = Non
 
 
 
-def plan_kernel(K: int, D: int, n_stages: int, max_side: int, flops: int, total_flops: int = 0,
-                threads: int | None = None) -> tuple[bool, int]:
+def plan_kernel(K: int, D: int, flops: int, total_flops: int = 0, threads: int | None = None) -> tuple[bool, int]:
     """Whether the compiled path should integrate a problem it can run, and on how many threads.
 
     The compiled path (:mod:`linfa.integrate.compiled`) pays no Python per
@@ -125,10 +124,6 @@ def plan_kernel(K: int, D: int, n_stages: int, max_side: int, flops: int, total_
     ----------
     K, D : int
         Instances and state entries per instance.
-    n_stages : int
-        Stages ``s`` of the method.
-    max_side : int
-        The longest side of any state leaf.
     flops : int
         Multiply–adds of the largest matrix product in one evaluation of the
         flow (:meth:`linfa.integrate.trace.Tape.max_product`).
