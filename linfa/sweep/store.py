@@ -334,10 +334,18 @@ class ResultStore:
     def _transaction(self) -> _Transaction:
         return _Transaction(self._conn)
 
-    def recorded(self, below: int | None = None) -> np.ndarray:
-        """Sorted indices already recorded (those ``< below`` if given)."""
-        sql = "SELECT idx FROM instances" + ("" if below is None else " WHERE idx < ?") + " ORDER BY idx"
-        rows = self._conn.execute(sql, () if below is None else (int(below),)).fetchall()
+    def recorded(self, below: int | None = None, status: str | None = None) -> np.ndarray:
+        """Sorted indices already recorded (those ``< below`` and of ``status``, if given)."""
+        where: list[str] = []
+        args: list[Any] = []
+        if below is not None:
+            where.append("idx < ?")
+            args.append(int(below))
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        sql = "SELECT idx FROM instances" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY idx"
+        rows = self._conn.execute(sql, tuple(args)).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def missing(self, n_instances: int) -> list[int]:

@@ -174,7 +174,7 @@ def _quantiles(values: np.ndarray) -> dict[float, float]:
 def from_store(store: ResultStore, *, n_worst: int = 5, n_run: int = 0, seconds: float = 0.0) -> Summary:
     """Summarise an open :class:`ResultStore`."""
     idx, margins = store.column("margin")
-    undecided = np.array([r.index for r in store.records("inconclusive")], dtype=np.int64)
+    undecided = store.recorded(status="inconclusive")
     if undecided.size:  # an undecided instance's margin says nothing about the claim
         keep = ~np.isin(idx, undecided)
         idx, margins = idx[keep], margins[keep]
