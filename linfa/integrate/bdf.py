@@ -130,6 +130,7 @@ import numpy as np
 
 from linfa import dual
 from linfa._validate import count, real
+from linfa.integrate.controller import rms
 from linfa.integrate.linsolve import InstanceLU, instance_lu
 from linfa.integrate.problem import Problem, Raw
 from linfa.integrate.rosenbrock import _at, start
@@ -326,11 +327,6 @@ def interpolate(dif: np.ndarray, order: np.ndarray, t_n: np.ndarray, h: np.ndarr
             y += prod[:, None] * d[:, j]
         out[pos] = y
     return out
-
-
-def rms(x: np.ndarray) -> np.ndarray:
-    """Per row, the root mean square, shape ``(n,)``."""
-    return np.sqrt(np.einsum("kd,kd->k", x, x) / x.shape[1])
 
 
 def newton(

@@ -26,7 +26,15 @@ import numpy as np
 
 from linfa._validate import real
 
-__all__ = ["StepSizeController"]
+__all__ = ["StepSizeController", "rms"]
+
+
+def rms(x: np.ndarray) -> np.ndarray:
+    """Per row, the root mean square ``sqrt(Σ_d x_d² / D)`` of ``x (K, D)``: shape ``(K,)``.
+
+    The norm of the stiff methods' scaled error estimates and Newton corrections.
+    """
+    return np.sqrt(np.einsum("kd,kd->k", x, x) / x.shape[1])
 
 
 @dataclass(frozen=True)

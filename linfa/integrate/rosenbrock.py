@@ -48,6 +48,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from linfa import dual
+from linfa.integrate.controller import rms
 from linfa.integrate.events import Event, first_root
 from linfa.integrate.linsolve import InstanceLU, instance_lu
 from linfa.integrate.problem import Problem, Raw
@@ -438,7 +439,7 @@ def error_norm(ctl: Any, ya: np.ndarray, y_new: np.ndarray, err: np.ndarray) -> 
     The norm is NaN where ``y_new`` is not finite.
     """
     scale = ctl.atol + ctl.rtol * np.maximum(np.abs(ya), np.abs(y_new))
-    errn = np.sqrt(np.einsum("kd,kd->k", err / scale, err / scale) / ya.shape[1])
+    errn = rms(err / scale)
     finite = np.all(np.isfinite(y_new), axis=1)
     return np.where(finite, errn, np.nan), finite
 
