@@ -29,6 +29,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import threading
+
 import numpy as np
 
 __all__ = ["Dual", "jacobian", "jvp"]
@@ -101,10 +103,10 @@ class Dual:
     __radd__ = __add__
 
     def __sub__(self, other: Any) -> Dual:
-        return _add(self, _neg(other))
+        return _sub(self, other)
 
     def __rsub__(self, other: Any) -> Dual:
-        return _add(other, _neg(self))
+        return _sub(other, self)
 
     def __neg__(self) -> Dual:
         return _neg(self)
@@ -120,7 +122,7 @@ class Dual:
     def __truediv__(self, other: Any) -> Dual:
         if isinstance(other, Dual):
             raise TypeError("Dual: division by a Dual is not supported (flows are polynomial)")
-        return Dual(self.primal / other, self.tangent / other)
+        return Dual(self.primal / other, _binary(np.true_divide, self.tangent, other, self.tangent))
 
     def __matmul__(self, other: Any) -> Dual:
         return _matmul(self, other)
@@ -153,6 +155,82 @@ class Dual:
         raise TypeError(f"Dual: numpy.{func.__name__} has no derivative rule here")
 
 
+# --------------------------------------------------------------------------- tangent arithmetic
+# A tangent is the array ``(*dirs, *batch, m, n)`` of the class docstring. The
+# tangents made here for one direction axis (``(N, *batch, m, n)``, by
+# :func:`jacobian` and :func:`jvp`) keep that axis *last in memory*: the array is
+# a view of a "directions-last" array ``D`` of shape ``(*batch, m, n, N)`` whose
+# last axis is contiguous. Then a product with a primal matrix is one BLAS
+# product per instance with the ``N`` directions folded into its columns,
+# ``P @ D.reshape(m, n N)``, or, when the fold is not a view, ``m`` products
+# ``(n, k) @ (k, N)`` per instance; elementwise operations run along ``N`` with
+# unit stride. Products and sums keep the layout; transposes are views.
+
+
+class _Workspace:
+    """Buffers replayed across the flow evaluations of one :func:`jacobian` call.
+
+    Every chunk of directions runs the same flow on tangents of the same
+    shapes, so the ``i``-th array allocated in one evaluation can be the
+    ``i``-th of the previous one: the previous evaluation's tangents are dead
+    once its columns are copied into the Jacobian. This spares the allocator's
+    fresh pages (and keeps the buffers warm in cache).
+    """
+
+    __slots__ = ("buffers", "count", "seeds")
+
+    def __init__(self) -> None:
+        self.buffers: list[np.ndarray] = []
+        self.count = 0
+        # id(seed array) -> (seed array, a, b, j): the unit directions e_{a_j b_j} of a matrix leaf, as column j
+        self.seeds: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        i = self.count
+        self.count += 1
+        if i < len(self.buffers):
+            b = self.buffers[i]
+            if b.shape != shape or b.dtype != dtype:
+                b = self.buffers[i] = np.empty(shape, dtype)
+            return b
+        b = np.empty(shape, dtype)
+        self.buffers.append(b)
+        return b
+
+
+_local = threading.local()  # .workspace: the _Workspace of the jacobian running in this thread, if any
+
+
+def _empty(shape: tuple[int, ...], dtype: Any = float) -> np.ndarray:
+    ws = getattr(_local, "workspace", None)
+    return np.empty(shape, dtype) if ws is None else ws.empty(tuple(shape), np.dtype(dtype))
+
+
+def _like(t: np.ndarray, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """An uninitialised array of ``shape`` with ``t``'s order of axes in memory (C order if the ranks differ)."""
+    if t.ndim != len(shape):
+        return _empty(shape, dtype)
+    order = sorted(range(t.ndim), key=lambda ax: -abs(t.strides[ax]))  # outermost axis first
+    buf = _empty(tuple(shape[ax] for ax in order), dtype)
+    return buf.transpose(np.argsort(order))
+
+
+def _binary(ufunc: Any, x: Any, y: Any, lead: np.ndarray) -> np.ndarray:
+    """``ufunc(x, y)`` into a new array laid out like ``lead`` (one of ``x``, ``y``)."""
+    out = _like(lead, np.broadcast_shapes(np.shape(x), np.shape(y)), np.result_type(x, y))
+    return ufunc(x, y, out=out)
+
+
+def _unary(ufunc: Any, x: np.ndarray) -> np.ndarray:
+    return ufunc(x, out=_like(x, x.shape, x.dtype))
+
+
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` (stacked, broadcasting) into a new C-ordered array."""
+    shape = (*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), a.shape[-2], b.shape[-1])
+    return np.matmul(a, b, out=_empty(shape, np.result_type(a, b)))
+
+
 def _add(a: Any, b: Any) -> Dual:
     ap, at = _parts(a)
     bp, bt = _parts(b)
@@ -161,13 +239,25 @@ def _add(a: Any, b: Any) -> Dual:
     elif bt is None:
         tangent = np.broadcast_to(at, np.broadcast_shapes(at.shape, np.shape(bp)))
     else:
-        tangent = at + bt
+        tangent = _binary(np.add, at, bt, at)
     return Dual(ap + bp, tangent)
+
+
+def _sub(a: Any, b: Any) -> Dual:
+    ap, at = _parts(a)
+    bp, bt = _parts(b)
+    if at is None:
+        tangent = np.broadcast_to(_unary(np.negative, bt), np.broadcast_shapes(bt.shape, np.shape(ap)))
+    elif bt is None:
+        tangent = np.broadcast_to(at, np.broadcast_shapes(at.shape, np.shape(bp)))
+    else:
+        tangent = _binary(np.subtract, at, bt, at)
+    return Dual(ap - bp, tangent)
 
 
 def _neg(a: Any) -> Any:
     if isinstance(a, Dual):
-        return Dual(-a.primal, -a.tangent)
+        return Dual(-a.primal, _unary(np.negative, a.tangent))
     return -a
 
 
@@ -175,30 +265,139 @@ def _mul(a: Any, b: Any) -> Dual:
     ap, at = _parts(a)
     bp, bt = _parts(b)
     if at is None:
-        return Dual(ap * bp, ap * bt)
+        return Dual(ap * bp, _binary(np.multiply, ap, bt, bt))
     if bt is None:
-        return Dual(ap * bp, at * bp)
-    return Dual(ap * bp, at * bp + ap * bt)
+        return Dual(ap * bp, _binary(np.multiply, at, bp, at))
+    tangent = _binary(np.multiply, at, bp, at)
+    tangent += _binary(np.multiply, ap, bt, bt)
+    return Dual(ap * bp, tangent)
+
+
+def _last(t: np.ndarray) -> np.ndarray:
+    """Move axis 0 to the end (a view)."""
+    return t.transpose((*range(1, t.ndim), 0))
+
+
+def _first(d: np.ndarray) -> np.ndarray:
+    """Move the last axis to the front (a view)."""
+    return d.transpose((d.ndim - 1, *range(d.ndim - 1)))
+
+
+def _directions_last(t: np.ndarray) -> np.ndarray:
+    """The tangent ``(N, *batch, m, n)`` as ``D``, shape ``(*batch, m, n, N)``, last axis contiguous (copied if not)."""
+    d = _last(t)
+    if d.shape[-1] > 1 and d.strides[-1] != d.itemsize:
+        d = np.ascontiguousarray(d)
+    return d
+
+
+def _fold(d: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """``d`` reshaped to ``shape`` if that is a view, else None."""
+    try:
+        return np.reshape(d, shape, copy=False)
+    except ValueError:
+        return None
+
+
+def _seed(d: np.ndarray) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray] | None:
+    """If ``d`` is a registered seed of unit directions (or its transpose): ``(transposed, a, b, j)``."""
+    ws = getattr(_local, "workspace", None)
+    if ws is None or d.base is None:
+        return None
+    entry = ws.seeds.get(id(d.base))
+    if entry is None:
+        return None
+    buf, a, b, j = entry
+    if d.__array_interface__["data"][0] != buf.__array_interface__["data"][0] or d.ndim != buf.ndim:
+        return None
+    (sm, sn, sk), (m, n, k) = buf.strides[-3:], buf.shape[-3:]
+    if d.shape[-3:] == (m, n, k) and d.strides[-3:] == (sm, sn, sk):
+        return False, a, b, j
+    if d.shape[-3:] == (n, m, k) and d.strides[-3:] == (sn, sm, sk):
+        return True, a, b, j
+    return None
+
+
+def _zeros(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    out = _empty(shape, dtype)
+    out.fill(0)
+    return out
+
+
+def _left(p: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """``P T`` for every direction: ``p`` ``(*b, q, m)``, ``d`` ``(*b, m, n, N)`` → ``(*b, q, n, N)``."""
+    m, n, nd = d.shape[-3:]
+    seed = _seed(d)
+    if seed is not None:  # P e_{a b} = P[:, a] e_b^T: a placement, no product
+        transposed, a, b, j = seed
+        r = _zeros((*np.broadcast_shapes(p.shape[:-2], d.shape[:-3]), p.shape[-2], n, nd), np.result_type(p, d))
+        if transposed:  # d holds e_{b a}
+            a, b = b, a
+        r[..., b, j] = p[..., a]
+        return r
+    flat = _fold(d, (*d.shape[:-3], m, n * nd))
+    if flat is not None:  # one product per instance, the directions in its columns
+        r = _product(p, flat)
+        return r.reshape((*r.shape[:-1], n, nd))
+    # n products (q, m) @ (m, N) per instance
+    r = _product(p[..., None, :, :], np.swapaxes(d, -3, -2))
+    return np.swapaxes(r, -3, -2)
+
+
+def _right(d: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """``T P`` for every direction: ``d`` ``(*b, m, k, N)``, ``p`` ``(*b, k, n)`` → ``(*b, m, n, N)``."""
+    m, k, nd = d.shape[-3:]
+    seed = _seed(d)
+    if seed is not None:  # e_{a b} P = e_a P[b, :]: a placement, no product
+        transposed, a, b, j = seed
+        r = _zeros((*np.broadcast_shapes(p.shape[:-2], d.shape[:-3]), m, nd, p.shape[-1]), np.result_type(p, d))
+        if transposed:
+            a, b = b, a
+        r[..., a, j, :] = p[..., b, :]
+        return np.swapaxes(r, -1, -2)
+    pt = np.swapaxes(p, -1, -2)
+    flat = _fold(np.swapaxes(d, -3, -2), (*d.shape[:-3], k, m * nd))
+    if flat is not None:  # one product per instance: P^T (n, k) @ (k, m N)
+        r = _product(pt, flat)
+        return np.swapaxes(r.reshape((*r.shape[:-1], m, nd)), -3, -2)
+    # m products (n, k) @ (k, N) per instance
+    return _product(pt[..., None, :, :], d)
 
 
 def _matmul(a: Any, b: Any) -> Dual:
     ap, at = _parts(a)
     bp, bt = _parts(b)
-    if at is None:
-        return Dual(ap @ bp, ap @ bt)
-    if bt is None:
-        return Dual(ap @ bp, at @ bp)
-    return Dual(ap @ bp, at @ bp + ap @ bt)
+    primal = ap @ bp
+    if np.ndim(ap) < 2 or np.ndim(bp) < 2 or any(t is not None and t.ndim != primal.ndim + 1 for t in (at, bt)):
+        # not one direction axis over matrices: numpy's broadcasting matmul
+        if at is None:
+            return Dual(primal, ap @ bt)
+        if bt is None:
+            return Dual(primal, at @ bp)
+        return Dual(primal, at @ bp + ap @ bt)
+    acc = None
+    if at is not None:
+        acc = _right(_directions_last(at), np.asarray(bp))
+    if bt is not None:
+        term = _left(np.asarray(ap), _directions_last(bt))
+        if acc is None:
+            acc = term
+        elif acc.shape == term.shape:
+            acc += term
+        else:
+            acc = acc + term
+    assert acc is not None
+    return Dual(primal, _first(acc))
 
 
-def _sign(a: Dual) -> Dual:
-    p = np.sign(a.primal)
-    return Dual(p, np.zeros(np.broadcast_shapes(a.tangent.shape, p.shape)))
+def _sign(a: Dual) -> np.ndarray:
+    """``sign`` is piecewise constant: its derivative is 0, so the result is a constant (a plain array)."""
+    return np.sign(a.primal)
 
 
 _UFUNCS: dict[str, Callable[..., Any]] = {
     "add": _add,
-    "subtract": lambda a, b: _add(a, _neg(b)),
+    "subtract": _sub,
     "negative": _neg,
     "positive": lambda a: a,
     "multiply": _mul,
@@ -240,7 +439,7 @@ def _tangents(out: Any, y: tuple[np.ndarray, ...], lead: tuple[int, ...]) -> tup
         if isinstance(o, Dual):
             t = o.tangent
         else:  # an output that does not depend on the state
-            t = np.zeros(want)
+            t = np.broadcast_to(0.0, want)
         if t.shape != want:
             try:
                 t = np.broadcast_to(t, want)
@@ -303,14 +502,20 @@ def jvp(
     dirs = [np.asarray(d, dtype=float) for d in v]
     try:
         pairs = list(zip(dirs, leaves, strict=True))
-        lead = np.broadcast_shapes(*(d.shape[: max(d.ndim - leaf.ndim, 0)] for d, leaf in pairs))
-        tang = [np.broadcast_to(d, (*lead, *leaf.shape)) for d, leaf in zip(dirs, leaves, strict=True)]
+        lead = tuple(np.broadcast_shapes(*(d.shape[: max(d.ndim - leaf.ndim, 0)] for d, leaf in pairs)))
+        tang = [np.broadcast_to(d, (*lead, *leaf.shape)) for d, leaf in pairs]
     except ValueError:
         raise ValueError(
             f"v: direction shapes {[d.shape for d in dirs]} do not broadcast to the state {[a.shape for a in leaves]}"
         ) from None
+    if lead:  # one direction axis, last in memory (see the layout note above)
+        n_dirs = int(np.prod(lead))
+        tang = [np.moveaxis(np.ascontiguousarray(np.moveaxis(d.reshape((n_dirs, *d.shape[len(lead):])), 0, -1)), -1, 0)
+                for d in tang]
     out = f(t, tuple(Dual(a, d) for a, d in zip(leaves, tang, strict=True)))
-    derivative = _tangents(out, leaves, tuple(lead))
+    derivative = _tangents(out, leaves, (int(np.prod(lead)),) if lead else ())
+    if lead:
+        derivative = tuple(d.reshape((*lead, *d.shape[1:])) for d in derivative)
     value = tuple(np.broadcast_to(o.primal if isinstance(o, Dual) else o, leaf.shape)
                   for o, leaf in zip(out, leaves, strict=True))
     return value, derivative
@@ -355,24 +560,64 @@ def jacobian(
     """
     leaves, batch = _state("y", y, batch_ndim)
     nb = len(batch)
-    sizes = [int(np.prod(a.shape[nb:])) for a in leaves]
+    cores = [a.shape[nb:] for a in leaves]
+    sizes = [int(np.prod(c)) for c in cores]
     n = sum(sizes)
     if chunk is None:
-        chunk = n
+        chunk = max(1, min(n, _CHUNK_ENTRIES // max(1, int(np.prod(batch)) * n)))
     if not isinstance(chunk, int | np.integer) or chunk < 1:
         raise ValueError(f"chunk: expected a positive integer, got {chunk!r}")
-    offsets = np.cumsum([0, *sizes])
+    offsets = [int(o) for o in np.cumsum([0, *sizes])]
     jac = np.empty((*batch, n, n))
-    for start in range(0, n, int(chunk)):
-        stop = min(n, start + int(chunk))
-        k = stop - start
-        eye = np.zeros((k, n))
-        eye[np.arange(k), np.arange(start, stop)] = 1.0
-        dirs = []
-        for i, a in enumerate(leaves):
-            block = eye[:, offsets[i]:offsets[i + 1]].reshape((k,) + (1,) * nb + a.shape[nb:])
-            dirs.append(block)
-        _, der = jvp(f, t, leaves, dirs, batch_ndim=nb)
-        flat = np.concatenate([d.reshape((k, *batch, -1)) for d in der], axis=-1)  # (k, *batch, N)
-        jac[..., start:stop] = np.moveaxis(flat, 0, -1)
+    outer = getattr(_local, "workspace", None)
+    _local.workspace = workspace = _Workspace()
+    try:
+        for start, stop in _plan(sizes, int(chunk)):
+            k = stop - start
+            state = []
+            for i, a in enumerate(leaves):
+                lo, hi = max(start, offsets[i]), min(stop, offsets[i + 1])
+                if lo >= hi:  # no direction in this leaf: a constant
+                    state.append(a)
+                    continue
+                seed = np.zeros((1,) * nb + (sizes[i], k))
+                entries, cols = np.arange(lo - offsets[i], hi - offsets[i]), np.arange(lo - start, hi - start)
+                seed[..., entries, cols] = 1.0
+                seed = seed.reshape((1,) * nb + (*cores[i], k))
+                if len(cores[i]) == 2:
+                    workspace.seeds[id(seed)] = (seed, *np.divmod(entries, cores[i][1]), cols)
+                state.append(Dual(a, _first(seed)))  # directions last in memory
+            workspace.count = 0
+            der = _tangents(f(t, tuple(state)), leaves, (k,))
+            workspace.seeds.clear()
+            for j, d in enumerate(der):
+                block = jac[..., offsets[j]:offsets[j + 1], start:stop].reshape((*batch, *cores[j], k))
+                np.copyto(block, _last(d))
+    finally:
+        _local.workspace = outer
     return jac
+
+
+# Directions per flow evaluation by default: about this many tangent entries
+# (all instances) per state-sized array, so that one evaluation's arrays stay
+# in cache while the products still have enough columns.
+_CHUNK_ENTRIES = 2**18
+
+
+def _plan(sizes: list[int], chunk: int) -> list[tuple[int, int]]:
+    """Ranges ``[start, stop)`` of directions, one per flow evaluation.
+
+    All ``N`` at once if ``chunk >= N``; else each leaf's directions apart (the
+    other leaves are then constants of that evaluation), in near-equal parts of
+    at most ``chunk``.
+    """
+    n = sum(sizes)
+    if chunk >= n:
+        return [(0, n)]
+    plan, off = [], 0
+    for size in sizes:
+        parts = -(-size // chunk)
+        bounds = [off + (size * p) // parts for p in range(parts + 1)]
+        plan += [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
+        off += size
+    return plan
