@@ -210,7 +210,8 @@ def _like(t: np.ndarray, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     """An uninitialised array of ``shape`` with ``t``'s order of axes in memory (C order if the ranks differ)."""
     if t.ndim != len(shape):
         return _empty(shape, dtype)
-    order = sorted(range(t.ndim), key=lambda ax: -abs(t.strides[ax]))  # outermost axis first
+    # outermost axis first; broadcast (stride 0) axes outermost, so that they do not end up innermost
+    order = sorted(range(t.ndim), key=lambda ax: (t.strides[ax] != 0, -abs(t.strides[ax])))
     buf = _empty(tuple(shape[ax] for ax in order), dtype)
     return buf.transpose(np.argsort(order))
 
@@ -268,9 +269,15 @@ def _mul(a: Any, b: Any) -> Dual:
         return Dual(ap * bp, _binary(np.multiply, ap, bt, bt))
     if bt is None:
         return Dual(ap * bp, _binary(np.multiply, at, bp, at))
-    tangent = _binary(np.multiply, at, bp, at)
-    tangent += _binary(np.multiply, ap, bt, bt)
-    return Dual(ap * bp, tangent)
+    return Dual(ap * bp, _accumulate(_binary(np.multiply, at, bp, at), _binary(np.multiply, ap, bt, bt)))
+
+
+def _accumulate(acc: np.ndarray, term: np.ndarray) -> np.ndarray:
+    """``acc + term``, in place in ``acc`` (a new array of this module) when the shapes agree."""
+    if acc.shape == term.shape:
+        acc += term
+        return acc
+    return acc + term
 
 
 def _last(t: np.ndarray) -> np.ndarray:
@@ -380,12 +387,7 @@ def _matmul(a: Any, b: Any) -> Dual:
         acc = _right(_directions_last(at), np.asarray(bp))
     if bt is not None:
         term = _left(np.asarray(ap), _directions_last(bt))
-        if acc is None:
-            acc = term
-        elif acc.shape == term.shape:
-            acc += term
-        else:
-            acc = acc + term
+        acc = term if acc is None else _accumulate(acc, term)
     assert acc is not None
     return Dual(primal, _first(acc))
 
@@ -564,13 +566,15 @@ def jacobian(
     sizes = [int(np.prod(c)) for c in cores]
     n = sum(sizes)
     if chunk is None:
-        chunk = max(1, min(n, _CHUNK_ENTRIES // max(1, int(np.prod(batch)) * n)))
+        chunk = min(n, max(_CHUNK_MIN, _CHUNK_ENTRIES // max(1, int(np.prod(batch)) * n)))
     if not isinstance(chunk, int | np.integer) or chunk < 1:
         raise ValueError(f"chunk: expected a positive integer, got {chunk!r}")
     offsets = [int(o) for o in np.cumsum([0, *sizes])]
     jac = np.empty((*batch, n, n))
     outer = getattr(_local, "workspace", None)
-    _local.workspace = workspace = _Workspace()
+    workspace = getattr(_local, "spare", None) or _Workspace()  # the buffers of this thread's last call
+    _local.spare = None
+    _local.workspace = workspace
     try:
         for start, stop in _plan(sizes, int(chunk)):
             k = stop - start
@@ -595,6 +599,9 @@ def jacobian(
                 np.copyto(block, _last(d))
     finally:
         _local.workspace = outer
+        workspace.seeds.clear()
+        if sum(b.nbytes for b in workspace.buffers) <= _SPARE_BYTES:
+            _local.spare = workspace
     return jac
 
 
@@ -602,6 +609,12 @@ def jacobian(
 # (all instances) per state-sized array, so that one evaluation's arrays stay
 # in cache while the products still have enough columns.
 _CHUNK_ENTRIES = 2**18
+_CHUNK_MIN = 32  # fewer directions make the products too small for BLAS
+
+
+# A thread keeps the buffers of its last jacobian call (for the next call, of the
+# same shapes in an integrator) if they take at most this many bytes.
+_SPARE_BYTES = 2**26
 
 
 def _plan(sizes: list[int], chunk: int) -> list[tuple[int, int]]:
