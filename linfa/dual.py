@@ -182,7 +182,8 @@ class _Workspace:
     def __init__(self) -> None:
         self.buffers: list[np.ndarray] = []
         self.count = 0
-        # id(seed array) -> (seed array, a, b, j): the unit directions e_{a_j b_j} of a matrix leaf, as column j
+        # id(owner) -> (seed, a, b, j): the seed (*ones, m, n, N), a view of owner, holds the unit
+        # directions e_{a_j b_j} of a matrix leaf as its columns j
         self.seeds: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
@@ -584,12 +585,12 @@ def jacobian(
                 if lo >= hi:  # no direction in this leaf: a constant
                     state.append(a)
                     continue
-                seed = np.zeros((1,) * nb + (sizes[i], k))
+                owner = np.zeros((1,) * nb + (sizes[i], k))
                 entries, cols = np.arange(lo - offsets[i], hi - offsets[i]), np.arange(lo - start, hi - start)
-                seed[..., entries, cols] = 1.0
-                seed = seed.reshape((1,) * nb + (*cores[i], k))
-                if len(cores[i]) == 2:
-                    workspace.seeds[id(seed)] = (seed, *np.divmod(entries, cores[i][1]), cols)
+                owner[..., entries, cols] = 1.0
+                seed = owner.reshape((1,) * nb + (*cores[i], k))
+                if len(cores[i]) == 2:  # views of a tangent have the owner as base
+                    workspace.seeds[id(owner)] = (seed, *np.divmod(entries, cores[i][1]), cols)
                 state.append(Dual(a, _first(seed)))  # directions last in memory
             workspace.count = 0
             der = _tangents(f(t, tuple(state)), leaves, (k,))
