@@ -12,7 +12,10 @@ instance; built as ``w4_problem`` of ``bench_stiff.py``) with ``K = 1, 8, 64``
 instances, and a small FA problem, widths (6, 4, 3) (``N = 36``), ``K = 16``.
 Printed per problem: the best of ``--repeat`` timings of each route (ms per
 call and per instance), their ratio old/new, and the largest relative
-difference of the two Jacobians.
+difference of the two Jacobians; then the same for :func:`linfa.dual.jvp` on
+W4 with ``K = 8``, one direction per instance and 64 directions at once.
+BLAS runs on ``--blas-threads`` threads (default 1, as the stiff methods
+compute Jacobians: one BLAS thread per slice of instances).
 
 Run: ``python benchmarks/bench_jacobian.py [--repeat 5]`` on a quiet machine.
 """
@@ -32,7 +35,7 @@ import numpy as np  # noqa: E402
 from bench_stiff import fa_small, w4_problem  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from linfa.dual import jacobian  # noqa: E402
+from linfa.dual import jacobian, jvp  # noqa: E402
 
 
 # --------------------------------------------------------------------------- the old implementation (reference)
@@ -180,7 +183,8 @@ def reference_jacobian(f: Any, t: Any, y: tuple[np.ndarray, ...], chunk: int | N
         k = stop - start
         eye = np.zeros((k, n))
         eye[np.arange(k), np.arange(start, stop)] = 1.0
-        dirs = [eye[:, offsets[i]:offsets[i + 1]].reshape((k,) + (1,) * nb + a.shape[nb:]) for i, a in enumerate(leaves)]
+        dirs = [eye[:, offsets[i]:offsets[i + 1]].reshape((k,) + (1,) * nb + a.shape[nb:])
+                for i, a in enumerate(leaves)]
         der = _reference_jvp(f, t, leaves, dirs, nb)
         flat = np.concatenate([d.reshape((k, *batch, -1)) for d in der], axis=-1)
         jac[..., start:stop] = np.moveaxis(flat, 0, -1)
@@ -225,6 +229,21 @@ def run(repeat: int, only: list[int]) -> None:
         t_new = best_of(lambda f=f, w0=w0: jacobian(f, 0.0, w0), repeat)
         print(f"{label:<22} {t_old * 1e3:9.2f} {t_new * 1e3:9.2f} {t_old / k * 1e3:12.3f} {t_new / k * 1e3:12.3f} "
               f"{t_old / t_new:8.2f} {diff:13.1e}")
+    if only:
+        return
+    print("jvp (W4, K=8): one direction per instance, and 64 random directions at once")
+    rule, task, w0 = w4_problem(8)
+    f = rule.flow(task)
+    rng = np.random.default_rng(0)
+    for lead in ((), (64,)):
+        v = tuple(rng.standard_normal((*lead, *w.shape)) for w in w0)
+        d_old = _reference_jvp(f, 0.0, w0, list(v), 1)
+        d_new = jvp(f, 0.0, w0, v)[1]
+        diff = max(float(np.max(np.abs(a - b)) / np.max(np.abs(a))) for a, b in zip(d_old, d_new, strict=True))
+        t_old = best_of(lambda v=v: _reference_jvp(f, 0.0, w0, list(v), 1), repeat)
+        t_new = best_of(lambda v=v: jvp(f, 0.0, w0, v), repeat)
+        print(f"{'jvp dirs=' + str(lead or 1):<22} {t_old * 1e3:9.2f} {t_new * 1e3:9.2f} {t_old / 8 * 1e3:12.3f} "
+              f"{t_new / 8 * 1e3:12.3f} {t_old / t_new:8.2f} {diff:13.1e}")
 
 
 if __name__ == "__main__":

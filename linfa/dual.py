@@ -17,6 +17,17 @@ from zero entries.) The tangent may carry extra *leading* axes, so that many
 directions go through one evaluation; :func:`jacobian` uses this to build the
 dense per-instance Jacobian of a batched flow in batched passes.
 
+Layout. With ``N`` directions the tangent of a leaf ``(*batch, m, n)`` is
+``(N, *batch, m, n)``, but the tangents made by :func:`jvp` and
+:func:`jacobian` keep the direction axis *last in memory* (a view of an array
+``D`` of shape ``(*batch, m, n, N)``). A product with a matrix ``P`` without
+tangent is then a few large BLAS products per instance instead of ``N`` tiny
+ones: ``P Ṫ`` is ``P @ D.reshape(m, n N)`` (the directions in the columns of
+one product), ``Ṫ P`` is ``m`` products ``P^T (n, k) @ D_i (k, N)``; sums
+run along ``N`` with unit stride, and transposes are views. A product with
+unit directions ``e_{ab}`` (the seeds of :func:`jacobian`) is a placement,
+:math:`P e_{ab} = P_{:a} e_b^T`, not a product.
+
 Functions
 ---------
 * :func:`jvp` — ``(f(t, y), J v)`` for a state ``y`` and direction ``v``;
@@ -26,10 +37,10 @@ Functions
 
 from __future__ import annotations
 
+import itertools
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
-
-import threading
 
 import numpy as np
 
@@ -59,10 +70,15 @@ class Dual:
     Notes
     -----
     Supported: ``+``, ``-``, unary ``-``, ``*`` and ``/`` by arrays without
-    tangent, ``@`` (also :func:`numpy.matmul`), :func:`numpy.sign`,
+    tangent, ``@`` (also :func:`numpy.matmul`), :func:`numpy.sign` (which
+    returns a plain array: its derivative is 0),
     :func:`numpy.swapaxes` / :func:`numpy.transpose` of the last two axes.
     Any other numpy function raises ``TypeError`` naming it, so a flow using
     it fails loudly instead of giving a wrong derivative.
+
+    Any memory layout of ``tangent`` gives the same results; with one
+    direction axis, the fastest is that axis last in memory (see the module
+    docstring), which results of operations keep.
     """
 
     __slots__ = ("primal", "tangent")
@@ -219,11 +235,15 @@ def _like(t: np.ndarray, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
 
 def _binary(ufunc: Any, x: Any, y: Any, lead: np.ndarray) -> np.ndarray:
     """``ufunc(x, y)`` into a new array laid out like ``lead`` (one of ``x``, ``y``)."""
+    if getattr(_local, "workspace", None) is None:
+        return ufunc(x, y)  # numpy's own output (order "K") follows the tangent's layout
     out = _like(lead, np.broadcast_shapes(np.shape(x), np.shape(y)), np.result_type(x, y))
     return ufunc(x, y, out=out)
 
 
 def _unary(ufunc: Any, x: np.ndarray) -> np.ndarray:
+    if getattr(_local, "workspace", None) is None:
+        return ufunc(x)
     return ufunc(x, out=_like(x, x.shape, x.dtype))
 
 
@@ -542,16 +562,20 @@ def jacobian(
         J_{ij} = \\frac{\\partial f_i}{\\partial y_j}, \\qquad
         J e_j = \\text{jvp}(f, t, y, e_j),
 
-    computed for all instances at once, ``chunk`` unit directions per flow
-    evaluation.
+    computed for all instances at once, at most ``chunk`` unit directions per
+    flow evaluation. When ``chunk < N``, each evaluation takes directions of
+    one leaf only, and the other leaves enter it as constants (no tangent).
 
     Parameters
     ----------
     f, t, y
         As for :func:`jvp`.
     chunk : int, optional
-        Directions per evaluation (default: all ``N``; lower it to bound
-        memory, which is about ``chunk`` times that of one flow evaluation).
+        Directions per evaluation at most; memory is about ``chunk`` times
+        that of one flow evaluation. Default: about ``2**18 / (K N)`` (``K``
+        instances), at least 32 and at most ``N``, so that an evaluation's
+        arrays stay in cache while the products keep enough columns for BLAS
+        (all ``N`` for small problems).
     batch_ndim : int, optional
         Number of leading batch axes of every leaf (default: all but the last
         two, i.e. matrix leaves ``(*batch, m, n)``); the rest of a leaf is its
@@ -560,6 +584,13 @@ def jacobian(
     Returns
     -------
     ndarray, shape ``(*batch, N, N)``
+
+    Notes
+    -----
+    The evaluations reuse one set of buffers (the same shapes come back in
+    every chunk), kept per thread for the next call if they take at most
+    64 MiB; ``f`` must not keep the tangents it is given or computes beyond
+    its call. Calls from several threads at once are safe.
     """
     leaves, batch = _state("y", y, batch_ndim)
     nb = len(batch)
@@ -579,7 +610,7 @@ def jacobian(
     try:
         for start, stop in _plan(sizes, int(chunk)):
             k = stop - start
-            state = []
+            state: list[Any] = []
             for i, a in enumerate(leaves):
                 lo, hi = max(start, offsets[i]), min(stop, offsets[i + 1])
                 if lo >= hi:  # no direction in this leaf: a constant
@@ -632,6 +663,6 @@ def _plan(sizes: list[int], chunk: int) -> list[tuple[int, int]]:
     for size in sizes:
         parts = -(-size // chunk)
         bounds = [off + (size * p) // parts for p in range(parts + 1)]
-        plan += [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
+        plan += [(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
         off += size
     return plan

@@ -38,9 +38,16 @@ def _fa_closed_form(rule: Any, task: Task, w: tuple) -> np.ndarray:
     e = syx - w2 @ w1 @ sxx
     k, n1, n0 = w1.shape
     n2 = w2.shape[-2]
-    t = lambda m: np.swapaxes(m, -1, -2)  # noqa: E731
-    kron = lambda a, c: np.einsum("kij,kab->kiajb", a, c).reshape(k, a.shape[-2] * c.shape[-2], -1)  # noqa: E731
-    eye = lambda n: np.broadcast_to(np.eye(n), (k, n, n))  # noqa: E731
+
+    def t(m: np.ndarray) -> np.ndarray:
+        return np.swapaxes(m, -1, -2)
+
+    def kron(a: np.ndarray, c: np.ndarray) -> np.ndarray:  # per instance
+        return np.einsum("kij,kab->kiajb", a, c).reshape(k, a.shape[-2] * c.shape[-2], -1)
+
+    def eye(n: int) -> np.ndarray:
+        return np.broadcast_to(np.eye(n), (k, n, n))
+
     j11 = -kron(b @ w2, t(sxx))  # d(B E)/dW1: -B W2 V Sxx
     j12 = -kron(b, t(w1 @ sxx))  # d(B E)/dW2: -B V W1 Sxx
     # d(E W1^T)/dW1: -W2 V Sxx W1^T + E V^T, the second a transpose: (E V^T)_{ij} = sum_c E_ic V_jc
@@ -72,10 +79,10 @@ def test_jacobian_matches_central_differences(name: str) -> None:
     rng = np.random.default_rng(2)
     cls = linfa.rules.get(name)
     widths, k = (3, 4, 2), 2
-    rule0, task, w = _fa(rng, k, widths)
+    _, task, w = _fa(rng, k, widths)
     fb = linfa.feedback.for_rule(name, widths, rng, batch=(k,))
-    rule = cls.build(**{p: 0.3 for p in cls.parameters}) if cls.learns_feedback else cls.build(fb, **{
-        p: 0.3 for p in cls.parameters})
+    params = {p: 0.3 for p in cls.parameters}
+    rule = cls.build(**params) if cls.learns_feedback else cls.build(fb, **params)
     state = rule.init_state(w, fb) if cls.learns_feedback else rule.init_state(w)
     f = rule.flow(task)
     jac = dual.jacobian(f, 0.0, state, chunk=5)
@@ -141,7 +148,10 @@ def _directions_last(t: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("layout", ["directions first", "directions last", "broadcast batch"])
 def test_tangent_layouts_give_the_derivative(layout: str) -> None:
-    """``A X^T B X C`` and ``3 X ⊙ X - X / 2 + X ⊙ X / 2 - X`` on a Dual of each memory layout, against the formula per direction."""
+    """``A X^T B X C`` and ``3 X ⊙ X - X / 2 + X ⊙ X / 2 - X`` on tangents of each memory layout.
+
+    Against the derivative formula evaluated direction by direction.
+    """
     rng = np.random.default_rng(6)
     k, m, n, nd = 3, 4, 5, 7
     x = rng.standard_normal((k, m, n))
