@@ -192,19 +192,22 @@ def reference_jacobian(f: Any, t: Any, y: tuple[np.ndarray, ...], chunk: int | N
 
 
 # --------------------------------------------------------------------------- timing
-def best_of(fn: Callable[[], Any], repeat: int) -> float:
-    fn()
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+def best_of(fns: list[Callable[[], Any]], repeat: int) -> list[float]:
+    """The best of ``repeat`` timings of each of ``fns``, run in turn (so that load changes hit them alike)."""
+    for fn in fns:
         fn()
-        best = min(best, time.perf_counter() - t0)
+    best = [np.inf] * len(fns)
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
     return best
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--blas-threads", type=int, default=1,
                     help="BLAS threads (default 1: the stiff methods compute Jacobians with 1 BLAS thread per slice)")
     ap.add_argument("--only", default="", help="comma-separated problem numbers (0-3) to run; default all")
@@ -225,8 +228,8 @@ def run(repeat: int, only: list[int]) -> None:
         j_old = reference_jacobian(f, 0.0, w0)
         j_new = jacobian(f, 0.0, w0)
         diff = float(np.max(np.abs(j_new - j_old)) / np.max(np.abs(j_old)))
-        t_old = best_of(lambda f=f, w0=w0: reference_jacobian(f, 0.0, w0), repeat)
-        t_new = best_of(lambda f=f, w0=w0: jacobian(f, 0.0, w0), repeat)
+        t_old, t_new = best_of([lambda f=f, w0=w0: reference_jacobian(f, 0.0, w0),
+                                lambda f=f, w0=w0: jacobian(f, 0.0, w0)], repeat)
         print(f"{label:<22} {t_old * 1e3:9.2f} {t_new * 1e3:9.2f} {t_old / k * 1e3:12.3f} {t_new / k * 1e3:12.3f} "
               f"{t_old / t_new:8.2f} {diff:13.1e}")
     if only:
@@ -240,8 +243,8 @@ def run(repeat: int, only: list[int]) -> None:
         d_old = _reference_jvp(f, 0.0, w0, list(v), 1)
         d_new = jvp(f, 0.0, w0, v)[1]
         diff = max(float(np.max(np.abs(a - b)) / np.max(np.abs(a))) for a, b in zip(d_old, d_new, strict=True))
-        t_old = best_of(lambda v=v: _reference_jvp(f, 0.0, w0, list(v), 1), repeat)
-        t_new = best_of(lambda v=v: jvp(f, 0.0, w0, v), repeat)
+        t_old, t_new = best_of([lambda v=v: _reference_jvp(f, 0.0, w0, list(v), 1),
+                                lambda v=v: jvp(f, 0.0, w0, v)], repeat)
         print(f"{'jvp dirs=' + str(lead or 1):<22} {t_old * 1e3:9.2f} {t_new * 1e3:9.2f} {t_old / 8 * 1e3:12.3f} "
               f"{t_new / 8 * 1e3:12.3f} {t_old / t_new:8.2f} {diff:13.1e}")
 

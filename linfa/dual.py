@@ -38,6 +38,7 @@ Functions
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -203,16 +204,16 @@ class _Workspace:
         self.seeds: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """The ``count``-th buffer, as a C-ordered array of ``shape`` (a new one if it is too small)."""
         i = self.count
         self.count += 1
-        if i < len(self.buffers):
-            b = self.buffers[i]
-            if b.shape != shape or b.dtype != dtype:
-                b = self.buffers[i] = np.empty(shape, dtype)
-            return b
-        b = np.empty(shape, dtype)
-        self.buffers.append(b)
-        return b
+        size = math.prod(shape)
+        if i == len(self.buffers):
+            self.buffers.append(np.empty(size, dtype))
+        b = self.buffers[i]
+        if b.size < size or b.dtype != dtype:  # chunks differ by a direction or two: keep the larger
+            b = self.buffers[i] = np.empty(max(size, b.size if b.dtype == dtype else 0), dtype)
+        return b[:size].reshape(shape)
 
 
 _local = threading.local()  # .workspace: the _Workspace of the jacobian running in this thread, if any
@@ -336,8 +337,10 @@ def _seed(d: np.ndarray) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray] | No
     if entry is None:
         return None
     buf, a, b, j = entry
-    if d.__array_interface__["data"][0] != buf.__array_interface__["data"][0] or d.ndim != buf.ndim:
+    if d.ndim != buf.ndim:
         return None
+    # the whole seed (every m, n, k), as it is or transposed: a view of the owner with these extents and
+    # strides starts where the seed does
     (sm, sn, sk), (m, n, k) = buf.strides[-3:], buf.shape[-3:]
     if d.shape[-3:] == (m, n, k) and d.strides[-3:] == (sm, sn, sk):
         return False, a, b, j
@@ -595,10 +598,10 @@ def jacobian(
     leaves, batch = _state("y", y, batch_ndim)
     nb = len(batch)
     cores = [a.shape[nb:] for a in leaves]
-    sizes = [int(np.prod(c)) for c in cores]
+    sizes = [math.prod(c) for c in cores]
     n = sum(sizes)
     if chunk is None:
-        chunk = min(n, max(_CHUNK_MIN, _CHUNK_ENTRIES // max(1, int(np.prod(batch)) * n)))
+        chunk = min(n, max(_CHUNK_MIN, _CHUNK_ENTRIES // max(1, math.prod(batch) * n)))
     if not isinstance(chunk, int | np.integer) or chunk < 1:
         raise ValueError(f"chunk: expected a positive integer, got {chunk!r}")
     offsets = [int(o) for o in np.cumsum([0, *sizes])]
