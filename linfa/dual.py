@@ -173,15 +173,9 @@ class Dual:
 
 
 # --------------------------------------------------------------------------- tangent arithmetic
-# A tangent is the array ``(*dirs, *batch, m, n)`` of the class docstring. The
-# tangents made here for one direction axis (``(N, *batch, m, n)``, by
-# :func:`jacobian` and :func:`jvp`) keep that axis *last in memory*: the array is
-# a view of a "directions-last" array ``D`` of shape ``(*batch, m, n, N)`` whose
-# last axis is contiguous. Then a product with a primal matrix is one BLAS
-# product per instance with the ``N`` directions folded into its columns,
-# ``P @ D.reshape(m, n N)``, or, when the fold is not a view, ``m`` products
-# ``(n, k) @ (k, N)`` per instance; elementwise operations run along ``N`` with
-# unit stride. Products and sums keep the layout; transposes are views.
+# The layout of the module docstring: with one direction axis, ``D`` below is a
+# tangent ``(N, *batch, m, n)`` seen as ``(*batch, m, n, N)``, its last axis
+# contiguous; every function here returns tangents that keep that layout.
 
 
 class _Workspace:
