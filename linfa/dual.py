@@ -51,8 +51,9 @@ State = tuple[Any, ...]
 
 
 def _parts(x: Any) -> tuple[Any, Any]:
+    """``(primal, tangent)``; the tangent as held (an array or a :class:`_LowRank`), None for a constant."""
     if isinstance(x, Dual):
-        return x.primal, x.tangent
+        return x.primal, x._tangent
     return x, None
 
 
@@ -82,11 +83,19 @@ class Dual:
     docstring), which results of operations keep.
     """
 
-    __slots__ = ("primal", "tangent")
+    __slots__ = ("_tangent", "primal")
 
     def __init__(self, primal: Any, tangent: Any) -> None:
         self.primal = np.asarray(primal)
-        self.tangent = np.asarray(tangent)
+        self._tangent = tangent if isinstance(tangent, _LowRank) else np.asarray(tangent)
+
+    @property
+    def tangent(self) -> np.ndarray:
+        """The tangent as an array ``(*dirs, *batch, m, n)`` (formed on first access if held factored)."""
+        t = self._tangent
+        if isinstance(t, _LowRank):
+            t = self._tangent = _dense(t)
+        return t
 
     # ----------------------------------------------------------- array-like
     @property
@@ -108,6 +117,9 @@ class Dual:
         """Swap two axes counted from the end (negative ``a``, ``b``)."""
         if a >= 0 or b >= 0:
             raise ValueError(f"axes: Dual.swapaxes needs axes counted from the end, got ({a}, {b})")
+        t = self._tangent
+        if isinstance(t, _LowRank) and {a, b} == {-1, -2}:
+            return Dual(np.swapaxes(self.primal, a, b), _LowRank(t.v, t.u))
         return Dual(np.swapaxes(self.primal, a, b), np.swapaxes(self.tangent, a, b))
 
     def __repr__(self) -> str:
@@ -139,6 +151,9 @@ class Dual:
     def __truediv__(self, other: Any) -> Dual:
         if isinstance(other, Dual):
             raise TypeError("Dual: division by a Dual is not supported (flows are polynomial)")
+        t = self._tangent
+        if isinstance(t, _LowRank) and np.ndim(other) == 0:
+            return Dual(self.primal / other, _LowRank(t.u / other, t.v))
         return Dual(self.primal / other, _binary(np.true_divide, self.tangent, other, self.tangent))
 
     def __matmul__(self, other: Any) -> Dual:
@@ -188,14 +203,11 @@ class _Workspace:
     fresh pages (and keeps the buffers warm in cache).
     """
 
-    __slots__ = ("buffers", "count", "seeds")
+    __slots__ = ("buffers", "count")
 
     def __init__(self) -> None:
         self.buffers: list[np.ndarray] = []
         self.count = 0
-        # id(owner) -> (seed, a, b, j): the seed (*ones, m, n, N), a view of owner, holds the unit
-        # directions e_{a_j b_j} of a matrix leaf as its columns j
-        self.seeds: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         """The ``count``-th buffer, as a C-ordered array of ``shape`` (a new one if it is too small)."""
@@ -252,11 +264,11 @@ def _add(a: Any, b: Any) -> Dual:
     ap, at = _parts(a)
     bp, bt = _parts(b)
     if at is None:
-        tangent = np.broadcast_to(bt, np.broadcast_shapes(bt.shape, np.shape(ap)))
+        tangent = _with_constant(bt, ap)
     elif bt is None:
-        tangent = np.broadcast_to(at, np.broadcast_shapes(at.shape, np.shape(bp)))
+        tangent = _with_constant(at, bp)
     else:
-        tangent = _binary(np.add, at, bt, at)
+        tangent = _sum(at, bt)
     return Dual(ap + bp, tangent)
 
 
@@ -264,23 +276,54 @@ def _sub(a: Any, b: Any) -> Dual:
     ap, at = _parts(a)
     bp, bt = _parts(b)
     if at is None:
-        tangent = np.broadcast_to(_unary(np.negative, bt), np.broadcast_shapes(bt.shape, np.shape(ap)))
+        tangent = _with_constant(_negative(bt), ap)
     elif bt is None:
-        tangent = np.broadcast_to(at, np.broadcast_shapes(at.shape, np.shape(bp)))
+        tangent = _with_constant(at, bp)
     else:
-        tangent = _binary(np.subtract, at, bt, at)
+        tangent = _sum(at, _negative(bt))
     return Dual(ap - bp, tangent)
 
 
 def _neg(a: Any) -> Any:
     if isinstance(a, Dual):
-        return Dual(-a.primal, _unary(np.negative, a.tangent))
+        return Dual(-a.primal, _negative(a._tangent))
     return -a
+
+
+def _negative(t: Any) -> Any:
+    if isinstance(t, _LowRank):
+        return _LowRank(-t.u, t.v)
+    return _unary(np.negative, t)
+
+
+def _with_constant(t: Any, c: Any) -> Any:
+    """The tangent of ``x + c`` (``t`` that of ``x``): ``t``, broadcast to the shape of the sum."""
+    shape = np.broadcast_shapes(t.shape, np.shape(c))
+    if isinstance(t, _LowRank):
+        if len(shape) == len(t.shape) and shape[-2:] == t.shape[-2:]:
+            return t  # batch axes broadcast where it is used
+        t = _dense(t)
+    return np.broadcast_to(t, shape)
+
+
+def _sum(at: Any, bt: Any) -> Any:
+    """The sum of two tangents; low rank if both are and the ranks add up to at most :data:`_RANK_MAX`."""
+    if isinstance(at, _LowRank) and isinstance(bt, _LowRank):
+        both = at.concatenate(bt)
+        if both is not None:
+            return both
+    at, bt = _dense(at), _dense(bt)
+    return _binary(np.add, at, bt, at)
 
 
 def _mul(a: Any, b: Any) -> Dual:
     ap, at = _parts(a)
     bp, bt = _parts(b)
+    if at is None and isinstance(bt, _LowRank) and np.ndim(ap) == 0:
+        return Dual(ap * bp, _LowRank(ap * bt.u, bt.v))
+    if bt is None and isinstance(at, _LowRank) and np.ndim(bp) == 0:
+        return Dual(ap * bp, _LowRank(at.u * bp, at.v))
+    at, bt = _dense(at), _dense(bt)
     if at is None:
         return Dual(ap * bp, _binary(np.multiply, ap, bt, bt))
     if bt is None:
@@ -322,44 +365,9 @@ def _fold(d: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
         return None
 
 
-def _seed(d: np.ndarray) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray] | None:
-    """If ``d`` is a registered seed of unit directions (or its transpose): ``(transposed, a, b, j)``."""
-    ws = getattr(_local, "workspace", None)
-    if ws is None or d.base is None:
-        return None
-    entry = ws.seeds.get(id(d.base))
-    if entry is None:
-        return None
-    buf, a, b, j = entry
-    if d.ndim != buf.ndim:
-        return None
-    # the whole seed (every m, n, k), as it is or transposed: a view of the owner with these extents and
-    # strides starts where the seed does
-    (sm, sn, sk), (m, n, k) = buf.strides[-3:], buf.shape[-3:]
-    if d.shape[-3:] == (m, n, k) and d.strides[-3:] == (sm, sn, sk):
-        return False, a, b, j
-    if d.shape[-3:] == (n, m, k) and d.strides[-3:] == (sn, sm, sk):
-        return True, a, b, j
-    return None
-
-
-def _zeros(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    out = _empty(shape, dtype)
-    out.fill(0)
-    return out
-
-
 def _left(p: np.ndarray, d: np.ndarray) -> np.ndarray:
     """``P T`` for every direction: ``p`` ``(*b, q, m)``, ``d`` ``(*b, m, n, N)`` → ``(*b, q, n, N)``."""
     m, n, nd = d.shape[-3:]
-    seed = _seed(d)
-    if seed is not None:  # P e_{a b} = P[:, a] e_b^T: a placement, no product
-        transposed, a, b, j = seed
-        r = _zeros((*np.broadcast_shapes(p.shape[:-2], d.shape[:-3]), p.shape[-2], n, nd), np.result_type(p, d))
-        if transposed:  # d holds e_{b a}
-            a, b = b, a
-        r[..., b, j] = p[..., a]
-        return r
     flat = _fold(d, (*d.shape[:-3], m, n * nd))
     if flat is not None:  # one product per instance, the directions in its columns
         r = _product(p, flat)
@@ -372,14 +380,6 @@ def _left(p: np.ndarray, d: np.ndarray) -> np.ndarray:
 def _right(d: np.ndarray, p: np.ndarray) -> np.ndarray:
     """``T P`` for every direction: ``d`` ``(*b, m, k, N)``, ``p`` ``(*b, k, n)`` → ``(*b, m, n, N)``."""
     m, k, nd = d.shape[-3:]
-    seed = _seed(d)
-    if seed is not None:  # e_{a b} P = e_a P[b, :]: a placement, no product
-        transposed, a, b, j = seed
-        r = _zeros((*np.broadcast_shapes(p.shape[:-2], d.shape[:-3]), m, nd, p.shape[-1]), np.result_type(p, d))
-        if transposed:
-            a, b = b, a
-        r[..., a, j, :] = p[..., b, :]
-        return np.swapaxes(r, -1, -2)
     pt = np.swapaxes(p, -1, -2)
     flat = _fold(np.swapaxes(d, -3, -2), (*d.shape[:-3], k, m * nd))
     if flat is not None:  # one product per instance: P^T (n, k) @ (k, m N)
@@ -393,7 +393,16 @@ def _matmul(a: Any, b: Any) -> Dual:
     ap, at = _parts(a)
     bp, bt = _parts(b)
     primal = ap @ bp
-    if np.ndim(ap) < 2 or np.ndim(bp) < 2 or any(t is not None and t.ndim != primal.ndim + 1 for t in (at, bt)):
+    if np.ndim(ap) < 2 or np.ndim(bp) < 2:
+        at, bt = _dense(at), _dense(bt)
+    elif isinstance(at, _LowRank) or isinstance(bt, _LowRank):
+        terms = []
+        if at is not None:
+            terms.append(_right_product(at, np.asarray(bp)))
+        if bt is not None:
+            terms.append(_left_product(np.asarray(ap), bt))
+        return Dual(primal, terms[0] if len(terms) == 1 else _sum(*terms))
+    if any(t is not None and t.ndim != primal.ndim + 1 for t in (at, bt)):
         # not one direction axis over matrices: numpy's broadcasting matmul
         if at is None:
             return Dual(primal, ap @ bt)
@@ -408,6 +417,93 @@ def _matmul(a: Any, b: Any) -> Dual:
         acc = term if acc is None else _accumulate(acc, term)
     assert acc is not None
     return Dual(primal, _first(acc))
+
+
+# --------------------------------------------------------------------------- low-rank tangents
+_RANK_MAX = 8  # a sum of higher rank is formed densely
+
+
+class _LowRank:
+    """A tangent ``(N, *batch, m, n)`` held as factors: direction ``d`` is ``Σ_s u_{:sd} v_{:sd}^T``.
+
+    ``u`` has shape ``(*batch_u, m, r, N)``, ``v`` ``(*batch_v, n, r, N)``
+    (batch shapes broadcasting to ``batch``; directions last). The unit
+    directions of :func:`jacobian` are of rank 1, ``e_a e_b^T``; products
+    with matrices without tangent keep the rank (they act on one factor,
+    ``O((m + n) r k N)`` instead of ``O(m n k N)``), sums add ranks, anything
+    else (or a rank above :data:`_RANK_MAX`) forms the array.
+    """
+
+    __slots__ = ("u", "v")
+
+    def __init__(self, u: np.ndarray, v: np.ndarray) -> None:
+        self.u, self.v = u, v
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        batch = np.broadcast_shapes(self.u.shape[:-3], self.v.shape[:-3])
+        return (self.u.shape[-1], *batch, self.u.shape[-3], self.v.shape[-3])
+
+    def concatenate(self, other: _LowRank) -> _LowRank | None:
+        """The sum ``self + other`` (ranks added), or None if the shapes or the rank do not allow it."""
+        (m, r1, nd), (n, _, _) = self.u.shape[-3:], self.v.shape[-3:]
+        if other.u.shape[-3] != m or other.v.shape[-3] != n or other.u.shape[-1] != nd:
+            return None
+        r = r1 + other.u.shape[-2]
+        if r > _RANK_MAX:
+            return None
+        return _LowRank(_stack(self.u, other.u), _stack(self.v, other.v))
+
+
+def _stack(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``x`` and ``y`` ``(*batch, m, r_i, N)`` joined along ``r`` (batch shapes broadcast)."""
+    batch = np.broadcast_shapes(x.shape[:-3], y.shape[:-3])
+    m, r1, nd = x.shape[-3:]
+    out = _empty((*batch, m, r1 + y.shape[-2], nd), np.result_type(x, y))
+    out[..., :r1, :] = x
+    out[..., r1:, :] = y
+    return out
+
+
+def _times(p: Any, x: np.ndarray) -> np.ndarray:
+    """``P X_s`` for each factor column: ``p`` ``(*b, q, m)``, ``x`` ``(*b, m, r, N)`` → ``(*b, q, r, N)``."""
+    p = np.asarray(p)
+    m, r, nd = x.shape[-3:]
+    flat = _fold(x, (*x.shape[:-3], m, r * nd))
+    if flat is None:
+        flat = np.ascontiguousarray(x).reshape((*x.shape[:-3], m, r * nd))
+    out = _product(p, flat)
+    return out.reshape((*out.shape[:-1], r, nd))
+
+
+def _right_product(t: Any, p: np.ndarray) -> Any:
+    """The tangent ``T P``: ``Σ u (P^T v)^T`` for a low-rank ``T`` (the rank kept)."""
+    if isinstance(t, _LowRank):
+        return _LowRank(t.u, _times(np.swapaxes(p, -1, -2), t.v))
+    return _first(_right(_directions_last(t), p))
+
+
+def _left_product(p: np.ndarray, t: Any) -> Any:
+    """The tangent ``P T``: ``Σ (P u) v^T`` for a low-rank ``T`` (the rank kept)."""
+    if isinstance(t, _LowRank):
+        return _LowRank(_times(p, t.u), t.v)
+    return _first(_left(p, _directions_last(t)))
+
+
+def _dense(t: Any) -> Any:
+    """A tangent as an array ``(N, *batch, m, n)`` (directions last in memory); arrays and None as they are."""
+    if not isinstance(t, _LowRank):
+        return t
+    u, v = t.u, t.v
+    batch = np.broadcast_shapes(u.shape[:-3], v.shape[:-3])
+    (m, r, nd), n = u.shape[-3:], v.shape[-3]
+    out = _empty((*batch, m, n, nd), np.result_type(u, v))
+    np.multiply(u[..., :, None, 0, :], v[..., None, :, 0, :], out=out)
+    if r > 1:
+        term = _empty(out.shape, out.dtype)
+        for s in range(1, r):
+            out += np.multiply(u[..., :, None, s, :], v[..., None, :, s, :], out=term)
+    return _first(out)
 
 
 def _sign(a: Dual) -> np.ndarray:
@@ -613,22 +709,15 @@ def jacobian(
                 if lo >= hi:  # no direction in this leaf: a constant
                     state.append(a)
                     continue
-                owner = np.zeros((1,) * nb + (sizes[i], k))
                 entries, cols = np.arange(lo - offsets[i], hi - offsets[i]), np.arange(lo - start, hi - start)
-                owner[..., entries, cols] = 1.0
-                seed = owner.reshape((1,) * nb + (*cores[i], k))
-                if len(cores[i]) == 2:  # views of a tangent have the owner as base
-                    workspace.seeds[id(owner)] = (seed, *np.divmod(entries, cores[i][1]), cols)
-                state.append(Dual(a, _first(seed)))  # directions last in memory
+                state.append(Dual(a, _unit_directions(cores[i], nb, entries, cols, k)))
             workspace.count = 0
             der = _tangents(f(t, tuple(state)), leaves, (k,))
-            workspace.seeds.clear()
             for j, d in enumerate(der):
                 block = jac[..., offsets[j]:offsets[j + 1], start:stop].reshape((*batch, *cores[j], k))
                 np.copyto(block, _last(d))
     finally:
         _local.workspace = outer
-        workspace.seeds.clear()
         if sum(b.nbytes for b in workspace.buffers) <= _SPARE_BYTES:
             _local.spare = workspace
     return jac
@@ -644,6 +733,23 @@ _CHUNK_MIN = 32  # fewer directions make the products too small for BLAS
 # A thread keeps the buffers of its last jacobian call (for the next call, of the
 # same shapes in an integrator) if they take at most this many bytes.
 _SPARE_BYTES = 2**26
+
+
+def _unit_directions(core: tuple[int, ...], nb: int, entries: np.ndarray, cols: np.ndarray, k: int) -> Any:
+    """Tangent ``(k, *ones(nb), *core)``: direction ``cols[i]`` is the unit vector of entry ``entries[i]``.
+
+    Of rank 1 for a matrix core (``e_a e_b^T``), else an array (directions
+    last in memory); the other directions are 0.
+    """
+    if len(core) == 2:
+        a, b = np.divmod(entries, core[1])
+        u, v = np.zeros((1,) * nb + (core[0], 1, k)), np.zeros((1,) * nb + (core[1], 1, k))
+        u[..., a, 0, cols] = 1.0
+        v[..., b, 0, cols] = 1.0
+        return _LowRank(u, v)
+    seed = np.zeros((1,) * nb + (math.prod(core), k))
+    seed[..., entries, cols] = 1.0
+    return _first(seed.reshape((1,) * nb + (*core, k)))
 
 
 def _plan(sizes: list[int], chunk: int) -> list[tuple[int, int]]:
