@@ -546,12 +546,22 @@ def _state(
     return tuple(np.broadcast_to(a, (*batch, *c)) for a, c in zip(leaves, cores, strict=True)), batch
 
 
-def _tangents(out: Any, y: tuple[np.ndarray, ...], lead: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+def _tangents(out: Any, y: tuple[np.ndarray, ...], lead: tuple[int, ...], rank1: bool = False) -> tuple[Any, ...]:
+    """The tangents of the outputs ``out`` of a flow on ``y``, each ``(*lead, *leaf.shape)``.
+
+    With ``rank1``, a tangent held as rank-1 factors is returned as such.
+    """
     if not isinstance(out, tuple | list) or len(out) != len(y):
         raise ValueError(f"f: expected a tuple of {len(y)} arrays like the state, got {type(out).__name__}")
-    res = []
+    res: list[Any] = []
     for i, (o, leaf) in enumerate(zip(out, y, strict=True)):
         want = (*lead, *leaf.shape)
+        if rank1 and isinstance(o, Dual) and isinstance(o._tangent, _LowRank) and o._tangent.u.shape[-2] == 1:
+            factored = o._tangent
+            if len(factored.shape) == len(want) and np.broadcast_shapes(factored.shape, want) == want:
+                res.append(factored)
+                continue
+        t: np.ndarray
         if isinstance(o, Dual):
             t = o.tangent
         else:  # an output that does not depend on the state
@@ -690,6 +700,7 @@ def jacobian(
     cores = [a.shape[nb:] for a in leaves]
     sizes = [math.prod(c) for c in cores]
     n = sum(sizes)
+    whole = chunk is not None or n <= _WHOLE_MAX  # all directions in one evaluation if chunk allows
     if chunk is None:
         chunk = min(n, max(_CHUNK_MIN, _CHUNK_ENTRIES // max(1, math.prod(batch) * n)))
     if not isinstance(chunk, int | np.integer) or chunk < 1:
@@ -701,7 +712,7 @@ def jacobian(
     _local.spare = None
     _local.workspace = workspace
     try:
-        for start, stop in _plan(sizes, int(chunk)):
+        for start, stop in _plan(sizes, int(chunk), whole):
             k = stop - start
             state: list[Any] = []
             for i, a in enumerate(leaves):
@@ -712,10 +723,13 @@ def jacobian(
                 entries, cols = np.arange(lo - offsets[i], hi - offsets[i]), np.arange(lo - start, hi - start)
                 state.append(Dual(a, _unit_directions(cores[i], nb, entries, cols, k)))
             workspace.count = 0
-            der = _tangents(f(t, tuple(state)), leaves, (k,))
+            der = _tangents(f(t, tuple(state)), leaves, (k,), rank1=True)
             for j, d in enumerate(der):
                 block = jac[..., offsets[j]:offsets[j + 1], start:stop].reshape((*batch, *cores[j], k))
-                np.copyto(block, _last(d))
+                if isinstance(d, _LowRank):  # u v^T straight into the Jacobian
+                    np.multiply(d.u[..., :, None, 0, :], d.v[..., None, :, 0, :], out=block)
+                else:
+                    np.copyto(block, _last(d))
     finally:
         _local.workspace = outer
         if sum(b.nbytes for b in workspace.buffers) <= _SPARE_BYTES:
@@ -723,11 +737,13 @@ def jacobian(
     return jac
 
 
-# Directions per flow evaluation by default: about this many tangent entries
-# (all instances) per state-sized array, so that one evaluation's arrays stay
-# in cache while the products still have enough columns.
-_CHUNK_ENTRIES = 2**18
-_CHUNK_MIN = 32  # fewer directions make the products too small for BLAS
+# Directions per flow evaluation by default: about this many Jacobian entries
+# (all instances) per evaluation, at least _CHUNK_MIN (for BLAS and the Python
+# overhead of an evaluation), all at once only for N <= _WHOLE_MAX (else each
+# leaf apart: the other leaves are constants, and the ranks stay 1).
+_CHUNK_ENTRIES = 2**24
+_CHUNK_MIN = 32
+_WHOLE_MAX = 128
 
 
 # A thread keeps the buffers of its last jacobian call (for the next call, of the
@@ -752,15 +768,15 @@ def _unit_directions(core: tuple[int, ...], nb: int, entries: np.ndarray, cols: 
     return _first(seed.reshape((1,) * nb + (*core, k)))
 
 
-def _plan(sizes: list[int], chunk: int) -> list[tuple[int, int]]:
+def _plan(sizes: list[int], chunk: int, whole: bool = True) -> list[tuple[int, int]]:
     """Ranges ``[start, stop)`` of directions, one per flow evaluation.
 
-    All ``N`` at once if ``chunk >= N``; else each leaf's directions apart (the
-    other leaves are then constants of that evaluation), in near-equal parts of
-    at most ``chunk``.
+    All ``N`` at once if ``whole`` and ``chunk >= N``; else each leaf's
+    directions apart (the other leaves are then constants of that
+    evaluation), in near-equal parts of at most ``chunk``.
     """
     n = sum(sizes)
-    if chunk >= n:
+    if whole and chunk >= n:
         return [(0, n)]
     plan, off = [], 0
     for size in sizes:
