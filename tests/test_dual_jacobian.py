@@ -184,3 +184,48 @@ def test_jvp_with_several_direction_axes() -> None:
             _, one = dual.jvp(f, 0.0, w, tuple(d[i, j] for d in v))
             for got, want in zip(der, one, strict=True):
                 np.testing.assert_allclose(got[i, j], want, rtol=1e-12, atol=1e-13)
+
+
+def _every_operation(rng: np.random.Generator) -> Any:
+    """A flow on ``(X (K, 3, 4), Y (K, 4, 2))`` using every supported operation, ranks past the low-rank limit."""
+    a, b, c = rng.standard_normal((3, 4)), rng.standard_normal((2, 3, 3)), rng.standard_normal((4, 4))
+    p = rng.standard_normal((3, 4))
+    left, right = rng.standard_normal((10, 3, 3)), rng.standard_normal((10, 4, 4))
+
+    def f(t: Any, s: tuple) -> tuple:
+        x, y = s
+        xt = np.swapaxes(x, -1, -2)
+        out1 = (a @ xt @ b @ x @ c) / 2.0 - 3.0 * (x @ y @ y.swapaxes(-1, -2)) + x * p + 0.5 * x - (-x)
+        out1 = out1 + np.float64(2.0) * x  # numpy scalar first: its ufunc calls the Dual
+        for i in range(10):  # a sum of rank 10 per direction
+            out1 = out1 + left[i] @ x @ right[i]
+        column = y @ np.ones((2, 1))  # (K, 4, 1), then broadcast along its columns
+        out2 = xt @ x @ y - y / 4.0 + (y - 1.0) * 2.0 + (column + np.zeros((4, 2))) + np.sign(y) * y
+        return out1, out2
+
+    return f
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 5])
+def test_jacobian_of_every_operation_matches_differences_and_dense_jvps(chunk: int | None) -> None:
+    rng = np.random.default_rng(8)
+    f = _every_operation(rng)
+    k = 2
+    state = (rng.standard_normal((k, 3, 4)), rng.standard_normal((k, 4, 2)))
+    jac = dual.jacobian(f, 0.0, state, chunk=chunk)
+    flat = np.concatenate([s.reshape(k, -1) for s in state], -1)
+
+    def f_flat(x: np.ndarray) -> np.ndarray:
+        leaves = (x[:, :12].reshape(k, 3, 4), x[:, 12:].reshape(k, 4, 2))
+        return np.concatenate([o.reshape(k, -1) for o in f(0.0, leaves)], -1)
+
+    h = 1e-5
+    fd = np.stack([(f_flat(flat + h * e) - f_flat(flat - h * e)) / (2 * h) for e in np.eye(20)], -1)
+    np.testing.assert_allclose(jac, fd, atol=1e-7 * (1 + np.max(np.abs(fd))))
+    # dense directions (no factored tangents): the same Jacobian to rounding
+    v = tuple(rng.standard_normal((5, *s.shape)) for s in state)
+    _, der = dual.jvp(f, 0.0, state, v)
+    flat_v = np.concatenate([d.reshape(5, k, -1) for d in v], -1)
+    flat_der = np.concatenate([d.reshape(5, k, -1) for d in der], -1)
+    np.testing.assert_allclose(np.einsum("kij,dkj->dki", jac, flat_v), flat_der, rtol=1e-12,
+                               atol=1e-12 * np.max(np.abs(flat_der)))
