@@ -32,10 +32,10 @@ sums keeps the tangent of every direction a sum of a few outer products,
 
 .. math::
 
-    Ṫ_d = \sum_s u_{sd} v_{sd}^T, \qquad
-    P Ṫ_d = \sum_s (P u_{sd}) v_{sd}^T, \qquad
-    Ṫ_d P = \sum_s u_{sd} (P^T v_{sd})^T, \qquad
-    Ṫ_d^T = \sum_s v_{sd} u_{sd}^T,
+    Ṫ_d = \\sum_s u_{sd} v_{sd}^T, \\qquad
+    P Ṫ_d = \\sum_s (P u_{sd}) v_{sd}^T, \\qquad
+    Ṫ_d P = \\sum_s u_{sd} (P^T v_{sd})^T, \\qquad
+    Ṫ_d^T = \\sum_s v_{sd} u_{sd}^T,
 
 so a product costs ``O((m + n) r k N)`` instead of ``O(m n k N)`` and the
 tangent is formed only where it is needed: for an operation without a
