@@ -113,6 +113,10 @@ class Dual:
             t = self._tangent = _dense(t)
         return t
 
+    @tangent.setter
+    def tangent(self, value: Any) -> None:
+        self._tangent = np.asarray(value)
+
     # ----------------------------------------------------------- array-like
     @property
     def shape(self) -> tuple[int, ...]:
@@ -139,7 +143,7 @@ class Dual:
         return Dual(np.swapaxes(self.primal, a, b), np.swapaxes(self.tangent, a, b))
 
     def __repr__(self) -> str:
-        return f"Dual(primal shape {self.primal.shape}, tangent shape {self.tangent.shape})"
+        return f"Dual(primal shape {self.primal.shape}, tangent shape {self._tangent.shape})"
 
     # ------------------------------------------------------------ arithmetic
     def __add__(self, other: Any) -> Dual:

@@ -124,6 +124,14 @@ def test_concurrent_calls_agree_with_serial_ones() -> None:
                 np.testing.assert_array_equal(a, b)
 
 
+def test_jacobian_of_a_linear_flow_is_its_matrix() -> None:
+    """``f(X, Y) = (2 X, -Y)``: the outputs are the (scaled) unit directions themselves."""
+    state = (np.ones((3, 4, 5)), np.ones((3, 2, 2)))
+    for chunk in (None, 3):
+        jac = dual.jacobian(lambda t, s: (2.0 * s[0], -s[1]), 0.0, state, chunk=chunk)
+        np.testing.assert_array_equal(jac, np.broadcast_to(np.diag([2.0] * 20 + [-1.0] * 4), (3, 24, 24)))
+
+
 def test_jacobian_of_vector_cores_with_batch_ndim() -> None:
     """Cores that are not matrices (``batch_ndim``): elementwise flows, one leaf a constant in some chunks."""
     rng = np.random.default_rng(5)
