@@ -2,9 +2,10 @@
 
 Independent routes: the closed-form FA Jacobian (Kronecker blocks), central
 finite differences of the numpy flow, JVPs with general (non-unit) directions,
-a direct per-direction evaluation of the derivative formula; and invariances
-of the computation itself: every chunk size, a batch against each instance
-alone, repeated and concurrent calls.
+a direct per-direction evaluation of the derivative formula (tangents of each
+memory layout, and the low-rank tangents of jacobian through every operation);
+and invariances of the computation itself: every chunk size, a batch against
+each instance alone, repeated and concurrent calls.
 """
 
 from __future__ import annotations
