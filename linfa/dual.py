@@ -18,13 +18,14 @@ directions go through one evaluation; :func:`jacobian` uses this to build the
 dense per-instance Jacobian of a batched flow in batched passes.
 
 Layout. With ``N`` directions the tangent of a leaf ``(*batch, m, n)`` is
-``(N, *batch, m, n)``, but the tangents made by :func:`jvp` and
-:func:`jacobian` keep the direction axis *last in memory* (a view of an array
-``D`` of shape ``(*batch, m, n, N)``). A product with a matrix ``P`` without
-tangent is then a few large BLAS products per instance instead of ``N`` tiny
-ones: ``P Ṫ`` is ``P @ D.reshape(m, n N)`` (the directions in the columns of
-one product), ``Ṫ P`` is ``m`` products ``P^T (n, k) @ D_i (k, N)``; sums
-run along ``N`` with unit stride, and transposes are views.
+``(N, *batch, m, n)``. A tangent with its direction axis *last in memory* (a
+view of an array ``D`` of shape ``(*batch, m, n, N)``; those formed inside
+:func:`jacobian` are) is multiplied by a matrix ``P`` without tangent in a
+few large BLAS products per instance instead of ``N`` tiny ones: ``P Ṫ`` is
+``P @ D.reshape(m, n N)`` (the directions in the columns of one product),
+``Ṫ P`` is ``m`` products ``P^T (n, k) @ D_i (k, N)``; sums run along ``N``
+with unit stride, and transposes are views. Other layouts (e.g. the
+directions given to :func:`jvp`) go through numpy's broadcasting matmul.
 
 Low rank. The unit directions of :func:`jacobian` are of rank 1,
 :math:`e_a e_b^T`, and are held as their factors. A flow made of products and
@@ -92,9 +93,8 @@ class Dual:
     Any other numpy function raises ``TypeError`` naming it, so a flow using
     it fails loudly instead of giving a wrong derivative.
 
-    Any memory layout of ``tangent`` gives the same results; with one
-    direction axis, the fastest is that axis last in memory (see the module
-    docstring), which results of operations keep. Inside :func:`jacobian`
+    Any memory layout of ``tangent`` gives the same results (see the module
+    docstring for the one :func:`jacobian` uses). Inside :func:`jacobian`
     the tangent may be held as low-rank factors; :attr:`tangent` forms the
     array on first access.
     """
@@ -422,8 +422,9 @@ def _matmul(a: Any, b: Any) -> Dual:
         if bt is not None:
             terms.append(_left_product(np.asarray(ap), bt))
         return Dual(primal, terms[0] if len(terms) == 1 else _sum(*terms))
-    if any(t is not None and t.ndim != primal.ndim + 1 for t in (at, bt)):
-        # not one direction axis over matrices: numpy's broadcasting matmul
+    if any(t is not None and (t.ndim != primal.ndim + 1 or (t.shape[0] > 1 and t.strides[0] != t.itemsize))
+           for t in (at, bt)):
+        # not one direction axis, last in memory, over matrices: numpy's broadcasting matmul
         if at is None:
             return Dual(primal, ap @ bt)
         if bt is None:
@@ -654,14 +655,8 @@ def jvp(
         raise ValueError(
             f"v: direction shapes {[d.shape for d in dirs]} do not broadcast to the state {[a.shape for a in leaves]}"
         ) from None
-    if lead:  # one direction axis, last in memory (see the layout note above)
-        n_dirs = int(np.prod(lead))
-        tang = [np.moveaxis(np.ascontiguousarray(np.moveaxis(d.reshape((n_dirs, *d.shape[len(lead):])), 0, -1)), -1, 0)
-                for d in tang]
     out = f(t, tuple(Dual(a, d) for a, d in zip(leaves, tang, strict=True)))
-    derivative = _tangents(out, leaves, (int(np.prod(lead)),) if lead else ())
-    if lead:
-        derivative = tuple(d.reshape((*lead, *d.shape[1:])) for d in derivative)
+    derivative = _tangents(out, leaves, lead)
     value = tuple(np.broadcast_to(o.primal if isinstance(o, Dual) else o, leaf.shape)
                   for o, leaf in zip(out, leaves, strict=True))
     return value, derivative
