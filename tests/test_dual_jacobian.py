@@ -176,6 +176,8 @@ def test_tangent_layouts_give_the_derivative(layout: str) -> None:
     h = 3.0 * xd * x - xd / 2.0 + (xd * xd) * 0.5 - x
     np.testing.assert_allclose(g.primal, a @ xt @ b @ x @ c, rtol=1e-13)
     np.testing.assert_allclose(h.primal, 3.0 * x * x - x / 2.0 + 0.5 * x * x - x, rtol=1e-13)
+    q = xd @ c  # a right product straight on the given layout
+    np.testing.assert_allclose(q.tangent, np.stack([vi @ c for vi in v]), rtol=1e-12, atol=1e-12)
     want_g = np.stack([a @ np.swapaxes(vi, -1, -2) @ b @ x @ c + a @ xt @ b @ vi @ c for vi in v])
     want_h = np.stack([3.0 * vi * x - vi / 2.0 + x * vi for vi in v])
     np.testing.assert_allclose(g.tangent, want_g, rtol=1e-12, atol=1e-12)
