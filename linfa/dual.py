@@ -413,18 +413,18 @@ def _matmul(a: Any, b: Any) -> Dual:
     ap, at = _parts(a)
     bp, bt = _parts(b)
     primal = ap @ bp
-    if np.ndim(ap) < 2 or np.ndim(bp) < 2:
+    matrices = np.ndim(ap) >= 2 and np.ndim(bp) >= 2
+    if isinstance(at, _LowRank) or isinstance(bt, _LowRank):
+        if matrices:
+            terms = []
+            if at is not None:
+                terms.append(_right_product(at, np.asarray(bp)))
+            if bt is not None:
+                terms.append(_left_product(np.asarray(ap), bt))
+            return Dual(primal, terms[0] if len(terms) == 1 else _sum(*terms))
         at, bt = _dense(at), _dense(bt)
-    elif isinstance(at, _LowRank) or isinstance(bt, _LowRank):
-        terms = []
-        if at is not None:
-            terms.append(_right_product(at, np.asarray(bp)))
-        if bt is not None:
-            terms.append(_left_product(np.asarray(ap), bt))
-        return Dual(primal, terms[0] if len(terms) == 1 else _sum(*terms))
-    if any(t is not None and (t.ndim != primal.ndim + 1 or (t.shape[0] > 1 and t.strides[0] != t.itemsize))
-           for t in (at, bt)):
-        # not one direction axis, last in memory, over matrices: numpy's broadcasting matmul
+    if not (matrices and _directions_last_layout(at, primal.ndim) and _directions_last_layout(bt, primal.ndim)):
+        # numpy's broadcasting matmul
         if at is None:
             return Dual(primal, ap @ bt)
         if bt is None:
@@ -438,6 +438,11 @@ def _matmul(a: Any, b: Any) -> Dual:
         acc = term if acc is None else _accumulate(acc, term)
     assert acc is not None
     return Dual(primal, _first(acc))
+
+
+def _directions_last_layout(t: np.ndarray | None, ndim: int) -> bool:
+    """Whether ``t`` (None: no tangent) has one direction axis over ``ndim`` axes, last in memory."""
+    return t is None or (t.ndim == ndim + 1 and (t.shape[0] == 1 or t.strides[0] == t.itemsize))
 
 
 # --------------------------------------------------------------------------- low-rank tangents
