@@ -197,15 +197,15 @@ def integrate(
         threads = count("threads", threads, minimum=1)
     if kernel is not None and kernel not in KERNELS:
         raise ValueError(f"kernel: expected one of {', '.join(map(repr, KERNELS))} or None, got {kernel!r}")
-    if kernel == "compiled" and (scipy_name is not None or stiff is not None or w_method is not None
-                                 or multistep is not None):
-        raise ValueError(f"kernel: 'compiled' runs the explicit Runge–Kutta methods only, got method {method!r}")
+    if kernel == "compiled" and (scipy_name is not None or stiff is not None or w_method is not None):
+        raise ValueError(f"kernel: 'compiled' runs the explicit Runge–Kutta methods and bdf only, got method "
+                         f"{method!r}")
     if scipy_name is not None:
         if threads not in (None, 1):
             raise ValueError(f"threads: the scipy: route runs in one thread, expected 1, got {threads}")
         return _scipy.run(problem, scipy_name).solution(str(method))
     if multistep is not None:
-        return bdf.run(problem, multistep, threads)
+        return _run_bdf(problem, multistep, threads, kernel)
     if w_method is not None:
         return wmethod.run(problem, w_method, threads=threads)
     if stiff is not None:
@@ -229,5 +229,22 @@ def integrate(
             raise ValueError(f"kernel: the compiled path cannot run this problem: {why}")
     n_threads, chunk = schedule.plan(problem.K, layout.D, rk.n_stages, max_side, threads)
     sol = _engine.run(problem, rk, n_threads, chunk).solution(rk.name)
+    sol.stats["kernel"] = "numpy"
+    return sol
+
+
+def _run_bdf(problem: Problem, m: bdf.BDF, threads: int | None, kernel: str | None) -> Solution:
+    """``bdf`` compiled (:mod:`linfa.integrate.compiled_bdf`) where it can run, else (or with ``kernel="numpy"``)
+    batched (:mod:`linfa.integrate.bdf`); ``stats["kernel"]`` says which ran."""
+    if kernel != "numpy":
+        from linfa.integrate import compiled_bdf  # numba compiles (or loads from its cache) on first use
+
+        plan, why = compiled_bdf.plan(problem)
+        if plan is not None:
+            n_threads = compiled_bdf.threads_for(problem.K, problem.layout.D, plan.tape.matmul_flops(), threads)
+            return compiled_bdf.run(problem, m, plan, n_threads)
+        if kernel == "compiled":
+            raise ValueError(f"kernel: the compiled path cannot run this problem: {why}")
+    sol = bdf.run(problem, m, threads)
     sol.stats["kernel"] = "numpy"
     return sol

@@ -561,8 +561,7 @@ class _Loop:
         # Newton failures: a fresh J, or half the step with the fresh one
         nf = ~conv
         self.n_newton_fail[active[nf]] += 1
-        refresh = nf & ~self.jac_fresh[active]
-        self.jacobian(active[refresh], lu)
+        refresh = nf & ~self.jac_fresh[active]  # computed below, for the instances that go on
         to_double = nf & ~refresh & self.single[active]  # a fresh J in single precision: retry in double
         self.single[active[to_double]] = False
         self.c_lu[active[to_double]] = np.nan
@@ -592,6 +591,7 @@ class _Loop:
         if over.any():
             raw.finish(active[over], Status.max_steps, self.t[active[over]], self.y[active[over]])
             keep &= ~over
+        self.jacobian(active[refresh & keep], lu)  # J at the unchanged state, for the retry
         return keep
 
     def accept(self, active: np.ndarray, acc: np.ndarray, ta: np.ndarray, t_new: np.ndarray, y_new: np.ndarray,

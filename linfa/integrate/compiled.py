@@ -52,7 +52,7 @@ from linfa.integrate.problem import Problem, Raw
 from linfa.integrate.solution import Status
 from linfa.integrate.trace import Tape, Untraceable, trace, validate
 
-__all__ = ["BLAS_MIN_FLOPS", "Plan", "check_plan", "method_support", "plan_compiled", "run"]
+__all__ = ["BLAS_MIN_FLOPS", "Plan", "check_plan", "method_support", "plan_compiled", "plan_field", "run"]
 
 
 # --------------------------------------------------------------------------- the interpreter
@@ -624,8 +624,20 @@ def plan_compiled(p: Problem, m: AbstractRungeKutta, *, check: bool = True) -> t
     why = method_support(m)
     if why is not None:
         return None, why
+    return plan_field(p, check=check)
+
+
+def plan_field(p: Problem, *, check: bool = True) -> tuple[Plan | None, str]:
+    """Trace ``p``'s field into a :class:`Plan` for a compiled integrator: ``(plan, "")`` or ``(None, reason)``.
+
+    What every compiled integrator needs of the problem, whatever its method
+    (:func:`plan_compiled` adds the method's checks; the compiled ``bdf``,
+    :mod:`linfa.integrate.compiled_bdf`, uses it as it is): no ``until``
+    events, at least one instance, float64 arguments, a traceable field and,
+    with ``check``, a tape that reproduces the field (:func:`check_plan`).
+    """
     if p.events:
-        return None, "stopping conditions (until=) are located by the numpy engine"
+        return None, "stopping conditions (until=) are located by the numpy route"
     if p.K == 0:
         return None, "no instances"
     for i, a in enumerate(p.args):

@@ -1,0 +1,688 @@
+"""The compiled ``bdf``: each instance stepped by one numba loop, its Jacobian and LU kept in cache.
+
+The batched NDF/BDF of :mod:`linfa.integrate.bdf` steps all instances in
+lockstep, and between two uses of one instance's LU it visits every other
+instance's: on W4 (``D = 800``, a 2.5 MB single-precision LU per instance) each
+triangular solve then streams its LU from memory. Here each instance is
+stepped by one compiled loop (:func:`_advance`) until it needs a new Jacobian
+or ends, so its ``J`` and LU stay in cache while it steps, and no Python runs
+per step.
+
+**The same algorithm.** The loop runs :mod:`linfa.integrate.bdf`'s formulas
+one for one (see that module for the mathematics): the predictor
+``y⁽⁰⁾ = Σ_{j<=k} ∇^j y_n`` and ``ψ``; the simplified Newton iteration
+
+.. math::
+
+    δ = g\\,(I - c_{LU} J)^{-1}\\bigl(c f(t_{n+1}, y⁽⁰⁾ + d) - ψ - d\\bigr), \\qquad
+    g = \\frac{2}{1 + c / c_{LU}}, \\qquad c = \\frac{h}{α_k},
+
+with CVODE's test (``ρ ← max(0.3 ρ, ‖δ_m‖/‖δ_{m-1}‖)``, converged when
+``‖δ_m‖ min(1, ρ) <= τ_k``, diverging when ``‖δ_m‖ > 2‖δ_{m-1}‖``, at most
+``M`` iterations); the error test ``‖C_k d‖ <= 1``; the difference update;
+the order and step choice after ``k + 1`` equal steps (kept below
+``grow_above``); the rescaling ``Δ' = (R(ρ)U)^T Δ``; the refactorisation rule
+``|c / c_{LU} - 1| > refactor_above``; the Newton-failure ladder (a fresh
+``J``, then double precision, then half the step); the last step landing on
+``t1``; the save points from the interpolating polynomial; ``max_steps`` and
+the ``stalled`` and ``non_finite`` endings; and the stats ``num_jacobians``,
+``num_lu`` and ``num_newton_failures``. The flow is the traced tape of
+:mod:`linfa.integrate.trace` (the one flow definition, recorded once and
+checked against the field), interpreted as on the explicit compiled path
+(:mod:`linfa.integrate.compiled`).
+
+**Linear algebra.** LAPACK's ``sgetrf``/``sgetrs`` (``dgetrf``/``dgetrs`` after
+a fallback to double precision), the very routines :func:`scipy.linalg.lu_factor`
+and :func:`scipy.linalg.lu_solve` call, reached from numba through
+:func:`numba.extending.get_cython_function_address` on
+``scipy.linalg.cython_lapack`` and passed to the loop as ctypes function
+pointers (so numba can cache it on disk). The iteration matrix is built in
+LAPACK's column-major order from the stored ``J^T``,
+
+.. math::
+
+    M_{ij} = δ_{ij} - c\\, J_{ij}, \\qquad
+    \\texttt{buffer}[j D + i] = M_{ij}
+    \\quad\\text{(in single precision: } \\operatorname{fl}_{32}(J_{ij}) \\operatorname{fl}_{32}(-c) + 1 \\text{)},
+
+exactly as the numpy route builds it, and a single-precision solve scales its
+right-hand side ``r`` by ``2^{-e}``, ``e`` the binary exponent of ``max |r_i|``,
+as :meth:`linfa.integrate.linsolve.InstanceLU.solve` does. So both routes
+factor the same matrices with the same LAPACK, and their results differ only
+by the rounding of the flow (the tape against numpy) and of the norms.
+
+**Jacobians in Python.** ``J`` is :func:`linfa.dual.jacobian` of the flow, as
+on the numpy route. The loop runs each instance until it needs a new ``J``
+(at the start, or after a Newton failure with an old one) or ends, and
+returns; all per-instance state lives in arrays (time, step, order, the
+differences, ``c_{LU}``, the rate, the precision, the next save point, the
+counters, ``J`` and the LU). The driver (:func:`run`) computes the Jacobians
+of every instance that asked for one in one batched call and re-enters the
+loop, which resumes each instance where it stopped. A run is therefore a few
+rounds (as many as the most Jacobians any instance needs), each one compiled
+stretch per instance.
+
+**Threads.** The instances of a round are cut into small groups handed to
+:func:`~linfa.integrate.schedule.cores` threads (the loop holds no GIL), with
+BLAS and LAPACK on one thread each (``threadpoolctl``); the Jacobians are
+computed on the same threads, a slice each. Instances never interact and each
+one's arithmetic does not depend on the group or thread it runs in, so the
+results are bit-identical for any number of threads and any batch.
+
+What it takes: what the explicit compiled path takes of the problem
+(:func:`linfa.integrate.compiled.plan_field`: no ``until`` events, float64
+arguments, a field the tracer follows and whose tape reproduces it). Anything
+else runs on the numpy ``bdf`` (``kernel="compiled"`` then raises, saying why).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+from numba.extending import get_cython_function_address
+from threadpoolctl import threadpool_limits
+
+from linfa import dual
+from linfa.integrate._kernels import _compiled
+from linfa.integrate.bdf import BDF
+from linfa.integrate.compiled import Plan, _field, _nmax, _nmin, _spacing, plan_field
+from linfa.integrate.problem import Problem, Raw
+from linfa.integrate.rosenbrock import _at
+from linfa.integrate.schedule import COMPILED_THREAD_WORK, cores
+from linfa.integrate.solution import Solution, Status
+
+__all__ = ["plan", "run"]
+
+
+# --------------------------------------------------------------------------- LAPACK
+def _lapack(name: str, n_args: int) -> Any:
+    """The Fortran LAPACK routine ``name`` of scipy (every argument a pointer), as a ctypes function."""
+    addr = get_cython_function_address("scipy.linalg.cython_lapack", name)
+    return ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n_args))(addr)
+
+
+def _routines() -> tuple[Any, Any, Any, Any]:
+    """``(sgetrf, sgetrs, dgetrf, dgetrs)``, passed to the loop as arguments (not globals: numba caches it)."""
+    return _lapack("sgetrf", 6), _lapack("sgetrs", 9), _lapack("dgetrf", 6), _lapack("dgetrs", 9)
+
+
+# --------------------------------------------------------------------------- state layout
+# integer state, one row per instance
+_PHASE, _ORDER, _N_EQUAL, _NXT, _N_JAC, _N_LU, _N_NF, _N_ACC, _N_REJ, _N_FEV, _SINGLE, _FRESH, _STATUS = range(13)
+_N_INT = 13
+# float state
+_T, _H, _C_LU, _RATE, _T_FINAL = range(5)
+_N_FLOAT = 5
+# phases: not started, waiting for a Jacobian, Jacobian supplied, ended
+_START, _NEED_J, _HAVE_J, _DONE = range(4)
+
+
+@_compiled
+def _factor(jt: np.ndarray, store: np.ndarray, pv: np.ndarray, c: float, single: bool, D: int, sgetrf: Any,
+            dgetrf: Any, ib: np.ndarray) -> None:  # pragma: no cover
+    """Factor ``M = I - c J`` (from ``jt``, ``J^T`` row-major, i.e. ``J`` column-major) into ``store``, ``pv``.
+
+    Single precision: ``M_ij = fl32(J_ij) fl32(-c)`` plus 1 on the diagonal, in
+    ``float32``; double: ``J_ij (-c)`` plus 1. ``ib = [D, info, 1]``.
+    """
+    n = D * D
+    if single:
+        m32 = store[:n]
+        mc = np.float32(-c)
+        for i in range(n):
+            m32[i] = np.float32(jt[i]) * mc
+        one = np.float32(1.0)
+        for i in range(D):
+            m32[i * D + i] = m32[i * D + i] + one
+        sgetrf(ib.ctypes, ib.ctypes, m32.ctypes, ib.ctypes, pv.ctypes, ib[1:].ctypes)
+    else:
+        m64 = store.view(np.float64)[:n]
+        mc64 = -c
+        for i in range(n):
+            m64[i] = jt[i] * mc64
+        for i in range(D):
+            m64[i * D + i] = m64[i * D + i] + 1.0
+        dgetrf(ib.ctypes, ib.ctypes, m64.ctypes, ib.ctypes, pv.ctypes, ib[1:].ctypes)
+
+
+@_compiled
+def _solve(store: np.ndarray, pv: np.ndarray, r: np.ndarray, single: bool, r32: np.ndarray, D: int, sgetrs: Any,
+           dgetrs: Any, ib: np.ndarray, trans: np.ndarray) -> None:  # pragma: no cover
+    """``r ← M^{-1} r`` with the factorisation in ``store``, ``pv``, in its precision.
+
+    In single precision ``r`` is scaled by ``2^{-e}`` first (``e`` the binary
+    exponent of ``max |r_i|``, 0 if that is 0 or not finite), rounded to
+    ``float32``, solved, and scaled back.
+    """
+    n = D * D
+    if single:
+        top = 0.0
+        for i in range(D):
+            a = abs(r[i])
+            if a != a:
+                top = a
+                break
+            if a > top:
+                top = a
+        shift = 0
+        if np.isfinite(top) and top > 0:
+            shift = math.frexp(top)[1]
+        for i in range(D):
+            r32[i] = np.float32(math.ldexp(r[i], -shift))
+        sgetrs(trans.ctypes, ib.ctypes, ib[2:].ctypes, store[:n].ctypes, ib.ctypes, pv.ctypes, r32.ctypes,
+               ib.ctypes, ib[1:].ctypes)
+        for i in range(D):
+            r[i] = math.ldexp(np.float64(r32[i]), shift)
+    else:
+        dgetrs(trans.ctypes, ib.ctypes, ib[2:].ctypes, store.view(np.float64)[:n].ctypes, ib.ctypes, pv.ctypes,
+               r.ctypes, ib.ctypes, ib[1:].ctypes)
+
+
+@_compiled
+def _rescale(dif: np.ndarray, k: int, rho: float, R: np.ndarray, U: np.ndarray, RU: np.ndarray,
+             new: np.ndarray) -> None:  # pragma: no cover
+    """Rows ``0 .. k`` of ``dif`` to the step ``ρ h``: ``Δ' = (R(ρ) U)^T Δ`` (the sums in the numpy route's order).
+
+    ``R_ij(ρ) = Π_{m=1}^{i} (m - 1 - ρ j) / m`` (``R_{i0} = δ_{i0}``), ``U = R(1)``.
+    """
+    D = dif.shape[1]
+    for j in range(k + 1):
+        R[0, j] = 1.0
+        U[0, j] = 1.0
+    for i in range(1, k + 1):
+        R[i, 0] = R[i - 1, 0] * ((i - 1) / i)
+        U[i, 0] = U[i - 1, 0] * ((i - 1) / i)
+        for j in range(1, k + 1):
+            R[i, j] = R[i - 1, j] * ((i - 1 - rho * j) / i)
+            U[i, j] = U[i - 1, j] * ((i - 1 - 1.0 * j) / i)
+    for i in range(k + 1):
+        for j in range(k + 1):
+            acc = 0.0
+            for m in range(k + 1):
+                acc = acc + R[i, m] * U[m, j]
+            RU[i, j] = acc
+    for i in range(k + 1):
+        for q in range(D):
+            new[i, q] = 0.0
+        for j in range(k + 1):
+            w = RU[j, i]
+            for q in range(D):
+                new[i, q] = new[i, q] + w * dif[j, q]
+    for i in range(k + 1):
+        for q in range(D):
+            dif[i, q] = new[i, q]
+
+
+@_compiled
+def _interpolate(dif: np.ndarray, k: int, t_n: float, h: float, t: float, out: np.ndarray) -> None:  # pragma: no cover
+    """``p(t) = Σ_j ∇^j y_n Π_{m<j} (t - t_n + m h) / ((m + 1) h)``: the dense output."""
+    D = dif.shape[1]
+    x = t - t_n
+    for q in range(D):
+        out[q] = dif[0, q]
+    prod = 1.0
+    for j in range(1, k + 1):
+        prod = prod * (x + (j - 1) * h) / (j * h)
+        for q in range(D):
+            out[q] = out[q] + prod * dif[j, q]
+
+
+@_compiled
+def _rms_ratio(coef: float, x: np.ndarray, scale: np.ndarray) -> float:  # pragma: no cover
+    """``sqrt(Σ_i (coef x_i / scale_i)² / D)``."""
+    D = x.shape[0]
+    s = 0.0
+    for i in range(D):
+        v = coef * x[i] / scale[i]
+        s += v * v
+    return math.sqrt(s / D)
+
+
+@_compiled
+def _finish(kk: int, code: int, t: float, y: np.ndarray, ist: np.ndarray, fst: np.ndarray,
+            y_final: np.ndarray) -> None:  # pragma: no cover
+    """Record the end of instance ``kk``."""
+    ist[kk, _PHASE] = _DONE
+    ist[kk, _STATUS] = code
+    fst[kk, _T_FINAL] = t
+    for i in range(y.shape[0]):
+        y_final[kk, i] = y[i]
+
+
+@_compiled
+def _advance(kk: int, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any, code: np.ndarray, ws: np.ndarray,
+             tmp: np.ndarray, out_off: np.ndarray, leaf_off: np.ndarray, leaf_size: np.ndarray, args: np.ndarray,
+             iprm: np.ndarray, prm: np.ndarray, coef: np.ndarray, ts: np.ndarray, ist: np.ndarray, fst: np.ndarray,
+             dif: np.ndarray, y: np.ndarray, jac_t: np.ndarray, lu: np.ndarray, piv: np.ndarray, save: np.ndarray,
+             y_final: np.ndarray, work: np.ndarray, r32: np.ndarray, small: np.ndarray, ib: np.ndarray,
+             trans: np.ndarray) -> None:  # pragma: no cover
+    """Step instance ``kk`` until it needs a new Jacobian (phase ``_NEED_J``) or ends (``_DONE``).
+
+    ``iprm = [D, A, max_steps, max_order, M, success, max_steps, non_finite,
+    stalled]`` (the last four: status codes); ``prm = [t0, t1, rtol, atol,
+    safety, min_factor, max_factor, dt0 (NaN: chosen), refactor_above,
+    grow_above, newton_tol]``; ``coef = [α, γ, C]`` by order (``3 x 6``).
+    """
+    D = iprm[0]
+    A = iprm[1]
+    max_steps = iprm[2]
+    max_order = iprm[3]
+    maxiter = iprm[4]
+    st_success = iprm[5]
+    st_max_steps = iprm[6]
+    st_non_finite = iprm[7]
+    st_stalled = iprm[8]
+    t0 = prm[0]
+    t1 = prm[1]
+    rtol = prm[2]
+    atol = prm[3]
+    safety = prm[4]
+    min_f = prm[5]
+    max_f = prm[6]
+    dt0 = prm[7]
+    refactor_above = prm[8]
+    grow_above = prm[9]
+    newton_tol = prm[10]
+    alpha = coef[0]
+    gamma = coef[1]
+    econst = coef[2]
+    t_off = D + A
+    nsave = ts.shape[0]
+    yp = work[0]
+    psi = work[1]
+    d = work[2]
+    yn = work[3]
+    fp = work[4]
+    r = work[5]
+    sc = work[6]
+    esc = work[7]
+    R = small[0]
+    U = small[1]
+    RU = small[2]
+    new = work[8:]  # rescaled rows (max_order + 1 of them)
+    dk = dif[kk]
+    yk = y[kk]
+    for i in range(A):
+        ws[D + i] = args[kk, i]
+
+    phase = ist[kk, _PHASE]
+    if phase == _START:
+        _field(code, ws, tmp, D, t_off, out_off, leaf_off, leaf_size, t0, yk, fp)
+        ist[kk, _N_FEV] += 1
+        bad = False
+        for i in range(D):
+            if not np.isfinite(fp[i]):
+                bad = True
+        if t1 == t0:
+            _finish(kk, st_success, t0, yk, ist, fst, y_final)
+            return
+        interval = t1 - t0
+        if dt0 == dt0:
+            h = dt0
+        else:  # StepSizeController.initial_step, error order 1
+            s0 = 0.0
+            s1 = 0.0
+            for i in range(D):
+                scl = atol + np.abs(yk[i]) * rtol
+                u = yk[i] / scl
+                v = fp[i] / scl
+                s0 += u * u
+                s1 += v * v
+            d0 = math.sqrt(s0 / D)
+            d1 = math.sqrt(s1 / D)
+            if d0 < 1e-5 or d1 < 1e-5:
+                h0 = 1e-6
+            else:
+                h0 = 0.01 * d0 / (d1 if d1 > 0 else 1.0)
+            h0 = _nmin(h0, interval)
+            for i in range(D):
+                yn[i] = yk[i] + h0 * fp[i]
+            _field(code, ws, tmp, D, t_off, out_off, leaf_off, leaf_size, t0 + h0, yn, r)
+            ist[kk, _N_FEV] += 1
+            s2 = 0.0
+            for i in range(D):
+                scl = atol + np.abs(yk[i]) * rtol
+                u = (r[i] - fp[i]) / scl
+                s2 += u * u
+            d2 = math.sqrt(s2 / D) / h0
+            dmax = _nmax(d1, d2)
+            if d1 <= 1e-15 and d2 <= 1e-15:
+                h1 = _nmax(1e-6, h0 * 1e-3)
+            else:
+                h1 = (0.01 / dmax) ** (1.0 / 2.0)
+            if not np.isfinite(h1):
+                h1 = h0
+            h = _nmin(_nmin(100 * h0, h1), interval)
+            if not (np.isfinite(d1) and np.isfinite(d2)):
+                bad = True
+        if bad:
+            _finish(kk, st_non_finite, t0, yk, ist, fst, y_final)
+            return
+        fst[kk, _T] = t0
+        fst[kk, _H] = h
+        for i in range(D):
+            dk[0, i] = yk[i]
+            dk[1, i] = h * fp[i]
+        ist[kk, _PHASE] = _NEED_J
+        return
+    if phase != _HAVE_J:  # waiting for a Jacobian, or ended
+        return
+    ist[kk, _FRESH] = 1  # the Jacobian just supplied is at the current state; the kept LU is stale
+    fst[kk, _C_LU] = np.nan
+
+    two_m = 2 * maxiter
+    jt = jac_t[kk]
+    store = lu[kk]
+    pv = piv[kk]
+    while True:
+        t = fst[kk, _T]
+        h = fst[kk, _H]
+        k = ist[kk, _ORDER]
+        # the last step lands on t1
+        last = t + h >= t1 - 4 * _spacing(max(abs(t1), 1.0))
+        if last:
+            _rescale(dk, k, (t1 - t) / h, R, U, RU, new)
+            h = t1 - t
+            ist[kk, _N_EQUAL] = 0
+        t_new = t1 if last else t + h
+        c = h / alpha[k]
+        c_lu = fst[kk, _C_LU]
+        single = ist[kk, _SINGLE] != 0
+        if not (abs(c / c_lu - 1) <= refactor_above):
+            _factor(jt, store, pv, c, single, D, sgetrf, dgetrf, ib)
+            c_lu = c
+            fst[kk, _RATE] = 1.0
+            ist[kk, _N_LU] += 1
+        gain = 2 / (1 + c / c_lu)
+        # predictor
+        for i in range(D):
+            yp[i] = dk[0, i]
+            psi[i] = gamma[1] * dk[1, i]
+        for i in range(D):
+            yp[i] = yp[i] + dk[1, i]
+        for j in range(2, k + 1):
+            gj = gamma[j]
+            for i in range(D):
+                yp[i] = yp[i] + dk[j, i]
+                psi[i] = psi[i] + gj * dk[j, i]
+        ak = alpha[k]
+        for i in range(D):
+            psi[i] = psi[i] / ak
+            sc[i] = atol + rtol * np.abs(yp[i])
+            d[i] = 0.0
+            yn[i] = yp[i]
+        # the Newton iteration
+        rate = fst[kk, _RATE]
+        tol = newton_tol / econst[k]
+        conv = False
+        finite = True
+        iters = 0
+        norm_old = np.nan
+        for it in range(maxiter):
+            _field(code, ws, tmp, D, t_off, out_off, leaf_off, leaf_size, t_new, yn, fp)
+            ist[kk, _N_FEV] += 1
+            ok = True
+            for i in range(D):
+                if not np.isfinite(fp[i]):
+                    ok = False
+            if not ok:
+                finite = False
+                break
+            for i in range(D):
+                r[i] = c * fp[i] - psi[i] - d[i]
+            _solve(store, pv, r, single, r32, D, sgetrs, dgetrs, ib, trans)
+            for i in range(D):
+                r[i] = r[i] * gain
+            dy_norm = _rms_ratio(1.0, r, sc)
+            iters += 1
+            diverging = not np.isfinite(dy_norm)
+            if it:
+                rate = _nmax(0.3 * rate, dy_norm / norm_old)
+                diverging = diverging or dy_norm > 2 * norm_old
+            if diverging:
+                break
+            for i in range(D):
+                yn[i] = yn[i] + r[i]
+                d[i] = d[i] + r[i]
+            if dy_norm * _nmin(1.0, rate) <= tol:
+                conv = True
+                break
+            norm_old = dy_norm
+        fst[kk, _RATE] = rate
+        fst[kk, _C_LU] = c_lu
+        # the error test
+        for i in range(D):
+            esc[i] = atol + rtol * np.abs(yn[i])
+        errn = _rms_ratio(econst[k], d, esc) if conv else np.nan
+        acc = conv and errn <= 1
+        if acc:
+            ist[kk, _N_ACC] += 1
+        else:
+            ist[kk, _N_REJ] += 1
+        # Newton failures: a fresh J; with a fresh one, double precision; then half the step
+        refresh = False
+        if not conv:
+            ist[kk, _N_NF] += 1
+            if ist[kk, _FRESH] == 0:
+                refresh = True
+            elif single:
+                ist[kk, _SINGLE] = 0
+                fst[kk, _C_LU] = np.nan
+            else:
+                fst[kk, _C_LU] = np.nan
+                _rescale(dk, k, 0.5 * h / h, R, U, RU, new)
+                h = 0.5 * h
+                ist[kk, _N_EQUAL] = 0
+        sfty = safety * (two_m + 1) / (two_m + iters)
+        if conv and not acc:  # the error test failed
+            fac = _nmax(min_f, sfty * errn ** (-1.0 / (k + 1)))
+            h_new = h * fac
+            _rescale(dk, k, h_new / h, R, U, RU, new)
+            h = h_new
+            ist[kk, _N_EQUAL] = 0
+        keep = True
+        if acc:
+            dk_k1 = dk[k + 1]
+            dk_k2 = dk[k + 2]
+            for i in range(D):
+                dk_k2[i] = d[i] - dk_k1[i]
+                dk_k1[i] = d[i]
+            for j in range(k, -1, -1):
+                for i in range(D):
+                    dk[j, i] = dk[j, i] + dk[j + 1, i]
+            t = t_new
+            for i in range(D):
+                yk[i] = yn[i]
+            ist[kk, _FRESH] = 0
+            fst[kk, _T] = t
+            nxt = ist[kk, _NXT]
+            while nxt < nsave and ts[nxt] <= t_new:
+                tj = ts[nxt]
+                if tj == t_new:
+                    for i in range(D):
+                        save[kk, nxt, i] = yk[i]
+                else:
+                    _interpolate(dk, k, t_new, h, tj, save[kk, nxt])
+                nxt += 1
+            ist[kk, _NXT] = nxt
+            if t_new >= t1:
+                _finish(kk, st_success, t1, yk, ist, fst, y_final)
+                keep = False
+            ist[kk, _N_EQUAL] += 1
+            if keep and ist[kk, _N_EQUAL] >= k + 1:  # order and step
+                e_low = _rms_ratio(econst[k - 1], dk[k], esc) if k > 1 else np.inf
+                top = min(k + 2, max_order + 2)
+                e_high = _rms_ratio(econst[min(k + 1, 5)], dk[top], esc) if k < max_order else np.inf
+                f_low = e_low ** (-1.0 / k)
+                f_here = errn ** (-1.0 / (k + 1))
+                f_high = e_high ** (-1.0 / (k + 2))
+                best = 0  # np.argmax: the first largest, or the first NaN
+                f_best = f_low
+                if f_best == f_best:
+                    if f_here != f_here or f_here > f_best:
+                        best = 1
+                        f_best = f_here
+                    if f_best == f_best and (f_high != f_high or f_high > f_best):
+                        best = 2
+                        f_best = f_high
+                factor = _nmin(max_f, sfty * f_best)
+                if best != 1 or factor >= grow_above:
+                    k = k + best - 1
+                    ist[kk, _ORDER] = k
+                    h_new = h * factor
+                    _rescale(dk, k, h_new / h, R, U, RU, new)
+                    h = h_new
+                    ist[kk, _N_EQUAL] = 0
+        fst[kk, _H] = h
+        if keep and not acc and h <= 16 * _spacing(max(abs(t), 1.0)):
+            _finish(kk, st_stalled if finite else st_non_finite, t, yk, ist, fst, y_final)
+            keep = False
+        if keep and ist[kk, _N_ACC] + ist[kk, _N_REJ] >= max_steps:
+            _finish(kk, st_max_steps, t, yk, ist, fst, y_final)
+            keep = False
+        if not keep:
+            return
+        if refresh:
+            ist[kk, _PHASE] = _NEED_J
+            return
+
+
+@_compiled
+def _advance_all(idx: np.ndarray, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any, code: np.ndarray,
+                 template: np.ndarray, tmp_size: int, out_off: np.ndarray, leaf_off: np.ndarray,
+                 leaf_size: np.ndarray, args: np.ndarray, iprm: np.ndarray, prm: np.ndarray, coef: np.ndarray,
+                 ts: np.ndarray, ist: np.ndarray, fst: np.ndarray, dif: np.ndarray, y: np.ndarray,
+                 jac_t: np.ndarray, lu: np.ndarray, piv: np.ndarray, save: np.ndarray,
+                 y_final: np.ndarray) -> None:  # pragma: no cover
+    """:func:`_advance` for each instance of ``idx``, with one set of scratch buffers."""
+    D = iprm[0]
+    max_order = iprm[3]
+    ws = template.copy()
+    tmp = np.empty(max(tmp_size, 1))
+    work = np.empty((8 + max_order + 1, D))
+    r32 = np.empty(D, dtype=np.float32)
+    small = np.empty((3, max_order + 1, max_order + 1))
+    ib = np.array([D, 0, 1], dtype=np.int32)
+    trans = np.array([78], dtype=np.uint8)  # "N"
+    for kk in idx:
+        _advance(kk, sgetrf, sgetrs, dgetrf, dgetrs, code, ws, tmp, out_off, leaf_off, leaf_size, args, iprm, prm,
+                 coef, ts, ist, fst, dif, y, jac_t, lu, piv, save, y_final, work, r32, small, ib, trans)
+
+
+# --------------------------------------------------------------------------- the Python side
+def plan(p: Problem, *, check: bool = True) -> tuple[Plan | None, str]:
+    """Trace ``p``'s field for the compiled ``bdf``: ``(plan, "")`` or ``(None, reason)`` (see the module docstring)."""
+    return plan_field(p, check=check)
+
+
+def threads_for(K: int, D: int, total_flops: int, threads: int | None = None) -> int:
+    """Threads for ``K`` instances: one per core once ``K (total_flops + D²)`` reaches ``COMPILED_THREAD_WORK``.
+
+    A step's work is about one flow evaluation (``total_flops`` multiply–adds,
+    :meth:`linfa.integrate.trace.Tape.matmul_flops`) and a triangular solve
+    (``D²``) per Newton iteration; ``threads`` overrides (at most ``K``).
+    """
+    if threads is None:
+        threads = cores() if K * (int(total_flops) + D * D) >= COMPILED_THREAD_WORK else 1
+    return max(1, min(int(threads), K))
+
+
+def run(p: Problem, m: BDF, plan: Plan, threads: int = 1) -> Solution:
+    """Integrate ``p`` with the NDF/BDF method ``m`` on the compiled path (see the module docstring).
+
+    Parameters
+    ----------
+    p : Problem
+    m : BDF
+    plan : Plan
+        From :func:`plan` (checked).
+    threads : int
+        Threads the instances are spread over (bit-identical results for any count).
+
+    Returns
+    -------
+    Solution
+        As :func:`linfa.integrate.bdf.run`'s (stats ``num_jacobians``,
+        ``num_lu``, ``num_newton_failures``), with ``stats["kernel"] = "compiled"``.
+    """
+    K, D = p.K, p.layout.D
+    ctl = p.controller
+    tp = plan.tape
+    raw = Raw(p)
+    raw.n_calls = 1  # the check of the tape against the field
+    R = m.max_order + 3
+    ist = np.zeros((K, _N_INT), dtype=np.int64)
+    ist[:, _PHASE] = _START
+    ist[:, _ORDER] = 1
+    ist[:, _SINGLE] = int(m.single_lu)
+    ist[:, _STATUS] = -1
+    nxt0 = int(np.searchsorted(p.ts, p.t0, side="right"))
+    ist[:, _NXT] = nxt0
+    raw.save[:, :nxt0] = p.y0[:, None, :]
+    fst = np.zeros((K, _N_FLOAT))
+    fst[:, _C_LU] = np.nan
+    fst[:, _RATE] = 1.0
+    fst[:, _T_FINAL] = np.nan
+    dif = np.zeros((K, R, D))
+    y = p.y0.copy()
+    jac_t = np.zeros((K, D * D))
+    lu = np.zeros((K, 2 * D * D), dtype=np.float32)  # float32 LUs, or float64 ones in the same bytes
+    piv = np.zeros((K, D), dtype=np.int32)
+    y_final = np.full((K, D), np.nan)
+    st = Status
+    iprm = np.array([D, tp.A, p.max_steps, m.max_order, m.newton_maxiter, st.success, st.max_steps,
+                     st.non_finite, st.stalled], dtype=np.int64)
+    prm = np.array([p.t0, p.t1, ctl.rtol, ctl.atol, ctl.safety, ctl.min_factor, ctl.max_factor,
+                    np.nan if ctl.dt0 is None else ctl.dt0, m.refactor_above, m.grow_above, m.newton_tol])
+    coef = np.ascontiguousarray(np.stack([m.alpha, m.gamma, m.error_const]))
+    common: tuple[Any, ...] = (
+        *_routines(), tp.code, tp.template, plan.tmp_size, tp.out_off, plan.leaf_off, plan.leaf_size, plan.args,
+        iprm, prm, coef, p.ts, ist, fst, dif, y, jac_t, lu, piv, raw.save, y_final,
+    )
+    args_all = p.make_args()
+    advance: Any = _advance_all
+    n = max(1, min(int(threads), K))
+    with threadpool_limits(1, user_api="blas"), \
+            (ThreadPoolExecutor(n) if n > 1 else nullcontext()) as pool:
+
+        def spread(rows: np.ndarray, work: Any, pieces: int) -> None:
+            parts = [s for s in np.array_split(rows, min(pieces, rows.size)) if s.size]
+            if pool is None or len(parts) < 2:
+                for s in parts:
+                    work(s)
+                return
+            for fut in [pool.submit(work, s) for s in parts]:
+                fut.result()
+
+        def jacobians(rows: np.ndarray) -> None:
+            with np.errstate(all="ignore"):
+                jac = dual.jacobian(_at(p, fst[rows, _T], args_all.take(rows)), 0.0, p.layout.views(y[rows]),
+                                    batch_ndim=1)
+            jac_t[rows] = jac.transpose(0, 2, 1).reshape(rows.size, D * D)
+
+        active = np.arange(K)
+        while active.size:
+            spread(active, lambda s: advance(np.ascontiguousarray(s), *common), 4 * n)
+            active = active[ist[active, _PHASE] == _NEED_J]
+            if active.size:
+                spread(active, jacobians, n)
+                raw.n_calls += 1
+                ist[active, _N_JAC] += 1
+                ist[active, _PHASE] = _HAVE_J
+    raw.n_accepted[:] = ist[:, _N_ACC]
+    raw.n_rejected[:] = ist[:, _N_REJ]
+    raw.n_fev[:] = ist[:, _N_FEV]
+    status = ist[:, _STATUS]
+    # endings in the order the batched route meets them (fewer steps first, max_steps last within a step)
+    order = np.lexsort((np.arange(K), status == int(Status.max_steps), raw.n_accepted + raw.n_rejected))
+    raw.finish(order, status[order], fst[order, _T_FINAL], y_final[order])
+    sol = raw.solution(m.name)
+    for key, col in (("num_jacobians", _N_JAC), ("num_lu", _N_LU), ("num_newton_failures", _N_NF)):
+        sol.stats[key] = ist[:, col].copy().reshape(p.batch_shape)
+    sol.stats["kernel"] = "compiled"
+    return sol

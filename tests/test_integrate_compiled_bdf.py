@@ -1,0 +1,160 @@
+"""The compiled ``bdf`` (linfa/integrate/compiled_bdf.py) against the batched numpy ``bdf`` (linfa/integrate/bdf.py).
+
+The two routes share the method's coefficients and nothing of its step: one is
+batched numpy over all instances, the other a numba loop per instance
+interpreting the traced flow, with LAPACK called directly. They must take the
+same steps, Jacobians and LUs and agree to rounding, end with the same
+statuses, give the same result for any batch and thread count, and the
+compiled one must hand to the numpy one what it cannot run.
+
+On how far they agree: the flow's rounding differs between the routes (the
+tape's products against numpy's), and a stiff BDF run amplifies rounding
+through its discrete decisions (Newton iterations, orders, refactorisations
+on the edge); the numpy route itself, started from ``y0 (1 + 2^-52)``, drifts
+as far from itself over long horizons. The problems below are short enough
+for no decision to sit on an edge: there the routes agree to ``1e-9``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.linalg import expm
+
+import linfa
+from linfa.dynamics import FailedInstancesWarning, solve
+from linfa.integrate import BDF, IntegrationError, Status, integrate
+from linfa.integrate.events import norm_above
+
+COUNTS = ("num_accepted", "num_rejected", "num_flow_evals", "num_jacobians", "num_lu", "num_newton_failures")
+
+
+def _assert_same(ref, got, *, rtol: float = 1e-9, t_rtol: float = 1e-12) -> None:
+    """Same steps, Jacobians, LUs and statuses; saved states equal to ``rtol`` relative to each leaf's size,
+    final times to ``t_rtol``."""
+    assert ref.stats["kernel"] == "numpy" and got.stats["kernel"] == "compiled"
+    for key in COUNTS:
+        np.testing.assert_array_equal(got.stats[key], ref.stats[key], err_msg=key)
+    np.testing.assert_array_equal(got.status, ref.status)
+    np.testing.assert_allclose(got.t_final, ref.t_final, rtol=t_rtol)
+    for x, y in zip(ref.states, got.states, strict=True):
+        fin = np.isfinite(x)
+        np.testing.assert_array_equal(np.isfinite(y), fin)
+        scale = np.max(np.abs(x[fin]), initial=1e-300)
+        assert np.max(np.abs(x[fin] - y[fin]), initial=0.0) <= rtol * scale
+
+
+def _fa_problem(K: int, seed: int, cond: float = 1e3, scale: float = 0.5):
+    """FA (6, 4, 3), Σxx with eigenvalues log-spaced from 1/cond to 1 in a random basis."""
+    rng = np.random.default_rng(seed)
+    widths = (6, 4, 3)
+    q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    sxx = (q * np.logspace(-np.log10(cond), 0, 6)) @ q.T
+    task = linfa.Task.teacher(rng.standard_normal((K, 3, 6)) / np.sqrt(6), sxx=0.5 * (sxx + sxx.T))
+    rule = linfa.FA(linfa.feedback.for_rule("FA", widths, rng, scale=scale, batch=(K,)))
+    w0 = tuple(scale * rng.standard_normal((K, widths[i + 1], widths[i])) for i in range(2))
+    return rule, task, w0
+
+
+@pytest.mark.parametrize("single_lu", [True, False])
+def test_takes_the_numpy_routes_steps_on_a_stiff_fa_problem(single_lu: bool) -> None:
+    """Orders 1-5, refactorisations, Newton failures and save points read from the polynomial inside steps."""
+    problem = _fa_problem(3, seed=4)
+    ts = np.array([0.0, 0.37, 3.0, 10.0, 29.9, 30.0])
+    kw = dict(saveat=ts, rtol=1e-8, atol=1e-11, method=BDF(single_lu=single_lu))
+    ref = solve(*problem, 30.0, kernel="numpy", **kw)
+    got = solve(*problem, 30.0, **kw)  # the default route
+    _assert_same(ref, got)
+    assert np.all(got.status == Status.success)
+    st = got.stats
+    assert np.all(st["num_lu"] > st["num_jacobians"]) and np.all(st["num_steps"] > 5 * st["num_lu"])
+
+
+def test_stiff_linear_field_agrees_with_the_numpy_route_and_with_expm() -> None:
+    rng = np.random.default_rng(3)
+    K, n = 2, 6
+    q, _ = np.linalg.qr(rng.standard_normal((K, n, n)))
+    a = -np.einsum("kij,j,klj->kil", q, np.logspace(0, 3, n), q)  # eigenvalues -1 .. -1e3
+    y0 = rng.standard_normal((K, n, 1))
+    ts = np.array([0.0, 0.3, 1.0, 2.5, 5.0])
+    kw = dict(args=(a,), batch_shape=(K,), method="bdf", rtol=1e-8, atol=1e-11, saveat=ts)
+
+    def field(t, y, args):
+        return (args[0] @ y[0],)
+
+    ref = integrate(field, (y0,), 5.0, kernel="numpy", **kw)
+    got = integrate(field, (y0,), 5.0, kernel="compiled", **kw)
+    _assert_same(ref, got)
+    exact = np.stack([[expm(t * a[i]) @ y0[i] for t in ts] for i in range(K)])
+    np.testing.assert_allclose(got.states[0], exact, rtol=0, atol=1e-6 * np.max(np.abs(exact)))
+
+
+def test_batch_is_bit_identical_to_solo_runs_whatever_the_threads() -> None:
+    rule, task, w0 = _fa_problem(3, seed=5, cond=1e2, scale=0.3)
+    ts = np.linspace(0, 200, 5)
+    kw = dict(saveat=ts, rtol=1e-6, atol=1e-9, method="bdf", kernel="compiled")
+    batch = solve(rule, task, w0, 200.0, threads=2, **kw)
+    again = solve(rule, task, w0, 200.0, threads=1, **kw)
+    for a, b in zip(batch.states, again.states, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for i in range(3):
+        one = solve(linfa.FA((rule.feedback[0][i : i + 1],)),
+                    linfa.Task(task.sxx, task.syx[i : i + 1], task.syy[i : i + 1]),
+                    tuple(w[i : i + 1] for w in w0), 200.0, threads=1, **kw)
+        for a, b in zip(one.states, batch.states, strict=True):
+            np.testing.assert_array_equal(a[0], b[i])
+        for key in COUNTS:
+            assert one.stats[key][0] == batch.stats[key][i], key
+
+
+def test_endings_max_steps_and_non_finite_as_on_the_numpy_route() -> None:
+    # max_steps: both routes stop every instance after the same 40 steps, at the same state
+    problem = _fa_problem(2, seed=4)
+    kw = dict(rtol=1e-8, atol=1e-11, method="bdf", max_steps=40)
+    with pytest.warns(FailedInstancesWarning, match="max_steps"):
+        ref = solve(*problem, 30.0, kernel="numpy", **kw)
+    with pytest.warns(FailedInstancesWarning, match="max_steps"):
+        got = solve(*problem, 30.0, kernel="compiled", **kw)
+    assert got.status.tolist() == [Status.max_steps] * 2
+    # the step sizes are set by error estimates with rounding noise of about 1e-8 relative (d is a small
+    # difference of large terms) on either route: the grids agree to that, the states at fixed times closer
+    _assert_same(ref, got, t_rtol=1e-6)
+    for x, y in zip(ref.state_final, got.state_final, strict=True):
+        np.testing.assert_allclose(y, x, rtol=0, atol=1e-7 * np.max(np.abs(x)))
+    # y' = a y: e^t overflows near t = 709.8, for that instance alone
+    a = np.array([[0.5], [1.0], [-1.0]])
+    kw = dict(args=(a,), batch_shape=(3,), method="bdf", rtol=1e-4, atol=1e-12)
+
+    def field(t, y, args):
+        return (args[0] * y[0],)
+
+    ref = integrate(field, (np.ones((3, 1)),), 1000.0, kernel="numpy", **kw)
+    got = integrate(field, (np.ones((3, 1)),), 1000.0, kernel="compiled", **kw)
+    assert got.status.tolist() == [Status.success, Status.non_finite, Status.success]
+    _assert_same(ref, got)
+    assert 700 < got.t_final[1] < 720
+    with pytest.raises(IntegrationError, match="non_finite"):
+        integrate(field, (np.ones((3, 1)),), 1000.0, kernel="compiled", throw=True, **kw)
+
+
+def test_what_the_compiled_route_cannot_run_goes_to_the_numpy_route() -> None:
+    problem = _fa_problem(2, seed=4)
+    kw = dict(rtol=1e-6, atol=1e-9, method="bdf")
+    sol = solve(*problem, 10.0, until=norm_above(1e3), **kw)
+    assert sol.stats["kernel"] == "numpy"
+    with pytest.raises(ValueError, match=r"kernel: .*until"):
+        solve(*problem, 10.0, until=norm_above(1e3), kernel="compiled", **kw)
+    assert solve(*problem, 10.0, kernel="numpy", **kw).stats["kernel"] == "numpy"
+    lam = np.array([1e4, 1.0])[:, None]
+
+    def forced(t, y, args):  # np.cos of a traced time: not on the tape
+        return (-args[0] * (y[0] - np.cos(t)[:, None]),)
+
+    kw = dict(args=(lam,), batch_shape=(2,), method="bdf", rtol=1e-9, atol=1e-12)
+    sol = integrate(forced, (np.zeros((2, 1)),), 10.0, **kw)
+    assert sol.stats["kernel"] == "numpy" and np.all(sol.status == Status.success)
+    with pytest.raises(ValueError, match=r"kernel: .*traced"):
+        integrate(forced, (np.zeros((2, 1)),), 10.0, kernel="compiled", **kw)
+    with pytest.raises(ValueError, match="kernel"):
+        integrate(forced, (np.zeros((2, 1)),), 1.0, kernel="compiled", method="rodas4", args=(lam,),
+                  batch_shape=(2,))
