@@ -14,11 +14,15 @@ Routes:
 * ``ros34pw2`` (batched Rosenbrock-W 3(2), the same exact Jacobian, kept with
   its LU across steps) on ``--k-w`` instances (default: as ``--k-stiff``),
   scaled to 64 likewise; ``--skip-rodas4`` leaves rodas4 out;
-* ``bdf`` (linfa's batched variable-order NDF/BDF, the same exact Jacobian and
-  LU kept per instance until its Newton iteration needs new ones) on
-  ``--k-ndf`` instances (default: as ``--k-stiff``), scaled to 64 likewise;
-  printed: steps, Jacobians, LUs and Newton failures per instance, the time per
-  instance and its ratios to ``tsit5`` (projected) and to ``ros34pw2``;
+* ``bdf`` (linfa's variable-order NDF/BDF, the same exact Jacobian and LU
+  kept per instance until its Newton iteration needs new ones; by default on
+  its compiled route, each instance stepped by one numba loop, see
+  ``linfa/integrate/compiled_bdf.py``) and ``bdf-numpy`` (the same method on
+  its batched numpy route, ``kernel="numpy"``) on ``--k-ndf`` instances
+  (default: as ``--k-stiff``), scaled to 64 likewise; printed: steps,
+  Jacobians, LUs and Newton failures per instance, the time per instance, the
+  two routes' ratio and the difference of their final states, and the ratios
+  to ``tsit5`` and to ``ros34pw2``;
 * ``tsit5`` on all 64 instances over the whole interval (about 4 minutes on 2
   cores with the compiled path). With ``--tsit5-steps N`` (``--quick``: 500) it
   stops after ``N`` steps and its time is projected to the whole interval from
@@ -53,7 +57,7 @@ The script unsets ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` for itself
 on small FA problems (the measurements behind the group rule of the scipy
 route), t in [0, 1e4], Σxx eigenvalues 1e-3..1.
 
-``--skip rodas4,ros34pw2,tsit5`` leaves routes out; ``--t1`` shortens the
+``--skip rodas4,ros34pw2,tsit5,bdf,bdf-numpy`` leaves routes out; ``--t1`` shortens the
 horizon (for profiling; the ratios are then not W4's).
 
 Run: ``python benchmarks/bench_stiff.py [--quick]`` (``--quick``: 2 instances
@@ -192,7 +196,8 @@ def main() -> None:
     parser.add_argument("--k-ref", type=int, default=1, help="instances of the reference (0: none)")
     parser.add_argument("--k-w", type=int, default=None)
     parser.add_argument("--skip-rodas4", action="store_true")
-    parser.add_argument("--skip", default="", help="comma-separated routes to leave out: rodas4, ros34pw2, bdf, tsit5")
+    parser.add_argument("--skip", default="",
+                        help="comma-separated routes to leave out: rodas4, ros34pw2, bdf, bdf-numpy, tsit5")
     parser.add_argument("--bdf", default="default", help="scipy:BDF variants: default, single, fd (comma-separated)")
     parser.add_argument("--t1", type=float, default=T1)
     parser.add_argument("--scipy-grid", action="store_true")
@@ -245,29 +250,44 @@ def main() -> None:
               f"Jacobians {w.stats['num_jacobians'].mean():.0f}, LUs {w.stats['num_lu'].mean():.0f}; "
               f"max rel. diff {rel(w, k_w):.1e}", flush=True)
     k_ndf = a.k_ndf or k_stiff
-    t_n64 = float("nan")
-    if "bdf" not in skip:
-        t_n, nd = timed(lambda: solve(*subset(rule, task, w0, k_ndf), t1, rtol=RTOL, atol=ATOL, method="bdf"))
-        t_n64 = t_n * 64 / k_ndf
+    t_n64 = t_nn64 = float("nan")
+    ndf_runs = {}
+    for route, kernel in (("bdf", None), ("bdf-numpy", "numpy")):
+        if route in skip:
+            continue
+        prob = subset(rule, task, w0, k_ndf)
+        t_n, nd = timed(lambda p=prob, k=kernel: solve(*p, t1, rtol=RTOL, atol=ATOL, method="bdf", kernel=k))
+        ndf_runs[route] = nd
+        if kernel is None:
+            t_n64 = t_n * 64 / k_ndf
+        else:
+            t_nn64 = t_n * 64 / k_ndf
         st = nd.stats
-        print(f"    bdf on {k_ndf} instances: {t_n:.1f} s ({t_n / k_ndf:.2f} s per instance)"
-              + (f" -> {t_n64:.0f} s projected for 64" if k_ndf != 64 else "")
+        print(f"    {route} ({st['kernel']}) on {k_ndf} instances: {t_n:.1f} s ({t_n / k_ndf:.3f} s per instance)"
+              + (f" -> {t_n * 64 / k_ndf:.0f} s projected for 64" if k_ndf != 64 else "")
               + f"; status {set(nd.status.tolist())}; steps/instance {st['num_steps'].mean():.0f} "
-              f"({st['num_rejected'].mean():.0f} rejected, {st['num_newton_failures'].mean():.0f} of them Newton "
+              f"({st['num_rejected'].mean():.0f} rejected, {st['num_newton_failures'].mean():.1f} of them Newton "
               f"failures), flow evaluations {st['num_flow_evals'].mean():.0f}, Jacobians "
               f"{st['num_jacobians'].mean():.1f}, LUs {st['num_lu'].mean():.1f}; max rel. diff {rel(nd, k_ndf):.1e}",
               flush=True)
+    if len(ndf_runs) == 2:
+        c, n = (_flat(ndf_runs[r].state_final, k_ndf) for r in ("bdf", "bdf-numpy"))
+        diff = float(np.max(np.linalg.norm(c - n, axis=1) / np.linalg.norm(n, axis=1)))
+        print(f"    bdf compiled vs numpy: {t_nn64 / t_n64:.2f}x faster; final states differ {diff:.1e} "
+              "(relative, the worst instance)", flush=True)
     if a.blas_compare:
         from linfa.integrate import linsolve
 
         routes = [r for r in ("bdf", "ros34pw2") if r not in skip]
-        for route in routes:
+        for route in routes:  # bdf on its numpy route: the compiled one calls LAPACK itself, one thread each
             k_r = k_ndf if route == "bdf" else k_w
+            kern = "numpy" if route == "bdf" else None
             prob = subset(rule, task, w0, k_r)
-            t_new, new = timed(lambda p=prob, r=route: solve(*p, t1, rtol=RTOL, atol=ATOL, method=r))
+            t_new, new = timed(lambda p=prob, r=route, k=kern: solve(*p, t1, rtol=RTOL, atol=ATOL, method=r, kernel=k))
             linsolve.SERIAL_BLAS = False
             try:
-                t_old, old = timed(lambda p=prob, r=route: solve(*p, t1, rtol=RTOL, atol=ATOL, method=r, threads=1))
+                t_old, old = timed(lambda p=prob, r=route, k=kern: solve(*p, t1, rtol=RTOL, atol=ATOL, method=r,
+                                                                         threads=1, kernel=k))
             finally:
                 linsolve.SERIAL_BLAS = True
             print(f"    {route} on {k_r} instances: BLAS on one thread and the instances on {linsolve.cores()} "
@@ -275,9 +295,15 @@ def main() -> None:
                   f"{t_old / t_new:.2f}x; final states differ "
                   f"{np.max(np.abs(_flat(old.state_final, k_r) - _flat(new.state_final, k_r))):.1e}", flush=True)
             if route == "bdf":
-                _, one = timed(lambda p=prob: solve(*p, t1, rtol=RTOL, atol=ATOL, method="bdf", threads=1))
-                same = all(np.array_equal(x, y) for x, y in zip(one.state_final, new.state_final, strict=True))
-                print(f"    bdf with threads=1 and threads={linsolve.cores()}: bit-identical {same}", flush=True)
+                for kern in ("numpy", None):
+                    prob_k = subset(rule, task, w0, k_r)
+                    _, one = timed(lambda p=prob_k, k=kern: solve(*p, t1, rtol=RTOL, atol=ATOL, method="bdf",
+                                                                 threads=1, kernel=k))
+                    _, two = timed(lambda p=prob_k, k=kern: solve(*p, t1, rtol=RTOL, atol=ATOL, method="bdf",
+                                                                 threads=linsolve.cores(), kernel=k))
+                    same = all(np.array_equal(x, y) for x, y in zip(one.state_final, two.state_final, strict=True))
+                    print(f"    bdf ({two.stats['kernel']}) with threads=1 and threads={linsolve.cores()}: "
+                          f"bit-identical {same}", flush=True)
     if "rodas4" not in skip:
         t_st, st = timed(lambda: solve(*subset(rule, task, w0, k_stiff), t1, rtol=RTOL, atol=ATOL, method="rodas4"))
         t_st64 = t_st * 64 / k_stiff
@@ -334,6 +360,8 @@ def main() -> None:
         print(f"    ros34pw2 vs tsit5 (64 instances): {t_ts_proj / t_w64:.2f}x  (target >= 20x)")
     if "tsit5" not in skip and "bdf" not in skip:
         print(f"    bdf vs tsit5 (64 instances): {t_ts_proj / t_n64:.2f}x  (target >= 20x)")
+    if "tsit5" not in skip and "bdf-numpy" not in skip:
+        print(f"    bdf (numpy route) vs tsit5 (64 instances): {t_ts_proj / t_nn64:.2f}x")
     if "ros34pw2" not in skip and "bdf" not in skip:
         print(f"    bdf vs ros34pw2 (64 instances): {t_w64 / t_n64:.2f}x")
 

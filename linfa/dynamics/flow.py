@@ -92,8 +92,9 @@ def solve(
         (:func:`linfa.integrate.schedule.plan`).
     kernel : {"compiled", "numpy"}, optional
         Force the compiled path (the flow traced once and integrated by one
-        compiled loop per instance) or the batched numpy engine; by default
-        chosen from the problem (see :func:`linfa.integrate.integrate`).
+        compiled loop per instance; explicit methods and ``bdf``) or the
+        batched numpy route; by default chosen from the problem (see
+        :func:`linfa.integrate.integrate`).
 
     Returns
     -------

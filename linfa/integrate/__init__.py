@@ -13,6 +13,8 @@ with leading batch axes. The rule-level front end (:func:`linfa.solve`,
   (:class:`Ros34PW2`), which keeps its Jacobian and LU across steps;
 * :mod:`~linfa.integrate.bdf` — the stiff variable-order NDF/BDF method ``bdf``
   (:class:`BDF`), exact Jacobian and LU kept per instance until Newton needs new ones;
+  :mod:`~linfa.integrate.compiled_bdf` — the same method compiled, one numba loop per instance
+  (its default route);
 * :mod:`~linfa.integrate.linsolve` — the stiff methods' per-instance dense LU
   (one BLAS thread, the instances on threads);
 * :mod:`~linfa.integrate.controller` — :class:`StepSizeController` (tolerances, step rule);

@@ -127,23 +127,29 @@ def integrate(
         compiled path, one per core once the batch has work enough). The result
         is bit-identical for any number of threads; ``vf`` must be safe to call
         from several threads at once (pure functions of their arguments are).
-        The stiff methods run their loop in one thread and spread the
+        The batched stiff methods run their loop in one thread and spread the
         per-instance LU factorisations and solves of states of at least
         :data:`~linfa.integrate.linsolve.THREAD_DIM` entries over ``threads``
         threads (default: one per core), with BLAS on one thread
-        (:mod:`linfa.integrate.linsolve`); on the ``scipy:`` route only 1 is
-        accepted.
+        (:mod:`linfa.integrate.linsolve`); compiled ``bdf`` spreads its
+        instances over ``threads`` threads (default: one per core once the
+        batch has work enough, :func:`linfa.integrate.compiled_bdf.threads_for`);
+        on the ``scipy:`` route only 1 is accepted.
     kernel : {"compiled", "numpy"}, optional
-        How an explicit adaptive method runs. ``"compiled"``: ``vf`` is traced
-        once into a tape of matrix operations and each instance is
-        integrated by one compiled loop (:mod:`linfa.integrate.compiled`); a
-        field or method it cannot take raises a ``ValueError`` saying why.
-        ``"numpy"``: the batched numpy engine. Default: the compiled path
-        wherever it applies, unless the flow's matrix products are large
+        How an explicit adaptive method or ``bdf`` runs. ``"compiled"``: ``vf``
+        is traced once into a tape of matrix operations and each instance is
+        integrated by one compiled loop (:mod:`linfa.integrate.compiled`;
+        for ``bdf``, :mod:`linfa.integrate.compiled_bdf`); a field or method
+        it cannot take raises a ``ValueError`` saying why. ``"numpy"``: the
+        batched numpy route. Default: the compiled path wherever it applies;
+        for an explicit method, unless the flow's matrix products are large
         enough for BLAS to thread them (then both routes wait on the same BLAS
         calls and the engine runs; :func:`linfa.integrate.schedule.plan_kernel`).
-        Both take the same steps and agree to rounding; events (``until``),
-        ``dop853``, fixed-step and stiff methods always use their own route.
+        Both take the same steps and agree to rounding (a long stiff ``bdf``
+        run amplifies rounding through its discrete decisions, so there the
+        two agree to the tolerance, as a run does with its own ``y0`` moved by
+        an ulp); events (``until``), ``dop853``, fixed-step methods and the
+        Rosenbrock methods always use their own route.
         ``Solution.stats["kernel"]`` says which ran.
 
     Returns

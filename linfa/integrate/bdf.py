@@ -118,6 +118,12 @@ Linear algebra is per instance (:mod:`linfa.integrate.linsolve`: LAPACK on
 one BLAS thread, the instances spread over threads), and every other
 operation acts on each instance's rows alone, so a batched solve is
 bit-identical to solving each instance by itself.
+
+**Two routes.** This module is the batched numpy route (``kernel="numpy"``)
+and the home of the method's formulas. By default ``method="bdf"`` runs the
+same algorithm compiled, one numba loop per instance that keeps the
+instance's ``J`` and LU in cache (:mod:`linfa.integrate.compiled_bdf`),
+wherever the flow can be traced; ``Solution.stats["kernel"]`` says which ran.
 """
 
 from __future__ import annotations

@@ -130,7 +130,7 @@ class Solution:
         batched calls of the vector field) and ``stiff`` (boolean per
         instance: it ended at ``max_steps`` with its steps at the explicit
         method's stability limit, see :data:`STIFF_HINT`); the explicit
-        Runge–Kutta methods add ``kernel`` (``"compiled"`` or ``"numpy"``: the
+        Runge–Kutta methods and ``bdf`` add ``kernel`` (``"compiled"`` or ``"numpy"``: the
         route that ran, see :func:`linfa.integrate.integrate`); :func:`linfa.sgd` adds
         ``max_norm`` (a float: the norm bound at which it stops an instance as ``diverged``).
     method : str
