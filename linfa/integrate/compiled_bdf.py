@@ -80,7 +80,6 @@ from __future__ import annotations
 import ctypes
 import math
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -646,34 +645,35 @@ def run(p: Problem, m: BDF, plan: Plan, threads: int = 1) -> Solution:
     )
     args_all = p.make_args()
     advance: Any = _advance_all
-    n = max(1, min(int(threads), K))
-    with threadpool_limits(1, user_api="blas"), \
-            (ThreadPoolExecutor(n) if n > 1 else nullcontext()) as pool:
 
-        def spread(rows: np.ndarray, work: Any, pieces: int) -> None:
-            parts = [s for s in np.array_split(rows, min(pieces, rows.size)) if s.size]
-            if pool is None or len(parts) < 2:
-                for s in parts:
-                    work(s)
-                return
-            for fut in [pool.submit(work, s) for s in parts]:
-                fut.result()
+    def jacobians(rows: np.ndarray) -> None:
+        with np.errstate(all="ignore"):
+            jac = dual.jacobian(_at(p, fst[rows, _T], args_all.take(rows)), 0.0, p.layout.views(y[rows]),
+                                batch_ndim=1)
+        jac_t[rows] = jac.transpose(0, 2, 1).reshape(rows.size, D * D)
 
-        def jacobians(rows: np.ndarray) -> None:
-            with np.errstate(all="ignore"):
-                jac = dual.jacobian(_at(p, fst[rows, _T], args_all.take(rows)), 0.0, p.layout.views(y[rows]),
-                                    batch_ndim=1)
-            jac_t[rows] = jac.transpose(0, 2, 1).reshape(rows.size, D * D)
-
-        active = np.arange(K)
+    def block(rows: np.ndarray) -> int:
+        """Integrate the instances ``rows`` to their ends; returns the number of batched Jacobian calls."""
+        calls = 0
+        active = np.ascontiguousarray(rows)
         while active.size:
-            spread(active, lambda s: advance(np.ascontiguousarray(s), *common), 4 * n)
-            active = active[ist[active, _PHASE] == _NEED_J]
+            advance(active, *common)
+            active = np.ascontiguousarray(active[ist[active, _PHASE] == _NEED_J])
             if active.size:
-                spread(active, jacobians, n)
-                raw.n_calls += 1
+                jacobians(active)
+                calls += 1
                 ist[active, _N_JAC] += 1
                 ist[active, _PHASE] = _HAVE_J
+        return calls
+
+    n = max(1, min(int(threads), K))
+    blocks = [b for b in np.array_split(np.arange(K), n) if b.size]
+    with threadpool_limits(1, user_api="blas"):
+        if n == 1:
+            raw.n_calls += block(blocks[0])
+        else:
+            with ThreadPoolExecutor(n) as pool:
+                raw.n_calls += sum(f.result() for f in [pool.submit(block, b) for b in blocks])
     raw.n_accepted[:] = ist[:, _N_ACC]
     raw.n_rejected[:] = ist[:, _N_REJ]
     raw.n_fev[:] = ist[:, _N_FEV]
