@@ -89,8 +89,11 @@ def test_stiff_linear_field_agrees_with_the_numpy_route_and_with_expm() -> None:
     np.testing.assert_allclose(got.states[0], exact, rtol=0, atol=1e-6 * np.max(np.abs(exact)))
 
 
-def test_robertson_kinetics_with_newton_failures_agree_with_the_numpy_route() -> None:
-    """Robertson's stiff chemical kinetics (three scalar leaves), whose Newton iteration fails and retries."""
+@pytest.mark.parametrize(("rtol", "atol", "agree"), [(1e-7, 1e-11, 1e-9), (1e-4, 1e-7, 1e-6)])
+def test_robertson_kinetics_with_newton_failures_agree_with_the_numpy_route(rtol: float, atol: float,
+                                                                           agree: float) -> None:
+    """Robertson's stiff chemical kinetics (three scalar leaves), whose Newton iteration fails and retries;
+    at the loose tolerance some of its iterations diverge (``‖δ_m‖ > 2 ‖δ_{m-1}‖``) and are stopped early."""
 
     def robertson(t, y, args):
         a, b, c = y
@@ -98,14 +101,14 @@ def test_robertson_kinetics_with_newton_failures_agree_with_the_numpy_route() ->
         return (-0.04 * a + k * b * c, 0.04 * a - k * b * c - 3e7 * b * b, 3e7 * b * b)
 
     y0 = (np.array([[1.0], [0.9]]), np.zeros((2, 1)), np.array([[0.0], [0.1]]))
-    kw = dict(args=(np.array([[1e4], [2e4]]),), batch_shape=(2,), method="bdf", rtol=1e-7, atol=1e-11,
+    kw = dict(args=(np.array([[1e4], [2e4]]),), batch_shape=(2,), method="bdf", rtol=rtol, atol=atol,
               saveat=np.geomspace(1e-3, 1e3, 6))
     ref = integrate(robertson, y0, 1e3, kernel="numpy", **kw)
     got = integrate(robertson, y0, 1e3, **kw)
-    _assert_same(ref, got)
+    _assert_same(ref, got, rtol=agree)
     assert np.all(got.stats["num_newton_failures"] >= 2)
     total = sum(s[:, -1, 0] for s in got.states)  # the kinetics conserve a + b + c
-    np.testing.assert_allclose(total, [1.0, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(total, [1.0, 1.0], rtol=10 * rtol)
 
 
 def test_batch_is_bit_identical_to_solo_runs_whatever_the_threads() -> None:
