@@ -57,17 +57,17 @@ on the numpy route. The loop runs each instance until it needs a new ``J``
 returns; all per-instance state lives in arrays (time, step, order, the
 differences, ``c_{LU}``, the rate, the precision, the next save point, the
 counters, ``J`` and the LU). The driver (:func:`run`) computes the Jacobians
-of every instance that asked for one in one batched call and re-enters the
-loop, which resumes each instance where it stopped. A run is therefore a few
-rounds (as many as the most Jacobians any instance needs), each one compiled
-stretch per instance.
+of the instances that asked for one in one batched call and re-enters the
+loop, which resumes each instance where it stopped: a few rounds (as many as
+the most Jacobians an instance needs), each one compiled stretch per
+instance.
 
-**Threads.** The instances of a round are cut into small groups handed to
-:func:`~linfa.integrate.schedule.cores` threads (the loop holds no GIL), with
-BLAS and LAPACK on one thread each (``threadpoolctl``); the Jacobians are
-computed on the same threads, a slice each. Instances never interact and each
-one's arithmetic does not depend on the group or thread it runs in, so the
-results are bit-identical for any number of threads and any batch.
+**Threads.** The instances are cut into contiguous blocks, one per thread
+(:func:`threads_for`), and each thread runs its block's rounds (loop, then
+its block's Jacobians) on its own, with BLAS and LAPACK on one thread each
+(``threadpoolctl``; the loop holds no GIL). Instances never interact and each
+one's arithmetic does not depend on the block it is in, so the results are
+bit-identical for any number of threads and any batch.
 
 **Agreement with the numpy route.** Same steps, Jacobians and LUs, and states
 equal to about ``1e-10`` relative, wherever no decision of the method sits on
@@ -118,7 +118,7 @@ from linfa.integrate.rosenbrock import _at
 from linfa.integrate.schedule import COMPILED_THREAD_WORK, cores
 from linfa.integrate.solution import Solution, Status
 
-__all__ = ["plan", "run"]
+__all__ = ["plan", "run", "threads_for"]
 
 
 # --------------------------------------------------------------------------- LAPACK
@@ -664,7 +664,7 @@ def run(p: Problem, m: BDF, plan: Plan, threads: int = 1) -> Solution:
     coef = np.ascontiguousarray(np.stack([m.alpha, m.gamma, m.error_const]))
     common: tuple[Any, ...] = (
         *_routines(), tp.code, tp.template, plan.tmp_size, tp.out_off, plan.leaf_off, plan.leaf_size, plan.args,
-        iprm, prm, coef, p.ts, ist, fst, dif, y, jac_t, lu, piv, raw.save, y_final,
+        iprm, prm, coef, np.ascontiguousarray(p.ts), ist, fst, dif, y, jac_t, lu, piv, raw.save, y_final,
     )
     args_all = p.make_args()
     advance: Any = _advance_all
