@@ -180,3 +180,28 @@ def test_what_the_compiled_route_cannot_run_goes_to_the_numpy_route() -> None:
     with pytest.raises(ValueError, match="kernel"):
         integrate(forced, (np.zeros((2, 1)),), 1.0, kernel="compiled", method="rodas4", args=(lam,),
                   batch_shape=(2,))
+
+
+def test_given_first_step_empty_interval_and_a_two_axis_batch_as_on_the_numpy_route() -> None:
+    rng = np.random.default_rng(7)
+    q, _ = np.linalg.qr(rng.standard_normal((2, 2, 3, 3)))
+    a = -np.einsum("bkij,j,bklj->bkil", q, np.logspace(0, 2, 3), q)  # batch (2, 2), eigenvalues -1 .. -100
+    y0 = rng.standard_normal((2, 2, 3, 1))
+
+    def field(t, y, args):
+        return (args[0] @ y[0],)
+
+    kw = dict(args=(a,), batch_shape=(2, 2), method="bdf", rtol=1e-8, atol=1e-11, saveat=[0.0, 0.5, 2.0])
+    for extra in ({}, {"dt0": 1e-4}):
+        ref = integrate(field, (y0,), 2.0, kernel="numpy", **extra, **kw)
+        got = integrate(field, (y0,), 2.0, kernel="compiled", **extra, **kw)
+        _assert_same(ref, got)
+        assert got.stats["num_lu"].shape == (2, 2)
+        exact = np.einsum("bkij,bkjl->bkil", np.vectorize(expm, signature="(n,n)->(n,n)")(2.0 * a), y0)
+        np.testing.assert_allclose(got.state_final[0], exact, rtol=0, atol=1e-6 * np.max(np.abs(y0)))
+    kw["saveat"] = [1.0]
+    ref = integrate(field, (y0,), 1.0, t0=1.0, kernel="numpy", **kw)
+    got = integrate(field, (y0,), 1.0, t0=1.0, kernel="compiled", **kw)
+    _assert_same(ref, got)
+    np.testing.assert_array_equal(got.states[0][:, :, 0], y0)
+    assert np.all(got.status == Status.success)
