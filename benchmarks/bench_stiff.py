@@ -252,6 +252,10 @@ def main() -> None:
     k_ndf = a.k_ndf or k_stiff
     t_n64 = t_nn64 = float("nan")
     ndf_runs = {}
+    if "bdf" not in skip:  # numba compiles the loop (or loads it from its disk cache) on the first call
+        t_warm, _ = timed(lambda: solve(*subset(rule, task, w0, 1), 1.0, rtol=RTOL, atol=ATOL, method="bdf"))
+        print(f"    bdf's first call (compiled loop built or loaded; not in the times below): {t_warm:.1f} s",
+              flush=True)
     for route, kernel in (("bdf", None), ("bdf-numpy", "numpy")):
         if route in skip:
             continue
