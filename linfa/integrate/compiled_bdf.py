@@ -57,10 +57,10 @@ on the numpy route. The loop runs each instance until it needs a new ``J``
 returns; all per-instance state lives in arrays (time, step, order, the
 differences, ``c_{LU}``, the rate, the precision, the next save point, the
 counters, ``J`` and the LU). The driver (:func:`run`) computes the Jacobians
-of the instances that asked for one in one batched call and re-enters the
-loop, which resumes each instance where it stopped: a few rounds (as many as
-the most Jacobians an instance needs), each one compiled stretch per
-instance.
+of the instances that asked for one, a few instances a call
+(:data:`JACOBIAN_ENTRIES`), and re-enters the loop, which resumes each
+instance where it stopped: a few rounds (as many as the most Jacobians an
+instance needs), each one compiled stretch per instance.
 
 **Threads.** The instances are cut into contiguous blocks, one per thread
 (:func:`threads_for`), and each thread runs its block's rounds (loop, then
@@ -118,8 +118,15 @@ from linfa.integrate.rosenbrock import _at
 from linfa.integrate.schedule import COMPILED_THREAD_WORK, cores
 from linfa.integrate.solution import Solution, Status
 
-__all__ = ["plan", "run", "threads_for"]
+__all__ = ["JACOBIAN_ENTRIES", "plan", "run", "threads_for"]
 
+
+#: Jacobian entries (instances x D²) per call of :func:`linfa.dual.jacobian` at most (at least one instance):
+#: its temporaries grow with the batch, and past the cache each call streams them. Measured on W4 (D = 800,
+#: one BLAS thread): 20.6 ms per Jacobian one instance at a time, 19.6 two at a time, 22.3 by four, 31 by
+#: eight or sixteen; whole runs of 32 instances on 2 threads, 16 a thread, 0.55 s of CPU per instance with
+#: two a call against 0.68-0.73 with all sixteen.
+JACOBIAN_ENTRIES = 2**21
 
 # --------------------------------------------------------------------------- LAPACK
 def _lapack(name: str, n_args: int) -> Any:
@@ -669,11 +676,14 @@ def run(p: Problem, m: BDF, plan: Plan, threads: int = 1) -> Solution:
     args_all = p.make_args()
     advance: Any = _advance_all
 
+    per_call = max(1, JACOBIAN_ENTRIES // (D * D))
+
     def jacobians(rows: np.ndarray) -> None:
-        with np.errstate(all="ignore"):
-            jac = dual.jacobian(_at(p, fst[rows, _T], args_all.take(rows)), 0.0, p.layout.views(y[rows]),
-                                batch_ndim=1)
-        jac_t[rows] = jac.transpose(0, 2, 1).reshape(rows.size, D * D)
+        for lo in range(0, rows.size, per_call):
+            r = rows[lo : lo + per_call]
+            with np.errstate(all="ignore"):
+                jac = dual.jacobian(_at(p, fst[r, _T], args_all.take(r)), 0.0, p.layout.views(y[r]), batch_ndim=1)
+            jac_t[r] = jac.transpose(0, 2, 1).reshape(r.size, D * D)
 
     def block(rows: np.ndarray) -> int:
         """Integrate the instances ``rows`` to their ends; returns the number of batched Jacobian calls."""
