@@ -190,7 +190,7 @@ def test_batch_is_bit_identical_to_solo_runs_whatever_the_threads(monkeypatch: p
     monkeypatch.setattr(linsolve, "THREAD_DIM", 1)  # spread even these small (36 x 36) LUs over threads
     rule, task, w0 = _fa_problem(3, np.random.default_rng(5), cond=1e2, scale=0.3)
     ts = np.linspace(0, 500, 6)
-    kw = dict(saveat=ts, rtol=1e-6, atol=1e-9, method="bdf")
+    kw = dict(saveat=ts, rtol=1e-6, atol=1e-9, method="bdf", kernel="numpy")  # the batched route's LU threads
     batch = solve(rule, task, w0, 500.0, threads=2, **kw)
     for i in range(3):
         one = solve(linfa.FA((rule.feedback[0][i : i + 1],)),
