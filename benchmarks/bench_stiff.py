@@ -21,8 +21,10 @@ Routes:
   its batched numpy route, ``kernel="numpy"``) on ``--k-ndf`` instances
   (default: as ``--k-stiff``), scaled to 64 likewise; printed: steps,
   Jacobians, LUs and Newton failures per instance, the time per instance, the
-  two routes' ratio and the difference of their final states, and the ratios
-  to ``tsit5`` and to ``ros34pw2``;
+  two routes' ratio and the difference of their final states, where the
+  compiled route's time goes (its counts times the cost of one LU, solve,
+  flow evaluation and Jacobian), and the ratios to ``tsit5`` and to
+  ``ros34pw2``;
 * ``tsit5`` on all 64 instances over the whole interval (about 4 minutes on 2
   cores with the compiled path). With ``--tsit5-steps N`` (``--quick``: 500) it
   stops after ``N`` steps and its time is projected to the whole interval from
@@ -181,6 +183,66 @@ def cvode(rule, task, w0, t1):
     return np.array(finals), np.array(steps), np.array(njev), np.array(nfev)
 
 
+def bdf_breakdown(rule, task, w0, stats) -> None:
+    """Where compiled bdf's time goes, per instance: its counts times the cost of one operation.
+
+    One LU of ``I - c J`` (single precision), one triangular solve, one flow
+    evaluation (the tape) and one Jacobian (:func:`linfa.dual.jacobian`, a few
+    instances a call as the route batches them), each timed on one thread with
+    its data in cache; solves and flow evaluations both counted as the flow
+    evaluations of the steps.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from linfa import dual
+    from linfa.integrate import compiled_bdf
+    from linfa.integrate.compiled import _field
+    from linfa.integrate.rosenbrock import _at
+
+    rows = 3
+    y0, args, batch, unpack = prepare(*subset(rule, task, w0, rows))
+    p = Problem.build(vector_field(unpack), y0, T1, t0=0.0, args=args, batch_shape=batch, saveat=None,
+                      observe=None, controller=StepSizeController(rtol=RTOL, atol=ATOL), max_steps=100_000,
+                      until=None, throw=False)
+    plan, _ = compiled_bdf.plan(p)
+    D, tp = p.layout.D, plan.tape
+    sgetrf, sgetrs, dgetrf, dgetrs = compiled_bdf._routines()
+
+    def jac():
+        return dual.jacobian(_at(p, np.zeros(rows), p.make_args().take(np.arange(rows))), 0.0,
+                             p.layout.views(p.y0), batch_ndim=1)
+
+    def per_call(fn, n):
+        fn()
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        return (time.perf_counter() - t) / n
+
+    jt = np.ascontiguousarray(jac()[0].T).reshape(-1)
+    store, piv = np.zeros(2 * D * D, np.float32), np.zeros(D, np.int32)
+    ib, trans = np.array([D, 0, 1], np.int32), np.array([78], np.uint8)
+    r, r32, f = np.random.default_rng(0).standard_normal(D), np.zeros(D, np.float32), np.empty(D)
+    ws = tp.template.copy()
+    ws[D : D + tp.A] = plan.args[0]
+    tmp = np.empty(max(plan.tmp_size, 1))
+    with threadpool_limits(1, user_api="blas"):
+        t_lu = per_call(lambda: compiled_bdf._factor(jt, store, piv, 10.0, True, D, sgetrf, dgetrf, ib), 20)
+        t_solve = per_call(lambda: compiled_bdf._solve(store, piv, r, True, r32, D, sgetrs, dgetrs, ib, trans), 300)
+        t_flow = per_call(lambda: _field(tp.code, ws, tmp, D, D + tp.A, tp.out_off, plan.leaf_off, plan.leaf_size,
+                                         0.0, p.y0[0], f), 1000)
+        t_jac = per_call(jac, 3) / rows
+    n_lu, n_jac = stats["num_lu"].mean(), stats["num_jacobians"].mean()
+    n_it = stats["num_flow_evals"].mean() - 2
+    parts = {"LUs": n_lu * t_lu, "solves": n_it * t_solve, "flows": n_it * t_flow, "Jacobians": n_jac * t_jac}
+    total = sum(parts.values())
+    print(f"    bdf (compiled) per instance, one thread, data in cache: {n_lu:.1f} LUs x {t_lu * 1e3:.2f} ms = "
+          f"{parts['LUs']:.3f} s, {n_it:.0f} solves x {t_solve * 1e3:.3f} ms = {parts['solves']:.3f} s, "
+          f"{n_it:.0f} flows x {t_flow * 1e6:.1f} us = {parts['flows']:.3f} s, {n_jac:.1f} Jacobians x "
+          f"{t_jac * 1e3:.1f} ms = {parts['Jacobians']:.3f} s; sum {total:.3f} s, LUs {parts['LUs'] / total:.0%} "
+          f"of it", flush=True)
+
+
 def timed(fn):
     t = time.perf_counter()
     out = fn()
@@ -279,6 +341,8 @@ def main() -> None:
         diff = float(np.max(np.linalg.norm(c - n, axis=1) / np.linalg.norm(n, axis=1)))
         print(f"    bdf compiled vs numpy: {t_nn64 / t_n64:.2f}x faster; final states differ {diff:.1e} "
               "(relative, the worst instance)", flush=True)
+    if "bdf" in ndf_runs:
+        bdf_breakdown(rule, task, w0, ndf_runs["bdf"].stats)
     if a.blas_compare:
         from linfa.integrate import linsolve
 
