@@ -80,10 +80,11 @@ only. The numpy route does the same to itself: started from ``y0 (1 +
 2^{-52})`` it drifts as far (measured on W4 and on small FA, linear and Van der
 Pol problems: the two distances are of the same size).
 
-**Cost.** Per W4 instance (``D = 800``, one core): 56.5 LUs of 7.5 ms (0.42 s),
-936 triangular solves of 0.08 ms (0.08 s), 936 flow evaluations of 6 µs, and
-11 Jacobians of 14–20 ms (0.15–0.2 s, :func:`linfa.dual.jacobian` in Python):
-the LUs are two thirds of the time. Measured on W4 (2 cores shared with other
+**Cost.** Per W4 instance (``D = 800``, one core; ``bench_stiff.py`` prints
+this breakdown): 56.5 LUs of 5.5–7.5 ms (0.3–0.42 s), 936 triangular solves of
+0.07–0.08 ms (0.07 s), 936 flow evaluations of 4–6 µs, and 11 Jacobians of
+9–20 ms (0.1–0.2 s, :func:`linfa.dual.jacobian` in Python): the LUs are two
+thirds of the time. Measured on W4 (2 cores shared with other
 work, so roughly): 8 instances, 0.36 s per instance against 0.82 s on the numpy
 route (2.3x); 32 instances, 0.41 s against 0.71 s (1.8x); on one thread 0.60 s
 of CPU per instance against 0.75–0.80 s (both routes pay the same LUs and
