@@ -13,6 +13,17 @@ through its discrete decisions (Newton iterations, orders, refactorisations
 on the edge); the numpy route itself, started from ``y0 (1 + 2^-52)``, drifts
 as far from itself over long horizons. The problems below are short enough
 for no decision to sit on an edge: there the routes agree to ``1e-9``.
+
+Checked by mutation (one change to compiled_bdf.py at a time, each made these
+tests fail): the gain ``g = 1``; the rate's ``0.3``; the divergence test
+dropped, at ``1 x`` or ``4 x``; the error constant of order ``k - 1``; a sign
+in the difference update; ``R(ρ)`` off by one; the interpolant's ``(j - 1) h``;
+``refactor_above`` doubled; ``grow_above`` ignored; no move to double
+precision; the last step not landed on ``t1``; ``max_steps`` off by one;
+``non_finite`` reported as ``stalled``; save points from order ``k - 1``; the
+order never raised; the Newton safety factor dropped; no power-of-two scaling
+of the right-hand side; ``J`` stored untransposed; a new ``J`` not marked
+fresh; the initial step of error order 2; ``dt0`` doubled.
 """
 
 from __future__ import annotations
