@@ -62,12 +62,13 @@ of the instances that asked for one, a few instances a call
 instance where it stopped: a few rounds (as many as the most Jacobians an
 instance needs), each one compiled stretch per instance.
 
-**Threads.** The instances are cut into contiguous blocks, one per thread
-(:func:`threads_for`), and each thread runs its block's rounds (loop, then
-its block's Jacobians) on its own, with BLAS and LAPACK on one thread each
-(``threadpoolctl``; the loop holds no GIL). Instances never interact and each
-one's arithmetic does not depend on the block it is in, so the results are
-bit-identical for any number of threads and any batch.
+**Threads.** The instances are cut into contiguous groups, each as many as
+one Jacobian call takes (at most ``K / threads``), handed to
+:func:`threads_for` threads as they free up; a thread runs its group's rounds
+(loop, then the group's Jacobians) on its own, with BLAS and LAPACK on one
+thread each (``threadpoolctl``; the loop holds no GIL). Instances never
+interact and each one's arithmetic does not depend on its group, so the
+results are bit-identical for any number of threads and any batch.
 
 **Agreement with the numpy route.** Same steps, Jacobians and LUs, and states
 equal to about ``1e-10`` relative, wherever no decision of the method sits on
@@ -687,7 +688,7 @@ def run(p: Problem, m: BDF, plan: Plan, threads: int = 1) -> Solution:
             jac_t[r] = jac.transpose(0, 2, 1).reshape(r.size, D * D)
 
     def block(rows: np.ndarray) -> int:
-        """Integrate the instances ``rows`` to their ends; returns the number of batched Jacobian calls."""
+        """Integrate the group ``rows`` to their ends; returns the number of Jacobian calls."""
         calls = 0
         active = np.ascontiguousarray(rows)
         while active.size:
@@ -701,10 +702,11 @@ def run(p: Problem, m: BDF, plan: Plan, threads: int = 1) -> Solution:
         return calls
 
     n = max(1, min(int(threads), K))
-    blocks = [b for b in np.array_split(np.arange(K), n) if b.size]
+    size = min(per_call, -(-K // n))  # a Jacobian call's worth of instances, at most an n-th of them
+    blocks = [np.arange(lo, min(lo + size, K)) for lo in range(0, K, size)]
     with threadpool_limits(1, user_api="blas"):
         if n == 1:
-            raw.n_calls += block(blocks[0])
+            raw.n_calls += sum(block(b) for b in blocks)
         else:
             with ThreadPoolExecutor(n) as pool:
                 raw.n_calls += sum(f.result() for f in [pool.submit(block, b) for b in blocks])
