@@ -82,17 +82,20 @@ only. The numpy route does the same to itself: started from ``y0 (1 +
 Pol problems: the two distances are of the same size).
 
 **Cost.** Per W4 instance (``D = 800``, one core; ``bench_stiff.py`` prints
-this breakdown): 56.5 LUs of 5.5–7.5 ms (0.3–0.42 s), 936 triangular solves of
-0.07–0.08 ms (0.07 s), 936 flow evaluations of 4–6 µs, and 11 Jacobians of
-9–20 ms (0.1–0.2 s, :func:`linfa.dual.jacobian` in Python): the LUs are two
-thirds of the time. Measured on W4 (2 cores shared with other
-work, so roughly): 8 instances, 0.36 s per instance against 0.82 s on the numpy
-route (2.3x); 32 instances, 0.41 s against 0.71 s (1.8x); on one thread 0.60 s
-of CPU per instance against 0.75–0.80 s (both routes pay the same LUs and
-Jacobians; the compiled one saves the solves streaming each LU from memory and
-the Python of each step). The first call on a machine compiles the
-loop (10–20 s on a loaded 2-core machine); numba caches it on disk next to
-this file, and later processes load it in about 0.5 s.
+this breakdown): 56.5 LUs of 5.3–7.5 ms (0.3–0.42 s), 936 triangular solves of
+0.06–0.08 ms (0.06–0.08 s), 936 flow evaluations of 4–6 µs, and 11 Jacobians
+of 5–20 ms (0.06–0.2 s, :func:`linfa.dual.jacobian` in Python, depending on
+the machine's load): the LUs are two thirds to three quarters of the time.
+Measured on W4 (2 cores, ``bench_stiff.py``, a quiet moment of a shared
+machine): 8 instances, 0.335 s per instance against 0.805 s on the numpy
+route (2.4x); 32 instances, 0.283 s against 0.562 s (2.0x); per instance
+about the same steps (627 against 616 on 8 instances: rounding steers some
+decisions, see above), Jacobians (11) and LUs (56.5 against 55.9), final
+states within 3e-6 of each other and 1.5e-6 of ``rodas4`` at rtol 1e-8. Both
+routes pay the same LUs and Jacobians; the compiled one saves the solves
+streaming each LU from memory and the Python of each step. The first call on
+a machine compiles the loop (10–20 s on a loaded 2-core machine); numba caches
+it on disk next to this file, and later processes load it in about 0.5 s.
 
 What it takes: what the explicit compiled path takes of the problem
 (:func:`linfa.integrate.compiled.plan_field`: no ``until`` events, float64
