@@ -187,8 +187,8 @@ def bdf_breakdown(rule, task, w0, stats) -> None:
     """Where compiled bdf's time goes, per instance: its counts times the cost of one operation.
 
     One LU of ``I - c J`` (single precision), one triangular solve, one flow
-    evaluation (the tape) and one Jacobian (:func:`linfa.dual.jacobian`, a few
-    instances a call as the route batches them), each timed on one thread with
+    evaluation (the tape) and one Jacobian (:func:`linfa.dual.jacobian`, as many
+    instances a call as the route takes), each timed on one thread with
     its data in cache; solves and flow evaluations both counted as the flow
     evaluations of the steps.
     """
@@ -208,9 +208,11 @@ def bdf_breakdown(rule, task, w0, stats) -> None:
     D, tp = p.layout.D, plan.tape
     sgetrf, sgetrs, dgetrf, dgetrs = compiled_bdf._routines()
 
+    per = max(1, min(rows, compiled_bdf.JACOBIAN_ENTRIES // (D * D)))  # instances a call, as the route does
+
     def jac():
-        return dual.jacobian(_at(p, np.zeros(rows), p.make_args().take(np.arange(rows))), 0.0,
-                             p.layout.views(p.y0), batch_ndim=1)
+        return dual.jacobian(_at(p, np.zeros(per), p.make_args().take(np.arange(per))), 0.0,
+                             p.layout.views(p.y0[:per]), batch_ndim=1)
 
     def per_call(fn, n):
         fn()
@@ -231,7 +233,7 @@ def bdf_breakdown(rule, task, w0, stats) -> None:
         t_solve = per_call(lambda: compiled_bdf._solve(store, piv, r, True, r32, D, sgetrs, dgetrs, ib, trans), 300)
         t_flow = per_call(lambda: _field(tp.code, ws, tmp, D, D + tp.A, tp.out_off, plan.leaf_off, plan.leaf_size,
                                          0.0, p.y0[0], f), 1000)
-        t_jac = per_call(jac, 3) / rows
+        t_jac = per_call(jac, 5) / per
     n_lu, n_jac = stats["num_lu"].mean(), stats["num_jacobians"].mean()
     n_it = stats["num_flow_evals"].mean() - 2
     parts = {"LUs": n_lu * t_lu, "solves": n_it * t_solve, "flows": n_it * t_flow, "Jacobians": n_jac * t_jac}

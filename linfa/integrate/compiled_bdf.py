@@ -82,20 +82,20 @@ only. The numpy route does the same to itself: started from ``y0 (1 +
 Pol problems: the two distances are of the same size).
 
 **Cost.** Per W4 instance (``D = 800``, one core; ``bench_stiff.py`` prints
-this breakdown): 56.5 LUs of 5.3–7.5 ms (0.3–0.42 s), 936 triangular solves of
-0.06–0.08 ms (0.06–0.08 s), 936 flow evaluations of 4–6 µs, and 11 Jacobians
-of 5–20 ms (0.06–0.2 s, :func:`linfa.dual.jacobian` in Python, depending on
-the machine's load): the LUs are two thirds to three quarters of the time.
-Measured on W4 (2 cores, ``bench_stiff.py``, a quiet moment of a shared
-machine): 8 instances, 0.335 s per instance against 0.805 s on the numpy
-route (2.4x); 32 instances, 0.283 s against 0.562 s (2.0x); per instance
-about the same steps (627 against 616 on 8 instances: rounding steers some
-decisions, see above), Jacobians (11) and LUs (56.5 against 55.9), final
-states within 3e-6 of each other and 1.5e-6 of ``rodas4`` at rtol 1e-8. Both
-routes pay the same LUs and Jacobians; the compiled one saves the solves
-streaming each LU from memory and the Python of each step. The first call on
-a machine compiles the loop (10–20 s on a loaded 2-core machine); numba caches
-it on disk next to this file, and later processes load it in about 0.5 s.
+this breakdown): 56.5 LUs of 5.2–7.5 ms (0.3–0.42 s), 936 triangular solves of
+0.06–0.09 ms (0.06–0.08 s), 936 flow evaluations of 4–6 µs, and 11 Jacobians
+of 1.3–2.4 ms (0.015–0.025 s, :func:`linfa.dual.jacobian` in Python, one
+instance a call): the LUs are four fifths of the time. Measured on W4 (2
+cores, ``bench_stiff.py``, a quiet moment of a shared machine): 8 instances,
+0.276 s per instance against 0.788 s on the numpy route (2.9x); 32
+instances, 0.277 s against 0.629 s (2.3x); per instance about the same steps
+(627 against 616 on 8 instances: rounding steers some decisions, see above),
+Jacobians (11) and LUs (56.5 against 55.9), final states within 3e-6 of each
+other and 1.5e-6 of ``rodas4`` at rtol 1e-8. Both routes pay the same LUs
+and Jacobians; the compiled one saves the solves streaming each LU from
+memory and the Python of each step. The first call on a machine compiles the
+loop (10–20 s on a loaded 2-core machine); numba caches it on disk next to
+this file, and later processes load it in about 0.5 s.
 
 What it takes: what the explicit compiled path takes of the problem
 (:func:`linfa.integrate.compiled.plan_field`: no ``until`` events, float64
@@ -128,10 +128,9 @@ __all__ = ["JACOBIAN_ENTRIES", "plan", "run", "threads_for"]
 
 #: Jacobian entries (instances x D²) per call of :func:`linfa.dual.jacobian` at most (at least one instance):
 #: its temporaries grow with the batch, and past the cache each call streams them. Measured on W4 (D = 800,
-#: one BLAS thread): 20.6 ms per Jacobian one instance at a time, 19.6 two at a time, 22.3 by four, 31 by
-#: eight or sixteen; whole runs of 32 instances on 2 threads, 16 a thread, 0.55 s of CPU per instance with
-#: two a call against 0.68-0.73 with all sixteen.
-JACOBIAN_ENTRIES = 2**21
+#: one BLAS thread): 2.4 ms per Jacobian one instance at a time, 4.4 two at a time, 7.3 by four, 10-13 by
+#: eight or sixteen. Small states (D = 36: 809 instances) are still batched, saving the Python of each call.
+JACOBIAN_ENTRIES = 2**20
 
 # --------------------------------------------------------------------------- LAPACK
 def _lapack(name: str, n_args: int) -> Any:
@@ -215,6 +214,22 @@ def _solve(store: np.ndarray, pv: np.ndarray, r: np.ndarray, single: bool, r32: 
     else:
         dgetrs(trans.ctypes, ib.ctypes, ib[2:].ctypes, store.view(np.float64)[:n].ctypes, ib.ctypes, pv.ctypes,
                r.ctypes, ib.ctypes, ib[1:].ctypes)
+
+
+@_compiled
+def _store_transposed(jac: np.ndarray, rows: np.ndarray, jac_t: np.ndarray) -> None:  # pragma: no cover
+    """``jac_t[rows[q]] = J_q^T`` row-major (``J_q = jac[q]``, ``D x D``), in 32 x 32 tiles that stay in cache."""
+    D = jac.shape[1]
+    for q in range(rows.shape[0]):
+        src = jac[q]
+        dst = jac_t[rows[q]]
+        for i0 in range(0, D, 32):
+            i1 = min(i0 + 32, D)
+            for j0 in range(0, D, 32):
+                j1 = min(j0 + 32, D)
+                for j in range(j0, j1):
+                    for i in range(i0, i1):
+                        dst[j * D + i] = src[i, j]
 
 
 @_compiled
@@ -688,7 +703,7 @@ def run(p: Problem, m: BDF, plan: Plan, threads: int = 1) -> Solution:
             r = rows[lo : lo + per_call]
             with np.errstate(all="ignore"):
                 jac = dual.jacobian(_at(p, fst[r, _T], args_all.take(r)), 0.0, p.layout.views(y[r]), batch_ndim=1)
-            jac_t[r] = jac.transpose(0, 2, 1).reshape(r.size, D * D)
+            _store_transposed(np.ascontiguousarray(jac), np.ascontiguousarray(r), jac_t)
 
     def block(rows: np.ndarray) -> int:
         """Integrate the group ``rows`` to their ends; returns the number of Jacobian calls."""
