@@ -244,3 +244,28 @@ def test_method_objects_time_dependent_fields_and_errors() -> None:
         integrate(forced, (np.zeros((2, 1)),), 1.0, args=(lam2,), batch_shape=(2,), method="bdf6")
     with pytest.raises(ValueError, match="kernel"):
         integrate(forced, (np.zeros((2, 1)),), 1.0, args=(lam2,), batch_shape=(2,), method="bdf", kernel="compiled")
+    with pytest.raises(ValueError, match="refactor_above"):
+        BDF(refactor_above=1.0)
+
+
+@pytest.mark.parametrize("r", [0.4, 0.7, 1.0, 1.3, 2.0])
+def test_a_kept_lu_leaves_the_fraction_of_the_newton_error_the_refactor_bound_is_about(r: float) -> None:
+    """One Newton iteration on ``y' = λ y`` with the LU of ``I - c_{LU} λ`` and ``c = r c_{LU}``: the gain
+    ``g = 2/(1 + r)`` leaves ``|1 - r|/(1 + r)`` of the error, in a stiff and in a non-stiff component alike
+    (the reason ``refactor_above`` must stay below 1)."""
+    lam = np.array([-1e9, -1e-9])  # |c λ| >> 1 and << 1
+    c_lu = 1.0
+    c = np.full(2, r * c_lu)
+    y_pred = np.ones((2, 1))
+    psi = np.full((2, 1), 0.25)
+
+    def f(pos, y):
+        return lam[pos, None] * y
+
+    def solve(pos, rhs):
+        return rhs / (1 - c_lu * lam[pos, None])
+
+    exact = (c * lam - psi[:, 0]) / (1 - c * lam)  # d = c λ (y⁽⁰⁾ + d) - ψ
+    _, d, _, _, _ = newton(f, solve, y_pred, psi, c, 2 / (1 + c / c_lu), np.ones((2, 1)), np.zeros(2),
+                           np.ones(2), 1)
+    np.testing.assert_allclose(np.abs(1 - d[:, 0] / exact), abs(1 - r) / (1 + r), rtol=1e-6, atol=1e-8)
