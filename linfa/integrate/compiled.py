@@ -276,6 +276,58 @@ def _nmax(a: float, b: float) -> float:  # pragma: no cover
 
 
 @_compiled
+def _initial_h0(y: np.ndarray, f0: np.ndarray, atol: float, rtol: float,
+                interval: float) -> tuple[float, float]:  # pragma: no cover
+    """The first guess of :meth:`~linfa.integrate.StepSizeController.initial_step`: ``(h0, d1)``.
+
+    With ``s_i = atol + rtol |y_i|``, ``d0 = rms(y / s)``, ``d1 = rms(f0 / s)``:
+    ``h0 = 0.01 d0 / d1`` (``1e-6`` when either is below ``1e-5``), at most ``interval``.
+    """
+    D = y.shape[0]
+    s0 = 0.0
+    s1 = 0.0
+    for i in range(D):
+        sc = atol + abs(y[i]) * rtol
+        u = y[i] / sc
+        v = f0[i] / sc
+        s0 += u * u
+        s1 += v * v
+    d0 = math.sqrt(s0 / D)
+    d1 = math.sqrt(s1 / D)
+    if d0 < 1e-5 or d1 < 1e-5:
+        h0 = 1e-6
+    else:
+        h0 = 0.01 * d0 / (d1 if d1 > 0 else 1.0)
+    return _nmin(h0, interval), d1
+
+
+@_compiled
+def _initial_h(y: np.ndarray, f0: np.ndarray, f1: np.ndarray, h0: float, d1: float, atol: float, rtol: float,
+               q_err: int, interval: float) -> tuple[float, bool]:  # pragma: no cover
+    """The initial step from the first guess ``h0`` and ``f1 = f(t0 + h0, y + h0 f0)``: ``(h, finite)``.
+
+    ``d2 = rms((f1 - f0) / s) / h0``; ``h1 = (0.01 / max(d1, d2))^{1/(q_err + 1)}``
+    (``max(1e-6, 1e-3 h0)`` when both are below ``1e-15``, ``h0`` when not
+    finite); ``h = min(100 h0, h1, interval)``. ``finite``: ``d1`` and ``d2`` are.
+    """
+    D = y.shape[0]
+    s2 = 0.0
+    for i in range(D):
+        sc = atol + abs(y[i]) * rtol
+        u = (f1[i] - f0[i]) / sc
+        s2 += u * u
+    d2 = math.sqrt(s2 / D) / h0
+    dmax = _nmax(d1, d2)
+    if d1 <= 1e-15 and d2 <= 1e-15:
+        h1 = _nmax(1e-6, h0 * 1e-3)
+    else:
+        h1 = (0.01 / dmax) ** (1.0 / (q_err + 1))
+    if not np.isfinite(h1):
+        h1 = h0
+    return _nmin(_nmin(100 * h0, h1), interval), bool(np.isfinite(d1) and np.isfinite(d2))
+
+
+@_compiled
 def _spacing(x: float) -> float:  # pragma: no cover
     """``np.spacing`` of a non-negative number."""
     return np.nextafter(x, np.inf) - x
@@ -408,40 +460,13 @@ def _solve_range(lo: int, hi: int, code: np.ndarray, template: np.ndarray, tmp_s
         elif interval == 0:
             h = 1.0
         else:
-            s0 = 0.0
-            s1 = 0.0
-            for i in range(D):
-                sc = atol + abs(y[i]) * rtol
-                u = y[i] / sc
-                v = hk[0, i] / sc
-                s0 += u * u
-                s1 += v * v
-            d0 = math.sqrt(s0 / D)
-            d1 = math.sqrt(s1 / D)
-            if d0 < 1e-5 or d1 < 1e-5:
-                h0 = 1e-6
-            else:
-                h0 = 0.01 * d0 / (d1 if d1 > 0 else 1.0)
-            h0 = _nmin(h0, interval)
+            h0, d1 = _initial_h0(y, hk[0], atol, rtol, interval)
             for i in range(D):
                 X[i] = y[i] + h0 * hk[0, i]
             _field_scaled(code, ws, tmp, t_off, out_off, leaf_off, leaf_size, t0 + h0, 1.0, f)
             nfev += 1
-            s2 = 0.0
-            for i in range(D):
-                sc = atol + abs(y[i]) * rtol
-                u = (f[i] - hk[0, i]) / sc
-                s2 += u * u
-            d2 = math.sqrt(s2 / D) / h0
-            dmax = _nmax(d1, d2)
-            if d1 <= 1e-15 and d2 <= 1e-15:
-                h1 = _nmax(1e-6, h0 * 1e-3)
-            else:
-                h1 = (0.01 / dmax) ** (1.0 / (q_err + 1))
-            if not np.isfinite(h1):
-                h1 = h0
-            h = _nmin(_nmin(100 * h0, h1), interval)
-            if not (np.isfinite(d1) and np.isfinite(d2)):
+            h, fin = _initial_h(y, hk[0], f, h0, d1, atol, rtol, q_err, interval)
+            if not fin:
                 saw_nf = True
         if t1 > t0:
             h = _nmin(h, t1 - t0)

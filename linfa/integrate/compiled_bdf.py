@@ -117,7 +117,7 @@ from threadpoolctl import threadpool_limits
 from linfa import dual
 from linfa.integrate._kernels import _compiled
 from linfa.integrate.bdf import BDF
-from linfa.integrate.compiled import Plan, _field, _nmax, _nmin, _spacing, plan_field
+from linfa.integrate.compiled import Plan, _field, _initial_h, _initial_h0, _nmax, _nmin, _spacing, plan_field
 from linfa.integrate.problem import Problem, Raw
 from linfa.integrate.rosenbrock import _at
 from linfa.integrate.schedule import COMPILED_THREAD_WORK, cores
@@ -374,40 +374,13 @@ def _advance(kk: int, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any, code: 
         if dt0 == dt0:
             h = dt0
         else:  # StepSizeController.initial_step, error order 1
-            s0 = 0.0
-            s1 = 0.0
-            for i in range(D):
-                scl = atol + np.abs(yk[i]) * rtol
-                u = yk[i] / scl
-                v = fp[i] / scl
-                s0 += u * u
-                s1 += v * v
-            d0 = math.sqrt(s0 / D)
-            d1 = math.sqrt(s1 / D)
-            if d0 < 1e-5 or d1 < 1e-5:
-                h0 = 1e-6
-            else:
-                h0 = 0.01 * d0 / (d1 if d1 > 0 else 1.0)
-            h0 = _nmin(h0, interval)
+            h0, d1 = _initial_h0(yk, fp, atol, rtol, interval)
             for i in range(D):
                 yn[i] = yk[i] + h0 * fp[i]
             _field(code, ws, tmp, D, t_off, out_off, leaf_off, leaf_size, t0 + h0, yn, r)
             ist[kk, _N_FEV] += 1
-            s2 = 0.0
-            for i in range(D):
-                scl = atol + np.abs(yk[i]) * rtol
-                u = (r[i] - fp[i]) / scl
-                s2 += u * u
-            d2 = math.sqrt(s2 / D) / h0
-            dmax = _nmax(d1, d2)
-            if d1 <= 1e-15 and d2 <= 1e-15:
-                h1 = _nmax(1e-6, h0 * 1e-3)
-            else:
-                h1 = (0.01 / dmax) ** (1.0 / 2.0)
-            if not np.isfinite(h1):
-                h1 = h0
-            h = _nmin(_nmin(100 * h0, h1), interval)
-            if not (np.isfinite(d1) and np.isfinite(d2)):
+            h, fin = _initial_h(yk, fp, r, h0, d1, atol, rtol, 1, interval)
+            if not fin:
                 bad = True
         if bad:
             _finish(kk, st_non_finite, t0, yk, ist, fst, y_final)
