@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _stiff_problems import stiff_fa
 from scipy.linalg import expm
 
 import linfa
@@ -162,13 +163,7 @@ def test_stiff_linear_system_matches_expm_at_interpolated_save_points_and_reuses
 
 
 def _fa_problem(K: int, rng: np.random.Generator, cond: float = 1e4, scale: float = 0.5):
-    widths = (6, 4, 3)
-    q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
-    sxx = (q * np.logspace(-np.log10(cond), 0, 6)) @ q.T
-    task = linfa.Task.teacher(rng.standard_normal((K, 3, 6)) / np.sqrt(6), sxx=0.5 * (sxx + sxx.T))
-    rule = linfa.FA(linfa.feedback.for_rule("FA", widths, rng, scale=scale, batch=(K,)))
-    w0 = tuple(scale * rng.standard_normal((K, widths[i + 1], widths[i])) for i in range(2))
-    return rule, task, w0
+    return stiff_fa(K, rng, cond, scale)
 
 
 def test_agrees_with_rodas4_on_a_stiff_fa_problem() -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _stiff_problems import stiff_fa
 from scipy.linalg import expm
 
 import linfa
@@ -57,14 +58,7 @@ def _assert_same(ref, got, *, rtol: float = 1e-9, t_rtol: float = 1e-12) -> None
 
 def _fa_problem(K: int, seed: int, cond: float = 1e3, scale: float = 0.5):
     """FA (6, 4, 3), Σxx with eigenvalues log-spaced from 1/cond to 1 in a random basis."""
-    rng = np.random.default_rng(seed)
-    widths = (6, 4, 3)
-    q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
-    sxx = (q * np.logspace(-np.log10(cond), 0, 6)) @ q.T
-    task = linfa.Task.teacher(rng.standard_normal((K, 3, 6)) / np.sqrt(6), sxx=0.5 * (sxx + sxx.T))
-    rule = linfa.FA(linfa.feedback.for_rule("FA", widths, rng, scale=scale, batch=(K,)))
-    w0 = tuple(scale * rng.standard_normal((K, widths[i + 1], widths[i])) for i in range(2))
-    return rule, task, w0
+    return stiff_fa(K, np.random.default_rng(seed), cond, scale)
 
 
 @pytest.mark.parametrize("single_lu", [True, False])

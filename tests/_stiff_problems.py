@@ -1,0 +1,22 @@
+"""Small stiff FA problems shared by the tests of the stiff methods and their routes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import linfa
+
+
+def stiff_fa(K: int, rng: np.random.Generator, cond: float, scale: float = 0.5):
+    """FA (6, 4, 3), Σxx with eigenvalues log-spaced from ``1/cond`` to 1 in a random basis.
+
+    Returns ``(rule, task, w0)``; teacher entries N(0, 1/6), feedback and
+    initial weights of entry scale ``scale``, batched over ``K``.
+    """
+    widths = (6, 4, 3)
+    q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    sxx = (q * np.logspace(-np.log10(cond), 0, 6)) @ q.T
+    task = linfa.Task.teacher(rng.standard_normal((K, 3, 6)) / np.sqrt(6), sxx=0.5 * (sxx + sxx.T))
+    rule = linfa.FA(linfa.feedback.for_rule("FA", widths, rng, scale=scale, batch=(K,)))
+    w0 = tuple(scale * rng.standard_normal((K, widths[i + 1], widths[i])) for i in range(2))
+    return rule, task, w0
