@@ -230,16 +230,30 @@ class _Workspace:
         self.count = 0
 
     def empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-        """The ``count``-th buffer, as a C-ordered array of ``shape`` (a new one if it is too small)."""
+        """The ``count``-th buffer, as a C-ordered array of ``shape`` (a new one if it is too small).
+
+        Only the first :data:`_WORKSPACE_BYTES` of an evaluation's arrays are
+        kept: a kept buffer lives until the call ends, where numpy would free a
+        dead temporary at once, so beyond that budget (a flow of many dense
+        operations) the arrays are numpy's own and the peak memory stays
+        numpy's plus the budget.
+        """
         i = self.count
         self.count += 1
         size = math.prod(shape)
-        if i == len(self.buffers):
+        if i >= len(self.buffers):
+            need = size * np.dtype(dtype).itemsize
+            if i > len(self.buffers) or self.nbytes() + need > _WORKSPACE_BYTES:
+                return np.empty(shape, dtype)
             self.buffers.append(np.empty(size, dtype))
         b = self.buffers[i]
         if b.size < size or b.dtype != dtype:  # chunks differ by a direction or two: keep the larger
             b = self.buffers[i] = np.empty(max(size, b.size if b.dtype == dtype else 0), dtype)
         return b[:size].reshape(shape)
+
+    def nbytes(self) -> int:
+        """Bytes held."""
+        return sum(b.nbytes for b in self.buffers)
 
 
 _local = threading.local()  # .workspace: the _Workspace of the jacobian running in this thread, if any
@@ -582,6 +596,16 @@ def _tangents(out: Any, y: tuple[np.ndarray, ...], lead: tuple[int, ...], rank1:
     res: list[Any] = []
     for i, (o, leaf) in enumerate(zip(out, y, strict=True)):
         want = (*lead, *leaf.shape)
+        shape = np.shape(o.primal if isinstance(o, Dual) else o)
+        try:
+            fits = np.broadcast_shapes(shape, leaf.shape) == leaf.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"f: output {i} has shape {shape}, expected {leaf.shape} (its leaf's); constants of the flow "
+                "must not add batch axes the state does not have"
+            )
         if rank1 and isinstance(o, Dual) and isinstance(o._tangent, _LowRank) and o._tangent.u.shape[-2] == 1:
             factored = o._tangent
             if len(factored.shape) == len(want) and np.broadcast_shapes(factored.shape, want) == want:
@@ -713,8 +737,10 @@ def jacobian(
     Notes
     -----
     The evaluations reuse one set of buffers (the same shapes come back in
-    every chunk), kept per thread for the next call if they take at most
-    64 MiB; ``f`` must not keep the tangents it is given or computes beyond
+    every chunk): the first 256 MiB of arrays an evaluation allocates
+    (``_WORKSPACE_BYTES``), which live until the call ends, so the peak memory
+    is at most that much above the flow's own; the buffers are kept per
+    thread for the next call if they take at most 64 MiB. ``f`` must not keep the tangents it is given or computes beyond
     its call. Calls from several threads at once are safe. ``f`` is called
     once per chunk (and leaf), so it must be a function of its arguments.
     """
@@ -755,7 +781,7 @@ def jacobian(
                     np.copyto(block, _last(d))
     finally:
         _local.workspace = outer
-        if sum(b.nbytes for b in workspace.buffers) <= _SPARE_BYTES:
+        if workspace.nbytes() <= _SPARE_BYTES:
             _local.spare = workspace
     return jac
 
@@ -774,6 +800,9 @@ _WHOLE_MAX = 128
 # A thread keeps the buffers of its last jacobian call (for the next call, of the
 # same shapes in an integrator) if they take at most this many bytes.
 _SPARE_BYTES = 2**26
+
+# The arrays of one flow evaluation kept for the next (see _Workspace.empty), at most this many bytes.
+_WORKSPACE_BYTES = 2**28
 
 
 def _unit_directions(core: tuple[int, ...], nb: int, entries: np.ndarray, cols: np.ndarray, k: int) -> Any:
