@@ -740,9 +740,10 @@ def jacobian(
     every chunk): the first 256 MiB of arrays an evaluation allocates
     (``_WORKSPACE_BYTES``), which live until the call ends, so the peak memory
     is at most that much above the flow's own; the buffers are kept per
-    thread for the next call if they take at most 64 MiB. ``f`` must not keep the tangents it is given or computes beyond
-    its call. Calls from several threads at once are safe. ``f`` is called
-    once per chunk (and leaf), so it must be a function of its arguments.
+    thread for the next call if they take at most 64 MiB. ``f`` must not
+    keep the tangents it is given or computes beyond its call. Calls from
+    several threads at once are safe. ``f`` is called once per chunk (and
+    leaf), so it must be a function of its arguments.
     """
     leaves, batch = _state("y", y, batch_ndim)
     nb = len(batch)
