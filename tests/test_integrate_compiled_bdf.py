@@ -210,3 +210,16 @@ def test_given_first_step_empty_interval_and_a_two_axis_batch_as_on_the_numpy_ro
     _assert_same(ref, got)
     np.testing.assert_array_equal(got.states[0][:, :, 0], y0)
     assert np.all(got.status == Status.success)
+
+
+def test_threads_for_checks_its_arguments_and_caps_at_the_instances() -> None:
+    from linfa.integrate import compiled_bdf
+
+    assert compiled_bdf.threads_for(3, 10, 100, threads=8) == 3
+    assert compiled_bdf.threads_for(0, 10, 100) == 1
+    with pytest.raises(ValueError, match="threads"):
+        compiled_bdf.threads_for(4, 3, 10, 0)
+    with pytest.raises(ValueError, match="threads"):
+        compiled_bdf.threads_for(4, 3, 10, 2.7)
+    with pytest.raises(ValueError, match="K"):
+        compiled_bdf.threads_for(-3, 3, 10, 2)

@@ -115,6 +115,7 @@ from numba.extending import get_cython_function_address
 from threadpoolctl import threadpool_limits
 
 from linfa import dual
+from linfa._validate import count
 from linfa.integrate._kernels import _compiled
 from linfa.integrate.bdf import BDF
 from linfa.integrate.compiled import Plan, _field, _initial_h, _initial_h0, _nmax, _nmin, _spacing, plan_field
@@ -609,9 +610,14 @@ def threads_for(K: int, D: int, total_flops: int, threads: int | None = None) ->
     :meth:`linfa.integrate.trace.Tape.matmul_flops`) and a triangular solve
     (``D²``) per Newton iteration; ``threads`` overrides (at most ``K``).
     """
+    K = count("K", K)
+    D = count("D", D)
+    total_flops = count("total_flops", total_flops)
     if threads is None:
-        threads = cores() if K * (int(total_flops) + D * D) >= COMPILED_THREAD_WORK else 1
-    return max(1, min(int(threads), K))
+        threads = cores() if K * (total_flops + D * D) >= COMPILED_THREAD_WORK else 1
+    else:
+        threads = count("threads", threads, minimum=1)
+    return max(1, min(threads, K))
 
 
 def run(p: Problem, m: BDF, plan: Plan, threads: int = 1) -> Solution:
@@ -632,6 +638,7 @@ def run(p: Problem, m: BDF, plan: Plan, threads: int = 1) -> Solution:
         As :func:`linfa.integrate.bdf.run`'s (stats ``num_jacobians``,
         ``num_lu``, ``num_newton_failures``), with ``stats["kernel"] = "compiled"``.
     """
+    threads = count("threads", threads, minimum=1)
     K, D = p.K, p.layout.D
     ctl = p.controller
     tp = plan.tape
