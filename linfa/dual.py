@@ -60,6 +60,8 @@ from typing import Any
 
 import numpy as np
 
+from linfa._validate import count
+
 __all__ = ["Dual", "jacobian", "jvp"]
 
 State = tuple[Any, ...]
@@ -575,6 +577,7 @@ def _state(
         cores = [a.shape[-2:] for a in leaves]
         heads = [a.shape[:-2] for a in leaves]
     else:
+        batch_ndim = count("batch_ndim", batch_ndim)
         if any(a.ndim < batch_ndim for a in leaves):
             raise ValueError(f"{name}: expected {batch_ndim} batch axes, got shapes {[a.shape for a in leaves]}")
         cores = [a.shape[batch_ndim:] for a in leaves]

@@ -289,3 +289,11 @@ def test_an_output_unlike_its_leaf_is_named(kind: str) -> None:
         dual.jacobian(f, 0.0, y)
     with pytest.raises(ValueError, match="f: output 0 has shape"):
         dual.jvp(f, 0.0, y, (np.ones((1, 4, 4)),))
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5])
+def test_batch_ndim_is_checked(bad: Any) -> None:
+    with pytest.raises(ValueError, match="batch_ndim"):
+        dual.jacobian(lambda t, s: (s[0],), 0.0, (np.ones((2, 3, 3)),), batch_ndim=bad)
+    with pytest.raises(ValueError, match="batch_ndim"):
+        dual.jvp(lambda t, s: (s[0],), 0.0, (np.ones((2, 3, 3)),), (np.ones((2, 3, 3)),), batch_ndim=bad)
