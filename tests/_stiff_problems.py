@@ -20,3 +20,13 @@ def stiff_fa(K: int, rng: np.random.Generator, cond: float, scale: float = 0.5):
     rule = linfa.FA(linfa.feedback.for_rule("FA", widths, rng, scale=scale, batch=(K,)))
     w0 = tuple(scale * rng.standard_normal((K, widths[i + 1], widths[i])) for i in range(2))
     return rule, task, w0
+
+
+def stiff_linear(K: int, n: int, rng: np.random.Generator, decades: float):
+    """``y' = A y`` with ``A`` symmetric, eigenvalues log-spaced from ``-1`` to ``-10^decades``.
+
+    Returns ``(a, y0)``: ``a`` of shape ``(K, n, n)``, ``y0`` of shape ``(K, n, 1)``.
+    """
+    q, _ = np.linalg.qr(rng.standard_normal((K, n, n)))
+    a = -np.einsum("kij,j,klj->kil", q, np.logspace(0, decades, n), q)
+    return a, rng.standard_normal((K, n, 1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _stiff_problems import stiff_fa
+from _stiff_problems import stiff_fa, stiff_linear
 from scipy.linalg import expm
 
 import linfa
@@ -148,9 +148,7 @@ def test_global_error_follows_the_tolerance_on_a_linear_system() -> None:
 def test_stiff_linear_system_matches_expm_at_interpolated_save_points_and_reuses_its_lu() -> None:
     rng = np.random.default_rng(3)
     K, n = 2, 6
-    q, _ = np.linalg.qr(rng.standard_normal((K, n, n)))
-    a = -np.einsum("kij,j,klj->kil", q, np.logspace(0, 6, n), q)  # eigenvalues -1 .. -1e6
-    y0 = rng.standard_normal((K, n, 1))
+    a, y0 = stiff_linear(K, n, rng, 6)  # eigenvalues -1 .. -1e6
     ts = np.array([0.0, 0.3, 1.0, 2.5, 5.0])
     sol = integrate(lambda t, y, args: (args[0] @ y[0],), (y0,), 5.0, args=(a,), batch_shape=(K,), method="bdf",
                     rtol=1e-9, atol=1e-12, saveat=ts)

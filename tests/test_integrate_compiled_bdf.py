@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _stiff_problems import stiff_fa
+from _stiff_problems import stiff_fa, stiff_linear
 from scipy.linalg import expm
 
 import linfa
@@ -78,9 +78,7 @@ def test_takes_the_numpy_routes_steps_on_a_stiff_fa_problem(single_lu: bool) -> 
 def test_stiff_linear_field_agrees_with_the_numpy_route_and_with_expm() -> None:
     rng = np.random.default_rng(3)
     K, n = 2, 6
-    q, _ = np.linalg.qr(rng.standard_normal((K, n, n)))
-    a = -np.einsum("kij,j,klj->kil", q, np.logspace(0, 3, n), q)  # eigenvalues -1 .. -1e3
-    y0 = rng.standard_normal((K, n, 1))
+    a, y0 = stiff_linear(K, n, rng, 3)  # eigenvalues -1 .. -1e3
     ts = np.array([0.0, 0.3, 1.0, 2.5, 5.0])
     kw = dict(args=(a,), batch_shape=(K,), method="bdf", rtol=1e-8, atol=1e-11, saveat=ts)
 
