@@ -276,6 +276,15 @@ def _nmax(a: float, b: float) -> float:  # pragma: no cover
 
 
 @_compiled
+def _all_finite(x: np.ndarray) -> bool:  # pragma: no cover
+    """Whether every entry of the vector ``x`` is finite."""
+    for i in range(x.shape[0]):
+        if not np.isfinite(x[i]):
+            return False
+    return True
+
+
+@_compiled
 def _initial_h0(y: np.ndarray, f0: np.ndarray, atol: float, rtol: float,
                 interval: float) -> tuple[float, float]:  # pragma: no cover
     """The first guess of :meth:`~linfa.integrate.StepSizeController.initial_step`: ``(h0, d1)``.
@@ -440,10 +449,7 @@ def _solve_range(lo: int, hi: int, code: np.ndarray, template: np.ndarray, tmp_s
             for i in range(D):
                 save[kk, j, i] = y[i]
         nxt = n0
-        finite0 = True
-        for i in range(D):
-            if not np.isfinite(hk[0, i]):
-                finite0 = False
+        finite0 = _all_finite(hk[0])
         if not finite0:
             done = True
             code_k = 4

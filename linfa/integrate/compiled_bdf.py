@@ -118,7 +118,17 @@ from linfa import dual
 from linfa._validate import count
 from linfa.integrate._kernels import _compiled
 from linfa.integrate.bdf import BDF
-from linfa.integrate.compiled import Plan, _field, _initial_h, _initial_h0, _nmax, _nmin, _spacing, plan_field
+from linfa.integrate.compiled import (
+    Plan,
+    _all_finite,
+    _field,
+    _initial_h,
+    _initial_h0,
+    _nmax,
+    _nmin,
+    _spacing,
+    plan_field,
+)
 from linfa.integrate.problem import Problem, Raw
 from linfa.integrate.rosenbrock import _at
 from linfa.integrate.schedule import COMPILED_THREAD_WORK, cores
@@ -364,10 +374,7 @@ def _advance(kk: int, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any, code: 
     if phase == _START:
         _field(code, ws, tmp, D, t_off, out_off, leaf_off, leaf_size, t0, yk, fp)
         ist[kk, _N_FEV] += 1
-        bad = False
-        for i in range(D):
-            if not np.isfinite(fp[i]):
-                bad = True
+        bad = not _all_finite(fp)
         if t1 == t0:
             _finish(kk, st_success, t0, yk, ist, fst, y_final)
             return
@@ -449,11 +456,7 @@ def _advance(kk: int, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any, code: 
         for it in range(maxiter):
             _field(code, ws, tmp, D, t_off, out_off, leaf_off, leaf_size, t_new, yn, fp)
             ist[kk, _N_FEV] += 1
-            ok = True
-            for i in range(D):
-                if not np.isfinite(fp[i]):
-                    ok = False
-            if not ok:
+            if not _all_finite(fp):
                 finite = False
                 break
             for i in range(D):
