@@ -30,3 +30,10 @@ def stiff_linear(K: int, n: int, rng: np.random.Generator, decades: float):
     q, _ = np.linalg.qr(rng.standard_normal((K, n, n)))
     a = -np.einsum("kij,j,klj->kil", q, np.logspace(0, decades, n), q)
     return a, rng.standard_normal((K, n, 1))
+
+
+def fa_instance(rule, task, w0, i: int):
+    """Instance ``i`` of a batched FA problem ``(rule, task, w0)``, as a batch of one."""
+    one = slice(i, i + 1)
+    return (linfa.FA(tuple(b[one] for b in rule.feedback)), linfa.Task(task.sxx, task.syx[one], task.syy[one]),
+            tuple(w[one] for w in w0))

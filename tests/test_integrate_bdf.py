@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _stiff_problems import stiff_fa, stiff_linear
+from _stiff_problems import fa_instance, stiff_fa, stiff_linear
 from scipy.linalg import expm
 
-import linfa
 from linfa.dynamics import solve
 from linfa.integrate import IntegrationError, Status, integrate, linsolve
 from linfa.integrate.bdf import BDF, interpolate, newton, predict, rescale
@@ -186,9 +185,7 @@ def test_batch_is_bit_identical_to_solo_runs_whatever_the_threads(monkeypatch: p
     kw = dict(saveat=ts, rtol=1e-6, atol=1e-9, method="bdf", kernel="numpy")  # the batched route's LU threads
     batch = solve(rule, task, w0, 500.0, threads=2, **kw)
     for i in range(3):
-        one = solve(linfa.FA((rule.feedback[0][i : i + 1],)),
-                    linfa.Task(task.sxx, task.syx[i : i + 1], task.syy[i : i + 1]),
-                    tuple(w[i : i + 1] for w in w0), 500.0, threads=1, **kw)
+        one = solve(*fa_instance(rule, task, w0, i), 500.0, threads=1, **kw)
         for a, b in zip(one.states, batch.states, strict=True):
             np.testing.assert_array_equal(a[0], b[i])
         for key in ("num_steps", "num_jacobians", "num_lu", "num_flow_evals"):

@@ -30,10 +30,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _stiff_problems import stiff_fa, stiff_linear
+from _stiff_problems import fa_instance, stiff_fa, stiff_linear
 from scipy.linalg import expm
 
-import linfa
 from linfa.dynamics import FailedInstancesWarning, solve
 from linfa.integrate import BDF, IntegrationError, Status, integrate
 from linfa.integrate.events import norm_above
@@ -123,9 +122,7 @@ def test_batch_is_bit_identical_to_solo_runs_whatever_the_threads() -> None:
     for a, b in zip(batch.states, again.states, strict=True):
         np.testing.assert_array_equal(a, b)
     for i in range(3):
-        one = solve(linfa.FA((rule.feedback[0][i : i + 1],)),
-                    linfa.Task(task.sxx, task.syx[i : i + 1], task.syy[i : i + 1]),
-                    tuple(w[i : i + 1] for w in w0), 200.0, threads=1, **kw)
+        one = solve(*fa_instance(rule, task, w0, i), 200.0, threads=1, **kw)
         for a, b in zip(one.states, batch.states, strict=True):
             np.testing.assert_array_equal(a[0], b[i])
         for key in COUNTS:
