@@ -106,6 +106,7 @@ else runs on the numpy ``bdf`` (``kernel="compiled"`` then raises, saying why).
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -150,6 +151,7 @@ def _lapack(name: str, n_args: int) -> Any:
     return ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n_args))(addr)
 
 
+@functools.cache
 def _routines() -> tuple[Any, Any, Any, Any]:
     """``(sgetrf, sgetrs, dgetrf, dgetrs)``, passed to the loop as arguments (not globals: numba caches it)."""
     return _lapack("sgetrf", 6), _lapack("sgetrs", 9), _lapack("dgetrf", 6), _lapack("dgetrs", 9)
