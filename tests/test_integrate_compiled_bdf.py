@@ -3,22 +3,29 @@
 The two routes share the method's coefficients and nothing of its step: one is
 batched numpy over all instances, the other a numba loop per instance
 interpreting the traced flow, with LAPACK called directly. They must take the
-same steps, Jacobians and LUs and agree to rounding, end with the same
-statuses, give the same result for any batch and thread count, and the
-compiled one must hand to the numpy one what it cannot run.
+same steps, Jacobians and LUs, end with the same statuses, give the same
+result for any batch and thread count, and the compiled one must hand to the
+numpy one what it cannot run.
 
-On how far they agree: the flow's rounding differs between the routes (the
-tape's products against numpy's), and a stiff BDF run amplifies rounding
-through its discrete decisions (Newton iterations, orders, refactorisations
-on the edge); the numpy route itself, started from ``y0 (1 + 2^-52)``, drifts
-as far from itself over long horizons. The problems below are short enough
-for no decision to sit on an edge: there the routes agree to ``1e-9``.
+On how far they agree: every operation of the method is done alike on both
+routes, down to the order of the sums in the norms and the C library's
+``pow`` in the step rules (numpy's SIMD ``power`` differs in the last bit for
+about 6% of arguments). So where the tape evaluates the flow exactly as numpy
+does (elementwise operations: Robertson, Van der Pol, linear systems written
+out by components) the routes are **bit for bit identical** over whole long
+runs (:func:`_assert_same`). A flow with matrix products rounds differently
+on the two routes (the tape's loops against BLAS), and a stiff BDF run
+amplifies that through its discrete decisions (a Newton iteration, an order,
+a refactorisation on the edge): the routes then take about the same steps and
+agree to the tolerance (:func:`_assert_close`), as the numpy route does with
+itself started from ``y0 (1 + 2^-52)``.
 
 Checked by mutation (one change to compiled_bdf.py at a time, each made these
 tests fail): the gain ``g = 1``; the rate's ``0.3``; the divergence test
 dropped, at ``1 x`` or ``4 x``; the error constant of order ``k - 1``; a sign
 in the difference update; ``R(ρ)`` off by one; the interpolant's ``(j - 1) h``;
-``refactor_above`` doubled; ``grow_above`` ignored; no move to double
+the bound on a kept LU's contraction doubled; that contraction's floor under
+the Newton rate dropped; ``grow_above`` ignored; no move to double
 precision; the last step not landed on ``t1``; ``max_steps`` off by one;
 ``non_finite`` reported as ``stalled``; save points from order ``k - 1``; the
 order never raised; the Newton safety factor dropped; no power-of-two scaling
@@ -40,12 +47,24 @@ from linfa.integrate.events import norm_above
 COUNTS = ("num_accepted", "num_rejected", "num_flow_evals", "num_jacobians", "num_lu", "num_newton_failures")
 
 
-def _assert_same(ref, got, *, rtol: float = 1e-9, t_rtol: float = 1e-12) -> None:
-    """Same steps, Jacobians, LUs and statuses; saved states equal to ``rtol`` relative to each leaf's size,
-    final times to ``t_rtol``."""
+def _assert_same(ref, got) -> None:
+    """Bit for bit: the same steps, Jacobians, LUs, statuses, final times and saved states."""
     assert ref.stats["kernel"] == "numpy" and got.stats["kernel"] == "compiled"
     for key in COUNTS:
         np.testing.assert_array_equal(got.stats[key], ref.stats[key], err_msg=key)
+    np.testing.assert_array_equal(got.status, ref.status)
+    np.testing.assert_array_equal(got.t_final, ref.t_final)
+    for x, y in zip(ref.states, got.states, strict=True):
+        np.testing.assert_array_equal(y, x)
+
+
+def _assert_close(ref, got, *, rtol: float, t_rtol: float = 1e-12) -> None:
+    """Rounding apart: the same statuses, steps and LUs to 3% (plus 2), final times to ``t_rtol``, saved
+    states to ``rtol`` relative to each leaf's size."""
+    assert ref.stats["kernel"] == "numpy" and got.stats["kernel"] == "compiled"
+    for key in COUNTS:
+        a, b = ref.stats[key], got.stats[key]
+        assert np.all(np.abs(a - b) <= 0.03 * a + 2), (key, a, b)
     np.testing.assert_array_equal(got.status, ref.status)
     np.testing.assert_allclose(got.t_final, ref.t_final, rtol=t_rtol)
     for x, y in zip(ref.states, got.states, strict=True):
@@ -53,6 +72,17 @@ def _assert_same(ref, got, *, rtol: float = 1e-9, t_rtol: float = 1e-12) -> None
         np.testing.assert_array_equal(np.isfinite(y), fin)
         scale = np.max(np.abs(x[fin]), initial=1e-300)
         assert np.max(np.abs(x[fin] - y[fin]), initial=0.0) <= rtol * scale
+
+
+def _by_components(a: np.ndarray):
+    """``y' = a y`` written out by components (``n`` leaves of shape ``(*batch, 1)``, the ``a_ij`` as
+    arguments): elementwise operations only, which the tape evaluates exactly as numpy does."""
+    n = a.shape[-1]
+
+    def field(t, y, args):
+        return tuple(sum((args[i * n + j] * y[j] for j in range(1, n)), args[i * n] * y[0]) for i in range(n))
+
+    return field, tuple(a[..., i, j, None] for i in range(n) for j in range(n))
 
 
 def _fa_problem(K: int, seed: int, cond: float = 1e3, scale: float = 0.5):
@@ -68,7 +98,7 @@ def test_takes_the_numpy_routes_steps_on_a_stiff_fa_problem(single_lu: bool) -> 
     kw = dict(saveat=ts, rtol=1e-8, atol=1e-11, method=BDF(single_lu=single_lu))
     ref = solve(*problem, 30.0, kernel="numpy", **kw)
     got = solve(*problem, 30.0, **kw)  # the default route
-    _assert_same(ref, got)
+    _assert_close(ref, got, rtol=50 * 1e-8, t_rtol=0)
     assert np.all(got.status == Status.success)
     st = got.stats
     assert np.all(st["num_lu"] > st["num_jacobians"]) and np.all(st["num_steps"] > 5 * st["num_lu"])
@@ -79,21 +109,27 @@ def test_stiff_linear_field_agrees_with_the_numpy_route_and_with_expm() -> None:
     K, n = 2, 6
     a, y0 = stiff_linear(K, n, rng, 3)  # eigenvalues -1 .. -1e3
     ts = np.array([0.0, 0.3, 1.0, 2.5, 5.0])
-    kw = dict(args=(a,), batch_shape=(K,), method="bdf", rtol=1e-8, atol=1e-11, saveat=ts)
+    kw = dict(batch_shape=(K,), method="bdf", rtol=1e-8, atol=1e-11, saveat=ts)
+    exact = np.stack([[expm(t * a[i]) @ y0[i] for t in ts] for i in range(K)])
 
     def field(t, y, args):
         return (args[0] @ y[0],)
 
-    ref = integrate(field, (y0,), 5.0, kernel="numpy", **kw)
-    got = integrate(field, (y0,), 5.0, kernel="compiled", **kw)
-    _assert_same(ref, got)
-    exact = np.stack([[expm(t * a[i]) @ y0[i] for t in ts] for i in range(K)])
+    ref = integrate(field, (y0,), 5.0, args=(a,), kernel="numpy", **kw)
+    got = integrate(field, (y0,), 5.0, args=(a,), kernel="compiled", **kw)
+    _assert_close(ref, got, rtol=50 * 1e-8, t_rtol=0)
     np.testing.assert_allclose(got.states[0], exact, rtol=0, atol=1e-6 * np.max(np.abs(exact)))
+    # the same system by components: bit for bit
+    by_comp, args = _by_components(a)
+    leaves = tuple(y0[:, i] for i in range(n))
+    ref = integrate(by_comp, leaves, 5.0, args=args, kernel="numpy", **kw)
+    got = integrate(by_comp, leaves, 5.0, args=args, kernel="compiled", **kw)
+    _assert_same(ref, got)
+    np.testing.assert_allclose(np.stack(got.states, axis=-2), exact, rtol=0, atol=1e-6 * np.max(np.abs(exact)))
 
 
-@pytest.mark.parametrize(("rtol", "atol", "agree"), [(1e-7, 1e-11, 1e-9), (1e-4, 1e-7, 1e-6)])
-def test_robertson_kinetics_with_newton_failures_agree_with_the_numpy_route(rtol: float, atol: float,
-                                                                           agree: float) -> None:
+@pytest.mark.parametrize(("rtol", "atol"), [(1e-7, 1e-11), (1e-4, 1e-7)])
+def test_robertson_kinetics_with_newton_failures_agree_with_the_numpy_route(rtol: float, atol: float) -> None:
     """Robertson's stiff chemical kinetics (three scalar leaves), whose Newton iteration fails and retries;
     at the loose tolerance some of its iterations diverge (``‖δ_m‖ > 2 ‖δ_{m-1}‖``) and are stopped early."""
 
@@ -107,7 +143,7 @@ def test_robertson_kinetics_with_newton_failures_agree_with_the_numpy_route(rtol
               saveat=np.geomspace(1e-3, 1e3, 6))
     ref = integrate(robertson, y0, 1e3, kernel="numpy", **kw)
     got = integrate(robertson, y0, 1e3, **kw)
-    _assert_same(ref, got, rtol=agree)
+    _assert_same(ref, got)
     assert np.all(got.stats["num_newton_failures"] >= 2)
     total = sum(s[:, -1, 0] for s in got.states)  # the kinetics conserve a + b + c
     np.testing.assert_allclose(total, [1.0, 1.0], rtol=10 * rtol)
@@ -140,7 +176,7 @@ def test_endings_max_steps_and_non_finite_as_on_the_numpy_route() -> None:
     assert got.status.tolist() == [Status.max_steps] * 2
     # the step sizes are set by error estimates with rounding noise of about 1e-8 relative (d is a small
     # difference of large terms) on either route: the grids agree to that, the states at fixed times closer
-    _assert_same(ref, got, t_rtol=1e-6)
+    _assert_close(ref, got, rtol=1e-7, t_rtol=1e-6)
     for x, y in zip(ref.state_final, got.state_final, strict=True):
         np.testing.assert_allclose(y, x, rtol=0, atol=1e-7 * np.max(np.abs(x)))
     # y' = a y: e^t overflows near t = 709.8, for that instance alone
@@ -187,23 +223,23 @@ def test_given_first_step_empty_interval_and_a_two_axis_batch_as_on_the_numpy_ro
     q, _ = np.linalg.qr(rng.standard_normal((2, 2, 3, 3)))
     a = -np.einsum("bkij,j,bklj->bkil", q, np.logspace(0, 2, 3), q)  # batch (2, 2), eigenvalues -1 .. -100
     y0 = rng.standard_normal((2, 2, 3, 1))
+    field, args = _by_components(a)
+    leaves = tuple(y0[:, :, i] for i in range(3))
 
-    def field(t, y, args):
-        return (args[0] @ y[0],)
-
-    kw = dict(args=(a,), batch_shape=(2, 2), method="bdf", rtol=1e-8, atol=1e-11, saveat=[0.0, 0.5, 2.0])
+    kw = dict(args=args, batch_shape=(2, 2), method="bdf", rtol=1e-8, atol=1e-11, saveat=[0.0, 0.5, 2.0])
     for extra in ({}, {"dt0": 1e-4}):
-        ref = integrate(field, (y0,), 2.0, kernel="numpy", **extra, **kw)
-        got = integrate(field, (y0,), 2.0, kernel="compiled", **extra, **kw)
+        ref = integrate(field, leaves, 2.0, kernel="numpy", **extra, **kw)
+        got = integrate(field, leaves, 2.0, kernel="compiled", **extra, **kw)
         _assert_same(ref, got)
         assert got.stats["num_lu"].shape == (2, 2)
         exact = np.einsum("bkij,bkjl->bkil", np.vectorize(expm, signature="(n,n)->(n,n)")(2.0 * a), y0)
-        np.testing.assert_allclose(got.state_final[0], exact, rtol=0, atol=1e-6 * np.max(np.abs(y0)))
+        np.testing.assert_allclose(np.stack(got.state_final, axis=-2), exact, rtol=0,
+                                   atol=1e-6 * np.max(np.abs(y0)))
     kw["saveat"] = [1.0]
-    ref = integrate(field, (y0,), 1.0, t0=1.0, kernel="numpy", **kw)
-    got = integrate(field, (y0,), 1.0, t0=1.0, kernel="compiled", **kw)
+    ref = integrate(field, leaves, 1.0, t0=1.0, kernel="numpy", **kw)
+    got = integrate(field, leaves, 1.0, t0=1.0, kernel="compiled", **kw)
     _assert_same(ref, got)
-    np.testing.assert_array_equal(got.states[0][:, :, 0], y0)
+    np.testing.assert_array_equal(np.stack(got.states, axis=-2)[:, :, 0], y0)
     assert np.all(got.status == Status.success)
 
 
@@ -218,3 +254,30 @@ def test_threads_for_checks_its_arguments_and_caps_at_the_instances() -> None:
         compiled_bdf.threads_for(4, 3, 10, 2.7)
     with pytest.raises(ValueError, match="K"):
         compiled_bdf.threads_for(-3, 3, 10, 2)
+
+
+@pytest.mark.parametrize("rtol", [1e-4, 1e-7])
+def test_elementwise_flows_are_bit_for_bit_the_same_on_both_routes_over_long_runs(rtol: float) -> None:
+    """Robertson to t = 4e5 and stiff Van der Pol (ε from 1e-6 to 1e-3) over hundreds to thousands of steps,
+    LUs kept and refactored, Newton failures: every count and every saved state identical."""
+    K = 6
+
+    def robertson(t, y, args):
+        a, b, c = y
+        return (-0.04 * a + args[0] * b * c, 0.04 * a - args[0] * b * c - 3e7 * b * b, 3e7 * b * b)
+
+    def van_der_pol(t, y, args):
+        return (y[1], ((1 - y[0] * y[0]) * y[1] - y[0]) / args[0])
+
+    cases = [(robertson, (np.ones((K, 1)), np.zeros((K, 1)), np.zeros((K, 1))), 4e5,
+              np.linspace(1e4, 3e4, K)[:, None]),
+             (van_der_pol, (np.full((K, 1), 2.0), np.full((K, 1), -0.66)), 2.0, np.logspace(-6, -3, K)[:, None])]
+    for field, y0, t1, arg in cases:
+        kw = dict(args=(arg,), batch_shape=(K,), method="bdf", rtol=rtol, atol=rtol * 1e-4,
+                  saveat=np.linspace(0, t1, 7))
+        ref = integrate(field, y0, t1, kernel="numpy", **kw)
+        got = integrate(field, y0, t1, kernel="compiled", **kw)
+        _assert_same(ref, got)
+        st = got.stats
+        assert np.all(got.status == Status.success) and np.all(st["num_steps"] > 200)
+        assert np.all(st["num_newton_failures"] > 0) and np.all(st["num_lu"] > 5 * st["num_jacobians"])

@@ -100,8 +100,34 @@ not shortened to reach them), and stopping conditions are located on it by
 the start and afterwards only when the Newton iteration fails with a ``J``
 older than the current step (the step is then retried with a fresh ``J``);
 a failure with a fresh ``J`` halves ``h``. The LU of ``I - c J`` is
-recomputed only with a new ``J``, or when ``|c / c_{LU} - 1| > refactor_above``
-(an order or step change), or after a Newton failure. The stats count
+recomputed with a new ``J``, after a Newton failure, and when an order or
+step change moves ``c`` so far from the kept ``c_{LU}`` that the iteration
+would contract too slowly. With ``r = c / c_{LU}`` and the gain ``g = 2 / (1 +
+r)``, one iteration on a linear problem leaves the fraction
+
+.. math::
+
+    q(r) = \frac{|1 - r|}{1 + r}
+
+of the error in the stiff (``|c λ| ≫ 1``) and the non-stiff (``|c λ| ≪ 1``)
+components alike (in between, less for real ``λ``). The LU is kept while
+``q(r) <= q_max`` (:meth:`BDF.lu_bound`), and the Newton test is told so:
+the rate it starts from is ``max(ρ, q(r))``, not the ``ρ`` measured with an
+earlier ``c``. Without that floor a kept LU passes the test one iteration
+early, the leftover iteration error enters the error estimate ``C_k d``, and
+steps are rejected (measured: 2–9x the rejections on a Brusselator and an
+Allen–Cahn problem at ``q_max = 0.4``, against none more with the floor).
+
+``q_max`` trades factorisations for Newton iterations and steps, so it
+follows the cost of an LU, ``(2/3) D^3``, against a Newton iteration's
+triangular solve, ``2 D^2``: 0.2 (``r`` in ``[2/3, 3/2]``, about CVODE's
+``|r - 1| <= 0.3``) for states below :data:`LARGE_STATE`, 0.5 (``r`` in
+``[1/3, 3]``) from it on. Measured (``benchmarks/bench_bdf_bound.py``, one
+run each, compiled route): on the D = 800-1200 network problems (FA, BP, DFA,
+a deep FA; Σxx conditioned 1e-4) 0.5 took 0.6-0.7x the time of 0.2 with
+half the LUs and 5-15% more steps; on D <= 400 (two PDEs, small FA, Van der
+Pol, Robertson) the wide bound saved little or cost up to 1.6x (more
+Jacobians and rejections where an LU is cheap). The stats count
 Jacobians (``num_jacobians``), factorisations (``num_lu``) and Newton
 failures (``num_newton_failures``, also counted in ``num_rejected``) per
 instance.
@@ -136,16 +162,23 @@ import numpy as np
 
 from linfa import dual
 from linfa._validate import count, real
+from linfa.integrate._kernels import power
 from linfa.integrate.controller import rms
 from linfa.integrate.linsolve import InstanceLU, instance_lu
 from linfa.integrate.problem import Problem, Raw
 from linfa.integrate.rosenbrock import _at, start
 from linfa.integrate.solution import Solution, Status
 
-__all__ = ["BDF", "as_bdf", "interpolate", "newton", "predict", "rescale", "run"]
+__all__ = ["BDF", "LARGE_STATE", "as_bdf", "interpolate", "kept_lu_contraction", "newton", "predict", "rescale",
+           "run"]
 
 #: The highest order.
 MAX_ORDER = 5
+#: From this state size ``D`` on, the default bound on a kept LU's contraction is the wide one
+#: (:meth:`BDF.lu_bound`): an LU then costs some hundreds of triangular solves (W4, D = 800: 83).
+LARGE_STATE = 512
+#: The default ``q_max`` below :data:`LARGE_STATE` and from it on.
+SMALL_STATE_BOUND, LARGE_STATE_BOUND = 0.2, 0.5
 
 
 @dataclass(frozen=True)
@@ -163,18 +196,13 @@ class BDF:
     newton_tol : float
         The Newton iteration stops when its estimated error is below this
         fraction of the error test: ``τ_k = newton_tol / (κ_k γ_k + 1/(k+1))``.
-    refactor_above : float
-        A kept LU of ``I - c_{LU} J`` is refactored when ``|c / c_{LU} - 1|``
-        exceeds this; below 1. With ``r = c / c_{LU}`` the corrected Newton
-        step ``g (I - c_{LU} J)^{-1}`` leaves a fraction ``|1 - r| / (1 + r)`` of
-        the error in both the stiff (``|cλ| ≫ 1``) and the non-stiff
-        (``|cλ| ≪ 1``) components of a linear problem, which tends to 1 as
-        ``r → 0``: a bound of 1 or more would keep an LU for any smaller ``c``,
-        where the iteration stalls (measured: with 1.0, 13 of 32 stiff Van der
-        Pol instances ended ``stalled``). 0.3 (CVODE's rule) leaves at most
-        0.18; larger values trade more steps for fewer factorisations, worth
-        it where one LU costs many steps' solves (W4, ``D = 800``: 0.6 with
-        ``grow_above=2.0`` ran 1.2x faster, see ``benchmarks/bench_stiff.py``).
+    lu_contraction : float or None
+        ``q_max``: a kept LU of ``I - c_{LU} J`` serves a step with ``c = r
+        c_{LU}`` while ``|1 - r| / (1 + r) <= q_max`` (the fraction of the
+        Newton error one iteration leaves, see the module docstring), and is
+        refactored otherwise; in ``(0, 1)`` (as ``q_max → 1`` a kept LU would
+        serve ``c → 0``, where the iteration stalls). None (default): chosen
+        from the state size by :meth:`lu_bound`.
     grow_above : float
         A proposed step factor below this (at the same order) keeps the step size.
     single_lu : bool
@@ -196,7 +224,7 @@ class BDF:
     ndf: bool = True
     newton_maxiter: int = 3
     newton_tol: float = 0.1
-    refactor_above: float = 0.3
+    lu_contraction: float | None = None
     grow_above: float = 1.5
     single_lu: bool = True
 
@@ -210,13 +238,23 @@ class BDF:
             raise ValueError(f"max_order: expected an order from 1 to {MAX_ORDER}, got {self.max_order}")
         object.__setattr__(self, "newton_maxiter", count("newton_maxiter", self.newton_maxiter, minimum=1))
         object.__setattr__(self, "newton_tol", real("newton_tol", self.newton_tol, positive=True))
-        object.__setattr__(self, "refactor_above", real("refactor_above", self.refactor_above, positive=True))
-        if self.refactor_above >= 1:
-            raise ValueError(f"refactor_above: expected a bound below 1 (at 1 or more a kept LU serves any smaller "
-                             f"c, where the Newton iteration cannot converge), got {self.refactor_above}")
+        if self.lu_contraction is not None:
+            bound = real("lu_contraction", self.lu_contraction, positive=True)
+            if bound >= 1:
+                raise ValueError(f"lu_contraction: expected a bound in (0, 1) (at 1 a kept LU would serve any smaller "
+                                 f"c, where the Newton iteration cannot converge), got {bound}")
+            object.__setattr__(self, "lu_contraction", bound)
         object.__setattr__(self, "grow_above", real("grow_above", self.grow_above, positive=True))
         if self.grow_above < 1:
             raise ValueError(f"grow_above: expected a factor of at least 1, got {self.grow_above}")
+
+    def lu_bound(self, D: int) -> float:
+        """``q_max`` for a state of size ``D``: :attr:`lu_contraction`, or by default 0.2 below
+        :data:`LARGE_STATE` and 0.5 from it on (see the module docstring)."""
+        D = count("D", D, minimum=1)
+        if self.lu_contraction is not None:
+            return self.lu_contraction
+        return LARGE_STATE_BOUND if D >= LARGE_STATE else SMALL_STATE_BOUND
 
     @property
     def kappa(self) -> np.ndarray:
@@ -348,6 +386,24 @@ def interpolate(dif: np.ndarray, order: np.ndarray, t_n: np.ndarray, h: np.ndarr
     return out
 
 
+def kept_lu_contraction(c: np.ndarray, c_lu: np.ndarray) -> np.ndarray:
+    """``q(r) = |1 - r| / (1 + r)``, ``r = c / c_{LU}``: the fraction of the Newton error one iteration with the LU
+    of ``I - c_{LU} J`` (and the gain ``2 / (1 + r)``) leaves at ``c`` (see the module docstring).
+
+    Parameters
+    ----------
+    c, c_lu : ndarray, shape (n,)
+        The step's ``c = h / α_k`` and the kept LU's (NaN: none).
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        NaN where there is no kept LU.
+    """
+    r = c / c_lu
+    return np.abs(1 - r) / (1 + r)
+
+
 def newton(
     f: Callable[[np.ndarray, np.ndarray], np.ndarray],
     solve: Callable[[np.ndarray, np.ndarray], np.ndarray],
@@ -474,6 +530,7 @@ class _Loop:
         self.n_newton_fail = np.zeros(K, dtype=np.int64)
         self.args_all = p.make_args()
         self.tol = m.newton_tol / m.error_const  # by order
+        self.bound = m.lu_bound(D)  # q_max
 
     def vf(self, rows: np.ndarray, tt: np.ndarray, yy: np.ndarray, args: tuple[Any, ...]) -> np.ndarray:
         raw, layout = self.raw, self.p.layout
@@ -541,8 +598,9 @@ class _Loop:
         ha, ka = self.h[active], self.order[active]
         t_new = np.where(last, p.t1, ta + ha)
         c = ha / m.alpha[ka]
-        # factorisations: a new J, or c off by more than refactor_above from the kept one
-        stale = ~(np.abs(c / self.c_lu[active] - 1) <= m.refactor_above)
+        # factorisations: a new J, or c so far from the kept c_LU that the iteration would contract too slowly
+        contraction = kept_lu_contraction(c, self.c_lu[active])
+        stale = ~(contraction <= self.bound)
         if stale.any():
             rows, cs = active[stale], c[stale]
             single = self.single[rows]
@@ -556,6 +614,7 @@ class _Loop:
             self.c_lu[rows] = cs
             self.rate[rows] = 1.0
             self.n_lu[rows] += 1
+            contraction[stale] = 0.0
         gain = 2 / (1 + c / self.c_lu[active])
         args = self.args_all.take(active)
         y_pred, psi = predict(m, self.dif[active], ka)
@@ -567,7 +626,7 @@ class _Loop:
         def solve(pos: np.ndarray, r: np.ndarray) -> np.ndarray:
             return lu.solve(active[pos], r)  # in the factorisation's precision, returned in double
 
-        rate = self.rate[active]
+        rate = np.maximum(self.rate[active], contraction)  # the kept LU's contraction, at least
         conv, d, y_new, iters, finite = newton(f, solve, y_pred, psi, c, gain, scale, self.tol[ka], rate,
                                                m.newton_maxiter)
         self.rate[active] = rate
@@ -591,7 +650,7 @@ class _Loop:
         safety = ctl.safety * (2 * m.newton_maxiter + 1) / (2 * m.newton_maxiter + iters)
         bad = conv & ~acc
         if bad.any():
-            fac = np.maximum(ctl.min_factor, safety[bad] * errn[bad] ** (-1.0 / (ka[bad] + 1)))
+            fac = np.maximum(ctl.min_factor, safety[bad] * power(errn[bad], -1.0 / (ka[bad] + 1)))
             self.set_step(active[bad], ha[bad] * fac)
         keep = np.ones(active.size, dtype=bool)
         if acc.any():
@@ -674,7 +733,8 @@ class _Loop:
                 e_high = np.where(ks < m.max_order,
                                   rms(ec[np.minimum(ks + 1, MAX_ORDER)][:, None] * dd[np.arange(sel.size), top] / sc),
                                   np.inf)
-                factors = np.stack([e_low ** (-1.0 / ks), e_here ** (-1.0 / (ks + 1)), e_high ** (-1.0 / (ks + 2))])
+                factors = np.stack([power(e_low, -1.0 / ks), power(e_here, -1.0 / (ks + 1)),
+                                    power(e_high, -1.0 / (ks + 2))])
             best = np.argmax(factors, axis=0)
             factor = np.minimum(ctl.max_factor, safety[pos[sel]] * factors[best, np.arange(sel.size)])
             change = (best != 1) | (factor >= m.grow_above)

@@ -22,7 +22,8 @@ with CVODE's test (``ρ ← max(0.3 ρ, ‖δ_m‖/‖δ_{m-1}‖)``, converged 
 ``M`` iterations); the error test ``‖C_k d‖ <= 1``; the difference update;
 the order and step choice after ``k + 1`` equal steps (kept below
 ``grow_above``); the rescaling ``Δ' = (R(ρ)U)^T Δ``; the refactorisation rule
-``|c / c_{LU} - 1| > refactor_above``; the Newton-failure ladder (a fresh
+``q(r) > q_max`` (``q(r) = |1 - r| / (1 + r)``, ``r = c / c_{LU}``) and the
+rate's floor ``ρ ← max(ρ, q(r))`` with a kept LU; the Newton-failure ladder (a fresh
 ``J``, then double precision, then half the step); the last step landing on
 ``t1``; the save points from the interpolating polynomial; ``max_steps`` and
 the ``stalled`` and ``non_finite`` endings; and the stats ``num_jacobians``,
@@ -327,7 +328,7 @@ def _advance(kk: int, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any, code: 
 
     ``iprm = [D, A, max_steps, max_order, M, success, max_steps, non_finite,
     stalled]`` (the last four: status codes); ``prm = [t0, t1, rtol, atol,
-    safety, min_factor, max_factor, dt0 (NaN: chosen), refactor_above,
+    safety, min_factor, max_factor, dt0 (NaN: chosen), q_max,
     grow_above, newton_tol]``; ``coef = [α, γ, C]`` by order (``3 x 6``).
     """
     D = iprm[0]
@@ -347,7 +348,7 @@ def _advance(kk: int, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any, code: 
     min_f = prm[5]
     max_f = prm[6]
     dt0 = prm[7]
-    refactor_above = prm[8]
+    lu_bound = prm[8]
     grow_above = prm[9]
     newton_tol = prm[10]
     alpha = coef[0]
@@ -425,11 +426,14 @@ def _advance(kk: int, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any, code: 
         c = h / alpha[k]
         c_lu = fst[kk, _C_LU]
         single = ist[kk, _SINGLE] != 0
-        if not (abs(c / c_lu - 1) <= refactor_above):
+        rr = c / c_lu
+        contraction = abs(1 - rr) / (1 + rr)
+        if not (contraction <= lu_bound):
             _factor(jt, store, pv, c, single, D, sgetrf, dgetrf, ib)
             c_lu = c
             fst[kk, _RATE] = 1.0
             ist[kk, _N_LU] += 1
+            contraction = 0.0
         gain = 2 / (1 + c / c_lu)
         # predictor
         for i in range(D):
@@ -449,7 +453,7 @@ def _advance(kk: int, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any, code: 
             d[i] = 0.0
             yn[i] = yp[i]
         # the Newton iteration
-        rate = fst[kk, _RATE]
+        rate = _nmax(fst[kk, _RATE], contraction)  # the kept LU's contraction, at least
         tol = newton_tol / econst[k]
         conv = False
         finite = True
@@ -672,7 +676,7 @@ def run(p: Problem, m: BDF, plan: Plan, threads: int = 1) -> Solution:
     iprm = np.array([D, tp.A, p.max_steps, m.max_order, m.newton_maxiter, st.success, st.max_steps,
                      st.non_finite, st.stalled], dtype=np.int64)
     prm = np.array([p.t0, p.t1, ctl.rtol, ctl.atol, ctl.safety, ctl.min_factor, ctl.max_factor,
-                    np.nan if ctl.dt0 is None else ctl.dt0, m.refactor_above, m.grow_above, m.newton_tol])
+                    np.nan if ctl.dt0 is None else ctl.dt0, m.lu_bound(D), m.grow_above, m.newton_tol])
     coef = np.ascontiguousarray(np.stack([m.alpha, m.gamma, m.error_const]))
     common: tuple[Any, ...] = (
         *_routines(), tp.code, tp.template, plan.tmp_size, tp.out_off, plan.leaf_off, plan.leaf_size, plan.args,
