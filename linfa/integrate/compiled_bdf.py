@@ -71,32 +71,38 @@ thread each (``threadpoolctl``; the loop holds no GIL). Instances never
 interact and each one's arithmetic does not depend on its group, so the
 results are bit-identical for any number of threads and any batch.
 
-**Agreement with the numpy route.** Same steps, Jacobians and LUs, and states
-equal to about ``1e-10`` relative, wherever no decision of the method sits on
-an edge. But a stiff BDF run amplifies rounding: its error estimate ``C_k d``
-is a small difference of large terms (``d = c f - ψ - …``), so the step sizes
-carry rounding noise of about ``1e-8`` relative, and over many steps a
-decision (a Newton iteration more or less, an order, a refactorisation) comes
-out differently on the two routes, after which they agree to the tolerance
-only. The numpy route does the same to itself: started from ``y0 (1 +
-2^{-52})`` it drifts as far (measured on W4 and on small FA, linear and Van der
-Pol problems: the two distances are of the same size).
+**Agreement with the numpy route.** Every operation of the method is done
+alike on both routes, the norms summed in index order and the step rules'
+powers taken by the C library's ``pow`` on both (the numpy route calls
+:func:`linfa.integrate._kernels.rms_rows` and :func:`~linfa.integrate._kernels.power`:
+numpy's SIMD ``power`` differs from ``pow`` in the last bit for about 6% of
+arguments on AVX-512 machines). So where the tape evaluates the flow exactly
+as numpy does (elementwise operations: Robertson, Van der Pol) the two routes
+are bit for bit identical over whole runs of thousands of steps. A flow with
+matrix products rounds differently (the tape's loops against BLAS), and a
+stiff BDF run amplifies rounding: its error estimate ``C_k d`` is a small
+difference of large terms (``d = c f - ψ - …``), so the step sizes carry
+rounding noise of about ``1e-8`` relative, and over many steps a decision (a
+Newton iteration more or less, an order, a refactorisation) comes out
+differently on the two routes, after which they agree to the tolerance only.
+The numpy route does the same to itself: started from ``y0 (1 + 2^{-52})`` it
+drifts as far (measured on W4 and on small FA, linear and Van der Pol
+problems: the two distances are of the same size).
 
-**Cost.** Per W4 instance (``D = 800``, one core; ``bench_stiff.py`` prints
-this breakdown): 56.5 LUs of 5.2–7.5 ms (0.3–0.42 s), 936 triangular solves of
-0.06–0.09 ms (0.06–0.08 s), 936 flow evaluations of 4–6 µs, and 11 Jacobians
-of 1.3–2.4 ms (0.015–0.025 s, :func:`linfa.dual.jacobian` in Python, one
-instance a call): the LUs are four fifths of the time. Measured on W4 (2
-cores, ``bench_stiff.py``, a quiet moment of a shared machine): 8 instances,
-0.276 s per instance against 0.788 s on the numpy route (2.9x); 32
-instances, 0.277 s against 0.629 s (2.3x); per instance about the same steps
-(627 against 616 on 8 instances: rounding steers some decisions, see above),
-Jacobians (11) and LUs (56.5 against 55.9), final states within 3e-6 of each
-other and 1.5e-6 of ``rodas4`` at rtol 1e-8. Both routes pay the same LUs
-and Jacobians; the compiled one saves the solves streaming each LU from
-memory and the Python of each step. The first call on a machine compiles the
-loop (10–20 s on a loaded 2-core machine); numba caches it on disk next to
-this file, and later processes load it in about 0.5 s.
+**Cost.** Per W4 instance (``D = 800``, one core, data in cache;
+``bench_stiff.py`` prints this breakdown; 2026-12-02): 23.6 LUs of 5.65 ms
+(0.134 s, 58%), 1193 triangular solves of 0.061 ms (0.072 s), 1193 flow
+evaluations of 4.4 µs, and 11.2 Jacobians of 1.6 ms (0.018 s,
+:func:`linfa.dual.jacobian` in Python, one instance a call). On all 64 W4
+instances (2 cores, ``bench_stiff.py``, one run): 10.0 s against 27.6 s on
+the numpy route (2.8x), with the same LUs (23.6) and Jacobians (11.2) per
+instance and about the same steps (727 against 725: rounding steers some
+decisions, see above), final states within 2.3e-6 of ``rodas4`` at rtol 1e-8
+(the numpy route's: 2.6e-6). Both routes pay the same LUs and Jacobians; the
+compiled one saves the solves streaming each LU from memory and the Python of
+each step. The first call on a machine compiles the loop (10–20 s on a loaded
+2-core machine); numba caches it on disk next to this file, and later
+processes load it in about 0.5 s.
 
 What it takes: what the explicit compiled path takes of the problem
 (:func:`linfa.integrate.compiled.plan_field`: no ``until`` events, float64
