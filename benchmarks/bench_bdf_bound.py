@@ -20,6 +20,8 @@ Families (rtol 1e-6, atol 1e-9 unless said):
 * ``FA-small``: FA (16, 10, 5), Σxx eigenvalues 1e-3..1, D = 210 (16);
 * ``brusselator``: the 1-D Brusselator on 200 points (Hairer & Wanner II, IV.1), D = 400, t <= 10 (4,
   diffusion α from 0.02 to 0.04);
+* ``brusselator-400``: the same on 400 points, D = 800 (4);
+* ``linear-600``: ``y' = A y``, ``A`` symmetric, eigenvalues -1..-1e4, D = 600, t <= 10 (4);
 * ``allen-cahn``: ``u' = 0.01 N² Δu + u - u³``, Neumann, 256 points, D = 256, t <= 50 (4);
 * ``van-der-pol``: ``ε y'' = (1 - y²) y' - y``, ε from 1e-6 to 1e-3, t <= 2, D = 2 (32);
 * ``robertson``: Robertson's kinetics, rate constant 1e4..3e4, t <= 4e5, atol 1e-12, D = 3 (8).
@@ -113,6 +115,18 @@ def allen_cahn(K: int = 4, N: int = 256, seed: int = 7) -> Run:
     return field(f, (0.1 * rng.standard_normal((K, N, 1)),), 50.0, (lap,), K)
 
 
+def linear(K: int = 4, n: int = 600, seed: int = 9) -> Run:
+    """``y' = A y``, ``A`` symmetric with eigenvalues log-spaced from -1 to -1e4 in a random basis."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((K, n, n)))
+    a = -np.einsum("kij,j,klj->kil", q, np.logspace(0, 4, n), q)
+
+    def f(t: float, y: tuple[np.ndarray, ...], args: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        return (args[0] @ y[0],)
+
+    return field(f, (rng.standard_normal((K, n, 1)),), 10.0, (a,), K)
+
+
 def van_der_pol(K: int = 32) -> Run:
     def f(t: float, y: tuple[np.ndarray, ...], a: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
         return (y[1], ((1 - y[0] * y[0]) * y[1] - y[0]) / a[0])
@@ -136,6 +150,8 @@ FAMILIES: dict[str, Callable[[], Run]] = {
     "deep-FA": lambda: network("FA", (30, 20, 20, 10), 4, 1e4, 3),
     "FA-small": lambda: network("FA", (16, 10, 5), 16, 1e3, 4),
     "brusselator": brusselator,
+    "brusselator-400": lambda: brusselator(4, 400, 10),
+    "linear-600": linear,
     "allen-cahn": allen_cahn,
     "van-der-pol": van_der_pol,
     "robertson": robertson,

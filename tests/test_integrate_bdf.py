@@ -170,8 +170,9 @@ def test_agrees_with_rodas4_on_a_stiff_fa_problem() -> None:
     ref = solve(rule, task, w0, 1e4, saveat=ts, rtol=1e-8, atol=1e-11, method="rodas4")
     got = solve(rule, task, w0, 1e4, saveat=ts, rtol=1e-7, atol=1e-10, method="bdf")
     assert np.all(got.status == 0) and np.all(ref.status == 0)
-    # the global error over this horizon is a few to 20 times rtol (against rodas4 at rtol 1e-11: 3e-7, 3e-7 and
-    # 2.1e-6 on seeds 6, 5 and this one, 4); the bound allows 50 rtol, far below what a wrong formula leaves
+    # a tolerance sets the local error per step; over a long stiff horizon the global error is a modest
+    # multiple of it (about an order of magnitude here). 50 rtol allows for that and stays far below the error
+    # a wrong coefficient or test leaves (of the size of the solution's change over a step)
     for a, b in zip(got.states, ref.states, strict=True):
         rel = np.linalg.norm(a - b, axis=(-2, -1)) / np.linalg.norm(b, axis=(-2, -1))
         assert np.all(rel < 50 * 1e-7), rel
@@ -308,3 +309,51 @@ def test_the_newton_test_starts_from_the_kept_lus_contraction_not_an_earlier_rat
     bound = tol[0] / (1 - q[0])
     assert results["carried"][1] == 1 and results["carried"][0] > 2 * bound
     assert results["floored"][1] >= 2 and results["floored"][0] <= bound
+
+
+def test_every_step_with_a_kept_lu_starts_the_newton_test_from_its_contraction(monkeypatch) -> None:
+    """Through the integrator (numpy route; the compiled one is checked bit for bit against it): every Newton
+    call gets a rate of at least ``q(r)``, ``r = c / c_{LU}`` read back from the gain ``2 / (1 + r)``; and
+    some steps do run on a kept LU with ``r != 1``."""
+    from linfa.integrate import bdf as bdf_module
+
+    seen = []
+    real_newton = bdf_module.newton
+
+    def spy(f, solve_, y_pred, psi, c, gain, scale, tol, rate, maxiter):
+        r = 2 / gain - 1
+        seen.append((np.abs(1 - r) / (1 + r), rate.copy()))
+        return real_newton(f, solve_, y_pred, psi, c, gain, scale, tol, rate, maxiter)
+
+    monkeypatch.setattr(bdf_module, "newton", spy)
+    rule, task, w0 = stiff_fa(4, np.random.default_rng(2), 1e3, 0.5)
+    sol = solve(rule, task, w0, 300.0, rtol=1e-6, atol=1e-9, method="bdf", kernel="numpy")
+    assert np.all(sol.status == Status.success)
+    q = np.concatenate([s[0] for s in seen])
+    rate = np.concatenate([s[1] for s in seen])
+    assert np.all(rate >= q * (1 - 1e-12))
+    assert np.mean(q > 0.05) > 0.05  # the floor is exercised
+
+
+def test_the_state_size_sets_the_bound_on_both_routes() -> None:
+    """D = 520 >= LARGE_STATE: the default runs as ``lu_contraction=0.5`` (bit for bit, on each route) and keeps
+    its LUs across larger changes of ``c`` than ``0.2`` does."""
+    rng = np.random.default_rng(8)
+    n = 520
+    assert n >= LARGE_STATE
+    a, y0 = stiff_linear(2, n, rng, 3)
+
+    def field(t, y, args):
+        return (args[0] @ y[0],)
+
+    kw = dict(args=(a,), batch_shape=(2,), rtol=1e-6, atol=1e-9)
+    for kernel in ("numpy", "compiled"):
+        default = integrate(field, (y0,), 2.0, method="bdf", kernel=kernel, **kw)
+        wide = integrate(field, (y0,), 2.0, method=BDF(lu_contraction=0.5), kernel=kernel, **kw)
+        tight = integrate(field, (y0,), 2.0, method=BDF(lu_contraction=0.2), kernel=kernel, **kw)
+        assert default.stats["kernel"] == kernel
+        np.testing.assert_array_equal(default.state_final[0], wide.state_final[0])
+        np.testing.assert_array_equal(default.stats["num_lu"], wide.stats["num_lu"])
+        assert np.all(default.stats["num_lu"] < tight.stats["num_lu"])
+        exact = np.stack([expm(2.0 * a[i]) @ y0[i] for i in range(2)])
+        np.testing.assert_allclose(default.state_final[0], exact, rtol=0, atol=1e-4 * np.max(np.abs(exact)))

@@ -15,7 +15,7 @@ import linfa
 from linfa import observables
 from linfa.dynamics import FailedInstancesWarning, solve, until
 from linfa.integrate import IntegrationError, Status, schedule
-from linfa.integrate._kernels import lincomb_nz, scale_rows, scaled_error
+from linfa.integrate._kernels import lincomb_nz, power, scale_rows, scaled_error
 from linfa.integrate.methods import METHODS, lincomb
 
 
@@ -207,3 +207,34 @@ def test_schedule_plan_follows_its_rule(monkeypatch, K, D, side):
     else:
         assert threads == 2
     assert schedule.plan(K, D, 7, side, threads=3)[0] == min(3, K)  # threads= overrides
+
+
+
+def test_rms_sums_in_index_order_and_power_is_the_c_librarys_pow():
+    """``controller.rms``: ``sqrt(Σ_d x_d² / D)`` summed left to right, as a Python loop over floats does
+    (the compiled bdf loop's order); ``power``: ``math.pow`` element by element, with broadcasting."""
+    import math
+
+    from linfa.integrate.controller import rms
+
+    rng = np.random.default_rng(5)
+    for D in (1, 3, 7, 8, 9, 100, 1001):
+        x = rng.standard_normal((4, D)) * np.exp(rng.uniform(-20, 20, (4, D)))
+        want = []
+        for row in x:
+            acc = 0.0
+            for v in row:
+                acc += v * v
+            want.append(math.sqrt(acc / D))
+        np.testing.assert_array_equal(rms(x), want)
+        np.testing.assert_array_equal(rms(x[:, ::-1].T.T[:, ::-1]), want)  # a non-contiguous view
+    assert rms(np.zeros((0, 3))).shape == (0,)
+    with pytest.raises(ValueError, match="x"):
+        rms(np.ones(3))
+    base = rng.uniform(0, 3, 2000)
+    ex = -1.0 / rng.integers(1, 7, 2000)
+    np.testing.assert_array_equal(power(base, ex), [math.pow(b, e) for b, e in zip(base, ex, strict=True)])
+    np.testing.assert_array_equal(power(base[:5, None], np.array([0.5, -0.25])),
+                                  [[math.pow(b, e) for e in (0.5, -0.25)] for b in base[:5]])
+    assert power(np.zeros(0), -0.5).shape == (0,)
+    assert power(0.0, -0.5) == np.inf and np.isnan(power(np.nan, 0.5))

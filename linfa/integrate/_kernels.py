@@ -148,5 +148,5 @@ def power(x: Any, e: Any) -> np.ndarray:
     """
     xb, eb = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(e, dtype=np.float64))
     out = np.empty(xb.shape)
-    _power(np.ascontiguousarray(xb).reshape(-1), np.ascontiguousarray(eb).reshape(-1), out.reshape(-1))
+    _power(np.array(xb, copy=True).reshape(-1), np.array(eb, copy=True).reshape(-1), out.reshape(-1))
     return out
