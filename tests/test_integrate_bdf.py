@@ -9,7 +9,7 @@ from scipy.linalg import expm
 
 from linfa.dynamics import solve
 from linfa.integrate import IntegrationError, Status, integrate, linsolve
-from linfa.integrate.bdf import BDF, LARGE_STATE, interpolate, kept_lu_contraction, newton, predict, rescale
+from linfa.integrate.bdf import BDF, interpolate, kept_lu_contraction, newton, predict, rescale
 from linfa.loglog import loglog_slope
 
 
@@ -140,7 +140,10 @@ def test_global_error_follows_the_tolerance_on_a_linear_system() -> None:
         errs.append(np.max(np.abs(sol.states[0] - exact)) / np.max(np.abs(exact)))
     errs_a = np.array(errs)
     slope = loglog_slope(tols, errs_a)
-    assert 0.75 < slope < 1.25, (slope, errs_a)
+    # proportional, not exactly: at tighter tolerances the method climbs to higher orders and the error per
+    # tolerance drifts (0.2 rtol at 1e-5 to 2 rtol at 1e-9); a method of the wrong order or a broken
+    # error estimate gives a slope far from 1
+    assert 0.6 < slope < 1.25, (slope, errs_a)
     assert np.all(errs_a < 20 * tols), errs_a
 
 
@@ -242,8 +245,8 @@ def test_method_objects_time_dependent_fields_and_errors() -> None:
             BDF(lu_contraction=bad)
     with pytest.raises(TypeError, match="lu_contraction"):
         BDF(lu_contraction="0.3")
-    with pytest.raises(ValueError, match="D"):
-        BDF().lu_bound(0)
+    with pytest.raises(ValueError, match="lu_contraction"):
+        BDF(lu_contraction=np.nan)
 
 
 @pytest.mark.parametrize("r", [0.4, 0.7, 1.0, 1.3, 2.0])
@@ -269,13 +272,9 @@ def test_a_kept_lu_leaves_the_fraction_of_the_newton_error_the_refactor_bound_is
     np.testing.assert_allclose(np.abs(1 - d[:, 0] / exact), abs(1 - r) / (1 + r), rtol=1e-6, atol=1e-8)
 
 
-def test_the_kept_lu_bound_follows_the_state_size_unless_given() -> None:
-    """``q_max``: 0.2 below ``LARGE_STATE`` (an LU costs few solves), 0.5 from it on; a given bound always."""
-    m = BDF()
-    assert m.lu_bound(1) == m.lu_bound(LARGE_STATE - 1) == 0.2
-    assert m.lu_bound(LARGE_STATE) == m.lu_bound(10**5) == 0.5
-    assert BDF(lu_contraction=0.35).lu_bound(3) == BDF(lu_contraction=0.35).lu_bound(10**4) == 0.35
-    # q(r) = |1 - r| / (1 + r): the band of c / c_LU a bound keeps
+def test_the_kept_lu_contraction_and_the_band_of_c_a_bound_keeps() -> None:
+    """``q(r) = |1 - r| / (1 + r)``, ``r = c / c_{LU}``: 0 at ``r = 1``, the same at ``r`` and ``1/r``."""
+    assert BDF().lu_contraction == 0.3
     c_lu = np.full(4, 2.0)
     np.testing.assert_allclose(kept_lu_contraction(c_lu * [1.0, 3.0, 1 / 3, 1.5], c_lu), [0.0, 0.5, 0.5, 0.2])
     assert np.isnan(kept_lu_contraction(np.ones(1), np.full(1, np.nan)))[0]
@@ -335,25 +334,25 @@ def test_every_step_with_a_kept_lu_starts_the_newton_test_from_its_contraction(m
     assert np.mean(q > 0.05) > 0.05  # the floor is exercised
 
 
-def test_the_state_size_sets_the_bound_on_both_routes() -> None:
-    """D = 520 >= LARGE_STATE: the default runs as ``lu_contraction=0.5`` (bit for bit, on each route) and keeps
-    its LUs across larger changes of ``c`` than ``0.2`` does."""
+def test_the_bound_reaches_both_routes() -> None:
+    """On each route the default runs as ``lu_contraction=0.3`` (bit for bit), and a wider bound keeps LUs
+    across larger changes of ``c``: fewer LUs with 0.5 than with 0.2."""
     rng = np.random.default_rng(8)
-    n = 520
-    assert n >= LARGE_STATE
-    a, y0 = stiff_linear(2, n, rng, 3)
+    a, y0 = stiff_linear(2, 40, rng, 3)
 
     def field(t, y, args):
         return (args[0] @ y[0],)
 
     kw = dict(args=(a,), batch_shape=(2,), rtol=1e-6, atol=1e-9)
+    exact = np.stack([expm(2.0 * a[i]) @ y0[i] for i in range(2)])
     for kernel in ("numpy", "compiled"):
         default = integrate(field, (y0,), 2.0, method="bdf", kernel=kernel, **kw)
+        same = integrate(field, (y0,), 2.0, method=BDF(lu_contraction=0.3), kernel=kernel, **kw)
         wide = integrate(field, (y0,), 2.0, method=BDF(lu_contraction=0.5), kernel=kernel, **kw)
         tight = integrate(field, (y0,), 2.0, method=BDF(lu_contraction=0.2), kernel=kernel, **kw)
         assert default.stats["kernel"] == kernel
-        np.testing.assert_array_equal(default.state_final[0], wide.state_final[0])
-        np.testing.assert_array_equal(default.stats["num_lu"], wide.stats["num_lu"])
-        assert np.all(default.stats["num_lu"] < tight.stats["num_lu"])
-        exact = np.stack([expm(2.0 * a[i]) @ y0[i] for i in range(2)])
-        np.testing.assert_allclose(default.state_final[0], exact, rtol=0, atol=1e-4 * np.max(np.abs(exact)))
+        np.testing.assert_array_equal(default.state_final[0], same.state_final[0])
+        np.testing.assert_array_equal(default.stats["num_lu"], same.stats["num_lu"])
+        assert np.all(wide.stats["num_lu"] < tight.stats["num_lu"])
+        for sol in (default, wide, tight):
+            np.testing.assert_allclose(sol.state_final[0], exact, rtol=0, atol=1e-4 * np.max(np.abs(exact)))

