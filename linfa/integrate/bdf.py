@@ -121,7 +121,9 @@ of the error in the stiff (``|c λ| ≫ 1``) and the non-stiff (``|c λ| ≪ 1``
 components alike (in between, less for real ``λ``). The LU is kept while
 ``q(r) <= q_max`` (``BDF(lu_contraction=...)``, default 0.3: ``r`` in
 ``[0.54, 1.86]``), and the Newton test is told so: the rate it starts from
-is ``max(ρ, q(r))``, not a ``ρ`` measured with an earlier ``c``. Without that
+is ``max(ρ, q(r))``, not only a ``ρ`` measured with an earlier ``c`` (the
+floored rate is then carried on like a measured one, as CVODE carries its
+rate: at worst an iteration more on a later step). Without that
 floor a kept LU passes the test an iteration early, the leftover iteration
 error enters the error estimate ``C_k d``, and steps are rejected (measured
 during development at ``q_max = 0.4``, without the floor and with it: 61
