@@ -26,7 +26,7 @@ Families (rtol 1e-6, atol 1e-9 unless said):
 * ``robertson``: Robertson's kinetics, rate constant 1e4..3e4, t <= 4e5, atol 1e-12, D = 3 (8).
 
 Run: ``python benchmarks/bench_bdf_bound.py [--families W4,brusselator] [--bounds 0.2,0.5] [--repeats 2]``
-(all families: about 5 minutes on 2 cores). Times are comparable within one run only.
+(all families: about 2 minutes on 2 cores). Times are comparable within one run only.
 """
 
 from __future__ import annotations
