@@ -483,9 +483,8 @@ def newton(
         pos, dy, dy_norm = pos[go], dy[go], dy_norm[go]
         y[pos] += dy
         d[pos] += dy
-        rp = rate[pos]
-        below = rp < 1  # the error left is about ρ/(1 - ρ) ‖δ_m‖ (a geometric tail), counted at most ‖δ_m‖
-        left = np.where(below, np.minimum(1.0, rp / np.where(below, 1 - rp, 1.0)), 1.0)
+        rp = rate[pos]  # the error left is about ρ/(1 - ρ) ‖δ_m‖ (a geometric tail), counted at most ‖δ_m‖
+        left = np.where(rp < 0.5, rp / (1 - np.minimum(rp, 0.5)), 1.0)
         done = dy_norm * left <= tol[pos]
         converged[pos[done]] = True
         norm_old[pos] = dy_norm
@@ -537,7 +536,6 @@ class _Loop:
         self.n_newton_fail = np.zeros(K, dtype=np.int64)
         self.args_all = p.make_args()
         self.tol = m.newton_tol / m.error_const  # by order
-        self.bound = m.lu_contraction  # q_max
 
     def vf(self, rows: np.ndarray, tt: np.ndarray, yy: np.ndarray, args: tuple[Any, ...]) -> np.ndarray:
         raw, layout = self.raw, self.p.layout
@@ -607,7 +605,7 @@ class _Loop:
         c = ha / m.alpha[ka]
         # factorisations: a new J, or c so far from the kept c_LU that the iteration would contract too slowly
         contraction = kept_lu_contraction(c, self.c_lu[active])
-        stale = ~(contraction <= self.bound)
+        stale = ~(contraction <= m.lu_contraction)
         if stale.any():
             rows, cs = active[stale], c[stale]
             single = self.single[rows]

@@ -487,7 +487,7 @@ def _advance(kk: int, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any, code: 
             for i in range(D):
                 yn[i] = yn[i] + r[i]
                 d[i] = d[i] + r[i]
-            left = _nmin(1.0, rate / (1 - rate)) if rate < 1 else 1.0
+            left = rate / (1 - rate) if rate < 0.5 else 1.0  # min(1, ρ/(1 - ρ)); 1 for ρ >= 1 or NaN
             if dy_norm * left <= tol:
                 conv = True
                 break
