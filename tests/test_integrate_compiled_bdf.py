@@ -40,8 +40,10 @@ import pytest
 from _stiff_problems import fa_instance, stiff_fa, stiff_linear
 from scipy.linalg import expm
 
+import linfa
 from linfa.dynamics import FailedInstancesWarning, solve
 from linfa.integrate import BDF, IntegrationError, Status, integrate
+from linfa.integrate.compiled_bdf import JACOBIAN_ENTRIES
 from linfa.integrate.events import norm_above
 
 COUNTS = ("num_accepted", "num_rejected", "num_flow_evals", "num_jacobians", "num_lu", "num_newton_failures")
@@ -299,3 +301,36 @@ def test_elementwise_flows_are_bit_for_bit_the_same_on_both_routes_over_long_run
     got = integrate(by_comp, leaves, 5.0, kernel="compiled", **kw)
     _assert_same(ref, got)
     assert np.all(got.status == Status.success) and np.all(got.stats["num_lu"] > 2)
+
+
+def test_memory_does_not_grow_by_a_jacobian_per_instance() -> None:
+    """``J`` and the LU live in one workspace per thread, not one per instance.
+
+    An instance leaves the compiled loop only for a new ``J`` or at its end, so
+    its LU never outlives the loop's call and its ``J`` only the call for it;
+    ``K`` instances must cost their states and differences, not ``K`` Jacobians
+    (``D² x 8`` bytes each) and LUs (as many again). Measured as numpy's peak
+    allocation (tracemalloc) at ``K = 4`` and ``K = 16`` on an FA (24, 16, 8)
+    problem, ``D = 512`` (the Jacobians are computed ``JACOBIAN_ENTRIES / D² = 4``
+    instances a call in both): storing them per instance adds ``12 x 2 x 2 MiB``.
+    """
+    import tracemalloc
+
+    def peak(K: int) -> int:
+        rng = np.random.default_rng(3)
+        widths = (24, 16, 8)
+        task = linfa.Task.teacher(rng.standard_normal((K, 8, 24)) / np.sqrt(24))
+        rule = linfa.FA(linfa.feedback.for_rule("FA", widths, rng, scale=0.3, batch=(K,)))
+        w0 = tuple(0.3 * rng.standard_normal((K, widths[i + 1], widths[i])) for i in range(2))
+        tracemalloc.start()
+        try:
+            sol = solve(rule, task, w0, 1.0, rtol=1e-6, atol=1e-9, method="bdf", threads=1)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            assert sol.stats["kernel"] == "compiled" and np.all(sol.status == Status.success)
+
+    D = 24 * 16 + 16 * 8
+    assert JACOBIAN_ENTRIES // (D * D) == 4
+    peak(4)  # traced and compiled
+    assert peak(16) - peak(4) < 12 * (D * D * 8) / 4

@@ -55,13 +55,24 @@ by the rounding of the flow (the tape against numpy) and of the norms.
 **Jacobians in Python.** ``J`` is :func:`linfa.dual.jacobian` of the flow, as
 on the numpy route. The loop runs each instance until it needs a new ``J``
 (at the start, or after a Newton failure with an old one) or ends, and
-returns; all per-instance state lives in arrays (time, step, order, the
-differences, ``c_{LU}``, the rate, the precision, the next save point, the
-counters, ``J`` and the LU). The driver (:func:`run`) computes the Jacobians
-of the instances that asked for one, a few instances a call
-(:data:`JACOBIAN_ENTRIES`), and re-enters the loop, which resumes each
-instance where it stopped: a few rounds (as many as the most Jacobians an
-instance needs), each one compiled stretch per instance.
+returns; its state lives in arrays (time, step, order, the differences,
+``c_{LU}``, the rate, the precision, the next save point, the counters). The
+driver (:func:`run`) computes the Jacobians of the instances that asked for
+one, a few instances a call (:data:`JACOBIAN_ENTRIES`), and re-enters the
+loop, which resumes each instance where it stopped: a few rounds (as many as
+the most Jacobians an instance needs), each one compiled stretch per
+instance.
+
+**Memory.** An instance leaves the loop only for a new ``J`` (whose LU is
+then rebuilt) or at its end, so its LU never outlives one call of the loop
+and its ``J`` only the call it was computed for. Each thread therefore has
+one workspace, reused by every group it runs: the ``J^T`` of one group's
+instances and one LU. A batch costs its states, differences and save points,
+not ``K`` Jacobians and LUs (``2 D² x 8`` bytes per instance, 640 MB on W4's
+64 instances). That matters beyond the memory itself: the first write to a
+page costs about 9 ms per MB on the 2-core virtual machines this project is
+measured on (an ``np.zeros`` of 80 MB filled for the first time: 0.72 s,
+then 3.5 ms), and W4 spent 16% of its time there before.
 
 **Threads.** The instances are cut into contiguous groups, each as many as
 one Jacobian call takes (at most ``K / threads``), handed to
@@ -115,6 +126,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import math
+import queue
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -237,12 +249,12 @@ def _solve(store: np.ndarray, pv: np.ndarray, r: np.ndarray, single: bool, r32: 
 
 
 @_compiled
-def _store_transposed(jac: np.ndarray, rows: np.ndarray, jac_t: np.ndarray) -> None:  # pragma: no cover
-    """``jac_t[rows[q]] = J_q^T`` row-major (``J_q = jac[q]``, ``D x D``), in 32 x 32 tiles that stay in cache."""
+def _store_transposed(jac: np.ndarray, slots: np.ndarray, jac_t: np.ndarray) -> None:  # pragma: no cover
+    """``jac_t[slots[q]] = J_q^T`` row-major (``J_q = jac[q]``, ``D x D``), in 32 x 32 tiles that stay in cache."""
     D = jac.shape[1]
-    for q in range(rows.shape[0]):
+    for q in range(slots.shape[0]):
         src = jac[q]
-        dst = jac_t[rows[q]]
+        dst = jac_t[slots[q]]
         for i0 in range(0, D, 32):
             i1 = min(i0 + 32, D)
             for j0 in range(0, D, 32):
@@ -327,7 +339,7 @@ def _finish(kk: int, code: int, t: float, y: np.ndarray, ist: np.ndarray, fst: n
 def _advance(kk: int, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any, code: np.ndarray, ws: np.ndarray,
              tmp: np.ndarray, out_off: np.ndarray, leaf_off: np.ndarray, leaf_size: np.ndarray, args: np.ndarray,
              iprm: np.ndarray, prm: np.ndarray, coef: np.ndarray, ts: np.ndarray, ist: np.ndarray, fst: np.ndarray,
-             dif: np.ndarray, y: np.ndarray, jac_t: np.ndarray, lu: np.ndarray, piv: np.ndarray, save: np.ndarray,
+             dif: np.ndarray, y: np.ndarray, jt: np.ndarray, store: np.ndarray, pv: np.ndarray, save: np.ndarray,
              y_final: np.ndarray, work: np.ndarray, r32: np.ndarray, small: np.ndarray, ib: np.ndarray,
              trans: np.ndarray) -> None:  # pragma: no cover
     """Step instance ``kk`` until it needs a new Jacobian (phase ``_NEED_J``) or ends (``_DONE``).
@@ -415,9 +427,6 @@ def _advance(kk: int, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any, code: 
     fst[kk, _C_LU] = np.nan
 
     two_m = 2 * maxiter
-    jt = jac_t[kk]
-    store = lu[kk]
-    pv = piv[kk]
     while True:
         t = fst[kk, _T]
         h = fst[kk, _H]
@@ -592,13 +601,18 @@ def _advance(kk: int, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any, code: 
 
 
 @_compiled
-def _advance_all(idx: np.ndarray, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any, code: np.ndarray,
-                 template: np.ndarray, tmp_size: int, out_off: np.ndarray, leaf_off: np.ndarray,
+def _advance_all(idx: np.ndarray, slots: np.ndarray, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any,
+                 code: np.ndarray, template: np.ndarray, tmp_size: int, out_off: np.ndarray, leaf_off: np.ndarray,
                  leaf_size: np.ndarray, args: np.ndarray, iprm: np.ndarray, prm: np.ndarray, coef: np.ndarray,
                  ts: np.ndarray, ist: np.ndarray, fst: np.ndarray, dif: np.ndarray, y: np.ndarray,
-                 jac_t: np.ndarray, lu: np.ndarray, piv: np.ndarray, save: np.ndarray,
-                 y_final: np.ndarray) -> None:  # pragma: no cover
-    """:func:`_advance` for each instance of ``idx``, with one set of scratch buffers."""
+                 save: np.ndarray, y_final: np.ndarray, jac_t: np.ndarray, lu: np.ndarray,
+                 piv: np.ndarray) -> None:  # pragma: no cover
+    """:func:`_advance` for each instance ``idx[j]``, its ``J^T`` in ``jac_t[slots[j]]``, one LU buffer for all.
+
+    An instance leaves :func:`_advance` only for a new ``J`` (whose LU is then
+    rebuilt) or at its end, so its LU never outlives the call and one buffer
+    (``lu``, ``piv``) serves the instances one after another.
+    """
     D = iprm[0]
     max_order = iprm[3]
     ws = template.copy()
@@ -608,9 +622,10 @@ def _advance_all(idx: np.ndarray, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs:
     small = np.empty((3, max_order + 1, max_order + 1))
     ib = np.array([D, 0, 1], dtype=np.int32)
     trans = np.array([78], dtype=np.uint8)  # "N"
-    for kk in idx:
-        _advance(kk, sgetrf, sgetrs, dgetrf, dgetrs, code, ws, tmp, out_off, leaf_off, leaf_size, args, iprm, prm,
-                 coef, ts, ist, fst, dif, y, jac_t, lu, piv, save, y_final, work, r32, small, ib, trans)
+    for j in range(idx.shape[0]):
+        _advance(idx[j], sgetrf, sgetrs, dgetrf, dgetrs, code, ws, tmp, out_off, leaf_off, leaf_size, args, iprm,
+                 prm, coef, ts, ist, fst, dif, y, jac_t[slots[j]], lu, piv, save, y_final, work, r32, small, ib,
+                 trans)
 
 
 # --------------------------------------------------------------------------- the Python side
@@ -675,9 +690,6 @@ def run(p: Problem, m: BDF, plan: Plan, threads: int = 1) -> Solution:
     fst[:, _T_FINAL] = np.nan
     dif = np.zeros((K, R, D))
     y = p.y0.copy()
-    jac_t = np.zeros((K, D * D))
-    lu = np.zeros((K, 2 * D * D), dtype=np.float32)  # float32 LUs, or float64 ones in the same bytes
-    piv = np.zeros((K, D), dtype=np.int32)
     y_final = np.full((K, D), np.nan)
     st = Status
     iprm = np.array([D, tp.A, p.max_steps, m.max_order, m.newton_maxiter, st.success, st.max_steps,
@@ -687,37 +699,44 @@ def run(p: Problem, m: BDF, plan: Plan, threads: int = 1) -> Solution:
     coef = np.ascontiguousarray(np.stack([m.alpha, m.gamma, m.error_const]))
     common: tuple[Any, ...] = (
         *_routines(), tp.code, tp.template, plan.tmp_size, tp.out_off, plan.leaf_off, plan.leaf_size, plan.args,
-        iprm, prm, coef, np.ascontiguousarray(p.ts), ist, fst, dif, y, jac_t, lu, piv, raw.save, y_final,
+        iprm, prm, coef, np.ascontiguousarray(p.ts), ist, fst, dif, y, raw.save, y_final,
     )
     args_all = p.make_args()
     advance: Any = _advance_all
 
     per_call = max(1, JACOBIAN_ENTRIES // (D * D))
-
-    def jacobians(rows: np.ndarray) -> None:
-        for lo in range(0, rows.size, per_call):
-            r = rows[lo : lo + per_call]
-            with np.errstate(all="ignore"):
-                jac = dual.jacobian(_at(p, fst[r, _T], args_all.take(r)), 0.0, p.layout.views(y[r]), batch_ndim=1)
-            _store_transposed(np.ascontiguousarray(jac), np.ascontiguousarray(r), jac_t)
-
-    def block(rows: np.ndarray) -> int:
-        """Integrate the group ``rows`` to their ends; returns the number of Jacobian calls."""
-        calls = 0
-        active = np.ascontiguousarray(rows)
-        while active.size:
-            advance(active, *common)
-            active = np.ascontiguousarray(active[ist[active, _PHASE] == _NEED_J])
-            if active.size:
-                jacobians(active)
-                calls += 1
-                ist[active, _N_JAC] += 1
-                ist[active, _PHASE] = _HAVE_J
-        return calls
-
     n = max(1, min(int(threads), K))
     size = min(per_call, -(-K // n))  # a Jacobian call's worth of instances, at most an n-th of them
     blocks = [np.arange(lo, min(lo + size, K)) for lo in range(0, K, size)]
+    # one workspace per thread, reused by its groups (see "Memory" in the module docstring): the J^T
+    # of a group's instances, and one LU (float32, or float64 in the same bytes) with its pivots
+    spaces: queue.SimpleQueue[tuple[np.ndarray, np.ndarray, np.ndarray]] = queue.SimpleQueue()
+    for _ in range(min(n, len(blocks))):
+        spaces.put((np.empty((size, D * D)), np.empty(2 * D * D, dtype=np.float32), np.empty(D, dtype=np.int32)))
+
+    def block(rows: np.ndarray) -> int:
+        """Integrate the group ``rows`` to their ends; returns the number of Jacobian calls."""
+        jac_t, lu, piv = spaces.get()
+        try:
+            calls = 0
+            active = np.ascontiguousarray(rows)
+            slots = np.arange(rows.size)  # each instance's J^T: jac_t[slot]
+            while active.size:
+                advance(active, slots, *common, jac_t, lu, piv)
+                need = ist[active, _PHASE] == _NEED_J
+                active, slots = np.ascontiguousarray(active[need]), np.ascontiguousarray(slots[need])
+                if active.size:
+                    with np.errstate(all="ignore"):
+                        jac = dual.jacobian(_at(p, fst[active, _T], args_all.take(active)), 0.0,
+                                            p.layout.views(y[active]), batch_ndim=1)
+                    _store_transposed(np.ascontiguousarray(jac), slots, jac_t)
+                    calls += 1
+                    ist[active, _N_JAC] += 1
+                    ist[active, _PHASE] = _HAVE_J
+        finally:
+            spaces.put((jac_t, lu, piv))
+        return calls
+
     with threadpool_limits(1, user_api="blas"):
         if n == 1:
             raw.n_calls += sum(block(b) for b in blocks)
