@@ -217,9 +217,11 @@ def bdf_breakdown(rule, task, w0, stats) -> None:
 
     per = max(1, min(rows, compiled_bdf.JACOBIAN_ENTRIES // (D * D)))  # instances a call, as the route does
 
-    def jac():
+    out = np.empty((per, D, D))
+
+    def jac():  # into a reused array, as the route does
         return dual.jacobian(_at(p, np.zeros(per), p.make_args().take(np.arange(per))), 0.0,
-                             p.layout.views(p.y0[:per]), batch_ndim=1)
+                             p.layout.views(p.y0[:per]), batch_ndim=1, out=out)
 
     def per_call(fn, n):
         fn()
@@ -228,9 +230,9 @@ def bdf_breakdown(rule, task, w0, stats) -> None:
             fn()
         return (time.perf_counter() - t) / n
 
-    jt = np.ascontiguousarray(jac()[0].T).reshape(-1)
+    jt = jac()[0].reshape(-1)  # row-major J: the route factors M^T and solves with "T"
     store, piv = np.zeros(2 * D * D, np.float32), np.zeros(D, np.int32)
-    ib, trans = np.array([D, 0, 1], np.int32), np.array([78], np.uint8)
+    ib, trans = np.array([D, 0, 1], np.int32), np.array([84], np.uint8)
     r, r32, f = np.random.default_rng(0).standard_normal(D), np.zeros(D, np.float32), np.empty(D)
     ws = tp.template.copy()
     ws[D : D + tp.A] = plan.args[0]

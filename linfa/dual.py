@@ -701,6 +701,7 @@ def jacobian(
     *,
     chunk: int | None = None,
     batch_ndim: int | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Dense per-instance Jacobian of a batched flow, from exact JVPs.
 
@@ -732,6 +733,10 @@ def jacobian(
         Number of leading batch axes of every leaf (default: all but the last
         two, i.e. matrix leaves ``(*batch, m, n)``); the rest of a leaf is its
         per-instance core, of any shape.
+    out : ndarray, optional
+        Where to write the Jacobians: ``float64``, C-contiguous, of shape
+        ``(*batch, N, N)`` (an integrator's workspace, reused from call to
+        call instead of a new array each time); returned.
 
     Returns
     -------
@@ -759,7 +764,17 @@ def jacobian(
     if not isinstance(chunk, int | np.integer) or chunk < 1:
         raise ValueError(f"chunk: expected a positive integer, got {chunk!r}")
     offsets = [int(o) for o in np.cumsum([0, *sizes])]
-    jac = np.empty((*batch, n, n))
+    if out is None:
+        jac = np.empty((*batch, n, n))
+    elif not isinstance(out, np.ndarray) or out.dtype != np.float64 or out.shape != (*batch, n, n) \
+            or not out.flags.c_contiguous or not out.flags.writeable:
+        got = (f"{out.dtype} array of shape {out.shape}{'' if out.flags.c_contiguous else ', not C-contiguous'}"
+               f"{'' if out.flags.writeable else ', read-only'}" if isinstance(out, np.ndarray)
+               else type(out).__name__)
+        raise ValueError(f"out: expected a writeable C-contiguous float64 array of shape {(*batch, n, n)}, "
+                         f"got {got}")
+    else:
+        jac = out
     outer = getattr(_local, "workspace", None)
     workspace = getattr(_local, "spare", None) or _Workspace()  # the buffers of this thread's last call
     _local.spare = None

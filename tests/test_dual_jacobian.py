@@ -297,3 +297,23 @@ def test_batch_ndim_is_checked(bad: Any) -> None:
         dual.jacobian(lambda t, s: (s[0],), 0.0, (np.ones((2, 3, 3)),), batch_ndim=bad)
     with pytest.raises(ValueError, match="batch_ndim"):
         dual.jvp(lambda t, s: (s[0],), 0.0, (np.ones((2, 3, 3)),), (np.ones((2, 3, 3)),), batch_ndim=bad)
+
+
+@pytest.mark.parametrize("chunk", [None, 7])
+def test_out_receives_the_jacobian_whatever_it_held(chunk: int | None) -> None:
+    """``out=`` is written in full (NaN-filled beforehand) and returned: the same numbers as a new array."""
+    rule, task, w = _fa(np.random.default_rng(4), 3)
+    want = dual.jacobian(rule.flow(task), 0.0, w, chunk=chunk)
+    out = np.full((3, 32, 32), np.nan)
+    got = dual.jacobian(rule.flow(task), 0.0, w, chunk=chunk, out=out)
+    assert got is out
+    np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((3, 32, 31)), np.zeros((3, 32, 32), dtype=np.float32),
+                                 np.zeros((3, 32, 64))[..., ::2], [[0.0]]])
+def test_out_is_checked(bad: Any) -> None:
+    rule, task, w = _fa(np.random.default_rng(4), 3)
+    expected = r"out: expected a writeable C-contiguous float64 array of shape \(3, 32, 32\), got"
+    with pytest.raises(ValueError, match=expected):
+        dual.jacobian(rule.flow(task), 0.0, w, out=bad)

@@ -37,16 +37,19 @@ a fallback to double precision), the very routines :func:`scipy.linalg.lu_factor
 and :func:`scipy.linalg.lu_solve` call, reached from numba through
 :func:`numba.extending.get_cython_function_address` on
 ``scipy.linalg.cython_lapack`` and passed to the loop as ctypes function
-pointers (so numba can cache it on disk). The iteration matrix is built in
-LAPACK's column-major order from the stored ``J^T``,
+pointers (so numba can cache it on disk). The iteration matrix is built
+row-major over ``J`` as :func:`linfa.dual.jacobian` writes it,
 
 .. math::
 
     M_{ij} = δ_{ij} - c\\, J_{ij}, \\qquad
-    \\texttt{buffer}[j D + i] = M_{ij}
+    \\texttt{buffer}[i D + j] = M_{ij}
     \\quad\\text{(in single precision: } \\operatorname{fl}_{32}(J_{ij}) \\operatorname{fl}_{32}(-c) + 1 \\text{)},
 
-exactly as the numpy route builds it, and a single-precision solve scales its
+which LAPACK, reading column-major, sees as ``M^T``: it factors ``M^T`` and
+solves with its transpose (``getrs`` with ``"T"``), so no copy or transpose of
+``J`` or ``M`` is ever made. The numpy route builds the same buffer and
+factors it the same way, and a single-precision solve scales its
 right-hand side ``r`` by ``2^{-e}``, ``e`` the binary exponent of ``max |r_i|``,
 as :meth:`linfa.integrate.linsolve.InstanceLU.solve` does. So both routes
 factor the same matrices with the same LAPACK, and their results differ only
@@ -63,16 +66,17 @@ loop, which resumes each instance where it stopped: a few rounds (as many as
 the most Jacobians an instance needs), each one compiled stretch per
 instance.
 
-**Memory.** An instance leaves the loop only for a new ``J`` (whose LU is
-then rebuilt) or at its end, so its LU never outlives one call of the loop
-and its ``J`` only the call it was computed for. Each thread therefore has
-one workspace, reused by every group it runs: the ``J^T`` of one group's
-instances and one LU. A batch costs its states, differences and save points,
-not ``K`` Jacobians and LUs (``2 D² x 8`` bytes per instance, 640 MB on W4's
-64 instances). That matters beyond the memory itself: the first write to a
-page costs about 9 ms per MB on the 2-core virtual machines this project is
-measured on (an ``np.zeros`` of 80 MB filled for the first time: 0.72 s,
-then 3.5 ms), and W4 spent 16% of its time there before.
+**Memory.** An instance leaves the loop only for a new ``J`` (whose LU is then
+rebuilt) or at its end, so its LU never outlives one call of the loop and its
+``J`` only the call it was computed for. Each thread therefore has one
+workspace, reused by every group it runs: the ``J`` of one group's instances
+(:func:`linfa.dual.jacobian` writes them there) and one LU. A batch costs its
+states, differences and save points, not ``K`` Jacobians and LUs (``2 D² x 8``
+bytes per instance, 640 MB on W4's 64 instances). That matters beyond the
+memory itself: the first write to a page costs about 9 ms per MB on the 2-core
+virtual machines this project is measured on (an ``np.zeros`` of 80 MB filled
+for the first time: 0.72 s, then 3.5 ms), and W4 spent 16% of its time there
+before.
 
 **Threads.** The instances are cut into contiguous groups, each as many as
 one Jacobian call takes (at most ``K / threads``), handed to
@@ -188,19 +192,22 @@ _START, _NEED_J, _HAVE_J, _DONE = range(4)
 
 
 @_compiled
-def _factor(jt: np.ndarray, store: np.ndarray, pv: np.ndarray, c: float, single: bool, D: int, sgetrf: Any,
+def _factor(jac: np.ndarray, store: np.ndarray, pv: np.ndarray, c: float, single: bool, D: int, sgetrf: Any,
             dgetrf: Any, ib: np.ndarray) -> None:  # pragma: no cover
-    """Factor ``M = I - c J`` (from ``jt``, ``J^T`` row-major, i.e. ``J`` column-major) into ``store``, ``pv``.
+    """Factor ``M^T``, ``M = I - c J``, into ``store``, ``pv`` (``jac``: ``J`` row-major, flat).
 
-    Single precision: ``M_ij = fl32(J_ij) fl32(-c)`` plus 1 on the diagonal, in
-    ``float32``; double: ``J_ij (-c)`` plus 1. ``ib = [D, info, 1]``.
+    ``M`` is built row-major, entry for entry over ``J``: single precision
+    ``M_ij = fl32(J_ij) fl32(-c)`` plus 1 on the diagonal, in ``float32``;
+    double ``J_ij (-c)`` plus 1. LAPACK reads that buffer column-major, as
+    ``M^T``, and factors it (:func:`_solve` then solves with ``M^T`` transposed).
+    ``ib = [D, info, 1]``.
     """
     n = D * D
     if single:
         m32 = store[:n]
         mc = np.float32(-c)
         for i in range(n):
-            m32[i] = np.float32(jt[i]) * mc
+            m32[i] = np.float32(jac[i]) * mc
         one = np.float32(1.0)
         for i in range(D):
             m32[i * D + i] = m32[i * D + i] + one
@@ -209,7 +216,7 @@ def _factor(jt: np.ndarray, store: np.ndarray, pv: np.ndarray, c: float, single:
         m64 = store.view(np.float64)[:n]
         mc64 = -c
         for i in range(n):
-            m64[i] = jt[i] * mc64
+            m64[i] = jac[i] * mc64
         for i in range(D):
             m64[i * D + i] = m64[i * D + i] + 1.0
         dgetrf(ib.ctypes, ib.ctypes, m64.ctypes, ib.ctypes, pv.ctypes, ib[1:].ctypes)
@@ -218,7 +225,7 @@ def _factor(jt: np.ndarray, store: np.ndarray, pv: np.ndarray, c: float, single:
 @_compiled
 def _solve(store: np.ndarray, pv: np.ndarray, r: np.ndarray, single: bool, r32: np.ndarray, D: int, sgetrs: Any,
            dgetrs: Any, ib: np.ndarray, trans: np.ndarray) -> None:  # pragma: no cover
-    """``r ← M^{-1} r`` with the factorisation in ``store``, ``pv``, in its precision.
+    """``r ← M^{-1} r`` with the factorisation of ``M^T`` in ``store``, ``pv`` (``trans``: "T"), in its precision.
 
     In single precision ``r`` is scaled by ``2^{-e}`` first (``e`` the binary
     exponent of ``max |r_i|``, 0 if that is 0 or not finite), rounded to
@@ -246,22 +253,6 @@ def _solve(store: np.ndarray, pv: np.ndarray, r: np.ndarray, single: bool, r32: 
     else:
         dgetrs(trans.ctypes, ib.ctypes, ib[2:].ctypes, store.view(np.float64)[:n].ctypes, ib.ctypes, pv.ctypes,
                r.ctypes, ib.ctypes, ib[1:].ctypes)
-
-
-@_compiled
-def _store_transposed(jac: np.ndarray, slots: np.ndarray, jac_t: np.ndarray) -> None:  # pragma: no cover
-    """``jac_t[slots[q]] = J_q^T`` row-major (``J_q = jac[q]``, ``D x D``), in 32 x 32 tiles that stay in cache."""
-    D = jac.shape[1]
-    for q in range(slots.shape[0]):
-        src = jac[q]
-        dst = jac_t[slots[q]]
-        for i0 in range(0, D, 32):
-            i1 = min(i0 + 32, D)
-            for j0 in range(0, D, 32):
-                j1 = min(j0 + 32, D)
-                for j in range(j0, j1):
-                    for i in range(i0, i1):
-                        dst[j * D + i] = src[i, j]
 
 
 @_compiled
@@ -339,7 +330,7 @@ def _finish(kk: int, code: int, t: float, y: np.ndarray, ist: np.ndarray, fst: n
 def _advance(kk: int, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any, code: np.ndarray, ws: np.ndarray,
              tmp: np.ndarray, out_off: np.ndarray, leaf_off: np.ndarray, leaf_size: np.ndarray, args: np.ndarray,
              iprm: np.ndarray, prm: np.ndarray, coef: np.ndarray, ts: np.ndarray, ist: np.ndarray, fst: np.ndarray,
-             dif: np.ndarray, y: np.ndarray, jt: np.ndarray, store: np.ndarray, pv: np.ndarray, save: np.ndarray,
+             dif: np.ndarray, y: np.ndarray, jac: np.ndarray, store: np.ndarray, pv: np.ndarray, save: np.ndarray,
              y_final: np.ndarray, work: np.ndarray, r32: np.ndarray, small: np.ndarray, ib: np.ndarray,
              trans: np.ndarray) -> None:  # pragma: no cover
     """Step instance ``kk`` until it needs a new Jacobian (phase ``_NEED_J``) or ends (``_DONE``).
@@ -444,7 +435,7 @@ def _advance(kk: int, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any, code: 
         rr = c / c_lu
         contraction = abs(1 - rr) / (1 + rr)
         if not (contraction <= q_max):
-            _factor(jt, store, pv, c, single, D, sgetrf, dgetrf, ib)
+            _factor(jac, store, pv, c, single, D, sgetrf, dgetrf, ib)
             c_lu = c
             fst[kk, _RATE] = 1.0
             ist[kk, _N_LU] += 1
@@ -601,13 +592,13 @@ def _advance(kk: int, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any, code: 
 
 
 @_compiled
-def _advance_all(idx: np.ndarray, slots: np.ndarray, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any,
+def _advance_all(idx: np.ndarray, sgetrf: Any, sgetrs: Any, dgetrf: Any, dgetrs: Any,
                  code: np.ndarray, template: np.ndarray, tmp_size: int, out_off: np.ndarray, leaf_off: np.ndarray,
                  leaf_size: np.ndarray, args: np.ndarray, iprm: np.ndarray, prm: np.ndarray, coef: np.ndarray,
                  ts: np.ndarray, ist: np.ndarray, fst: np.ndarray, dif: np.ndarray, y: np.ndarray,
-                 save: np.ndarray, y_final: np.ndarray, jac_t: np.ndarray, lu: np.ndarray,
+                 save: np.ndarray, y_final: np.ndarray, jac: np.ndarray, lu: np.ndarray,
                  piv: np.ndarray) -> None:  # pragma: no cover
-    """:func:`_advance` for each instance ``idx[j]``, its ``J^T`` in ``jac_t[slots[j]]``, one LU buffer for all.
+    """:func:`_advance` for each instance ``idx[j]``, its ``J`` in ``jac[j]``, one LU buffer for all.
 
     An instance leaves :func:`_advance` only for a new ``J`` (whose LU is then
     rebuilt) or at its end, so its LU never outlives the call and one buffer
@@ -621,10 +612,10 @@ def _advance_all(idx: np.ndarray, slots: np.ndarray, sgetrf: Any, sgetrs: Any, d
     r32 = np.empty(D, dtype=np.float32)
     small = np.empty((3, max_order + 1, max_order + 1))
     ib = np.array([D, 0, 1], dtype=np.int32)
-    trans = np.array([78], dtype=np.uint8)  # "N"
+    trans = np.array([84], dtype=np.uint8)  # "T": the LU is of M^T
     for j in range(idx.shape[0]):
         _advance(idx[j], sgetrf, sgetrs, dgetrf, dgetrs, code, ws, tmp, out_off, leaf_off, leaf_size, args, iprm,
-                 prm, coef, ts, ist, fst, dif, y, jac_t[slots[j]], lu, piv, save, y_final, work, r32, small, ib,
+                 prm, coef, ts, ist, fst, dif, y, jac[j], lu, piv, save, y_final, work, r32, small, ib,
                  trans)
 
 
@@ -708,33 +699,32 @@ def run(p: Problem, m: BDF, plan: Plan, threads: int = 1) -> Solution:
     n = max(1, min(int(threads), K))
     size = min(per_call, -(-K // n))  # a Jacobian call's worth of instances, at most an n-th of them
     blocks = [np.arange(lo, min(lo + size, K)) for lo in range(0, K, size)]
-    # one workspace per thread, reused by its groups (see "Memory" in the module docstring): the J^T
-    # of a group's instances, and one LU (float32, or float64 in the same bytes) with its pivots
+    # one workspace per thread, reused by its groups (see "Memory" in the module docstring): the
+    # Jacobians of a group's instances (row-major, written there by dual.jacobian), and one LU
+    # (float32, or float64 in the same bytes) with its pivots
     spaces: queue.SimpleQueue[tuple[np.ndarray, np.ndarray, np.ndarray]] = queue.SimpleQueue()
     for _ in range(min(n, len(blocks))):
-        spaces.put((np.empty((size, D * D)), np.empty(2 * D * D, dtype=np.float32), np.empty(D, dtype=np.int32)))
+        spaces.put((np.empty((size, D, D)), np.empty(2 * D * D, dtype=np.float32), np.empty(D, dtype=np.int32)))
 
     def block(rows: np.ndarray) -> int:
         """Integrate the group ``rows`` to their ends; returns the number of Jacobian calls."""
-        jac_t, lu, piv = spaces.get()
+        jac, lu, piv = spaces.get()
         try:
             calls = 0
             active = np.ascontiguousarray(rows)
-            slots = np.arange(rows.size)  # each instance's J^T: jac_t[slot]
             while active.size:
-                advance(active, slots, *common, jac_t, lu, piv)
-                need = ist[active, _PHASE] == _NEED_J
-                active, slots = np.ascontiguousarray(active[need]), np.ascontiguousarray(slots[need])
+                # each round: the instances that asked for a Jacobian get it in jac[:n], in order
+                advance(active, *common, jac.reshape(size, D * D), lu, piv)
+                active = np.ascontiguousarray(active[ist[active, _PHASE] == _NEED_J])
                 if active.size:
                     with np.errstate(all="ignore"):
-                        jac = dual.jacobian(_at(p, fst[active, _T], args_all.take(active)), 0.0,
-                                            p.layout.views(y[active]), batch_ndim=1)
-                    _store_transposed(np.ascontiguousarray(jac), slots, jac_t)
+                        dual.jacobian(_at(p, fst[active, _T], args_all.take(active)), 0.0, p.layout.views(y[active]),
+                                      batch_ndim=1, out=jac[: active.size])
                     calls += 1
                     ist[active, _N_JAC] += 1
                     ist[active, _PHASE] = _HAVE_J
         finally:
-            spaces.put((jac_t, lu, piv))
+            spaces.put((jac, lu, piv))
         return calls
 
     with threadpool_limits(1, user_api="blas"):

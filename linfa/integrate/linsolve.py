@@ -10,7 +10,12 @@ Every stiff method solves, per instance ``k``, linear systems with a dense
     u_k = U_k^{-1} L_k^{-1} P_k^{T} r_k ,
 
 by LAPACK's ``getrf``/``getrs`` (:func:`scipy.linalg.lu_factor`,
-:func:`scipy.linalg.lu_solve`), one instance at a time.
+:func:`scipy.linalg.lu_solve`), one instance at a time. The matrices are
+built row-major (C order), which LAPACK reads column-major as ``M_k^T``: so
+``M_k^T`` is what gets factored, in place, and the solves use its transpose
+(``getrs`` with ``"T"``). Factoring ``M_k`` itself would first copy it to
+column-major order (2.5 MB per factorisation on W4), and the compiled ``bdf``
+(:mod:`linfa.integrate.compiled_bdf`) factors the same buffer the same way.
 
 How the work runs: inside :func:`instance_lu` OpenBLAS is limited to one
 thread (``threadpoolctl``) and the instances are spread over
@@ -105,8 +110,8 @@ class InstanceLU:
         """
         def work(pos: np.ndarray) -> None:
             with np.errstate(all="ignore"):
-                for i in pos:
-                    self.lus[int(rows[i])] = sla.lu_factor(matrix(int(i)), overwrite_a=True, check_finite=False)
+                for i in pos:  # M^T: the transpose of a C-order array is a Fortran-order view, factored in place
+                    self.lus[int(rows[i])] = sla.lu_factor(matrix(int(i)).T, overwrite_a=True, check_finite=False)
 
         self.each(len(rows), work)
 
@@ -134,11 +139,11 @@ class InstanceLU:
                     lu = self.lus[int(rows[i])]
                     r = rhs[i]
                     if lu[0].dtype == r.dtype:
-                        out[i] = sla.lu_solve(lu, r, check_finite=False)
+                        out[i] = sla.lu_solve(lu, r, trans=1, check_finite=False)
                         continue
                     top = np.max(np.abs(r))
                     shift = int(np.frexp(top)[1]) if np.isfinite(top) and top > 0 else 0
-                    u = sla.lu_solve(lu, np.ldexp(r, -shift).astype(lu[0].dtype), check_finite=False)
+                    u = sla.lu_solve(lu, np.ldexp(r, -shift).astype(lu[0].dtype), trans=1, check_finite=False)
                     out[i] = np.ldexp(u.astype(r.dtype), shift)
 
         self.each(len(rows), work)
