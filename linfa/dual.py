@@ -764,15 +764,16 @@ def jacobian(
     if not isinstance(chunk, int | np.integer) or chunk < 1:
         raise ValueError(f"chunk: expected a positive integer, got {chunk!r}")
     offsets = [int(o) for o in np.cumsum([0, *sizes])]
+    expected = f"out: expected a writeable C-contiguous float64 array of shape {(*batch, n, n)}"
     if out is None:
         jac = np.empty((*batch, n, n))
-    elif not isinstance(out, np.ndarray) or out.dtype != np.float64 or out.shape != (*batch, n, n) \
-            or not out.flags.c_contiguous or not out.flags.writeable:
-        got = (f"{out.dtype} array of shape {out.shape}{'' if out.flags.c_contiguous else ', not C-contiguous'}"
-               f"{'' if out.flags.writeable else ', read-only'}" if isinstance(out, np.ndarray)
-               else type(out).__name__)
-        raise ValueError(f"out: expected a writeable C-contiguous float64 array of shape {(*batch, n, n)}, "
-                         f"got {got}")
+    elif not isinstance(out, np.ndarray):
+        raise TypeError(f"{expected}, got {type(out).__name__}")
+    elif out.dtype != np.float64 or out.shape != (*batch, n, n) or not out.flags.c_contiguous \
+            or not out.flags.writeable:
+        raise ValueError(f"{expected}, got a {out.dtype} array of shape {out.shape}"
+                         f"{'' if out.flags.c_contiguous else ', not C-contiguous'}"
+                         f"{'' if out.flags.writeable else ', read-only'}")
     else:
         jac = out
     outer = getattr(_local, "workspace", None)

@@ -310,10 +310,21 @@ def test_out_receives_the_jacobian_whatever_it_held(chunk: int | None) -> None:
     np.testing.assert_array_equal(out, want)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((3, 32, 31)), np.zeros((3, 32, 32), dtype=np.float32),
-                                 np.zeros((3, 32, 64))[..., ::2], [[0.0]]])
-def test_out_is_checked(bad: Any) -> None:
+def _read_only() -> np.ndarray:
+    a = np.zeros((3, 32, 32))
+    a.flags.writeable = False
+    return a
+
+
+@pytest.mark.parametrize(("bad", "error", "said"), [
+    (np.zeros((3, 32, 31)), ValueError, r"got a float64 array of shape \(3, 32, 31\)"),
+    (np.zeros((3, 32, 32), dtype=np.float32), ValueError, "got a float32 array"),
+    (np.zeros((3, 32, 64))[..., ::2], ValueError, r"got a float64 array of shape \(3, 32, 32\), not C-contiguous"),
+    (_read_only(), ValueError, r"got a float64 array of shape \(3, 32, 32\), read-only"),
+    ([[0.0]], TypeError, "got list"),
+])
+def test_out_is_checked(bad: Any, error: type, said: str) -> None:
     rule, task, w = _fa(np.random.default_rng(4), 3)
-    expected = r"out: expected a writeable C-contiguous float64 array of shape \(3, 32, 32\), got"
-    with pytest.raises(ValueError, match=expected):
+    with pytest.raises(error, match=r"out: expected a writeable C-contiguous float64 array of shape \(3, 32, 32\), "
+                       + said):
         dual.jacobian(rule.flow(task), 0.0, w, out=bad)

@@ -325,12 +325,36 @@ def test_memory_does_not_grow_by_a_jacobian_per_instance() -> None:
         tracemalloc.start()
         try:
             sol = solve(rule, task, w0, 1.0, rtol=1e-6, atol=1e-9, method="bdf", threads=1)
-            return tracemalloc.get_traced_memory()[1]
+            used = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
-            assert sol.stats["kernel"] == "compiled" and np.all(sol.status == Status.success)
+        assert sol.stats["kernel"] == "compiled" and np.all(sol.status == Status.success)
+        return used
 
     D = 24 * 16 + 16 * 8
     assert JACOBIAN_ENTRIES // (D * D) == 4
     peak(4)  # traced and compiled
     assert peak(16) - peak(4) < 12 * (D * D * 8) / 4
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_groups_of_two_give_the_results_of_one_group(monkeypatch: pytest.MonkeyPatch, threads: int) -> None:
+    """Each round hands an instance its own Jacobian in the group's workspace, whatever the group.
+
+    With ``JACOBIAN_ENTRIES`` cut to two Jacobians, five instances run as
+    groups of two (and one), each group's rounds reusing its thread's
+    workspace; some instances need several Jacobians while others in their
+    group have ended or need none. Bit for bit as one group of five.
+    """
+    from linfa.integrate import compiled_bdf
+
+    problem = _fa_problem(5, seed=2)
+    kw = dict(rtol=1e-6, atol=1e-9, method="bdf", kernel="compiled")
+    one = solve(*problem, 200.0, threads=1, **kw)
+    monkeypatch.setattr(compiled_bdf, "JACOBIAN_ENTRIES", 2 * 36 * 36)
+    groups = solve(*problem, 200.0, threads=threads, **kw)
+    assert len(set(one.stats["num_jacobians"].tolist())) > 1  # groups whose instances ask for J unevenly
+    for key in COUNTS:
+        np.testing.assert_array_equal(groups.stats[key], one.stats[key], err_msg=key)
+    for a, b in zip(one.states, groups.states, strict=True):
+        np.testing.assert_array_equal(b, a)

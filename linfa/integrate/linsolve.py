@@ -2,18 +2,19 @@
 
 Every stiff method solves, per instance ``k``, linear systems with a dense
 ``D x D`` matrix ``M_k`` (``I/(hγ) - J_k`` for the Rosenbrock methods,
-``I - c_k J_k`` for BDF), factored once and solved many times:
+``I - c_k J_k`` for BDF), factored once and solved many times. The matrices
+are built row-major (C order), which LAPACK reads column-major as ``M_k^T``,
+so ``M_k^T`` is what gets factored, in place, and the solves use its
+transpose (``getrs`` with ``"T"``):
 
 .. math::
 
-    M_k = P_k L_k U_k , \\qquad M_k u_k = r_k \\;\\Leftrightarrow\\;
-    u_k = U_k^{-1} L_k^{-1} P_k^{T} r_k ,
+    M_k^T = P_k L_k U_k , \\qquad M_k u_k = r_k \\;\\Leftrightarrow\\;
+    u_k = P_k L_k^{-T} U_k^{-T} r_k ,
 
 by LAPACK's ``getrf``/``getrs`` (:func:`scipy.linalg.lu_factor`,
-:func:`scipy.linalg.lu_solve`), one instance at a time. The matrices are
-built row-major (C order), which LAPACK reads column-major as ``M_k^T``: so
-``M_k^T`` is what gets factored, in place, and the solves use its transpose
-(``getrs`` with ``"T"``). Factoring ``M_k`` itself would first copy it to
+:func:`scipy.linalg.lu_solve` with ``trans=1``), one instance at a time; the
+kept factors (:attr:`InstanceLU.lus`) are those of ``M_k^T``. Factoring ``M_k`` itself would first copy it to
 column-major order (2.5 MB per factorisation on W4), and the compiled ``bdf``
 (:mod:`linfa.integrate.compiled_bdf`) factors the same buffer the same way.
 
@@ -97,16 +98,18 @@ class InstanceLU:
             future.result()
 
     def factor(self, rows: np.ndarray, matrix: Callable[[int], np.ndarray]) -> None:
-        """Factor ``matrix(i)``, the matrix of instance ``rows[i]``, for every ``i`` (in its precision).
+        """Factor (the transpose of) ``matrix(i)``, the matrix of instance ``rows[i]``, for every ``i``.
 
         Parameters
         ----------
         rows : ndarray of int, shape (n,)
             Flat instance numbers.
         matrix : callable
-            ``matrix(i) -> ndarray (D, D)``; called from the worker threads
-            (so building the matrix is spread too); it may return a scratch
-            array that it owns (factored with ``overwrite_a``).
+            ``matrix(i) -> ndarray (D, D)``, in the precision to factor in;
+            called from the worker threads (so building the matrix is spread
+            too). It must return a new array that nothing else reads: a
+            C-order array is overwritten by its factors (a view of stored
+            data would be destroyed).
         """
         def work(pos: np.ndarray) -> None:
             with np.errstate(all="ignore"):
