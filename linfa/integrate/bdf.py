@@ -131,20 +131,26 @@ against 13 rejected steps per instance on the Brusselator of
 ``benchmarks/bench_bdf_bound.py``, 108 against 38 on its Allen–Cahn problem).
 
 ``q_max`` trades factorisations for Newton iterations, rejections and steps.
-Measured (``benchmarks/bench_bdf_bound.py``, 2026-12-02, compiled route, rtol
-1e-6, eleven families, time against ``q_max = 0.2``, about CVODE's
-``|r - 1| <= 0.3``): 0.3 ran 1.11-1.35x faster on all but two (a Brusselator
-on 400 points 0.96x, Robertson's kinetics 0.78x, 1.8 ms against 1.4 ms per
-instance). 0.5 ran 1.44-1.57x faster on the four network problems (FA, BP,
-DFA and a deep FA, D = 800-1200, Σxx conditioned 1e-4: half the LUs of 0.2,
-the same steps) but 0.6x on a Brusselator of D = 800 and a linear system of
-D = 600 (more rejections, Newton failures and Jacobians: a spread spectrum
-makes a kept LU's slow contraction cost steps), and 0.48-0.82x on three of
-the five small problems. So the default is 0.3, the bound that lost little
-anywhere; on network problems with large states ``BDF(lu_contraction=0.5)``
-ran 8-21% faster than 0.3 (W4 on 64 instances: 11.0 s against 13.3 s). Every run of every family ended successfully,
-with final states within 5e-4 of tight solves (within 2e-5 but for the
-linear system, whose states decay by 1e4). bound. The stats count
+Measured (``benchmarks/bench_bdf_bound.py``, 2026-12-02 03:05 UTC, compiled
+route, rtol 1e-6, eleven families, time against ``q_max = 0.2``, about
+CVODE's ``|r - 1| <= 0.3``): 0.3 ran 1.15-1.29x faster on the five network
+problems (FA, BP, DFA, a deep FA and a small FA), 1.01-1.04x on a
+Brusselator of D = 400 and of D = 800 and on an Allen–Cahn problem, 0.92x on
+a linear system of D = 600, and 0.76-0.77x on Van der Pol and Robertson
+(D <= 3: 1.8 ms at 0.3 against 1.3 ms at 0.2 per instance, timings of
+about a millisecond that also vary by some 30% from run to run). 0.5 ran 1.23-1.51x faster on the
+four network problems with D = 800-1200 (two thirds of the LUs of 0.3, the
+same steps) but 0.54x on the linear system and 0.66x on Allen–Cahn (more
+rejections, Newton failures and Jacobians: a spread spectrum makes a kept
+LU's slow contraction cost steps), and 0.43-0.62x on the smallest problems.
+So the default is 0.3, the bound that lost little anywhere;
+``BDF(lu_contraction=0.5)`` is an option for network problems with large
+states. These ratios move between runs by more than timing noise: the step
+sequence of a stiff run turns on discrete decisions that a last-bit change
+can flip (an earlier run, before the LUs were taken of ``M^T``, had the
+linear system at 1.11x and Van der Pol at 1.18x for 0.3). Every run of every
+family ended successfully, with final states within 6e-4 of tight solves
+(within 1.5e-5 but for the linear system, whose states decay by 1e4). The stats count
 Jacobians (``num_jacobians``), factorisations (``num_lu``) and Newton
 failures (``num_newton_failures``, also counted in ``num_rejected``) per
 instance.
@@ -207,7 +213,7 @@ class BDF:
     newton_tol : float
         The Newton iteration stops when its estimated error is below this
         fraction of the error test: ``τ_k = newton_tol / (κ_k γ_k + 1/(k+1))``.
-    lu_contraction : float or None
+    lu_contraction : float
         ``q_max``: a kept LU of ``I - c_{LU} J`` serves a step with ``c = r
         c_{LU}`` while ``|1 - r| / (1 + r) <= q_max`` (the fraction of the
         Newton error one iteration leaves, see the module docstring), and is

@@ -72,7 +72,7 @@ rebuilt) or at its end, so its LU never outlives one call of the loop and its
 workspace, reused by every group it runs: the ``J`` of one group's instances
 (:func:`linfa.dual.jacobian` writes them there) and one LU. A batch costs its
 states, differences and save points, not ``K`` Jacobians and LUs (``2 D² x 8``
-bytes per instance, 640 MB on W4's 64 instances). That matters beyond the
+bytes per instance, 655 MB on W4's 64 instances). That matters beyond the
 memory itself: the first write to a page costs about 9 ms per MB on the 2-core
 virtual machines this project is measured on (an ``np.zeros`` of 80 MB filled
 for the first time: 0.72 s, then 3.5 ms), and W4 spent 16% of its time there
@@ -105,14 +105,16 @@ drifts as far (measured on W4 and on small FA, linear and Van der Pol
 problems: the two distances are of the same size).
 
 **Cost.** Per W4 instance (``D = 800``, one core, data in cache;
-``bench_stiff.py`` prints this breakdown; 2026-12-02): 33.6 LUs of 6.3 ms
-(0.21 s, two thirds), 1024 triangular solves of 0.078 ms (0.08 s), 1024 flow
-evaluations of 7 µs, and 11.8 Jacobians of 1.9 ms (0.023 s,
+``bench_stiff.py`` prints this breakdown; 2026-12-02 02:46 UTC): 33.6 LUs of
+5.5 ms (0.18 s, two thirds), 1024 triangular solves of 0.069 ms (0.07 s), 1024
+flow evaluations of 4 µs, and 11.8 Jacobians of 1.7 ms (0.020 s,
 :func:`linfa.dual.jacobian` in Python, one instance a call). On all 64 W4
-instances (2 cores, ``bench_stiff.py``, one run): 13.3 s against 34.4 s on
-the numpy route (2.6x), with the same LUs (33.6) and Jacobians (11.8) per
-instance and about the same steps (635 against 634: rounding steers some
-decisions, see above), final states within 1.5e-6 of ``rodas4`` at rtol 1e-8.
+instances (2 cores, ``bench_stiff.py``, one run, 03:12 UTC): 11.0 s against
+31.2 s on the numpy route (2.8x), with about the same LUs (33.3 against 33.5)
+and Jacobians (11.6 against 11.7) per instance and about the same steps (634
+against 635: rounding steers some decisions, see above), final states within
+1.5e-6 of ``rodas4`` at rtol 1e-8. Before the workspaces (see "Memory") the
+same run took 13.3 s.
 Both routes pay the same LUs and Jacobians; the
 compiled one saves the solves streaming each LU from memory and the Python of
 each step. The first call on a machine compiles the loop (10–20 s on a loaded
