@@ -3,7 +3,9 @@
 Each row: FA with widths (n, n, n), Σxx = I, teacher entries N(0, 1/n),
 feedback entries N(0, 1/n), initial weights N(0, 1e-6), K independent
 instances, t in [0, 20], rtol 1e-6, atol 1e-9, ``tsit5``. Routes, interleaved
-in one process: linfa's default call (no ``threads=``, no ``kernel=``: the
+in one process (the order rotated from one repetition to the next, and
+:data:`SETTLE` seconds of rest before each call, so that no route always
+starts while the one before it still has threads spinning): linfa's default call (no ``threads=``, no ``kernel=``: the
 compiled path or the numpy engine, as :func:`linfa.integrate.schedule.plan_kernel`
 chooses; the column says which), the default with ``threads=1``, the numpy
 engine forced (``kernel="numpy"``, its default threads), and JAX + diffrax
@@ -41,6 +43,11 @@ from linfa.dynamics import solve  # noqa: E402
 ROWS = [(1, 16), (16, 16), (256, 16), (4096, 16), (256, 4), (256, 64), (16, 128), (1, 512)]
 QUICK = [(1, 16), (16, 16), (256, 16), (256, 4)]
 T1, RTOL, ATOL = 20.0, 1e-6, 1e-9
+#: Seconds of rest before each timed call. A route's worker threads spin for a while after it returns
+#: (OpenBLAS's, XLA's), and a call started then shares the cores with them: measured at 1 x 512 with
+#: the routes always in the same order, linfa's default call (right after diffrax) ran 13% slower
+#: than the same computation forced with kernel="numpy" (right after a linfa call).
+SETTLE = 0.5
 
 
 def _flat(state, K):
@@ -65,15 +72,19 @@ def bench_row(K: int, n: int, repeat: int) -> dict:
     n_rep = repeat
     i = 0
     while i < n_rep:  # interleaved: a burst of load hits every route alike
-        start = time.perf_counter()
-        for name, fn in routes.items():
+        spent = 0.0
+        names = list(routes)
+        for name in names[i % len(names):] + names[: i % len(names)]:  # each route after each other one
+            fn = routes[name]
+            time.sleep(SETTLE)  # threads the last route left spinning (OpenBLAS's, XLA's) go to sleep
             t = time.perf_counter()
             out = fn()
             times[name].append(time.perf_counter() - t)
+            spent += times[name][-1]
             finals[name] = out if name == "diffrax" else _flat(out.state_final, K)
             if name == "default":
                 kernel = out.stats["kernel"]
-        if time.perf_counter() - start < 0.5:
+        if spent < 0.5:
             n_rep = max(repeat, 10)  # small rows: more repeats, they are cheap and noisy
         i += 1
     best = {k: min(v) for k, v in times.items()}
