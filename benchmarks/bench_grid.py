@@ -44,9 +44,10 @@ ROWS = [(1, 16), (16, 16), (256, 16), (4096, 16), (256, 4), (256, 64), (16, 128)
 QUICK = [(1, 16), (16, 16), (256, 16), (256, 4)]
 T1, RTOL, ATOL = 20.0, 1e-6, 1e-9
 #: Seconds of rest before each timed call. A route's worker threads spin for a while after it returns
-#: (OpenBLAS's, XLA's), and a call started then shares the cores with them: measured at 1 x 512 with
-#: the routes always in the same order, linfa's default call (right after diffrax) ran 13% slower
-#: than the same computation forced with kernel="numpy" (right after a linfa call).
+#: (OpenBLAS's, XLA's), and a call started then shares the cores with them. With the routes always in
+#: the same order, linfa's default call (always right after diffrax) ran 13% slower at 1 x 512 than
+#: the same computation forced with kernel="numpy"; with the order rotated and this rest, the two
+#: still differed by 0-11% from run to run, so that row's ratio is only good to about 10%.
 SETTLE = 0.5
 
 
