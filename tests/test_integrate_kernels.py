@@ -72,9 +72,35 @@ def test_scaled_error_kernel_equals_numpy():
     rtol, atol = 1e-6, 1e-9
     want = lincomb(w, rows, np.empty(400)) / np.maximum(np.abs(y) * rtol + atol, np.abs(y_new) * rtol + atol)
     got = np.empty(400)
-    scaled_error(idx, w[idx], rows, y, y_new, rtol, atol, got)
+    sq = np.empty(1)
+    scaled_error(idx, w[idx], rows, y, y_new, rtol, atol, got, sq)
     np.testing.assert_array_equal(got, want)
-    assert np.isnan(got[4])
+    assert np.isnan(got[4]) and np.isnan(sq[0])
+
+
+def _sum_squares_reference(x: np.ndarray) -> float:
+    """The compiled path's order: four partial sums over i mod 4, the last D mod 4 terms into the first."""
+    s = [0.0, 0.0, 0.0, 0.0]
+    full = len(x) - len(x) % 4
+    for i in range(full):
+        s[i % 4] += float(x[i]) * float(x[i])
+    for i in range(full, len(x)):
+        s[0] += float(x[i]) * float(x[i])
+    return (s[0] + s[1]) + (s[2] + s[3])
+
+
+@pytest.mark.parametrize("D", [1, 3, 4, 7, 101])
+def test_scaled_error_sums_each_instances_squares_in_the_compiled_paths_order(D: int):
+    """Per instance of a flat batch, bit for bit: the order decides the last bits (and a step on the edge)."""
+    rng = np.random.default_rng(5)
+    K = 3
+    rows = rng.standard_normal((4, K * D)) * np.exp(rng.uniform(-5, 5, (4, K * D)))
+    y, y_new = rng.standard_normal((2, K * D))
+    idx = np.array([1, 3])
+    got, sq = np.empty(K * D), np.empty(K)
+    scaled_error(idx, np.array([0.5, -2.0]), rows, y, y_new, 1e-6, 1e-9, got, sq)
+    for k in range(K):
+        assert sq[k] == _sum_squares_reference(got[k * D:(k + 1) * D])
 
 
 # --------------------------------------------------------------------------

@@ -466,12 +466,12 @@ class _Loop:
 
         if m.adaptive:
             # err / scale, with scale = max(atol + rtol |y|, atol + rtol |y_new|), in one pass
-            err, err_flat = buf.err, buf.err.reshape(-1)
+            err_flat = buf.err.reshape(-1)
             y_flat, ynew_flat = y.reshape(-1), ynew.reshape(-1)
             sq = []
-            for w_nz in self._w_nz:
-                scaled_error(*w_nz, rows2, y_flat, ynew_flat, self.ctrl.rtol, self.ctrl.atol, err_flat)
-                sq.append(np.einsum("ij,ij->i", err, err))
+            for w_nz in self._w_nz:  # each estimate's sums of squares, as the compiled path sums them
+                sq.append(np.empty(Ka))
+                scaled_error(*w_nz, rows2, y_flat, ynew_flat, self.ctrl.rtol, self.ctrl.atol, err_flat, sq[-1])
             acc, finite, factor = self.ctrl.factor(m.error_norm(sq, D), inst.rejected, m.error_order)
             inst.saw_non_finite |= ~finite
         else:

@@ -126,12 +126,17 @@ def scale_rows(src: np.ndarray, h: np.ndarray, out: np.ndarray) -> None:  # prag
 
 @_compiled
 def scaled_error(idx: np.ndarray, coeffs: np.ndarray, rows: np.ndarray, y: np.ndarray, y_new: np.ndarray,
-                 rtol: float, atol: float, out: np.ndarray) -> None:  # pragma: no cover
-    """``out = (Σ_j coeffs[j] rows[idx[j]]) / max(|y| rtol + atol, |y_new| rtol + atol)``.
+                 rtol: float, atol: float, out: np.ndarray, sq: np.ndarray) -> None:  # pragma: no cover
+    """``out = (Σ_j coeffs[j] rows[idx[j]]) / max(|y| rtol + atol, |y_new| rtol + atol)`` and each row's ``Σ out²``.
 
-    The error estimate of a step divided by the error scale of each component,
-    in one pass (as ``lincomb`` then ``np.maximum`` and a division, bit for
-    bit; a NaN in ``y_new`` gives a NaN scale, as ``np.maximum`` would).
+    The error estimate of a step divided by the error scale of each component
+    (as ``lincomb`` then ``np.maximum`` and a division, bit for bit; a NaN in
+    ``y_new`` gives a NaN scale, as ``np.maximum`` would), and the sum of its
+    squares over each instance's ``D = N / len(sq)`` components, in four
+    interleaved partial sums ``((s_0 + s_1) + (s_2 + s_3))``,
+    ``s_r`` over the components ``i ≡ r (mod 4)`` of the row but the last
+    ``D mod 4``, which go to ``s_0``: the order of the compiled path's
+    ``_sum_squares``, so that both routes compute the same norm.
 
     Parameters
     ----------
@@ -139,20 +144,43 @@ def scaled_error(idx: np.ndarray, coeffs: np.ndarray, rows: np.ndarray, y: np.nd
         Rows and non-zero weights of the estimate.
     rows : ndarray, shape (m, N)
     y, y_new : ndarray, shape (N,)
-        The states before and after the step.
+        The states before and after the step (``K`` instances of ``D`` components).
     out : ndarray, shape (N,)
+    sq : ndarray, shape (K,)
+        The sums of squares, per instance.
     """
     lincomb_nz(idx, coeffs, rows, out)
     for i in range(out.shape[0]):
-        a = abs(y[i]) * rtol + atol
-        b = abs(y_new[i]) * rtol + atol
-        if a != a or b != b:
-            s = np.nan
-        elif a >= b:
-            s = a
-        else:
-            s = b
-        out[i] = out[i] / s
+        out[i] = out[i] / _scale(y[i], y_new[i], rtol, atol)
+    K = sq.shape[0]
+    D = out.shape[0] // K if K else 0
+    for k in range(K):
+        lo = k * D
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        i = 0
+        while i + 4 <= D:
+            s0 += out[lo + i] * out[lo + i]
+            s1 += out[lo + i + 1] * out[lo + i + 1]
+            s2 += out[lo + i + 2] * out[lo + i + 2]
+            s3 += out[lo + i + 3] * out[lo + i + 3]
+            i += 4
+        while i < D:
+            s0 += out[lo + i] * out[lo + i]
+            i += 1
+        sq[k] = (s0 + s1) + (s2 + s3)
+
+
+@_compiled
+def _scale(a: float, b: float, rtol: float, atol: float) -> float:  # pragma: no cover
+    """``max(|a| rtol + atol, |b| rtol + atol)``, NaN if either is NaN (as ``np.maximum``)."""
+    sa = abs(a) * rtol + atol
+    sb = abs(b) * rtol + atol
+    if sa != sa or sb != sb:
+        return np.nan
+    return sa if sa >= sb else sb
 
 
 @_compiled

@@ -15,10 +15,14 @@ step of :class:`~linfa.integrate.StepSizeController`, the last-step rule
 (a remainder within four ulps of the step ends the integration), the save
 points from the method's polynomial dense output, ``max_steps`` with the
 stiffness flag (``h ρ`` at the stability limit), and the ``non_finite`` and
-``stalled`` endings. Only the order of additions inside a matrix product and
-a norm (and numpy's vectorised ``power`` against libm's ``pow``) differs, so
-results agree with the engine to rounding: on a well-conditioned problem the
-same steps and states to about ``1e-12`` relative; where a decision sits on
+``stalled`` endings. The engine computes the error norm as this loop does
+(:func:`linfa.integrate._kernels.scaled_error`: four interleaved partial
+sums per instance, as :func:`_sum_squares`) and the step factor with the C
+library's ``pow``; only the order of additions inside a matrix product
+differs. So a field of elementwise operations gives bit for bit the
+engine's steps, final and saved states (tested), and one with matrix
+products agrees to rounding: on a well-conditioned problem the same steps
+and states to about ``1e-12`` relative; where a decision sits on
 the edge (a trajectory that amplifies rounding, a field with jumps such as
 ``sign``) the two may take different, equally valid steps. Results do not
 depend on how the instances are split over threads.

@@ -129,7 +129,7 @@ class StepSizeController:
         """
         finite = np.isfinite(errn)
         acc = errn <= 1.0  # False for a NaN norm: non-finite stages are never accepted
-        factor = self.safety * errn ** (-1.0 / (error_order + 1))
+        factor = self.safety * power(errn, -1.0 / (error_order + 1))  # the C library's pow, as compiled
         factor = np.where(errn == 0, self.max_factor, factor)
         grow = np.minimum(np.where(rejected, 1.0, self.max_factor), factor)
         shrink = np.where(finite, np.maximum(self.min_factor, factor), self.min_factor)
