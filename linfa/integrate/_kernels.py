@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-__all__ = ["lincomb_nz", "power", "rms_rows", "scale_rows", "scaled_error"]
+__all__ = ["lincomb_nz", "power", "rms_rows", "scale_rows", "scaled_error", "sum_squares"]
 
 
 def _compiled(fn: Callable[..., Any]) -> Any:
@@ -132,11 +132,9 @@ def scaled_error(idx: np.ndarray, coeffs: np.ndarray, rows: np.ndarray, y: np.nd
     The error estimate of a step divided by the error scale of each component
     (as ``lincomb`` then ``np.maximum`` and a division, bit for bit; a NaN in
     ``y_new`` gives a NaN scale, as ``np.maximum`` would), and the sum of its
-    squares over each instance's ``D = N / len(sq)`` components, in four
-    interleaved partial sums ``((s_0 + s_1) + (s_2 + s_3))``,
-    ``s_r`` over the components ``i ≡ r (mod 4)`` of the row but the last
-    ``D mod 4``, which go to ``s_0``: the order of the compiled path's
-    ``_sum_squares``, so that both routes compute the same norm.
+    squares over each instance's ``D = N / len(sq)`` components by
+    :func:`sum_squares`, as the compiled path sums them, so that both routes
+    compute the same norm.
 
     Parameters
     ----------
@@ -155,22 +153,32 @@ def scaled_error(idx: np.ndarray, coeffs: np.ndarray, rows: np.ndarray, y: np.nd
     K = sq.shape[0]
     D = out.shape[0] // K if K else 0
     for k in range(K):
-        lo = k * D
-        s0 = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        s3 = 0.0
-        i = 0
-        while i + 4 <= D:
-            s0 += out[lo + i] * out[lo + i]
-            s1 += out[lo + i + 1] * out[lo + i + 1]
-            s2 += out[lo + i + 2] * out[lo + i + 2]
-            s3 += out[lo + i + 3] * out[lo + i + 3]
-            i += 4
-        while i < D:
-            s0 += out[lo + i] * out[lo + i]
-            i += 1
-        sq[k] = (s0 + s1) + (s2 + s3)
+        sq[k] = sum_squares(out[k * D:(k + 1) * D])
+
+
+@_compiled
+def sum_squares(x: np.ndarray) -> float:  # pragma: no cover
+    """``Σ x_i²`` in four interleaved partial sums ``((s_0 + s_1) + (s_2 + s_3))`` (so that the loop
+    vectorises), ``s_r`` over ``i ≡ r (mod 4)`` but the last ``n mod 4`` terms, which go to ``s_0``.
+
+    The explicit methods' error norm on both routes (the compiled loop and :func:`scaled_error`).
+    """
+    n = x.shape[0]
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    i = 0
+    while i + 4 <= n:
+        s0 += x[i] * x[i]
+        s1 += x[i + 1] * x[i + 1]
+        s2 += x[i + 2] * x[i + 2]
+        s3 += x[i + 3] * x[i + 3]
+        i += 4
+    while i < n:
+        s0 += x[i] * x[i]
+        i += 1
+    return (s0 + s1) + (s2 + s3)
 
 
 @_compiled

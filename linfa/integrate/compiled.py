@@ -17,7 +17,7 @@ points from the method's polynomial dense output, ``max_steps`` with the
 stiffness flag (``h ρ`` at the stability limit), and the ``non_finite`` and
 ``stalled`` endings. The engine computes the error norm as this loop does
 (:func:`linfa.integrate._kernels.scaled_error`: four interleaved partial
-sums per instance, as :func:`_sum_squares`) and the step factor with the C
+sums per instance, :func:`~linfa.integrate._kernels.sum_squares`) and the step factor with the C
 library's ``pow``; only the order of additions inside a matrix product
 differs. So a field of elementwise operations gives bit for bit the
 engine's steps, final and saved states (tested), and one with matrix
@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from linfa.integrate._engine import STIFF_FRACTION
-from linfa.integrate._kernels import _compiled
+from linfa.integrate._kernels import _compiled, sum_squares
 from linfa.integrate.methods import AbstractRungeKutta, _PolynomialDense
 from linfa.integrate.problem import Problem, Raw
 from linfa.integrate.solution import Status
@@ -223,27 +223,6 @@ def _field_scaled(code: np.ndarray, ws: np.ndarray, tmp: np.ndarray, t_off: int,
         dst = f[leaf_off[q] : leaf_off[q] + n]
         for i in range(n):
             dst[i] = src[i] * h
-
-
-@_compiled
-def _sum_squares(x: np.ndarray) -> float:  # pragma: no cover
-    """``Σ x_i²`` in four interleaved partial sums (so that the loop vectorises)."""
-    n = x.shape[0]
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    i = 0
-    while i + 4 <= n:
-        s0 += x[i] * x[i]
-        s1 += x[i + 1] * x[i + 1]
-        s2 += x[i + 2] * x[i + 2]
-        s3 += x[i + 3] * x[i + 3]
-        i += 4
-    while i < n:
-        s0 += x[i] * x[i]
-        i += 1
-    return (s0 + s1) + (s2 + s3)
 
 
 @_compiled
@@ -511,7 +490,7 @@ def _solve_range(lo: int, hi: int, code: np.ndarray, template: np.ndarray, tmp_s
                 sa = abs(y[i]) * rtol + atol  # finite: y is the initial or an accepted state
                 sb = abs(ynew[i]) * rtol + atol  # a NaN here is kept (as np.maximum keeps it)
                 f[i] = f[i] / (sa if sa >= sb else sb)
-            sq = _sum_squares(f)
+            sq = sum_squares(f)
             errn = math.sqrt(sq / D)
             finite = np.isfinite(errn)
             acc = errn <= 1.0

@@ -114,8 +114,7 @@ instances (2 cores, ``bench_stiff.py``, one run, 03:12 UTC): 11.0 s against
 and Jacobians (11.6 against 11.7) per instance and about the same steps (634
 against 635: rounding steers some decisions, see above), final states within
 1.5e-6 of ``rodas4`` at rtol 1e-8. Before the workspaces (see "Memory") the
-same run took 13.3 s.
-Both routes pay the same LUs and Jacobians; the
+same run took 13.3 s. Both routes pay the same LUs and Jacobians; the
 compiled one saves the solves streaming each LU from memory and the Python of
 each step. The first call on a machine compiles the loop (10–20 s on a loaded
 2-core machine); numba caches it on disk next to this file, and later

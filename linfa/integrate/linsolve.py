@@ -14,8 +14,9 @@ transpose (``getrs`` with ``"T"``):
 
 by LAPACK's ``getrf``/``getrs`` (:func:`scipy.linalg.lu_factor`,
 :func:`scipy.linalg.lu_solve` with ``trans=1``), one instance at a time; the
-kept factors (:attr:`InstanceLU.lus`) are those of ``M_k^T``. Factoring ``M_k`` itself would first copy it to
-column-major order (2.5 MB per factorisation on W4), and the compiled ``bdf``
+kept factors (:attr:`InstanceLU.lus`) are those of ``M_k^T``. Factoring
+``M_k`` itself would first copy it to column-major order (2.5 MB per
+factorisation on W4), and the compiled ``bdf``
 (:mod:`linfa.integrate.compiled_bdf`) factors the same buffer the same way.
 
 How the work runs: inside :func:`instance_lu` OpenBLAS is limited to one
