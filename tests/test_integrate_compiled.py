@@ -326,21 +326,38 @@ def test_kernel_is_validated():
         integrate(lambda t, y, a: (-y[0],), y0, 1.0, batch_shape=(1,), method="dop853", kernel="compiled")
 
 
-def test_products_large_enough_for_blas_threads_stay_on_the_engine_by_default():
-    """Rule of schedule.plan_kernel: a product of more than BLAS_THREADED_FLOPS multiply-adds -> the engine."""
-    from linfa.integrate import schedule
+def test_products_large_enough_for_blas_threads_run_compiled_on_one_loop_thread(monkeypatch):
+    """Rule of schedule.compiled_threads: a product of more than BLAS_THREADED_FLOPS multiply-adds runs
+    compiled by default, on one loop thread (OpenBLAS threads the products), agreeing with the engine."""
+    from linfa.integrate import compiled, schedule
 
     n = 70
     assert n**3 > schedule.BLAS_THREADED_FLOPS >= 64**3
     rng = np.random.default_rng(3)
-    a = rng.standard_normal((1, n, n)) / n
+    a = rng.standard_normal((2, n, n)) / n
 
     def vf(t, y, args):
-        return (args[0] @ y[0] - y[0],)
+        return (args[0] @ y[0] - y[0] @ args[0].swapaxes(-1, -2),)  # a stored transpose read in place
 
-    kw = dict(args=(a,), batch_shape=(1,), rtol=1e-8, atol=1e-10)
-    y0 = (rng.standard_normal((1, n, n)),)
+    used = []
+    run = compiled.run
+    monkeypatch.setattr(compiled, "run", lambda p, m, plan, threads=1: used.append(threads) or run(p, m, plan, threads))
+    kw = dict(args=(a,), batch_shape=(2,), rtol=1e-8, atol=1e-10)
+    y0 = (rng.standard_normal((2, n, n)),)
     default = integrate(vf, y0, 0.5, **kw)
-    forced = integrate(vf, y0, 0.5, kernel="compiled", **kw)
-    assert default.stats["kernel"] == "numpy" and forced.stats["kernel"] == "compiled"
-    _assert_same(forced, default)
+    engine = integrate(vf, y0, 0.5, kernel="numpy", **kw)
+    assert default.stats["kernel"] == "compiled" and engine.stats["kernel"] == "numpy"
+    assert used == [1]
+    _assert_same(default, engine)
+
+
+def test_compiled_threads_rule():
+    from linfa.integrate import schedule
+
+    big = schedule.BLAS_THREADED_FLOPS + 1
+    assert schedule.compiled_threads(64, 10_000, big, 3 * big) == 1  # OpenBLAS threads each product
+    assert schedule.compiled_threads(64, 10_000, big, 3 * big, threads=2) == 2  # the override stands
+    assert schedule.compiled_threads(1, 16, 16**3, 3 * 16**3) == 1  # too little work for a second thread
+    work = schedule.COMPILED_THREAD_WORK
+    assert schedule.compiled_threads(64, work, 512, 1024) == min(schedule.cores(), 64)
+    assert schedule.compiled_threads(3, work, 512, 1024, threads=8) == 3  # at most one per instance

@@ -124,7 +124,9 @@ def integrate(
         chunks run concurrently). Default: chosen from the problem, with the
         chunk size, by :func:`linfa.integrate.schedule.plan` (one thread for
         small batches or wide layers, where threads only contend; on the
-        compiled path, one per core once the batch has work enough). The result
+        compiled path, one per core once the batch has work enough, and one
+        when OpenBLAS threads the flow's products itself:
+        :func:`linfa.integrate.schedule.compiled_threads`). The result
         is bit-identical for any number of threads; ``vf`` must be safe to call
         from several threads at once (pure functions of their arguments are).
         The batched stiff methods run their loop in one thread and spread the
@@ -141,10 +143,7 @@ def integrate(
         integrated by one compiled loop (:mod:`linfa.integrate.compiled`;
         for ``bdf``, :mod:`linfa.integrate.compiled_bdf`); a field or method
         it cannot take raises a ``ValueError`` saying why. ``"numpy"``: the
-        batched numpy route. Default: the compiled path wherever it applies;
-        for an explicit method, unless the flow's matrix products are large
-        enough for BLAS to thread them (then both routes wait on the same BLAS
-        calls and the engine runs; :func:`linfa.integrate.schedule.plan_kernel`).
+        batched numpy route. Default: the compiled path wherever it applies.
         Both take the same steps and agree to rounding (a long stiff ``bdf``
         run amplifies rounding through its discrete decisions, so there the
         two agree to the tolerance, as a run does with its own ``y0`` moved by
@@ -223,14 +222,13 @@ def integrate(
 
         plan, why = compiled.plan_compiled(problem, rk, check=False)
         if plan is not None:
-            use, n_threads = schedule.plan_kernel(problem.K, layout.D, plan.tape.max_product(),
-                                                  plan.tape.matmul_flops(), threads)
-            if use or kernel == "compiled":
-                why = compiled.check_plan(problem, plan)  # the tape against the field, once
-                if not why:
-                    sol = compiled.run(problem, rk, plan, n_threads).solution(rk.name)
-                    sol.stats["kernel"] = "compiled"
-                    return sol
+            why = compiled.check_plan(problem, plan)  # the tape against the field, once
+            if not why:
+                n_threads = schedule.compiled_threads(problem.K, layout.D, plan.tape.max_product(),
+                                                      plan.tape.matmul_flops(), threads)
+                sol = compiled.run(problem, rk, plan, n_threads).solution(rk.name)
+                sol.stats["kernel"] = "compiled"
+                return sol
         if kernel == "compiled":
             raise ValueError(f"kernel: the compiled path cannot run this problem: {why}")
     n_threads, chunk = schedule.plan(problem.K, layout.D, rk.n_stages, max_side, threads)

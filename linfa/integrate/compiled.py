@@ -45,23 +45,29 @@ from __future__ import annotations
 import itertools
 import math
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from linfa.integrate._engine import STIFF_FRACTION
-from linfa.integrate._kernels import _compiled, sum_squares
+from linfa.integrate._kernels import _compiled, lincomb_nz, scaled_error
 from linfa.integrate.methods import AbstractRungeKutta, _PolynomialDense
 from linfa.integrate.problem import Problem, Raw
+from linfa.integrate.schedule import BLAS_THREADED_FLOPS
 from linfa.integrate.solution import Status
 from linfa.integrate.trace import Tape, Untraceable, trace, validate
 
-__all__ = ["BLAS_MIN_FLOPS", "Plan", "check_plan", "method_support", "plan_compiled", "plan_field", "run"]
+__all__ = ["BLAS_IN_PLACE_FLOPS", "BLAS_MIN_FLOPS", "Plan", "check_plan", "method_support", "plan_compiled",
+           "plan_field", "run"]
 
 
 # --------------------------------------------------------------------------- the interpreter
 #: Matrix products with at least this many multiply–adds go to BLAS (``np.dot``), smaller ones to loops.
 BLAS_MIN_FLOPS = 512
+#: Products with more multiply–adds than this read a stored transpose in place (no copy into ``tmp``).
+BLAS_IN_PLACE_FLOPS = 2**18
 
 
 @_compiled
@@ -69,12 +75,20 @@ def _matmul(ws: np.ndarray, out: int, a: int, b: int, m: int, k: int, n: int, fl
             tmp: np.ndarray) -> None:  # pragma: no cover
     """``ws[out] (m, n) = op(A) (m, k) @ op(B) (k, n)``; ``fl`` bit 0 (1): ``A`` (``B``) stored transposed.
 
-    Large products call BLAS (``np.dot``) with ``B`` laid out ``(k, n)`` (a stored transpose is copied
-    into ``tmp`` first: OpenBLAS's small-matrix kernels are slower on it); small ones run as loops.
+    Large products call BLAS (``np.dot``) with ``B`` laid out ``(k, n)``: a stored transpose is copied
+    into ``tmp`` first (OpenBLAS's small-matrix kernels are slower on it), unless the product has more
+    than :data:`BLAS_IN_PLACE_FLOPS` multiply–adds (then the copy would be a pass over memory for
+    nothing: BLAS reads it transposed at full speed). Small products run as loops.
     """
     if m * k * n >= BLAS_MIN_FLOPS:
         O2 = ws[out : out + m * n].reshape((m, n))
-        if fl & 2:
+        if fl & 2 and m * k * n > BLAS_IN_PLACE_FLOPS:  # BLAS reads the stored transpose as it is
+            Bt = ws[b : b + k * n].reshape((n, k)).T
+            if fl & 1:
+                np.dot(ws[a : a + m * k].reshape((k, m)).T, Bt, O2)
+            else:
+                np.dot(ws[a : a + m * k].reshape((m, k)), Bt, O2)
+        elif fl & 2:
             for j in range(n):
                 for p in range(k):
                     tmp[p * n + j] = ws[b + j * k + p]
@@ -344,35 +358,23 @@ def _combine(coef: np.ndarray, rows: np.ndarray, n_rows: int, out: np.ndarray) -
     return not first
 
 
-@_compiled
-def _stage_input(y: np.ndarray, coef: np.ndarray, hk: np.ndarray, n_rows: int,
-                 out: np.ndarray) -> None:  # pragma: no cover
-    """``out = y + Σ_j coef[j] hk[j]`` (non-zero ``coef[:n_rows]``), as the engine's ``lincomb_nz``."""
-    D = out.shape[0]
-    for i in range(D):
-        out[i] = y[i] * 1.0
-    for j in range(n_rows):
-        c = coef[j]
-        if c == 0.0:
-            continue
-        for i in range(D):
-            out[i] = out[i] + hk[j, i] * c
-
-
 # --------------------------------------------------------------------------- the integration
 @_compiled
 def _solve_range(lo: int, hi: int, code: np.ndarray, template: np.ndarray, tmp_size: int, iprm: np.ndarray,
                  prm: np.ndarray, out_off: np.ndarray, leaf_off: np.ndarray, leaf_size: np.ndarray,
-                 y0: np.ndarray, args: np.ndarray, ts: np.ndarray, Am: np.ndarray, Bm: np.ndarray,
-                 Cm: np.ndarray, Em: np.ndarray, Pm: np.ndarray, save: np.ndarray, t_final: np.ndarray,
-                 y_final: np.ndarray, status: np.ndarray, n_acc: np.ndarray, n_rej: np.ndarray,
-                 n_fev: np.ndarray, stiff: np.ndarray) -> None:  # pragma: no cover
+                 y0: np.ndarray, args: np.ndarray, ts: np.ndarray, nz_idx: np.ndarray, nz_coef: np.ndarray,
+                 nz_n: np.ndarray, Bm: np.ndarray, Cm: np.ndarray, Pm: np.ndarray, save: np.ndarray,
+                 t_final: np.ndarray, y_final: np.ndarray, status: np.ndarray, n_acc: np.ndarray,
+                 n_rej: np.ndarray, n_fev: np.ndarray, stiff: np.ndarray) -> None:  # pragma: no cover
     """Integrate the instances ``lo..hi-1`` (see the module docstring; outputs written in their rows).
 
     ``iprm = [D, A, max_steps, error_order, stiff_check]``; ``prm = [t0, t1,
     rtol, atol, safety, min_factor, max_factor, dt0 (NaN: chosen), stiff
-    threshold h ρ]``; ``Am (S, S)``, ``Bm (S,)``, ``Cm (S,)``, ``Em (S + 1,)``,
-    ``Pm (S + 1, q)``.
+    threshold h ρ]``; ``Bm (S,)``, ``Cm (S,)``, ``Pm (S + 1, q)``. The state and the scaled
+    stages are the rows ``[y, hk_0, ..., hk_S]`` of one ``(S + 2, D)`` buffer, as in the engine,
+    and the combinations of them are ``nz_idx[r, :nz_n[r]]``, ``nz_coef[r, :nz_n[r]]`` (rows and
+    non-zero weights, for :func:`~linfa.integrate._kernels.lincomb_nz`): ``r = s`` the input of
+    stage ``s`` (``1 <= s < S``), ``r = S`` the new state, ``r = 0`` the error estimate.
     """
     D = iprm[0]
     A = iprm[1]
@@ -396,13 +398,15 @@ def _solve_range(lo: int, hi: int, code: np.ndarray, template: np.ndarray, tmp_s
 
     ws = template.copy()
     tmp = np.empty(max(tmp_size, 1))
-    y = np.empty(D)
-    ynew = np.empty(D)
+    R = np.empty((S + 2, D))  # [y, hk_0, ..., hk_S]
+    y = R[0]
+    hk = R[1:]
     ytmp = np.empty(D)
     f = np.empty(D)
-    hk = np.empty((S + 1, D))
+    sq1 = np.empty(1)
     F = np.empty((nq, D))
     X = ws[:D]  # the state the tape reads: each stage input is built here
+    ynew = X  # the new state too (the tape never writes its input), until the next step's first stage
     PT = np.ascontiguousarray(Pm.T)  # (q, S + 1)
     n0 = 0
     while n0 < nsave and ts[n0] <= t0:
@@ -473,24 +477,21 @@ def _solve_range(lo: int, hi: int, code: np.ndarray, template: np.ndarray, tmp_s
             else:
                 hs = h
             for s in range(1, S):  # each stage input is built in the workspace, where the tape reads it
-                _stage_input(y, Am[s], hk, s, X)
+                lincomb_nz(nz_idx[s, : nz_n[s]], nz_coef[s, : nz_n[s]], R, X)
                 _field_scaled(code, ws, tmp, t_off, out_off, leaf_off, leaf_size, t + Cm[s] * hs, hs, hk[s])
             if stiff_check and nacc + nrej + 1 >= max_steps:  # the last stage input, for the stiffness test
                 for i in range(D):
                     ytmp[i] = X[i]
-            _stage_input(y, Bm, hk, S, ynew)
-            for i in range(D):
-                X[i] = ynew[i]
+            lincomb_nz(nz_idx[S, : nz_n[S]], nz_coef[S, : nz_n[S]], R, ynew)
             t_new = t1 if last else t + hs
             _field_scaled(code, ws, tmp, t_off, out_off, leaf_off, leaf_size, t_new, hs, hk[S])
             nfev += S
             # scaled error and its RMS norm
-            _combine(Em, hk, S + 1, f)
-            for i in range(D):
-                sa = abs(y[i]) * rtol + atol  # finite: y is the initial or an accepted state
-                sb = abs(ynew[i]) * rtol + atol  # a NaN here is kept (as np.maximum keeps it)
-                f[i] = f[i] / (sa if sa >= sb else sb)
-            sq = sum_squares(f)
+            if nz_n[0]:  # as the engine: the estimate over the scale, in one pass, and its sum of squares
+                scaled_error(nz_idx[0, : nz_n[0]], nz_coef[0, : nz_n[0]], R, y, ynew, rtol, atol, f, sq1)
+                sq = sq1[0]
+            else:
+                sq = 0.0
             errn = math.sqrt(sq / D)
             finite = np.isfinite(errn)
             acc = errn <= 1.0
@@ -684,12 +685,41 @@ def check_plan(p: Problem, plan: Plan) -> str:
     """
     layout = p.layout
     t = np.full(1, p.t0)
-    got = plan.evaluate(p.y0[:1], plan.args[:1], t)
-    with np.errstate(all="ignore"):
-        want = p.vf(t, layout.views(p.y0[:1]), p.make_args(np.arange(1)).current())
+    # On one BLAS thread when the products are large enough for OpenBLAS to thread them: numpy's
+    # OpenBLAS would leave its workers spinning for a while after the check, on the cores the
+    # integration's own BLAS calls (scipy's OpenBLAS, through numba) are about to use.
+    serial = threadpool_limits(1, user_api="blas") if plan.tape.max_product() > BLAS_THREADED_FLOPS else nullcontext()
+    with serial:
+        got = plan.evaluate(p.y0[:1], plan.args[:1], t)
+        with np.errstate(all="ignore"):
+            want = p.vf(t, layout.views(p.y0[:1]), p.make_args(np.arange(1)).current())
     if not validate(layout.views(got), want if isinstance(want, tuple | list) else ()):
         return "the traced tape does not reproduce the field on the first instance"
     return ""
+
+
+def _combinations(m: AbstractRungeKutta) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The loop's combinations of the rows ``[y, hk_0, ..., hk_S]``: ``(nz_idx, nz_coef, nz_n)``.
+
+    Row ``r`` of ``nz_idx`` and ``nz_coef`` (``(S + 1, S + 2)``, the first
+    ``nz_n[r]`` entries) holds the rows and non-zero weights of: the error
+    estimate ``Σ_j e_j hk_j`` (``r = 0``), the input ``y + Σ_{j<s} a_sj hk_j``
+    of stage ``s`` (``r = s``, ``1 <= s < S``), and the new state
+    ``y + Σ_j b_j hk_j`` (``r = S``): the engine's combinations, term for term.
+    """
+    S = m.n_stages
+    weights = [np.concatenate(([0.0], np.asarray(m.error_weights[0], dtype=np.float64)))]
+    weights += [np.concatenate(([1.0], np.asarray(m.A[s, :s], dtype=np.float64))) for s in range(1, S)]
+    weights.append(np.concatenate(([1.0], np.asarray(m.B, dtype=np.float64))))
+    nz_idx = np.zeros((S + 1, S + 2), dtype=np.int64)
+    nz_coef = np.zeros((S + 1, S + 2))
+    nz_n = np.zeros(S + 1, dtype=np.int64)
+    for r, w in enumerate(weights):
+        nz = np.flatnonzero(w)
+        nz_idx[r, : nz.size] = nz
+        nz_coef[r, : nz.size] = w[nz]
+        nz_n[r] = nz.size
+    return nz_idx, nz_coef, nz_n
 
 
 def run(p: Problem, m: AbstractRungeKutta, plan: Plan, threads: int = 1) -> Raw:
@@ -719,8 +749,7 @@ def run(p: Problem, m: AbstractRungeKutta, plan: Plan, threads: int = 1) -> Raw:
     fl = np.float64
     common: tuple[Any, ...] = (
         tp.code, tp.template, plan.tmp_size, iprm, prm, tp.out_off, plan.leaf_off, plan.leaf_size, p.y0, plan.args,
-        p.ts, np.ascontiguousarray(m.A, dtype=fl), np.ascontiguousarray(m.B, dtype=fl),
-        np.ascontiguousarray(m.C, dtype=fl), np.ascontiguousarray(m.error_weights[0], dtype=fl), P,
+        p.ts, *_combinations(m), np.ascontiguousarray(m.B, dtype=fl), np.ascontiguousarray(m.C, dtype=fl), P,
         raw.save, t_final, y_final, status, raw.n_accepted, raw.n_rejected, raw.n_fev, stiff,
     )
     threads = max(1, min(int(threads), K))

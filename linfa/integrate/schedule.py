@@ -1,5 +1,6 @@
-"""How an explicit method runs by default: compiled or batched (:func:`plan_kernel`), and how the
-numpy engine cuts a batch into threads and chunks (:func:`plan`).
+"""How an explicit method's routes use the cores: the compiled path's threads (:func:`compiled_threads`),
+and how the numpy engine cuts a batch into threads and chunks (:func:`plan`), for the fields and
+methods the compiled path cannot take.
 
 The engine integrates contiguous *chunks* of instances, each by its own loop
 (:mod:`linfa.integrate._engine`), on one or more threads; instances never
@@ -36,7 +37,7 @@ import math
 import os
 
 __all__ = ["BLAS_SERIAL_DIM", "BLAS_THREADED_FLOPS", "CACHE_BYTES", "COMPILED_THREAD_WORK", "MIN_CHUNK_ENTRIES",
-           "THREAD_ENTRIES", "cores", "plan", "plan_kernel"]
+           "THREAD_ENTRIES", "compiled_threads", "cores", "plan"]
 
 #: Bytes of one chunk's arrays at most (unless that leaves fewer than MIN_CHUNK_ENTRIES entries a chunk).
 CACHE_BYTES = 4 * 2**20
@@ -97,28 +98,24 @@ def plan(K: int, D: int, n_stages: int, max_side: int, threads: int | None = Non
 
 
 
-def plan_kernel(K: int, D: int, flops: int, total_flops: int = 0, threads: int | None = None) -> tuple[bool, int]:
-    """Whether the compiled path should integrate a problem it can run, and on how many threads.
+def compiled_threads(K: int, D: int, flops: int, total_flops: int = 0, threads: int | None = None) -> int:
+    """Threads for the compiled path (:mod:`linfa.integrate.compiled`) on ``K`` instances.
 
-    The compiled path (:mod:`linfa.integrate.compiled`) pays no Python per
-    step; the engine pays about 0.15 ms a step for the whole batch, shared by
-    its instances, and in exchange batches every array operation. Measured
-    (FA ``n-n-n``, tsit5, t in [0, 20], on 2 cores shared with other work, so
-    roughly; one thread each unless said): 1 x 16 compiled 1.3 ms vs engine
-    10.0 ms; 16 x 16 12.9 vs 19.8 ms; 256 x 16 200 vs 211 ms; 256 x 4 40 vs 48
-    ms; 64 x 32 271 vs 387 ms; 16 x 64 363 vs 484 ms; 256 x 64 2.3 s (two
-    threads) vs 6.2 s; 4096 x 16 3.6 s (two threads, the second core busy) vs
-    3.9 s; 1 x 128 and 1 x 256 equal within noise (both wait on BLAS). So the
-    compiled path is chosen unless the flow's products are large enough for
-    OpenBLAS to thread them itself (more than :data:`BLAS_THREADED_FLOPS`
-    multiply–adds for the largest one): then both routes wait on the same
-    BLAS calls and the engine's chunking and threading rule
-    (:func:`plan`) is the tested one.
+    The compiled path pays no Python per step, so it runs every explicit
+    problem it can take (the engine pays about 0.15 ms a step for the whole
+    batch, shared by its instances, and allocates the flow's temporaries at
+    every evaluation). Its loops hold no GIL, and each thread integrates a
+    contiguous range of instances:
 
-    Threads: the compiled loops hold no GIL, so a second thread pays as soon
-    as the batch's work outweighs starting it (about 0.1 ms): one thread per
-    core when ``K (total_flops + D)`` is at least :data:`COMPILED_THREAD_WORK`
-    (two instances of the 1 x 16 row), else one.
+    * when the flow's largest matrix product has more than
+      :data:`BLAS_THREADED_FLOPS` multiply–adds, OpenBLAS runs each product on
+      all cores itself, and a second loop thread would only contend with it
+      (measured, FA ``16 x 128``: two loop threads 1.5–2x slower than one): one
+      thread;
+    * otherwise a second thread pays as soon as the batch's work outweighs
+      starting it (about 0.1 ms): one thread per core when
+      ``K (total_flops + D)`` is at least :data:`COMPILED_THREAD_WORK` (two
+      instances of the 1 x 16 row), else one.
 
     Parameters
     ----------
@@ -135,13 +132,14 @@ def plan_kernel(K: int, D: int, flops: int, total_flops: int = 0, threads: int |
 
     Returns
     -------
-    compiled : bool
-        Whether to run the compiled path.
-    threads : int
-        Threads for it: the instances are split into that many contiguous
-        ranges (bit-identical results for any count).
+    int
+        Threads for the compiled path: the instances are split into that many
+        contiguous ranges (bit-identical results for any count).
     """
     K = max(int(K), 1)
     if threads is None:
-        threads = cores() if K * (int(total_flops) + int(D)) >= COMPILED_THREAD_WORK else 1
-    return flops <= BLAS_THREADED_FLOPS, max(1, min(threads, K))
+        if int(flops) > BLAS_THREADED_FLOPS:
+            threads = 1
+        else:
+            threads = cores() if K * (int(total_flops) + int(D)) >= COMPILED_THREAD_WORK else 1
+    return max(1, min(int(threads), K))
