@@ -361,3 +361,34 @@ def test_compiled_threads_rule():
     work = schedule.COMPILED_THREAD_WORK
     assert schedule.compiled_threads(64, work, 512, 1024) == min(schedule.cores(), 64)
     assert schedule.compiled_threads(3, work, 512, 1024, threads=8) == 3  # at most one per instance
+
+
+@pytest.mark.parametrize("name", ["BP", "FA", "DFA"])
+@pytest.mark.parametrize("whitened", [True, False])
+def test_large_products_fold_their_use_into_blas(name, whitened):
+    """Products above BLAS_IN_PLACE_FLOPS: E = Σyx − W Σxx is one dgemm with β = 1 on a copy of Σyx, and
+    an output leaf that is a product is written by its dgemm, times h; the run agrees with the engine."""
+    n = 66
+    assert n**3 > compiled_mod.BLAS_IN_PLACE_FLOPS
+    rng = np.random.default_rng(8)
+    K, widths = 2, (n, n, n)
+    rule = _rules(rng, widths, K)[name]
+    sxx = None
+    if not whitened:
+        x = rng.standard_normal((K, n, 2 * n))
+        sxx = x @ np.swapaxes(x, -1, -2) / (2 * n)
+    task = linfa.Task.teacher(rng.standard_normal((K, n, n)) / np.sqrt(n), sxx=sxx)
+    w0 = linfa.DeepLinear(widths).gaussian(rng, 0.1, batch=(K,))
+    ts = np.array([0.0, 1.0, 2.0])
+    plan, why = _plan(rule, task, w0, ts)
+    assert plan is not None, why
+    ops = {tuple(r) for r in plan.fused[:, [0, 7]].tolist()}
+    flags = [fl for op, fl in ops if op == compiled_mod.GEMM]
+    assert any(fl & compiled_mod.ACCUMULATE and fl & compiled_mod.NEGATE for fl in flags)  # Σyx − W Σxx
+    assert any(op == compiled_mod.COPY for op, _ in ops)
+    assert plan.direct.sum() == 2  # both weight flows are products: δ_1 x^T-like, E W_1^T
+    kw = dict(saveat=ts, rtol=1e-8, atol=1e-10, method="tsit5")
+    a = linfa.solve(rule, task, w0, 2.0, **kw)
+    b = linfa.solve(rule, task, w0, 2.0, kernel="numpy", **kw)
+    assert a.stats["kernel"] == "compiled"
+    _assert_same(a, b, rtol=1e-11)

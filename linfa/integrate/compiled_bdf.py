@@ -128,7 +128,6 @@ else runs on the numpy ``bdf`` (``kernel="compiled"`` then raises, saying why).
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import math
 import queue
@@ -136,7 +135,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from numba.extending import get_cython_function_address
 from threadpoolctl import threadpool_limits
 
 from linfa import dual
@@ -152,6 +150,7 @@ from linfa.integrate.compiled import (
     _nmax,
     _nmin,
     _spacing,
+    fortran_routine,
     plan_field,
 )
 from linfa.integrate.problem import Problem, Raw
@@ -171,8 +170,7 @@ JACOBIAN_ENTRIES = 2**20
 # --------------------------------------------------------------------------- LAPACK
 def _lapack(name: str, n_args: int) -> Any:
     """The Fortran LAPACK routine ``name`` of scipy (every argument a pointer), as a ctypes function."""
-    addr = get_cython_function_address("scipy.linalg.cython_lapack", name)
-    return ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n_args))(addr)
+    return fortran_routine("scipy.linalg.cython_lapack", name, n_args)
 
 
 @functools.cache
