@@ -5,9 +5,9 @@ feedback entries N(0, 1/n), initial weights N(0, 1e-6), K independent
 instances, t in [0, 20], rtol 1e-6, atol 1e-9, ``tsit5``. Routes, interleaved
 in one process (the order rotated from one repetition to the next, and
 :data:`SETTLE` seconds of rest before each call, so that no route always
-starts while the one before it still has threads spinning): linfa's default call (no ``threads=``, no ``kernel=``: the
-compiled path or the numpy engine, as :func:`linfa.integrate.schedule.plan_kernel`
-chooses; the column says which), the default with ``threads=1``, the numpy
+starts while the one before it still has threads spinning): linfa's default call (no ``threads=``,
+no ``kernel=``: the compiled path wherever it applies; the column says which route ran), the default
+with ``threads=1``, the numpy
 engine forced (``kernel="numpy"``, its default threads), and JAX + diffrax
 (Tsit5 + PIDController, ``vmap`` over the instances, ``jit``-compiled before
 timing: compile time not counted) when ``jax`` and ``diffrax`` are installed
@@ -20,8 +20,8 @@ against diffrax, and the largest relative difference of final states between
 linfa and diffrax. Best-of-N alone cannot tell a small difference from the
 machine's noise (on a shared 2-core VM the same computation varies by 10%
 or more within minutes), so each row also prints the *paired* speed ratio:
-the default call and diffrax run in the same repetition, one right after
-the other, so a slow spell of the machine hits both; the geometric mean of
+the default call and diffrax run in the same repetition, a few seconds
+apart at most, so a slow spell of the machine tends to hit both; the geometric mean of
 the N per-repetition ratios diffrax / default with a 95% t-interval on their
 logarithms, and the verdict it supports: ``faster`` or ``slower`` when the
 interval excludes 1, ``tie`` when it does not (use ``--repeat 9`` or more

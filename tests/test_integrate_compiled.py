@@ -392,3 +392,61 @@ def test_large_products_fold_their_use_into_blas(name, whitened):
     b = linfa.solve(rule, task, w0, 2.0, kernel="numpy", **kw)
     assert a.stats["kernel"] == "compiled"
     _assert_same(a, b, rtol=1e-11)
+
+
+def _large_ops(t, y, a):
+    """70 x 70 products (above BLAS_IN_PLACE_FLOPS): folds of X - P, P + X and X + P; products that must
+    not fold (read twice, P - P, P minus a scalar); both operands transposed; a product as an output leaf."""
+    w, v = y
+    A = a[0]
+    p1 = _T(w) @ _T(v)  # both stored transposed, read twice: a plain GEMM
+    e = A - p1 @ w  # X - P
+    f = w @ v + A  # P + X
+    g = A + v @ w  # X + P
+    q = A @ v
+    z = q - q  # P - P: not folded
+    s = v @ A - 2.0  # P minus a scalar: not folded
+    return (e + f + g + z + s + p1, w @ A)  # the second leaf is a product: written times h by dgemm
+
+
+def test_fused_tape_matches_the_field_and_folds_what_it_may():
+    n, m = 70, 2
+    assert n**3 > compiled_mod.BLAS_IN_PLACE_FLOPS
+    cores, arg_shapes = [(n, n), (n, n)], [(n, n)]
+    tape = trace_mod.trace(_large_ops, cores, arg_shapes, m)
+    rng = np.random.default_rng(6)
+    y = rng.standard_normal((m, 2 * n * n)) / np.sqrt(n)
+    args = rng.standard_normal((m, n * n))
+    t = rng.standard_normal(m)
+    plan = compiled_mod.Plan(tape, args, np.array([0, n * n]), np.array([n * n, n * n]))
+    code = plan.fused
+    gemm = code[code[:, 0] == compiled_mod.GEMM]
+    fl = gemm[:, 7]
+    acc = fl & compiled_mod.ACCUMULATE != 0
+    assert acc.sum() == 3 and (acc & (fl & compiled_mod.NEGATE != 0)).sum() == 1  # e, f, g; only e negated
+    assert (code[:, 0] == compiled_mod.COPY).sum() == 3
+    assert ((fl & 3) == 3).any()  # p1: both operands read transposed by dgemm
+    assert plan.direct.tolist() == [False, True] and (fl & compiled_mod.TO_LEAF != 0).sum() == 1
+    assert (code[:, 0] == trace_mod.MATMUL).sum() == 0  # every product here is large: all go to dgemm
+    a = (args.reshape(m, n, n),)
+    field = _large_ops(t, (y[:, : n * n].reshape(m, n, n), y[:, n * n :].reshape(m, n, n)), a)
+    want = np.concatenate([o.reshape(m, -1) for o in field], axis=1)
+    got = plan.evaluate(y, args, t, fused=True)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+    np.testing.assert_allclose(plan.evaluate(y, args, t), want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+
+
+def test_a_product_returned_as_two_leaves_is_not_written_by_dgemm():
+    n, m = 70, 1
+    tape = trace_mod.trace(lambda t, y, a: _twice(y), [(n, n), (n, n)], [], m)
+    plan = compiled_mod.Plan(tape, np.zeros((m, 0)), np.array([0, n * n]), np.array([n * n, n * n]))
+    assert not plan.direct.any()
+    y = np.random.default_rng(7).standard_normal((m, 2 * n * n))
+    p = y[0, : n * n].reshape(n, n) @ y[0, n * n :].reshape(n, n)
+    got = plan.evaluate(y, np.zeros((m, 0)), np.zeros(m), fused=True)
+    np.testing.assert_allclose(got[0], np.concatenate([p.ravel(), p.ravel()]), rtol=1e-12, atol=1e-12 * abs(p).max())
+
+
+def _twice(y):
+    p = y[0] @ y[1]
+    return (p, p)

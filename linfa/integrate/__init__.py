@@ -18,7 +18,7 @@ with leading batch axes. The rule-level front end (:func:`linfa.solve`,
 * :mod:`~linfa.integrate.linsolve` — the stiff methods' per-instance dense LU
   (one BLAS thread, the instances on threads);
 * :mod:`~linfa.integrate.controller` — :class:`StepSizeController` (tolerances, step rule);
-* :mod:`~linfa.integrate.schedule` — compiled path or numpy engine, threads and chunks, by default;
+* :mod:`~linfa.integrate.schedule` — the compiled path's threads; the numpy engine's threads and chunks;
 * :mod:`~linfa.integrate.trace` and :mod:`~linfa.integrate.compiled` — the compiled path: the
   field traced once into a tape of matrix operations, each instance integrated by one numba loop;
 * :mod:`~linfa.integrate.events` — :class:`Event`, :func:`norm_above`, :func:`flow_below`;

@@ -222,7 +222,7 @@ def integrate(
 
         plan, why = compiled.plan_compiled(problem, rk, check=False)
         if plan is not None:
-            why = compiled.check_plan(problem, plan)  # the tape against the field, once
+            why = compiled.check_plan(problem, plan, fused=True)  # the tape against the field, once
             if not why:
                 n_threads = schedule.compiled_threads(problem.K, layout.D, plan.tape.max_product(),
                                                       plan.tape.matmul_flops(), threads)
