@@ -32,13 +32,17 @@ def _lotka_volterra(t, y, a):
     return (u * (a[0] - v), v * (u - a[0]))
 
 
+@pytest.mark.parametrize("small_state", [None, 0])
 @pytest.mark.parametrize("method", ["tsit5", "dopri5"])
 @pytest.mark.parametrize("field", [_van_der_pol, _lotka_volterra])
-def test_elementwise_fields_are_bit_for_bit_the_engines(field, method):
+def test_elementwise_fields_are_bit_for_bit_the_engines(field, method, small_state, monkeypatch):
     """Where the tape computes the field as numpy does (no matrix product), every other operation of the
     step is done alike on both routes (the stage sums, the error norm's partial sums, libm's pow), so the
     steps, the final states and the states saved from the dense output are identical to the last bit
-    (hundreds of steps, accepted and rejected)."""
+    (hundreds of steps, accepted and rejected); with the loop's own combinations (small states, the
+    default here) and with the engine's kernels (``SMALL_STATE = 0``)."""
+    if small_state is not None:
+        monkeypatch.setattr(compiled_mod, "SMALL_STATE", small_state)
     K = 4
     y0 = (np.linspace(0.5, 2, K)[:, None], np.linspace(0.0, 1.0, K)[:, None] + 0.5 * (field is _lotka_volterra))
     args = (np.linspace(0.5, 3, K)[:, None],)

@@ -74,15 +74,15 @@ from numba.extending import get_cython_function_address
 from threadpoolctl import threadpool_limits
 
 from linfa.integrate._engine import STIFF_FRACTION
-from linfa.integrate._kernels import _compiled, lincomb_nz, scaled_error
+from linfa.integrate._kernels import _compiled, _scale, lincomb_nz, scaled_error, sum_squares
 from linfa.integrate.methods import AbstractRungeKutta, _PolynomialDense
 from linfa.integrate.problem import Problem, Raw
 from linfa.integrate.schedule import BLAS_THREADED_FLOPS
 from linfa.integrate.solution import Status
 from linfa.integrate.trace import OPS, Tape, Untraceable, trace, validate
 
-__all__ = ["ACCUMULATE", "BLAS_IN_PLACE_FLOPS", "BLAS_MIN_FLOPS", "COPY", "GEMM", "NEGATE", "TO_LEAF", "Plan",
-           "check_plan", "fortran_routine", "fuse", "method_support", "plan_compiled", "plan_field", "run"]
+__all__ = ["ACCUMULATE", "BLAS_IN_PLACE_FLOPS", "BLAS_MIN_FLOPS", "COPY", "GEMM", "NEGATE", "SMALL_STATE", "TO_LEAF",
+           "Plan", "check_plan", "fortran_routine", "fuse", "method_support", "plan_compiled", "plan_field", "run"]
 
 
 # --------------------------------------------------------------------------- the interpreter
@@ -91,6 +91,11 @@ BLAS_MIN_FLOPS = 512
 #: Products with more multiply–adds than this read a stored transpose in place (no copy into ``tmp``), and
 #: the explicit loop calls ``dgemm`` for them with its α and β (:func:`fuse`).
 BLAS_IN_PLACE_FLOPS = 2**18
+#: States of at most this many entries form their combinations in the loop itself, one term a pass
+#: (:func:`_combine_rows`): a call of the engine's kernels costs more than such a pass (about 0.3 µs a step
+#: for the five stage inputs of ``tsit5`` at 32 entries, against 0.06 µs). Larger states take the kernels
+#: (:func:`~linfa.integrate._kernels.lincomb_nz`, four terms a pass). Same arithmetic, same bits either way.
+SMALL_STATE = 2048
 #: Op codes of a fused tape (:func:`fuse`), besides the tape's own (:data:`linfa.integrate.trace.OPS`).
 GEMM, COPY = 8, 9
 #: Flags of a ``GEMM`` row (bits 0 and 1 as ``MATMUL``'s): ``β = 1`` (add to what ``out`` holds), ``α = -1``,
@@ -131,6 +136,11 @@ def fuse(tape: Tape, leaf_size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     direct : ndarray of bool, shape (n_leaves,)
         The leaves the products write themselves.
     """
+    n_leaves = len(leaf_size)
+    mm = tape.code[tape.code[:, 0] == MATMUL_OP]
+    if not (mm[:, 4] * mm[:, 5] * mm[:, 6] > BLAS_IN_PLACE_FLOPS).any():  # nothing to fuse: the tape as it is
+        plain = np.concatenate([tape.code, np.full((tape.code.shape[0], 1), -1, dtype=np.int64)], axis=1)
+        return plain, np.zeros(n_leaves, dtype=np.bool_)
     rows = tape.code.tolist()
     leaves = [(int(o), int(o) + int(z)) for o, z in zip(tape.out_off.tolist(), leaf_size.tolist(), strict=True)]
 
@@ -261,87 +271,81 @@ def _matmul(ws: np.ndarray, out: int, a: int, b: int, m: int, k: int, n: int, fl
 def _eval_tape(code: np.ndarray, ws: np.ndarray, tmp: np.ndarray) -> None:  # pragma: no cover
     """Run the tape's operations on one instance's workspace ``ws`` (``tmp``: scratch for a transpose)."""
     for r in range(code.shape[0]):
-        _eval_op(code, r, ws, tmp)
-
-
-@_compiled
-def _eval_op(code: np.ndarray, r: int, ws: np.ndarray, tmp: np.ndarray) -> None:  # pragma: no cover
-    """Run operation ``r`` of the tape (a row of :attr:`~linfa.integrate.trace.Tape.code`) on ``ws``."""
-    op = code[r, 0]
-    out = code[r, 1]
-    a = code[r, 2]
-    b = code[r, 3]
-    m = code[r, 4]
-    k = code[r, 5]
-    n = code[r, 6]
-    fl = code[r, 7]
-    if op == 0:
-        _matmul(ws, out, a, b, m, k, n, fl, tmp)
-    elif op <= 4:  # ADD, SUB, MUL, DIV with a scalar operand broadcast (stride 0)
-        O = ws[out : out + n]
-        if fl == 0:
+        op = code[r, 0]
+        out = code[r, 1]
+        a = code[r, 2]
+        b = code[r, 3]
+        m = code[r, 4]
+        k = code[r, 5]
+        n = code[r, 6]
+        fl = code[r, 7]
+        if op == 0:
+            _matmul(ws, out, a, b, m, k, n, fl, tmp)
+        elif op <= 4:  # ADD, SUB, MUL, DIV with a scalar operand broadcast (stride 0)
+            O = ws[out : out + n]
+            if fl == 0:
+                X = ws[a : a + n]
+                Y = ws[b : b + n]
+                if op == 1:
+                    for i in range(n):
+                        O[i] = X[i] + Y[i]
+                elif op == 2:
+                    for i in range(n):
+                        O[i] = X[i] - Y[i]
+                elif op == 3:
+                    for i in range(n):
+                        O[i] = X[i] * Y[i]
+                else:
+                    for i in range(n):
+                        O[i] = X[i] / Y[i]
+            elif fl == 1:  # a scalar first operand
+                x = ws[a]
+                Y = ws[b : b + n]
+                if op == 1:
+                    for i in range(n):
+                        O[i] = x + Y[i]
+                elif op == 2:
+                    for i in range(n):
+                        O[i] = x - Y[i]
+                elif op == 3:
+                    for i in range(n):
+                        O[i] = x * Y[i]
+                else:
+                    for i in range(n):
+                        O[i] = x / Y[i]
+            else:  # a scalar second operand (or both scalars)
+                X = ws[a : a + (1 if fl & 1 else n)]
+                y = ws[b]
+                sa = 0 if fl & 1 else 1
+                if op == 1:
+                    for i in range(n):
+                        O[i] = X[i * sa] + y
+                elif op == 2:
+                    for i in range(n):
+                        O[i] = X[i * sa] - y
+                elif op == 3:
+                    for i in range(n):
+                        O[i] = X[i * sa] * y
+                else:
+                    for i in range(n):
+                        O[i] = X[i * sa] / y
+        elif op == 5:  # NEG
+            O = ws[out : out + n]
             X = ws[a : a + n]
-            Y = ws[b : b + n]
-            if op == 1:
-                for i in range(n):
-                    O[i] = X[i] + Y[i]
-            elif op == 2:
-                for i in range(n):
-                    O[i] = X[i] - Y[i]
-            elif op == 3:
-                for i in range(n):
-                    O[i] = X[i] * Y[i]
-            else:
-                for i in range(n):
-                    O[i] = X[i] / Y[i]
-        elif fl == 1:  # a scalar first operand
-            x = ws[a]
-            Y = ws[b : b + n]
-            if op == 1:
-                for i in range(n):
-                    O[i] = x + Y[i]
-            elif op == 2:
-                for i in range(n):
-                    O[i] = x - Y[i]
-            elif op == 3:
-                for i in range(n):
-                    O[i] = x * Y[i]
-            else:
-                for i in range(n):
-                    O[i] = x / Y[i]
-        else:  # a scalar second operand (or both scalars)
-            X = ws[a : a + (1 if fl & 1 else n)]
-            y = ws[b]
-            sa = 0 if fl & 1 else 1
-            if op == 1:
-                for i in range(n):
-                    O[i] = X[i * sa] + y
-            elif op == 2:
-                for i in range(n):
-                    O[i] = X[i * sa] - y
-            elif op == 3:
-                for i in range(n):
-                    O[i] = X[i * sa] * y
-            else:
-                for i in range(n):
-                    O[i] = X[i * sa] / y
-    elif op == 5:  # NEG
-        O = ws[out : out + n]
-        X = ws[a : a + n]
-        for i in range(n):
-            O[i] = -X[i]
-    elif op == 6:  # SIGN (NaN stays NaN, as numpy's)
-        O = ws[out : out + n]
-        X = ws[a : a + n]
-        for i in range(n):
-            x = X[i]
-            O[i] = 1.0 if x > 0 else (-1.0 if x < 0 else (0.0 if x == 0 else x))
-    else:  # TRANSPOSE: stored (m, n) -> (n, m)
-        O = ws[out : out + m * n]
-        X = ws[a : a + m * n]
-        for i in range(m):
-            for j in range(n):
-                O[j * m + i] = X[i * n + j]
+            for i in range(n):
+                O[i] = -X[i]
+        elif op == 6:  # SIGN (NaN stays NaN, as numpy's)
+            O = ws[out : out + n]
+            X = ws[a : a + n]
+            for i in range(n):
+                x = X[i]
+                O[i] = 1.0 if x > 0 else (-1.0 if x < 0 else (0.0 if x == 0 else x))
+        else:  # TRANSPOSE: stored (m, n) -> (n, m)
+            O = ws[out : out + m * n]
+            X = ws[a : a + m * n]
+            for i in range(m):
+                for j in range(n):
+                    O[j * m + i] = X[i * n + j]
 
 
 @_compiled
@@ -373,9 +377,19 @@ def _gemm(ws: np.ndarray, C: np.ndarray, a: int, b: int, m: int, k: int, n: int,
 def _eval_fused(code: np.ndarray, ws: np.ndarray, tmp: np.ndarray, h: float, f: np.ndarray,
                 leaf_off: np.ndarray, dgemm: Any, isc: np.ndarray, dsc: np.ndarray,
                 csc: np.ndarray) -> None:  # pragma: no cover
-    """Run a fused tape (:func:`fuse`) on ``ws``; a product flagged as output leaf ``q`` goes to ``f``, times ``h``."""
-    for r in range(code.shape[0]):
+    """Run a fused tape (:func:`fuse`) on ``ws``; a product flagged as output leaf ``q`` goes to ``f``, times ``h``.
+
+    The tape's own operations run in stretches by :func:`_eval_tape` (one call for a tape with nothing fused).
+    """
+    r0 = 0
+    n_rows = code.shape[0]
+    for r in range(n_rows):
         op = code[r, 0]
+        if op < GEMM:
+            continue
+        if r > r0:
+            _eval_tape(code[r0:r], ws, tmp)
+        r0 = r + 1
         if op == GEMM:
             out = code[r, 1]
             m = code[r, 4]
@@ -390,13 +404,13 @@ def _eval_fused(code: np.ndarray, ws: np.ndarray, tmp: np.ndarray, h: float, f: 
             else:
                 _gemm(ws, ws[out : out + m * n], code[r, 2], code[r, 3], m, code[r, 5], n, fl, alpha, beta, dgemm,
                       isc, dsc, csc)
-        elif op == COPY:
+        else:  # COPY
             out = code[r, 1]
             a = code[r, 2]
             for i in range(code[r, 6]):
                 ws[out + i] = ws[a + i]
-        else:
-            _eval_op(code, r, ws, tmp)
+    if r0 < n_rows:
+        _eval_tape(code[r0:], ws, tmp)
 
 
 @_compiled
@@ -578,6 +592,23 @@ def _combine(coef: np.ndarray, rows: np.ndarray, n_rows: int, out: np.ndarray) -
     return not first
 
 
+@_compiled
+def _combine_rows(nz_idx: np.ndarray, nz_coef: np.ndarray, nz_n: np.ndarray, r: int, R: np.ndarray,
+                  out: np.ndarray) -> None:  # pragma: no cover
+    """``out = Σ_t nz_coef[r, t] R[nz_idx[r, t]]`` over ``t < nz_n[r]`` (at least one), one term a pass,
+    each element summed left to right: what :func:`~linfa.integrate._kernels.lincomb_nz` computes."""
+    D = out.shape[0]
+    j = nz_idx[r, 0]
+    c = nz_coef[r, 0]
+    for i in range(D):
+        out[i] = R[j, i] * c
+    for t in range(1, nz_n[r]):
+        j = nz_idx[r, t]
+        c = nz_coef[r, t]
+        for i in range(D):
+            out[i] = out[i] + R[j, i] * c
+
+
 # --------------------------------------------------------------------------- the integration
 @_compiled
 def _solve_range(lo: int, hi: int, code: np.ndarray, template: np.ndarray, tmp_size: int, iprm: np.ndarray,
@@ -589,7 +620,7 @@ def _solve_range(lo: int, hi: int, code: np.ndarray, template: np.ndarray, tmp_s
                  dgemm: Any) -> None:  # pragma: no cover
     """Integrate the instances ``lo..hi-1`` (see the module docstring; outputs written in their rows).
 
-    ``iprm = [D, A, max_steps, error_order, stiff_check]``; ``prm = [t0, t1,
+    ``iprm = [D, A, max_steps, error_order, stiff_check, small_state]``; ``prm = [t0, t1,
     rtol, atol, safety, min_factor, max_factor, dt0 (NaN: chosen), stiff
     threshold h ρ]``; ``Bm (S,)``, ``Cm (S,)``, ``Pm (S + 1, q)``. The state and the scaled
     stages are the rows ``[y, hk_0, ..., hk_S]`` of one ``(S + 2, D)`` buffer, as in the engine,
@@ -604,6 +635,7 @@ def _solve_range(lo: int, hi: int, code: np.ndarray, template: np.ndarray, tmp_s
     max_steps = iprm[2]
     q_err = iprm[3]
     stiff_check = iprm[4] != 0
+    small = D <= iprm[5]  # combinations in the loop (else the engine's kernels): see SMALL_STATE
     t0 = prm[0]
     t1 = prm[1]
     rtol = prm[2]
@@ -705,19 +737,30 @@ def _solve_range(lo: int, hi: int, code: np.ndarray, template: np.ndarray, tmp_s
             else:
                 hs = h
             for s in range(1, S):  # each stage input is built in the workspace, where the tape reads it
-                lincomb_nz(nz_idx[s, : nz_n[s]], nz_coef[s, : nz_n[s]], R, X)
+                if small:
+                    _combine_rows(nz_idx, nz_coef, nz_n, s, R, X)
+                else:
+                    lincomb_nz(nz_idx[s, : nz_n[s]], nz_coef[s, : nz_n[s]], R, X)
                 _field_scaled(code, ws, tmp, t_off, out_off, leaf_off, leaf_size, direct, t + Cm[s] * hs, hs, hk[s],
                               dgemm, isc, dsc, csc)
             if stiff_check and nacc + nrej + 1 >= max_steps:  # the last stage input, for the stiffness test
                 for i in range(D):
                     ytmp[i] = X[i]
-            lincomb_nz(nz_idx[S, : nz_n[S]], nz_coef[S, : nz_n[S]], R, ynew)
+            if small:
+                _combine_rows(nz_idx, nz_coef, nz_n, S, R, ynew)
+            else:
+                lincomb_nz(nz_idx[S, : nz_n[S]], nz_coef[S, : nz_n[S]], R, ynew)
             t_new = t1 if last else t + hs
             _field_scaled(code, ws, tmp, t_off, out_off, leaf_off, leaf_size, direct, t_new, hs, hk[S],
                           dgemm, isc, dsc, csc)
             nfev += S
             # scaled error and its RMS norm
-            if nz_n[0]:  # as the engine: the estimate over the scale, in one pass, and its sum of squares
+            if nz_n[0] and small:  # scaled_error's arithmetic, in the loop
+                _combine_rows(nz_idx, nz_coef, nz_n, 0, R, f)
+                for i in range(D):
+                    f[i] = f[i] / _scale(y[i], ynew[i], rtol, atol)
+                sq = sum_squares(f)
+            elif nz_n[0]:  # as the engine: the estimate over the scale, in one pass, and its sum of squares
                 scaled_error(nz_idx[0, : nz_n[0]], nz_coef[0, : nz_n[0]], R, y, ynew, rtol, atol, f, sq1)
                 sq = sq1[0]
             else:
@@ -833,6 +876,8 @@ class Plan:
         mm = tape.code[tape.code[:, 0] == 0]
         self.tmp_size = int(np.max(mm[:, 5] * mm[:, 6], initial=1))
         self.fused, self.direct = fuse(tape, leaf_size)
+        #: Whether the fused tape differs from the tape (it does only where a product is large).
+        self.fuses = bool((self.fused[:, 0] >= GEMM).any())
 
     def evaluate(self, y: np.ndarray, args: np.ndarray, t: np.ndarray, *, fused: bool = False) -> np.ndarray:
         """The compiled interpreter on ``y (m, D)``, ``args (m, A)``, ``t (m,)``: the flow ``(m, D)``.
@@ -931,7 +976,7 @@ def check_plan(p: Problem, plan: Plan, *, fused: bool = False) -> str:
     serial = threadpool_limits(1, user_api="blas") if plan.tape.max_product() > BLAS_THREADED_FLOPS else nullcontext()
     with serial:
         got = plan.evaluate(p.y0[:1], plan.args[:1], t)
-        got_fused = plan.evaluate(p.y0[:1], plan.args[:1], t, fused=True) if fused else None
+        got_fused = plan.evaluate(p.y0[:1], plan.args[:1], t, fused=True) if fused and plan.fuses else None
         with np.errstate(all="ignore"):
             want = p.vf(t, layout.views(p.y0[:1]), p.make_args(np.arange(1)).current())
     want = want if isinstance(want, tuple | list) else ()
@@ -942,6 +987,7 @@ def check_plan(p: Problem, plan: Plan, *, fused: bool = False) -> str:
     return ""
 
 
+@functools.lru_cache(maxsize=64)
 def _combinations(m: AbstractRungeKutta) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The loop's combinations of the rows ``[y, hk_0, ..., hk_S]``: ``(nz_idx, nz_coef, nz_n)``.
 
@@ -950,6 +996,7 @@ def _combinations(m: AbstractRungeKutta) -> tuple[np.ndarray, np.ndarray, np.nda
     estimate ``Σ_j e_j hk_j`` (``r = 0``), the input ``y + Σ_{j<s} a_sj hk_j``
     of stage ``s`` (``r = s``, ``1 <= s < S``), and the new state
     ``y + Σ_j b_j hk_j`` (``r = S``): the engine's combinations, term for term.
+    Cached per method object (the loop only reads them).
     """
     S = m.n_stages
     weights = [np.concatenate(([0.0], np.asarray(m.error_weights[0], dtype=np.float64)))]
@@ -983,7 +1030,7 @@ def run(p: Problem, m: AbstractRungeKutta, plan: Plan, threads: int = 1) -> Raw:
     P = np.zeros((S + 1, np.shape(m.P)[1]))
     P[: np.shape(m.P)[0]] = m.P
     stiff_check = S >= 2 and float(m.C[S - 1]) == 1.0
-    iprm = np.array([tp.D, tp.A, p.max_steps, m.error_order, int(stiff_check)], dtype=np.int64)
+    iprm = np.array([tp.D, tp.A, p.max_steps, m.error_order, int(stiff_check), SMALL_STATE], dtype=np.int64)
     prm = np.array([p.t0, p.t1, c.rtol, c.atol, c.safety, c.min_factor, c.max_factor,
                     np.nan if c.dt0 is None else c.dt0, STIFF_FRACTION * m.stability_limit])
     t_final = np.empty(K)
