@@ -79,7 +79,7 @@ from linfa.integrate.methods import AbstractRungeKutta, _PolynomialDense
 from linfa.integrate.problem import Problem, Raw
 from linfa.integrate.schedule import BLAS_THREADED_FLOPS
 from linfa.integrate.solution import Status
-from linfa.integrate.trace import OPS, Tape, Untraceable, trace, validate
+from linfa.integrate.trace import ADD, DIV, MATMUL, SUB, TRANSPOSE, Tape, Untraceable, trace, validate
 
 __all__ = ["ACCUMULATE", "BLAS_IN_PLACE_FLOPS", "BLAS_MIN_FLOPS", "COPY", "GEMM", "NEGATE", "SMALL_STATE", "TO_LEAF",
            "Plan", "check_plan", "fortran_routine", "fuse", "method_support", "plan_compiled", "plan_field", "run"]
@@ -101,9 +101,6 @@ GEMM, COPY = 8, 9
 #: Flags of a ``GEMM`` row (bits 0 and 1 as ``MATMUL``'s): ``β = 1`` (add to what ``out`` holds), ``α = -1``,
 #: and "write output leaf ``code[r, 8]`` of ``f``, times ``h``" instead of the workspace.
 ACCUMULATE, NEGATE, TO_LEAF = 4, 8, 16
-
-
-MATMUL_OP, ADD_OP, SUB_OP = OPS["MATMUL"], OPS["ADD"], OPS["SUB"]
 
 
 # --------------------------------------------------------------------------- fusing products with their use
@@ -137,7 +134,7 @@ def fuse(tape: Tape, leaf_size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         The leaves the products write themselves.
     """
     n_leaves = len(leaf_size)
-    mm = tape.code[tape.code[:, 0] == MATMUL_OP]
+    mm = tape.code[tape.code[:, 0] == MATMUL]
     if not (mm[:, 4] * mm[:, 5] * mm[:, 6] > BLAS_IN_PLACE_FLOPS).any():  # nothing to fuse: the tape as it is
         plain = np.concatenate([tape.code, np.full((tape.code.shape[0], 1), -1, dtype=np.int64)], axis=1)
         return plain, np.zeros(n_leaves, dtype=np.bool_)
@@ -146,17 +143,17 @@ def fuse(tape: Tape, leaf_size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     def reads(row: list[int]) -> list[tuple[int, int]]:
         op, _, a, b, m, k, n, fl = row
-        if op == MATMUL_OP:
+        if op == MATMUL:
             return [(a, a + m * k), (b, b + k * n)]
-        if op <= 4:
+        if ADD <= op <= DIV:
             return [(a, a + (1 if fl & 1 else n)), (b, b + (1 if fl & 2 else n))]
-        return [(a, a + (m * n if op == 7 else n))]
+        return [(a, a + (m * n if op == TRANSPOSE else n))]
 
     def overlaps(lo: int, hi: int, spans: list[tuple[int, int]]) -> bool:
         return any(lo < e and s < hi for s, e in spans)
 
     def large(row: list[int]) -> bool:
-        return row[0] == MATMUL_OP and row[4] * row[5] * row[6] > BLAS_IN_PLACE_FLOPS
+        return row[0] == MATMUL and row[4] * row[5] * row[6] > BLAS_IN_PLACE_FLOPS
 
     def readers(lo: int, hi: int) -> int:
         return sum(overlaps(lo, hi, reads(r)) for r in rows) + sum(overlaps(lo, hi, [sp]) for sp in leaves)
@@ -164,15 +161,15 @@ def fuse(tape: Tape, leaf_size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     producer = {row[1]: q for q, row in enumerate(rows) if large(row)}
     folded: dict[int, tuple[int, int, int]] = {}  # sum row -> (product row, the other operand, flags)
     for r, (op, _, a, b, _, _, n, fl) in enumerate(rows):
-        if op not in (ADD_OP, SUB_OP) or fl:
+        if op not in (ADD, SUB) or fl:
             continue
-        for p, x in ((b, a),) if op == SUB_OP else ((b, a), (a, b)):
+        for p, x in ((b, a),) if op == SUB else ((b, a), (a, b)):
             q = producer.get(p)
             if q is None or q in {v[0] for v in folded.values()}:
                 continue
             mm, nn = rows[q][4], rows[q][6]
             if mm * nn == n and readers(p, p + n) == 1 and not overlaps(x, x + n, [(p, p + n)]):
-                folded[r] = (q, x, ACCUMULATE | (NEGATE if op == SUB_OP else 0))
+                folded[r] = (q, x, ACCUMULATE | (NEGATE if op == SUB else 0))
                 break
     moved = {v[0] for v in folded.values()}
     direct = np.zeros(len(leaves), dtype=np.bool_)
